@@ -1,0 +1,104 @@
+package gpu
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// member is the byte span of one member value in a JSON object.
+type member struct {
+	start, end int
+	found      bool
+}
+
+// scanObject checks that obj is one JSON object (and nothing else but
+// whitespace), and returns the span of the value of key at its top level and
+// whether the object has any members. When the key repeats, the last one
+// wins, as it does for the Python JSON parsers engines use.
+func scanObject(obj []byte, key string) (m member, members int, err error) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	tok, err := dec.Token()
+	if err != nil {
+		return member{}, 0, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return member{}, 0, errors.New("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return member{}, 0, err
+		}
+		k, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return member{}, 0, err
+		}
+		members++
+		if k == key {
+			end := int(dec.InputOffset())
+			m = member{start: end - len(raw), end: end, found: true}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return member{}, 0, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return member{}, 0, errors.New("data after the JSON object")
+	}
+	return m, members, nil
+}
+
+// withIncludeUsage returns body with stream_options.include_usage set to
+// true, so that the engine ends its stream with a usage chunk. Every other
+// byte of the body is kept as the client sent it: no field is reordered,
+// dropped or re-encoded. asked reports whether the client had already asked
+// for usage itself (then body is returned unchanged).
+func withIncludeUsage(body []byte) (out []byte, asked bool, err error) {
+	so, members, err := scanObject(body, "stream_options")
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if !so.found {
+		closing := bytes.LastIndexByte(body, '}')
+		ins := `"stream_options":{"include_usage":true}`
+		if members > 0 {
+			ins = "," + ins
+		}
+		return splice(body, closing, closing, ins), false, nil
+	}
+	val := body[so.start:so.end]
+	switch {
+	case string(val) == "null":
+		return splice(body, so.start, so.end, `{"include_usage":true}`), false, nil
+	case val[0] != '{':
+		return nil, false, fmt.Errorf("%w: stream_options is not an object", ErrBadRequest)
+	}
+	iu, n, err := scanObject(val, "include_usage")
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: stream_options: %w", ErrBadRequest, err)
+	}
+	if iu.found {
+		if string(val[iu.start:iu.end]) == "true" {
+			return body, true, nil
+		}
+		return splice(body, so.start+iu.start, so.start+iu.end, "true"), false, nil
+	}
+	ins := `"include_usage":true`
+	if n > 0 {
+		ins += ","
+	}
+	open := so.start + bytes.IndexByte(val, '{') + 1
+	return splice(body, open, open, ins), false, nil
+}
+
+// splice returns a new slice with b[i:j] replaced by s.
+func splice(b []byte, i, j int, s string) []byte {
+	out := make([]byte, 0, len(b)-(j-i)+len(s))
+	out = append(out, b[:i]...)
+	out = append(out, s...)
+	return append(out, b[j:]...)
+}

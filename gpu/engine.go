@@ -1,0 +1,134 @@
+// Package gpu is the worker's side of inference: it forwards OpenAI-style
+// requests to a local inference engine, streams the answer back chunk by
+// chunk and meters the token usage the engine reports.
+//
+// The [Engine] interface is what the worker role depends on. [HTTPEngine]
+// talks to any OpenAI-compatible engine (vLLM, SGLang, llama.cpp server,
+// Ollama); package builtin is a deterministic in-process engine for demos,
+// tests and benchmarks, and package gputest is a vLLM look-alike HTTP server
+// for tests. [WeightsDigest] computes the model digest a worker announces.
+//
+// Nothing in this package logs or formats prompt or completion text: error
+// values carry sizes, counts and statuses only.
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind is the OpenAI endpoint a request is for.
+type Kind int
+
+const (
+	// KindChat is /v1/chat/completions.
+	KindChat Kind = iota
+	// KindCompletion is /v1/completions.
+	KindCompletion
+)
+
+// Path returns the engine URL path of the endpoint.
+func (k Kind) Path() string {
+	switch k {
+	case KindChat:
+		return "/v1/chat/completions"
+	case KindCompletion:
+		return "/v1/completions"
+	default:
+		return ""
+	}
+}
+
+// String implements fmt.Stringer.
+func (k Kind) String() string {
+	switch k {
+	case KindChat:
+		return "chat"
+	case KindCompletion:
+		return "completion"
+	default:
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
+}
+
+// Request is one client request for the engine.
+type Request struct {
+	Kind Kind
+	// Body is the client's JSON body. It is passed through untouched, except
+	// that for streaming requests stream_options.include_usage is set to true
+	// so that the engine reports usage (see [HTTPEngine.Do]).
+	Body []byte
+	// Stream is the request's "stream" field, already parsed by the caller.
+	Stream bool
+}
+
+// Usage is the token usage of one request, as the engine reports it.
+// CachedTokens is a part of PromptTokens and ReasoningTokens a part of
+// CompletionTokens, as in the OpenAI usage object.
+type Usage struct {
+	PromptTokens     int64
+	CachedTokens     int64
+	CompletionTokens int64
+	ReasoningTokens  int64
+}
+
+// Chunk is one SSE `data:` payload (streaming) or the whole JSON body
+// (non-streaming).
+type Chunk struct {
+	// Data is only valid during the Sink call; callers copy it if they keep it.
+	Data []byte
+	// UsageOnly marks the final usage chunk of a stream (choices empty, usage
+	// set) that the engine sent only because we asked for it: the client's
+	// request did not set stream_options.include_usage. Callers drop it to give
+	// the client exactly the stream it asked for. When the client asked for
+	// usage itself the chunk is an ordinary one and UsageOnly is false.
+	UsageOnly bool
+}
+
+// Sink receives the chunks of an answer in order. An error stops the request.
+type Sink func(Chunk) error
+
+// Engine runs inference requests.
+type Engine interface {
+	// Do runs one request, calling sink for each chunk as the engine produces
+	// it, and returns the usage. It stops the engine request when ctx is
+	// cancelled or sink returns an error. The usage is returned as far as it
+	// is known even when err is not nil.
+	Do(ctx context.Context, req Request, sink Sink) (Usage, error)
+	// Health reports whether the engine answers (used to register and
+	// unregister the worker).
+	Health(ctx context.Context) error
+}
+
+var (
+	// ErrTruncated means the stream ended before the engine's [DONE] marker:
+	// the engine or the connection to it failed mid-answer.
+	ErrTruncated = errors.New("engine stream truncated")
+	// ErrNoUsage means the engine's answer carried no usage object, so the
+	// request cannot be metered.
+	ErrNoUsage = errors.New("engine answer has no usage")
+	// ErrEventTooLarge means one SSE event exceeded the configured maximum.
+	ErrEventTooLarge = errors.New("sse event too large")
+	// ErrBadRequest means the request body is not something the engine could
+	// be asked (not a JSON object, or stream_options is not an object).
+	// Callers answer the client with 400.
+	ErrBadRequest = errors.New("bad request body")
+	// ErrStalled means the engine sent nothing for longer than the idle
+	// timeout in the middle of an answer.
+	ErrStalled = errors.New("engine stalled")
+)
+
+// HTTPError is returned when the engine answered with a non-2xx status.
+// Status and Body (the engine's error JSON, bounded) are meant to be passed to
+// the client as they are. Error() does not include Body, because an engine's
+// error message may quote the request.
+type HTTPError struct {
+	Status int
+	Body   []byte
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("engine answered %d %s (%d byte body)", e.Status, http.StatusText(e.Status), len(e.Body))
+}

@@ -1,0 +1,129 @@
+package gpu
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestUsageOf(t *testing.T) {
+	testCases := map[string]struct {
+		in        string
+		want      Usage
+		wantOK    bool
+		noChoices bool
+		wantErr   bool
+	}{
+		"openai chat completion": {
+			in:     `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":3,"audio_tokens":0}}}`,
+			want:   Usage{PromptTokens: 19, CachedTokens: 4, CompletionTokens: 10, ReasoningTokens: 3},
+			wantOK: true,
+		},
+		"vllm usage chunk": {
+			in:        `{"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":16,"total_tokens":66,"completion_tokens":50}}`,
+			want:      Usage{PromptTokens: 16, CompletionTokens: 50},
+			wantOK:    true,
+			noChoices: true,
+		},
+		"choices with spaces are empty": {
+			in:        `{"choices":[ ],"usage":{"prompt_tokens":1}}`,
+			want:      Usage{PromptTokens: 1},
+			wantOK:    true,
+			noChoices: true,
+		},
+		"null details": {
+			in:     `{"choices":[{}],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null}}`,
+			want:   Usage{PromptTokens: 5, CompletionTokens: 2},
+			wantOK: true,
+		},
+		"ordinary chunk": {
+			in: `{"choices":[{"index":0,"delta":{"content":"usage"}}]}`,
+		},
+		"usage null": {
+			in: `{"choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}`,
+		},
+		"quoted usage key inside content": {
+			in: `{"choices":[{"delta":{"content":"say \"usage\": 1"}}]}`,
+		},
+		"nested usage is not the answer's": {
+			in: `{"choices":[{"delta":{"tool_calls":[{"usage":{"prompt_tokens":9}}]}}]}`,
+		},
+		"negative": {
+			in:      `{"usage":{"prompt_tokens":-1}}`,
+			wantErr: true,
+		},
+		"wrong type": {
+			in:      `{"usage":{"prompt_tokens":"12"}}`,
+			wantErr: true,
+		},
+		"fraction": {
+			in:      `{"usage":{"prompt_tokens":1.5}}`,
+			wantErr: true,
+		},
+		"not json": {
+			in:      `{"usage":`,
+			wantErr: true,
+		},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			u, ok, noChoices, err := parseUsage([]byte(tc.in))
+			if tc.wantErr {
+				assert.Error(err)
+				assert.False(ok)
+				return
+			}
+			assert.NoError(err)
+			assert.Equal(tc.wantOK, ok)
+			assert.Equal(tc.want, u)
+			if tc.wantOK {
+				assert.Equal(tc.noChoices, noChoices)
+			}
+			u2, ok2, err2 := UsageOf([]byte(tc.in))
+			assert.Equal(u, u2)
+			assert.Equal(ok, ok2)
+			assert.NoError(err2)
+		})
+	}
+}
+
+func FuzzUsageOf(f *testing.F) {
+	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":16,"total_tokens":66,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":8},"completion_tokens_details":{"reasoning_tokens":3}}}`))
+	f.Add([]byte(`{"usage":null}`))
+	f.Add([]byte(`[{"usage":1}]`))
+	f.Add([]byte(`"usage"`))
+	f.Add([]byte(`{"usage":{"prompt_tokens":1e400}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		u, ok, err := UsageOf(in)
+		if err != nil && ok {
+			t.Fatal("ok with an error")
+		}
+		if !ok && u != (Usage{}) {
+			t.Fatalf("usage %+v without ok", u)
+		}
+		if u.PromptTokens < 0 || u.CachedTokens < 0 || u.CompletionTokens < 0 || u.ReasoningTokens < 0 {
+			t.Fatalf("negative usage %+v", u)
+		}
+	})
+}
+
+func BenchmarkUsageOf(b *testing.B) {
+	benchmarks := map[string]string{
+		"content chunk": `{"id":"chatcmpl-0123456789abcdef","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua lorem"},"logprobs":null,"finish_reason":null}]}`,
+		"usage chunk":   `{"id":"chatcmpl-0123456789abcdef","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[],"usage":{"prompt_tokens":16,"total_tokens":66,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":8}}}`,
+		"usage null":    `{"id":"chatcmpl-0123456789abcdef","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"lorem ipsum"},"finish_reason":null}],"usage":null}`,
+	}
+	for name, in := range benchmarks {
+		b.Run(name, func(b *testing.B) {
+			data := []byte(in)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := UsageOf(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
