@@ -1,0 +1,138 @@
+// Command cocoon runs a node of the cocoon confidential inference network: a client, a proxy or a
+// worker, or all three on one machine for a demo; and the operator tools around them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attestcmd"
+	"github.com/cocoon-network/cocoon/config"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp().RunContext(ctx, os.Args)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err as one line and maps it to the process exit status.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "cocoon:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "cocoon:", err)
+	return 1
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "cocoon",
+		Usage:                "confidential compute open network for AI inference",
+		Version:              version,
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			attestCommand(),
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintln(c.App.Writer, version)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func attestCommand() *cli.Command {
+	simDir := &cli.StringFlag{Name: "sim-dir", Usage: "development root of trust directory", Value: config.SimDir(), EnvVars: []string{"COCOON_SIM_DIR"}}
+	return &cli.Command{
+		Name:  "attest",
+		Usage: "make, inspect and verify RA-TLS certificates and TDX quotes",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "cert",
+				Usage:     "make an RA-TLS certificate and key (simulated TDX with --sim)",
+				ArgsUsage: " ",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "sim", Usage: "sign the quote with the development root of trust (SIMULATED)"},
+					&cli.StringFlag{Name: "role", Usage: "proxy, worker or client", Required: true},
+					&cli.StringFlag{Name: "out", Usage: "directory for cert.pem and key.pem", Required: true},
+					&cli.DurationFlag{Name: "validity", Usage: "certificate lifetime (at most 24h)", Value: 0},
+					&cli.StringFlag{Name: "model", Usage: "worker: model name"},
+					&cli.StringFlag{Name: "weights-digest", Usage: "worker: model weights digest"},
+					simDir,
+				},
+				Action: func(c *cli.Context) error {
+					role, err := attest.ParseRole(c.String("role"))
+					if err != nil {
+						return err
+					}
+					return attestcmd.Cert(attestcmd.CertOptions{
+						Simulated: c.Bool("sim"), SimDir: c.String("sim-dir"), Role: role, Out: c.String("out"),
+						Validity: c.Duration("validity"), Version: version,
+						Model: c.String("model"), WeightsDigest: c.String("weights-digest"),
+					}, c.App.Writer)
+				},
+			},
+			{
+				Name:      "inspect",
+				Usage:     "show what a certificate or quote says: role, measurements, image hash, report-data check, validity",
+				ArgsUsage: "FILE",
+				Flags:     []cli.Flag{simDir},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("attest inspect: want one FILE", 2)
+					}
+					return attestcmd.Inspect(c.Args().First(), c.String("sim-dir"), c.App.Writer)
+				},
+			},
+			{
+				Name:      "verify",
+				Usage:     "verify a certificate or quote; exit 0 only when it passes",
+				ArgsUsage: "FILE",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "policy", Usage: "JSON policy file (default: any image, every role)"},
+					&cli.BoolFlag{Name: "allow-simulated", Usage: "accept quotes from the development root of trust"},
+					simDir,
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("attest verify: want one FILE", 2)
+					}
+					o := attestcmd.VerifyOptions{AllowSimulated: c.Bool("allow-simulated"), SimDir: c.String("sim-dir")}
+					if p := c.String("policy"); p != "" {
+						pol, err := attest.LoadPolicy(p)
+						if err != nil {
+							return err
+						}
+						o.Policy = &pol
+					}
+					if err := attestcmd.Verify(c.Args().First(), o, c.App.Writer); err != nil {
+						return fmt.Errorf("attest verify: %w", err)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}

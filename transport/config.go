@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/attest"
+)
+
+// Config configures both ends of attested connections.
+type Config struct {
+	Identity *Identity
+	Verifier *attest.Verifier
+	// PeerRoles, when set, are the only roles accepted on the other end (a worker dials proxies only),
+	// on top of what the verifier's policy allows.
+	PeerRoles []attest.Role
+	// MaxCertValidity is the longest validity accepted on a peer certificate; zero: MaxCertValidity.
+	MaxCertValidity time.Duration
+	// MaxFrameSize bounds one frame; zero: wire.DefaultMaxFrameSize.
+	MaxFrameSize int
+	// KeepAlive is the QUIC keep-alive period; zero: 10s.
+	KeepAlive time.Duration
+	// IdleTimeout closes a connection that has heard nothing for this long; zero: 30s.
+	IdleTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake and the Hello exchange; zero: 10s.
+	HandshakeTimeout time.Duration
+	// MaxStreams is how many request streams a peer may have open at once; zero: 10000.
+	MaxStreams int64
+	// SoftwareVersion is sent in Hello, for logs.
+	SoftwareVersion string
+	Log             zerolog.Logger
+	// Now is the clock for certificate validity; nil: time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.Identity == nil {
+		return out, errors.New("transport: config has no identity")
+	}
+	if out.Verifier == nil {
+		return out, errors.New("transport: config has no verifier")
+	}
+	if out.MaxCertValidity <= 0 {
+		out.MaxCertValidity = MaxCertValidity
+	}
+	if out.KeepAlive <= 0 {
+		out.KeepAlive = 10 * time.Second
+	}
+	if out.IdleTimeout <= 0 {
+		out.IdleTimeout = 30 * time.Second
+	}
+	if out.HandshakeTimeout <= 0 {
+		out.HandshakeTimeout = 10 * time.Second
+	}
+	if out.MaxStreams <= 0 {
+		out.MaxStreams = 10000
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	return out, nil
+}

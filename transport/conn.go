@@ -1,0 +1,356 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// ErrClosed is returned by operations on a closed connection or listener.
+var ErrClosed = errors.New("connection closed")
+
+// Conn is an attested connection to one verified peer. Requests each get their own bidirectional
+// stream; the first stream is the control stream, which carries Hello, pings and any control
+// messages the roles exchange (registration, load).
+type Conn struct {
+	qc   *quic.Conn
+	peer *attest.Peer
+	cfg  *Config
+	log  zerolog.Logger
+
+	ctrl    *Stream
+	ctrlMu  sync.Mutex // serialises writes on the control stream
+	control chan proto.Message
+
+	pingMu sync.Mutex
+	pings  map[uint64]chan struct{}
+	nonce  atomic.Uint64
+}
+
+// Peer is the verified peer at the other end.
+func (c *Conn) Peer() *attest.Peer { return c.peer }
+
+// RemoteAddr is the peer's UDP address.
+func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+
+// Done is closed when the connection ends.
+func (c *Conn) Done() <-chan struct{} { return c.qc.Context().Done() }
+
+// Err is why the connection ended, once Done is closed.
+func (c *Conn) Err() error { return context.Cause(c.qc.Context()) }
+
+// Close closes the connection with an application code the peer sees.
+func (c *Conn) Close(code quic.ApplicationErrorCode, msg string) error {
+	return c.qc.CloseWithError(code, msg)
+}
+
+// OpenStream opens a request stream.
+func (c *Conn) OpenStream(ctx context.Context) (*Stream, error) {
+	s, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	return newStream(s, c.cfg.MaxFrameSize), nil
+}
+
+// AcceptStream waits for the peer's next request stream.
+func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
+	s, err := c.qc.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accept stream: %w", err)
+	}
+	return newStream(s, c.cfg.MaxFrameSize), nil
+}
+
+// SendControl sends a message on the control stream.
+func (c *Conn) SendControl(m proto.Message) error {
+	c.ctrlMu.Lock()
+	defer c.ctrlMu.Unlock()
+	return c.ctrl.Send(m)
+}
+
+// Control delivers the control messages that transport does not handle itself (everything but
+// Hello, Ping and Pong). It is closed when the connection ends.
+func (c *Conn) Control() <-chan proto.Message { return c.control }
+
+// Ping measures the round trip over the control stream.
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	n := c.nonce.Add(1)
+	ch := make(chan struct{})
+	c.pingMu.Lock()
+	c.pings[n] = ch
+	c.pingMu.Unlock()
+	defer func() {
+		c.pingMu.Lock()
+		delete(c.pings, n)
+		c.pingMu.Unlock()
+	}()
+	start := time.Now()
+	if err := c.SendControl(&wire.Ping{Nonce: n}); err != nil {
+		return 0, err
+	}
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.Done():
+		return 0, ErrClosed
+	}
+}
+
+// readControl serves the control stream until it ends; its end ends the connection.
+func (c *Conn) readControl() {
+	defer close(c.control)
+	for {
+		m, err := c.ctrl.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && c.qc.Context().Err() == nil {
+				c.log.Debug().Err(err).Msg("control stream ended")
+			}
+			_ = c.qc.CloseWithError(wire.CodeProtocol, "control stream ended")
+			return
+		}
+		switch m := m.(type) {
+		case *wire.Ping:
+			if err := c.SendControl(&wire.Pong{Nonce: m.GetNonce()}); err != nil {
+				return
+			}
+		case *wire.Pong:
+			c.pingMu.Lock()
+			if ch, ok := c.pings[m.GetNonce()]; ok {
+				close(ch)
+				delete(c.pings, m.GetNonce())
+			}
+			c.pingMu.Unlock()
+		case *wire.Hello:
+			_ = c.qc.CloseWithError(wire.CodeProtocol, "second hello")
+			return
+		default:
+			select {
+			case c.control <- m:
+			case <-c.Done():
+				return
+			}
+		}
+	}
+}
+
+func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn {
+	c := &Conn{
+		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
+		control: make(chan proto.Message, 64),
+		pings:   map[uint64]chan struct{}{},
+		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
+			Str("peer_role", string(peer.Claims.Role)).Logger(),
+	}
+	go c.readControl()
+	return c
+}
+
+// hello exchanges Hello on the control stream within the handshake timeout.
+func hello(ctx context.Context, ctrl *Stream, cfg *Config, first bool) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ctrl.s.CancelRead(quic.StreamErrorCode(wire.CodeTimeout)) })
+	defer stop()
+	send := func() error {
+		return ctrl.Send(&wire.Hello{ProtocolVersion: wire.ProtocolVersion, SoftwareVersion: cfg.SoftwareVersion})
+	}
+	if first {
+		if err := send(); err != nil {
+			return fmt.Errorf("send hello: %w", err)
+		}
+	}
+	m, err := ctrl.Recv()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("hello: %w", ctx.Err())
+		}
+		return fmt.Errorf("read hello: %w", err)
+	}
+	h, ok := m.(*wire.Hello)
+	if !ok {
+		return fmt.Errorf("%w: expected hello, got %T", wire.ErrMalformedFrame, m)
+	}
+	if h.GetProtocolVersion() != wire.ProtocolVersion {
+		return fmt.Errorf("peer speaks protocol version %d, we speak %d", h.GetProtocolVersion(), wire.ProtocolVersion)
+	}
+	if !first {
+		if err := send(); err != nil {
+			return fmt.Errorf("send hello: %w", err)
+		}
+	}
+	return nil
+}
+
+// Dial connects to a listener, verifying it during the handshake. It returns once the listener has
+// verified this node too (its Hello arrived), so a returned Conn is attested in both directions.
+func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pv := newPeerVerifier(&c)
+	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
+	tlsConf := clientTLS(&c, pv, func(err error) { rejected.Store(&err) })
+	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
+	if err != nil {
+		if rejected := rejected.Load(); rejected != nil {
+			return nil, fmt.Errorf("dial %s: refused peer: %w", addr, *rejected)
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	peer, err := pv.pickUp(qc.ConnectionState().TLS)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	s, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeInternal, "")
+		return nil, fmt.Errorf("dial %s: open control stream: %w", addr, err)
+	}
+	ctrl := newStream(s, c.MaxFrameSize)
+	if err := hello(ctx, ctrl, &c, true); err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "hello failed")
+		if cause := context.Cause(qc.Context()); cause != nil {
+			return nil, fmt.Errorf("dial %s: %w (connection: %v)", addr, err, cause)
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return newConn(qc, peer, ctrl, &c), nil
+}
+
+// Listener accepts attested connections.
+type Listener struct {
+	ql       *quic.Listener
+	cfg      Config
+	pv       *peerVerifier
+	accepted chan *Conn
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	// OnReject, when set before the first connection, sees every refused peer (for tests and metrics).
+	onReject func(remote string, err error)
+}
+
+// ListenOption adjusts a Listener.
+type ListenOption func(*Listener)
+
+// WithRejectHook calls f for every peer refused during the handshake.
+func WithRejectHook(f func(remote string, err error)) ListenOption {
+	return func(l *Listener) { l.onReject = f }
+}
+
+// Listen listens for attested connections on a UDP address ("127.0.0.1:0" picks a port).
+func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{cfg: c, accepted: make(chan *Conn, 64)}
+	for _, o := range opts {
+		o(l)
+	}
+	l.pv = newPeerVerifier(&l.cfg)
+	reject := func(remote string, err error) {
+		l.cfg.Log.Warn().Str("peer", remote).Err(err).Msg("refused peer at handshake")
+		if l.onReject != nil {
+			l.onReject(remote, err)
+		}
+	}
+	ql, err := quic.ListenAddr(addr, serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	l.ql = ql
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
+
+// Accept returns the next connection that completed the handshake and the Hello exchange.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c, ok := <-l.accepted:
+		if !ok {
+			return nil, ErrClosed
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops listening. Accepted connections stay open; the caller closes them.
+func (l *Listener) Close() error {
+	l.cancel()
+	err := l.ql.Close()
+	l.wg.Wait()
+	return err
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	defer close(l.accepted)
+	var hs sync.WaitGroup
+	defer hs.Wait()
+	for {
+		qc, err := l.ql.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		hs.Add(1)
+		go func() {
+			defer hs.Done()
+			c, err := l.handshake(qc)
+			if err != nil {
+				l.cfg.Log.Debug().Str("peer", qc.RemoteAddr().String()).Err(err).Msg("connection setup failed")
+				return
+			}
+			select {
+			case l.accepted <- c:
+			case <-l.ctx.Done():
+				_ = qc.CloseWithError(wire.CodeShutdown, "listener closed")
+			}
+		}()
+	}
+}
+
+func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
+	peer, err := l.pv.pickUp(qc.ConnectionState().TLS)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	defer cancel()
+	s, err := qc.AcceptStream(ctx)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "no control stream")
+		return nil, fmt.Errorf("accept control stream: %w", err)
+	}
+	ctrl := newStream(s, l.cfg.MaxFrameSize)
+	if err := hello(ctx, ctrl, &l.cfg, false); err != nil {
+		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
+		return nil, err
+	}
+	return newConn(qc, peer, ctrl, &l.cfg), nil
+}

@@ -1,0 +1,487 @@
+package transport
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attesttest"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+func TestMutualHandshake(t *testing.T) {
+	testCases := map[string]struct {
+		server, client attest.Role
+		clientQuoted   bool
+	}{
+		"worker dials proxy": {server: attest.RoleProxy, client: attest.RoleWorker, clientQuoted: true},
+		"client dials proxy": {server: attest.RoleProxy, client: attest.RoleClient},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			server, client := newNode(t, tc.server), newNode(t, tc.client)
+			sc, cc := pair(t, server, client)
+
+			assert.Equal(tc.client, sc.Peer().Claims.Role)
+			assert.Equal(tc.clientQuoted, sc.Peer().Quoted)
+			assert.Equal(client.identity.Certificate().Leaf.PublicKey, ed25519Key(sc.Peer().Claims.PublicKey))
+			if tc.clientQuoted {
+				assert.True(sc.Peer().Simulated)
+				want := attesttest.Measurements(tc.client)
+				assert.Equal(want.ImageHash(), sc.Peer().ImageHash)
+				assert.Equal("simulated", sc.Peer().Label())
+			} else {
+				assert.Equal("unattested", sc.Peer().Label())
+			}
+			assert.Equal(tc.server, cc.Peer().Claims.Role)
+			assert.True(cc.Peer().Quoted)
+			assert.True(cc.Peer().Simulated)
+			want := attesttest.Measurements(tc.server)
+			assert.Equal(want.ImageHash(), cc.Peer().ImageHash)
+
+			rtt, err := cc.Ping(context.Background())
+			assert.NoError(err)
+			assert.Positive(rtt)
+		})
+	}
+}
+
+// badCert builds the certificates a hostile or broken peer might present.
+type badCert func(t *testing.T, role attest.Role) tls.Certificate
+
+func quotedCert(t *testing.T, role attest.Role, m attest.Measurements, now time.Time, validity time.Duration) tls.Certificate {
+	c, err := NewCertificate(CertOptions{Key: newKey(t), Claims: attesttest.Claims(role),
+		Quoter: attesttest.Quoter(t, m), Now: now, Validity: validity})
+	require.NoError(t, err)
+	return c
+}
+
+// rebuild re-signs a certificate with the given extensions replaced or added.
+func rebuild(t *testing.T, c tls.Certificate, exts ...pkix.Extension) tls.Certificate {
+	leaf := c.Leaf
+	var out []pkix.Extension
+	for _, e := range leaf.Extensions {
+		if e.Id.Equal(OIDQuote) || e.Id.Equal(OIDClaims) {
+			out = append(out, e)
+		}
+	}
+	for _, x := range exts {
+		replaced := false
+		for i := range out {
+			if out[i].Id.Equal(x.Id) {
+				out[i], replaced = x, true
+			}
+		}
+		if !replaced {
+			out = append(out, x)
+		}
+	}
+	key := c.PrivateKey.(ed25519Private)
+	nc, err := selfSign(key, "rebuilt", time.Now(), time.Hour, out)
+	require.NoError(t, err)
+	return nc
+}
+
+func extValue(c tls.Certificate, oid []int) []byte {
+	for _, e := range c.Leaf.Extensions {
+		if e.Id.Equal(oid) {
+			return e.Value
+		}
+	}
+	return nil
+}
+
+func handshakeRefusals() map[string]struct {
+	make    badCert
+	policy  func(*attest.Policy)
+	wantErr error
+} {
+	return map[string]struct {
+		make    badCert
+		policy  func(*attest.Policy)
+		wantErr error
+	}{
+		"quote bound to another key": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				m := attesttest.Measurements(role)
+				a := quotedCert(t, role, m, time.Now(), time.Hour)
+				b := quotedCert(t, role, m, time.Now(), time.Hour)
+				// a's key with b's claims and quote: b's quote is genuine but vouches for b's key.
+				return rebuild(t, a,
+					pkix.Extension{Id: OIDQuote, Critical: true, Value: extValue(b, OIDQuote)},
+					pkix.Extension{Id: OIDClaims, Critical: true, Value: extValue(b, OIDClaims)})
+			},
+			wantErr: attest.ErrKeyMismatch,
+		},
+		"quote of other claims": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				m := attesttest.Measurements(role)
+				a := quotedCert(t, role, m, time.Now(), time.Hour)
+				b := quotedCert(t, role, m, time.Now(), time.Hour)
+				return rebuild(t, a, pkix.Extension{Id: OIDQuote, Critical: true, Value: extValue(b, OIDQuote)})
+			},
+			wantErr: attest.ErrReportDataMismatch,
+		},
+		"flipped byte in quote body": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+				q := append([]byte(nil), extValue(c, OIDQuote)...)
+				q[200] ^= 0x01 // inside MRTD
+				return rebuild(t, c, pkix.Extension{Id: OIDQuote, Critical: true, Value: q})
+			},
+			wantErr: attest.ErrQuoteSignature,
+		},
+		"image outside policy": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				return quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+			},
+			policy: func(p *attest.Policy) {
+				for r, rp := range p.Roles {
+					if rp.ImageHashes != nil {
+						rp.ImageHashes = []string{strings.Repeat("11", 32)}
+						p.Roles[r] = rp
+					}
+				}
+			},
+			wantErr: attest.ErrImageNotAllowed,
+		},
+		"debug TD": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				m := attesttest.Measurements(role)
+				m.TDAttributes[0] |= 0x01
+				return quotedCert(t, role, m, time.Now(), time.Hour)
+			},
+			wantErr: attest.ErrDebugTD,
+		},
+		"simulated not allowed": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				return quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+			},
+			policy:  func(p *attest.Policy) { p.AllowSimulated = false },
+			wantErr: attest.ErrSimulatedNotAllowed,
+		},
+		"expired certificate": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				return quotedCert(t, role, attesttest.Measurements(role), time.Now().Add(-3*time.Hour), time.Hour)
+			},
+			wantErr: ErrCertExpired,
+		},
+		"unknown critical extension": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+				return rebuild(t, c, pkix.Extension{Id: []int{1, 3, 6, 1, 4, 1, 64447, 1, 99}, Critical: true, Value: []byte{5, 0}})
+			},
+			wantErr: ErrUnknownCriticalExt,
+		},
+		"non-Ed25519 key": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				require.NoError(t, err)
+				tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Minute),
+					NotAfter: time.Now().Add(time.Hour), Subject: pkix.Name{CommonName: "ecdsa"},
+					ExtraExtensions: []pkix.Extension{
+						{Id: OIDQuote, Critical: true, Value: extValue(c, OIDQuote)},
+						{Id: OIDClaims, Critical: true, Value: extValue(c, OIDClaims)}}}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+				require.NoError(t, err)
+				return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+			},
+			wantErr: ErrKeyType,
+		},
+		"chain instead of self-signed": {
+			make: func(t *testing.T, role attest.Role) tls.Certificate {
+				caKey := newKey(t)
+				ca := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ca"},
+					NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+					IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+				caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
+				require.NoError(t, err)
+				caCert, err := x509.ParseCertificate(caDER)
+				require.NoError(t, err)
+				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
+				leaf := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "leaf"},
+					NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+					ExtraExtensions: []pkix.Extension{
+						{Id: OIDQuote, Critical: true, Value: extValue(c, OIDQuote)},
+						{Id: OIDClaims, Critical: true, Value: extValue(c, OIDClaims)}}}
+				key := c.PrivateKey.(ed25519Private)
+				leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
+				require.NoError(t, err)
+				return tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}
+			},
+			wantErr: ErrNotSelfSigned,
+		},
+	}
+}
+
+// TestHandshakeRefusedByListener: the dialer presents a bad certificate; the listener refuses it
+// inside the handshake with the named error, accepts no connection and reads no application data.
+func TestHandshakeRefusedByListener(t *testing.T) {
+	for name, tc := range handshakeRefusals() {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			server := newNode(t, attest.RoleProxy)
+			if tc.policy != nil {
+				tc.policy(&server.policy)
+			}
+			var rej rejections
+			l := listen(t, server, WithRejectHook(rej.add))
+
+			client := newNode(t, attest.RoleWorker)
+			client.identity = fixedIdentity(attest.RoleWorker, tc.make(t, attest.RoleWorker))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := Dial(ctx, l.Addr().String(), client.config(t))
+			require.Error(err)
+
+			errs := rej.all()
+			require.Len(errs, 1, "listener must refuse exactly once")
+			assert.ErrorIs(errs[0], tc.wantErr)
+			assert.Empty(l.accepted, "no connection may be accepted")
+		})
+	}
+}
+
+// TestHandshakeRefusedByDialer: the listener presents a bad certificate; Dial fails with the named error.
+func TestHandshakeRefusedByDialer(t *testing.T) {
+	for name, tc := range handshakeRefusals() {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			server := newNode(t, attest.RoleProxy)
+			server.identity = fixedIdentity(attest.RoleProxy, tc.make(t, attest.RoleProxy))
+			var rej rejections
+			l := listen(t, server, WithRejectHook(rej.add))
+
+			client := newNode(t, attest.RoleWorker)
+			if tc.policy != nil {
+				tc.policy(&client.policy)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := Dial(ctx, l.Addr().String(), client.config(t))
+			require.ErrorIs(err, tc.wantErr)
+			require.Empty(rej.all(), "the listener had nothing to refuse")
+			require.Empty(l.accepted)
+		})
+	}
+}
+
+func TestRoleRules(t *testing.T) {
+	testCases := map[string]struct {
+		client  attest.Role
+		policy  func(*attest.Policy)
+		wantErr error
+	}{
+		"role absent from policy": {client: attest.RoleWorker, policy: func(p *attest.Policy) { delete(p.Roles, attest.RoleWorker) }, wantErr: attest.ErrRoleNotAllowed},
+		"client without quote not allowed": {client: attest.RoleClient, policy: func(p *attest.Policy) {
+			p.Roles[attest.RoleClient] = attest.RolePolicy{}
+		}, wantErr: attest.ErrQuoteRequired},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			server := newNode(t, attest.RoleProxy)
+			tc.policy(&server.policy)
+			var rej rejections
+			l := listen(t, server, WithRejectHook(rej.add))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := Dial(ctx, l.Addr().String(), newNode(t, tc.client).config(t))
+			require.Error(t, err)
+			require.Len(t, rej.all(), 1)
+			assert.ErrorIs(t, rej.all()[0], tc.wantErr)
+		})
+	}
+
+	t.Run("dialer expects another role", func(t *testing.T) {
+		l := listen(t, newNode(t, attest.RoleWorker))
+		cfg := newNode(t, attest.RoleWorker).config(t)
+		cfg.PeerRoles = []attest.Role{attest.RoleProxy}
+		_, err := Dial(context.Background(), l.Addr().String(), cfg)
+		assert.ErrorIs(t, err, attest.ErrRoleMismatch)
+	})
+}
+
+// echo serves every stream by sending back each message until the stream ends.
+func echo(ctx context.Context, c *Conn) {
+	for {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		go func() {
+			for {
+				m, err := s.Recv()
+				if err != nil {
+					_ = s.CloseSend()
+					return
+				}
+				if s.Send(m) != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func TestThousandConcurrentStreams(t *testing.T) {
+	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go echo(ctx, sc)
+
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := cc.OpenStream(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			msg := &wire.Error{Code: uint32(i), Message: "request"}
+			if err := s.Send(msg); err != nil {
+				errs <- err
+				return
+			}
+			_ = s.CloseSend()
+			got, err := s.Recv()
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got.(*wire.Error).GetCode() != uint32(i) {
+				errs <- errors.New("wrong echo")
+				return
+			}
+			if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func TestStreamCancelSeenByPeer(t *testing.T) {
+	testCases := map[string]bool{"requester cancels": true, "server cancels": false}
+	for name, requesterCancels := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cs, err := cc.OpenStream(ctx)
+			require.NoError(err)
+			require.NoError(cs.Send(&wire.Ping{Nonce: 1}))
+			ss, err := sc.AcceptStream(ctx)
+			require.NoError(err)
+			_, err = ss.Recv()
+			require.NoError(err)
+
+			canceller, other := cs, ss
+			if !requesterCancels {
+				canceller, other = ss, cs
+			}
+			seen := make(chan error, 1)
+			go func() {
+				_, err := other.Recv()
+				seen <- err
+			}()
+			start := time.Now()
+			canceller.Cancel(wire.CodeCancelled)
+			select {
+			case err := <-seen:
+				code, ok := ErrorCode(err)
+				require.True(ok, "error %v carries no code", err)
+				require.Equal(wire.CodeCancelled, code)
+				require.Less(time.Since(start), 100*time.Millisecond)
+			case <-ctx.Done():
+				t.Fatal("cancel not seen")
+			}
+			select {
+			case <-other.Context().Done():
+			case <-ctx.Done():
+				t.Fatal("stream context not cancelled")
+			}
+		})
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	require := require.New(t)
+	server, client := newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy)
+	l, err := Listen("127.0.0.1:0", func() Config { c := server.config(t); c.MaxFrameSize = 1024; return c }())
+	require.NoError(err)
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := Dial(ctx, l.Addr().String(), client.config(t))
+	require.NoError(err)
+	defer cc.Close(0, "")
+	sc, err := l.Accept(ctx)
+	require.NoError(err)
+	defer sc.Close(0, "")
+
+	cs, err := cc.OpenStream(ctx)
+	require.NoError(err)
+	require.NoError(cs.Send(&wire.Error{Message: string(make([]byte, 4096))}))
+	ss, err := sc.AcceptStream(ctx)
+	require.NoError(err)
+	_, err = ss.Recv()
+	require.ErrorIs(err, wire.ErrFrameTooLarge)
+	_, err = cs.Recv()
+	code, ok := ErrorCode(err)
+	require.True(ok)
+	require.Equal(wire.CodeFrameTooLarge, code)
+}
+
+func TestRotationKeepsLiveConnections(t *testing.T) {
+	require := require.New(t)
+	server, client := newNode(t, attest.RoleProxy), newNode(t, attest.RoleWorker)
+	l := listen(t, server)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := Dial(ctx, l.Addr().String(), client.config(t))
+	require.NoError(err)
+	defer cc.Close(0, "")
+	sc, err := l.Accept(ctx)
+	require.NoError(err)
+	defer sc.Close(0, "")
+	oldKey := cc.Peer().Claims.PublicKey
+
+	require.NoError(server.identity.Rotate())
+	_, err = cc.Ping(ctx)
+	require.NoError(err, "live connection survives rotation")
+
+	cc2, err := Dial(ctx, l.Addr().String(), client.config(t))
+	require.NoError(err)
+	defer cc2.Close(0, "")
+	sc2, err := l.Accept(ctx)
+	require.NoError(err)
+	defer sc2.Close(0, "")
+	require.NotEqual(oldKey, cc2.Peer().Claims.PublicKey, "new connections see the new certificate")
+}

@@ -1,0 +1,99 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attesttest"
+)
+
+// node is one end of a test connection.
+type node struct {
+	role     attest.Role
+	identity *Identity
+	policy   attest.Policy
+}
+
+func newNode(t testing.TB, role attest.Role) *node {
+	t.Helper()
+	var q attest.Quoter
+	if role != attest.RoleClient {
+		q = attesttest.Quoter(t, attesttest.Measurements(role))
+	}
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(role), Quoter: q})
+	require.NoError(t, err)
+	return &node{role: role, identity: id, policy: attesttest.OpenPolicy()}
+}
+
+// fixedIdentity presents a given certificate, however malformed.
+func fixedIdentity(role attest.Role, cert tls.Certificate) *Identity {
+	return &Identity{cfg: IdentityConfig{Claims: attest.Claims{Role: role}}, cert: &cert}
+}
+
+func (n *node) config(t testing.TB) Config {
+	return Config{
+		Identity: n.identity,
+		Verifier: attesttest.Verifier(t, n.policy),
+		Log:      zerolog.New(zerolog.NewTestWriter(t)),
+	}
+}
+
+// rejections records the listener's refusals.
+type rejections struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *rejections) add(_ string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, err)
+}
+
+func (r *rejections) all() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+func listen(t testing.TB, n *node, opts ...ListenOption) *Listener {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0", n.config(t), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// pair dials server from client and returns both ends.
+func pair(t testing.TB, server, client *node) (*Conn, *Conn) {
+	t.Helper()
+	l := listen(t, server)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := Dial(ctx, l.Addr().String(), client.config(t))
+	require.NoError(t, err)
+	sc, err := l.Accept(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = cc.Close(0, "")
+		_ = sc.Close(0, "")
+		<-cc.Done()
+		<-sc.Done()
+	})
+	return sc, cc
+}
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return k
+}

@@ -1,0 +1,56 @@
+package transport
+
+import (
+	"crypto/tls"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+func (c *Config) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:  c.HandshakeTimeout,
+		MaxIdleTimeout:        c.IdleTimeout,
+		KeepAlivePeriod:       c.KeepAlive,
+		MaxIncomingStreams:    c.MaxStreams + 1, // plus the control stream
+		MaxIncomingUniStreams: -1,
+	}
+}
+
+// serverTLS asks every client for a certificate and verifies it inside the handshake.
+func serverTLS(c *Config, pv *peerVerifier, onReject func(remote string, err error)) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{wire.ALPN},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			remote := ""
+			if hello.Conn != nil {
+				remote = hello.Conn.RemoteAddr().String()
+			}
+			return &tls.Config{
+				MinVersion: tls.VersionTLS13,
+				NextProtos: []string{wire.ALPN},
+				ClientAuth: tls.RequireAnyClientCert,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return c.Identity.Certificate(), nil
+				},
+				VerifyPeerCertificate: pv.hook(func(err error) { onReject(remote, err) }),
+			}, nil
+		},
+	}
+}
+
+// clientTLS verifies the server's RA-TLS certificate itself: there is no CA, the quote is the trust.
+func clientTLS(c *Config, pv *peerVerifier, onReject func(error)) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{wire.ALPN},
+		ServerName:         "cocoon",
+		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate, which checks the attestation
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return c.Identity.Certificate(), nil
+		},
+		VerifyPeerCertificate: pv.hook(onReject),
+	}
+}

@@ -1,0 +1,77 @@
+package wire
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Type is the frame type byte: which message the payload holds.
+type Type uint8
+
+// Frame types. Numbers are never reused.
+const (
+	TypeHello Type = 1
+	TypePing  Type = 2
+	TypePong  Type = 3
+	TypeError Type = 4
+)
+
+// TypeOf returns the frame type of a message.
+func TypeOf(m proto.Message) (Type, error) {
+	switch m.(type) {
+	case *Hello:
+		return TypeHello, nil
+	case *Ping:
+		return TypePing, nil
+	case *Pong:
+		return TypePong, nil
+	case *Error:
+		return TypeError, nil
+	}
+	return 0, fmt.Errorf("wire: no frame type for %T", m)
+}
+
+// New returns an empty message of frame type t.
+func New(t Type) (proto.Message, error) {
+	switch t {
+	case TypeHello:
+		return &Hello{}, nil
+	case TypePing:
+		return &Ping{}, nil
+	case TypePong:
+		return &Pong{}, nil
+	case TypeError:
+		return &Error{}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown frame type %d", ErrMalformedFrame, t)
+}
+
+// Marshal appends m as a frame to dst.
+func Marshal(dst []byte, m proto.Message) ([]byte, error) {
+	t, err := TypeOf(m)
+	if err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, byte(t))
+	dst, err = proto.MarshalOptions{}.MarshalAppend(dst, m)
+	if err != nil {
+		return dst[:start], fmt.Errorf("marshal %T: %w", m, err)
+	}
+	n := len(dst) - start - 4
+	dst[start], dst[start+1], dst[start+2], dst[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return dst, nil
+}
+
+// Unmarshal decodes the payload of a frame of type t.
+func Unmarshal(t Type, payload []byte) (proto.Message, error) {
+	m, err := New(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(payload, m); err != nil {
+		return nil, fmt.Errorf("%w: type %d: %v", ErrMalformedFrame, t, err)
+	}
+	return m, nil
+}
