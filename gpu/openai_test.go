@@ -524,3 +524,26 @@ func text(t *testing.T, chunks []string) string {
 	}
 	return b.String()
 }
+
+// BenchmarkHTTPEngine streams the reference benchmark's answer (50 chunks of
+// 128 bytes and a usage line) from gputest through the HTTP engine.
+func BenchmarkHTTPEngine(b *testing.B) {
+	fake := gputest.New(gputest.Reference())
+	defer fake.Close()
+	eng, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: fake.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	req := gpu.Request{Kind: gpu.KindChat, Body: []byte(chatBody), Stream: true}
+	sink := func(gpu.Chunk) error { return nil }
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := eng.Do(context.Background(), req, sink); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

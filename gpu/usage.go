@@ -22,24 +22,6 @@ type usageJSON struct {
 	} `json:"completion_tokens_details"`
 }
 
-// optUsage records whether the usage object was present and not null
-// without allocating a pointer for it.
-type optUsage struct {
-	set bool
-	u   usageJSON
-}
-
-func (o *optUsage) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	if err := json.Unmarshal(b, &o.u); err != nil {
-		return err
-	}
-	o.set = true
-	return nil
-}
-
 // choicesEmpty records whether "choices" is an empty array (or absent/null).
 type choicesEmpty bool
 
@@ -49,11 +31,6 @@ func (c *choicesEmpty) UnmarshalJSON(b []byte) error {
 		*c = choicesEmpty(len(bytes.TrimSpace(b[1:len(b)-1])) == 0)
 	}
 	return nil
-}
-
-type usageEnvelope struct {
-	Choices choicesEmpty `json:"choices"`
-	Usage   optUsage     `json:"usage"`
 }
 
 // UsageOf extracts the token usage from an OpenAI response body or stream
@@ -66,19 +43,33 @@ func UsageOf(data []byte) (u Usage, ok bool, err error) {
 
 // parseUsage is UsageOf that also reports whether the object has no choices,
 // which marks the final usage-only chunk of a stream.
+//
+// Keys are matched exactly, as the engines' and OpenAI clients' JSON parsers
+// do (encoding/json alone would also take "Usage"), and the last of duplicate
+// keys wins.
 func parseUsage(data []byte) (u Usage, ok, noChoices bool, err error) {
 	if !bytes.Contains(data, usageKey) {
 		// Fast path for the ordinary chunks of a stream.
 		return Usage{}, false, false, nil
 	}
-	env := usageEnvelope{Choices: true}
-	if err := json.Unmarshal(data, &env); err != nil {
+	usage, choices, scanned := scanTop(data)
+	if !scanned {
+		// Escaped keys, very deep nesting or malformed JSON: decode properly.
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(data, &top); err != nil {
+			return Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
+		}
+		usage, choices = top["usage"], top["choices"]
+	}
+	noChoices = isEmptyArray(choices)
+	if len(usage) == 0 || string(usage) == "null" {
+		// SGLang sends "usage":null in every chunk; this is its fast path.
+		return Usage{}, false, noChoices, nil
+	}
+	var j usageJSON
+	if err := json.Unmarshal(usage, &j); err != nil {
 		return Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
 	}
-	if !env.Usage.set {
-		return Usage{}, false, bool(env.Choices), nil
-	}
-	j := env.Usage.u
 	u = Usage{
 		PromptTokens:     j.PromptTokens,
 		CachedTokens:     j.PromptTokensDetails.CachedTokens,
@@ -88,5 +79,147 @@ func parseUsage(data []byte) (u Usage, ok, noChoices bool, err error) {
 	if u.PromptTokens < 0 || u.CachedTokens < 0 || u.CompletionTokens < 0 || u.ReasoningTokens < 0 {
 		return Usage{}, false, false, errors.New("parse usage: negative token count")
 	}
-	return u, true, bool(env.Choices), nil
+	return u, true, noChoices, nil
+}
+
+// isEmptyArray reports whether v (a JSON value or nil) is absent, null or [].
+func isEmptyArray(v []byte) bool {
+	var c choicesEmpty = true
+	_ = c.UnmarshalJSON(v)
+	return bool(c)
+}
+
+// scanTop finds the values of the top-level "usage" and "choices" members of
+// a JSON object without decoding it (the last of duplicate keys wins, as in
+// encoding/json). ok is false when the scan cannot vouch for its answer: the
+// input is not a well-formed object as far as it can tell, or a key is
+// escaped; the caller then decodes the object properly.
+func scanTop(b []byte) (usage, choices []byte, ok bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, nil, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, nil, skipWS(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, nil, false
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return nil, nil, false
+		}
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return nil, nil, false
+		}
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, nil, false
+		}
+		vs := skipWS(b, i+1)
+		ve := skipValue(b, vs)
+		if ve < 0 {
+			return nil, nil, false
+		}
+		switch string(key) {
+		case "usage":
+			usage = b[vs:ve]
+		case "choices":
+			choices = b[vs:ve]
+		}
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return nil, nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return usage, choices, skipWS(b, i+1) == len(b)
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] (a quote),
+// or -1 if it does not end.
+func skipString(b []byte, i int) int {
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		j += k
+		// The quote is escaped if an odd number of backslashes precede it.
+		n := 0
+		for p := j - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		j++
+		if n%2 == 0 {
+			return j
+		}
+	}
+}
+
+// skipValue returns the index after the value starting at b[i], or -1 when
+// the value is cut short or not a value. Containers are only checked for
+// balance; literals and numbers for their characters.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		var stack [64]byte // nesting deeper than this falls back to decoding
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch c := b[j]; c {
+			case '"':
+				e := skipString(b, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				if depth == len(stack) {
+					return -1
+				}
+				stack[depth] = c + 2 // '{'+2 == '}', '['+2 == ']'
+				depth++
+			case '}', ']':
+				if depth == 0 || stack[depth-1] != c {
+					return -1
+				}
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || (b[j] >= '0' && b[j] <= '9') || (b[j] >= 'a' && b[j] <= 'z') || (b[j] >= 'A' && b[j] <= 'Z')) {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
 }

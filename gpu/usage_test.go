@@ -1,6 +1,9 @@
 package gpu
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,6 +47,25 @@ func TestUsageOf(t *testing.T) {
 		},
 		"quoted usage key inside content": {
 			in: `{"choices":[{"delta":{"content":"say \"usage\": 1"}}]}`,
+		},
+		"key case matters": {
+			in: `{"choices":[],"Usage":{"prompt_tokens":9}}`,
+		},
+		"escaped key": {
+			in:     `{"choices":[{}],"us\u0061ge":{"prompt_tokens":9},"x":"usage"}`,
+			want:   Usage{PromptTokens: 9},
+			wantOK: true,
+		},
+		"duplicate key, last wins": {
+			in:        `{"usage":{"prompt_tokens":9},"usage":{"prompt_tokens":3}}`,
+			want:      Usage{PromptTokens: 3},
+			wantOK:    true,
+			noChoices: true,
+		},
+		"deep nesting": {
+			in:     `{"choices":[` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `],"usage":{"completion_tokens":1}}`,
+			want:   Usage{CompletionTokens: 1},
+			wantOK: true,
 		},
 		"nested usage is not the answer's": {
 			in: `{"choices":[{"delta":{"tool_calls":[{"usage":{"prompt_tokens":9}}]}}]}`,
@@ -94,6 +116,9 @@ func FuzzUsageOf(f *testing.F) {
 	f.Add([]byte(`[{"usage":1}]`))
 	f.Add([]byte(`"usage"`))
 	f.Add([]byte(`{"usage":{"prompt_tokens":1e400}}`))
+	f.Add([]byte(`{"us\u0061ge":{"prompt_tokens":2},"x":"usage"}`))
+	f.Add([]byte(`{"Usage":{"prompt_tokens":2},"usage":null}`))
+	f.Add([]byte(`{"choices":[{"delta":{"content":"\\\"usage\\\""}}],"usage":{"prompt_tokens":7}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		u, ok, err := UsageOf(in)
 		if err != nil && ok {
@@ -104,6 +129,31 @@ func FuzzUsageOf(f *testing.F) {
 		}
 		if u.PromptTokens < 0 || u.CachedTokens < 0 || u.CompletionTokens < 0 || u.ReasoningTokens < 0 {
 			t.Fatalf("negative usage %+v", u)
+		}
+		// For a valid object, agree with a plain decoder that matches keys
+		// exactly (a usage key written with escapes is not looked for).
+		var top map[string]json.RawMessage
+		if json.Unmarshal(in, &top) != nil {
+			return
+		}
+		raw, has := top["usage"]
+		if !has || string(raw) == "null" || !bytes.Contains(in, usageKey) {
+			if ok || err != nil {
+				t.Fatalf("got %+v, %v, %v; want no usage", u, ok, err)
+			}
+			return
+		}
+		var j usageJSON
+		if json.Unmarshal(raw, &j) != nil || j.PromptTokens < 0 || j.CompletionTokens < 0 ||
+			j.PromptTokensDetails.CachedTokens < 0 || j.CompletionTokensDetails.ReasoningTokens < 0 {
+			if err == nil {
+				t.Fatalf("no error for usage %s", raw)
+			}
+			return
+		}
+		want := Usage{j.PromptTokens, j.PromptTokensDetails.CachedTokens, j.CompletionTokens, j.CompletionTokensDetails.ReasoningTokens}
+		if err != nil || !ok || u != want {
+			t.Fatalf("got %+v, %v, %v; want %+v", u, ok, err, want)
 		}
 	})
 }
