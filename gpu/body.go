@@ -19,6 +19,21 @@ type member struct {
 // whether the object has any members. When the key repeats, the last one
 // wins, as it does for the Python JSON parsers engines use.
 func scanObject(obj []byte, key string) (m member, members int, err error) {
+	ok := walkObject(obj, func(k []byte, vs, ve int) {
+		members++
+		if string(k) == key {
+			m = member{start: vs, end: ve, found: true}
+		}
+	})
+	if ok {
+		return m, members, nil
+	}
+	return scanObjectSlow(obj, key)
+}
+
+// scanObjectSlow is scanObject with encoding/json, for what walkObject
+// cannot vouch for; it also rejects malformed JSON.
+func scanObjectSlow(obj []byte, key string) (m member, members int, err error) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	tok, err := dec.Token()
 	if err != nil {

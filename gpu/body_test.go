@@ -101,3 +101,21 @@ func FuzzWithIncludeUsage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanObject checks the quick object scan against encoding/json on valid
+// JSON.
+func FuzzScanObject(f *testing.F) {
+	f.Add([]byte(`{"model":"m","stream_options":{"include_usage":false},"stream_options":null}`))
+	f.Add([]byte(`{"a":[1,{"b":"\"}"}],"stream_options":-1.5e3,"c":true}`))
+	f.Add([]byte(` { } `))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, n, err := scanObject(in, "stream_options")
+		if !json.Valid(in) {
+			return
+		}
+		ms, ns, errs := scanObjectSlow(in, "stream_options")
+		if (err == nil) != (errs == nil) || m != ms || n != ns {
+			t.Fatalf("quick %+v %d %v, slow %+v %d %v", m, n, err, ms, ns, errs)
+		}
+	})
+}

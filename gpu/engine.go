@@ -75,7 +75,8 @@ type Usage struct {
 }
 
 // Chunk is one SSE `data:` payload (streaming) or the whole JSON body
-// (non-streaming).
+// (non-streaming). The stream's final "[DONE]" is not a chunk: Do returning
+// without error means the stream ended with it, and a relay adds it back.
 type Chunk struct {
 	// Data is only valid during the Sink call; callers copy it if they keep it.
 	Data []byte

@@ -56,7 +56,8 @@ const (
 	defaultHealthTimeout = 10 * time.Second
 	// drainLimit is how much of a finished response we read to let the
 	// connection go back to the keep-alive pool.
-	drainLimit = 4 << 10
+	drainLimit   = 4 << 10
+	drainTimeout = time.Second
 )
 
 // HTTPEngine is an [Engine] that talks to an OpenAI-compatible HTTP engine
@@ -211,8 +212,11 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (Usage, err
 		return u, err
 	}
 	// Let the connection return to the pool: after [DONE] only the end of
-	// the chunked body is left.
+	// the chunked body is left. An engine that holds the body open after
+	// [DONE] must not hold up the answer, so the wait is short.
+	t := time.AfterFunc(drainTimeout, func() { cancel(nil) })
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	t.Stop()
 	return u, nil
 }
 

@@ -91,56 +91,70 @@ func isEmptyArray(v []byte) bool {
 
 // scanTop finds the values of the top-level "usage" and "choices" members of
 // a JSON object without decoding it (the last of duplicate keys wins, as in
-// encoding/json). ok is false when the scan cannot vouch for its answer: the
-// input is not a well-formed object as far as it can tell, or a key is
-// escaped; the caller then decodes the object properly.
+// encoding/json). ok is false when the scan cannot vouch for its answer; the
+// caller then decodes the object properly.
 func scanTop(b []byte) (usage, choices []byte, ok bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, nil, false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil, nil, skipWS(b, i+1) == len(b)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return nil, nil, false
-		}
-		end := skipString(b, i)
-		if end < 0 {
-			return nil, nil, false
-		}
-		key := b[i+1 : end-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			return nil, nil, false
-		}
-		i = skipWS(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return nil, nil, false
-		}
-		vs := skipWS(b, i+1)
-		ve := skipValue(b, vs)
-		if ve < 0 {
-			return nil, nil, false
-		}
+	ok = walkObject(b, func(key []byte, vs, ve int) {
 		switch string(key) {
 		case "usage":
 			usage = b[vs:ve]
 		case "choices":
 			choices = b[vs:ve]
 		}
+	})
+	if !ok {
+		return nil, nil, false
+	}
+	return usage, choices, true
+}
+
+// walkObject calls f with each top-level member of the JSON object b: its
+// key and the span of its value. It returns false when it cannot vouch for
+// the result: b is not a well-formed object as far as a quick scan can tell
+// (literals and numbers are only checked for their characters), a key is
+// escaped, or values nest too deep. Callers then fall back to encoding/json.
+func walkObject(b []byte, f func(key []byte, vs, ve int)) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipWS(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return false
+		}
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false
+		}
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		vs := skipWS(b, i+1)
+		ve := skipValue(b, vs)
+		if ve < 0 {
+			return false
+		}
+		f(key, vs, ve)
 		i = skipWS(b, ve)
 		if i >= len(b) {
-			return nil, nil, false
+			return false
 		}
 		switch b[i] {
 		case ',':
 			i = skipWS(b, i+1)
 		case '}':
-			return usage, choices, skipWS(b, i+1) == len(b)
+			return skipWS(b, i+1) == len(b)
 		default:
-			return nil, nil, false
+			return false
 		}
 	}
 }

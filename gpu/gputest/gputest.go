@@ -84,6 +84,9 @@ type Config struct {
 	NoUsage bool
 	// Down makes every endpoint, /health included, answer 503.
 	Down bool
+	// NoRecord stops keeping requests, for long benchmark runs; Await still
+	// counts them.
+	NoRecord bool
 }
 
 // Reference returns the configuration of the reference benchmark's fake
@@ -113,6 +116,8 @@ type Request struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+
+	seq int // 1-based arrival number
 
 	cancelOnce sync.Once
 	cancelled  chan struct{}
@@ -153,13 +158,15 @@ func (r *Request) markCancelled() { r.cancelOnce.Do(func() { close(r.cancelled) 
 type Server struct {
 	URL string
 
-	srv     *httptest.Server
-	mu      sync.Mutex
-	cfg     Config
-	reqs    []*Request
-	arrived chan struct{} // closed and replaced when a request arrives
-	closed  chan struct{} // releases stalled handlers on Close
-	once    sync.Once
+	srv       *httptest.Server
+	mu        sync.Mutex
+	cfg       Config
+	reqs      []*Request
+	count     int           // requests arrived, recorded or not
+	arrived   chan struct{} // closed and replaced when a request arrives
+	templates map[templateKey]*template
+	closed    chan struct{} // releases stalled handlers on Close
+	once      sync.Once
 }
 
 // New starts a fake engine on a loopback port. Close it when done.
@@ -207,20 +214,27 @@ func (s *Server) Requests() []*Request {
 	return append([]*Request(nil), s.reqs...)
 }
 
+// Count returns the number of completion requests received so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
 // Await waits until at least n completion requests have arrived and returns
-// them all, or returns ctx's error.
+// the recorded ones, or returns ctx's error.
 func (s *Server) Await(ctx context.Context, n int) ([]*Request, error) {
 	for {
 		s.mu.Lock()
-		reqs, arrived := append([]*Request(nil), s.reqs...), s.arrived
+		count, arrived := s.count, s.arrived
 		s.mu.Unlock()
-		if len(reqs) >= n {
-			return reqs, nil
+		if count >= n {
+			return s.Requests(), nil
 		}
 		select {
 		case <-arrived:
 		case <-ctx.Done():
-			return reqs, fmt.Errorf("await %d engine requests (have %d): %w", n, len(reqs), ctx.Err())
+			return s.Requests(), fmt.Errorf("await %d engine requests (have %d): %w", n, count, ctx.Err())
 		}
 	}
 }
@@ -229,7 +243,11 @@ func (s *Server) record(r *http.Request, body []byte) *Request {
 	rec := &Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, cancelled: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reqs = append(s.reqs, rec)
+	s.count++
+	rec.seq = s.count
+	if !s.cfg.NoRecord {
+		s.reqs = append(s.reqs, rec)
+	}
 	close(s.arrived)
 	s.arrived = make(chan struct{})
 	return rec
@@ -285,10 +303,12 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		vllmError(w, http.StatusBadRequest, "invalid JSON body")
 		return
 	}
-	a := answer{cfg: cfg, chat: chat, id: "cmpl-" + strconv.Itoa(len(s.Requests()))}
+	id := "cmpl-" + strconv.Itoa(rec.seq)
 	if chat {
-		a.id = "chat" + a.id
+		id = "chat" + id
 	}
+	withUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage && !cfg.NoUsage
+	tmpl := s.template(cfg, chat, withUsage)
 	ctx := r.Context()
 	// wait paces one data event and reports false (recording the
 	// cancellation) when the client went away.
@@ -331,19 +351,19 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(a.whole())
+		_, _ = w.Write([]byte(idPrefix + id + string(tmpl.whole)))
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	events := a.events(req.StreamOptions != nil && req.StreamOptions.IncludeUsage && !cfg.NoUsage)
+	n := len(tmpl.events)
 	if !cfg.NoDone {
-		events = append(events, []byte("[DONE]"))
+		n++
 	}
-	var line []byte
-	for i, ev := range events {
+	line := make([]byte, 0, 1024)
+	for i := range n {
 		if cfg.Stall && i == cfg.StallAfter {
 			stall()
 			return
@@ -354,7 +374,13 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		if !wait() {
 			return
 		}
-		line = append(append(append(line[:0], "data: "...), ev...), "\n\n"...)
+		line = append(line[:0], "data: "...)
+		if i < len(tmpl.events) {
+			line = append(append(append(line, idPrefix...), id...), tmpl.events[i]...)
+		} else {
+			line = append(line, "[DONE]"...)
+		}
+		line = append(line, "\n\n"...)
 		if _, err := w.Write(line); err != nil {
 			rec.markCancelled()
 			return
@@ -366,16 +392,51 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 	}
 }
 
-// answer builds vLLM's JSON.
+// answer builds vLLM's JSON, without the id.
 type answer struct {
 	cfg  Config
 	chat bool
-	id   string
 }
 
-func (a *answer) head(object string) string {
-	return fmt.Sprintf(`{"id":%s,"object":%s,"created":%d,"model":%s,`, quote(a.id), quote(object), created, quote(a.cfg.Model))
+// template is the answer for one configuration and request shape.
+type template struct {
+	events [][]byte // streamed payloads after the id, without [DONE]
+	whole  []byte   // non-streamed body after the id
 }
+
+type templateKey struct {
+	model                                       string
+	chunks, chunkBytes                          int
+	promptTokens, cachedTokens, reasoningTokens int64
+	noUsage, chat, withUsage                    bool
+}
+
+// template returns the cached answer, so that the fake engine costs little
+// next to the code under test.
+func (s *Server) template(cfg Config, chat, withUsage bool) *template {
+	key := templateKey{cfg.Model, cfg.Chunks, cfg.ChunkBytes, cfg.PromptTokens, cfg.CachedTokens, cfg.ReasoningTokens, cfg.NoUsage, chat, withUsage}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.templates[key]; ok {
+		return t
+	}
+	a := answer{cfg: cfg, chat: chat}
+	t := &template{events: a.events(withUsage), whole: a.whole()}
+	if s.templates == nil {
+		s.templates = map[templateKey]*template{}
+	}
+	s.templates[key] = t
+	return t
+}
+
+// head is what follows the id in every object; payloads are
+// idPrefix + id + the rest, so that the rest can be built once per
+// configuration.
+func (a *answer) head(object string) string {
+	return fmt.Sprintf(`","object":%s,"created":%d,"model":%s,`, quote(object), created, quote(a.cfg.Model))
+}
+
+const idPrefix = `{"id":"`
 
 func (a *answer) content() string {
 	const filler = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua "
