@@ -1,0 +1,174 @@
+package chain
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/tonkeeper/tongo/boc"
+	"github.com/tonkeeper/tongo/tlb"
+	"github.com/tonkeeper/tongo/ton"
+
+	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/contracts"
+)
+
+// GasAmount is attached to operations that carry no deposit; the contracts keep what the
+// operation costs and (for payouts) forward the rest.
+const GasAmount = 50_000_000
+
+// contractData returns the data of an active contract.
+func contractData(ctx context.Context, c Chain, id ton.AccountID) (*boc.Cell, error) {
+	a, err := c.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != StatusActive || a.Data == nil {
+		return nil, fmt.Errorf("read %s: %w (status %s)", id.ToRaw(), ErrNotDeployed, a.Status)
+	}
+	return a.Data, nil
+}
+
+// Registry reads the registry contract.
+func Registry(ctx context.Context, c Chain, id ton.AccountID) (contracts.Registry, error) {
+	data, err := contractData(ctx, c, id)
+	if err != nil {
+		return contracts.Registry{}, err
+	}
+	r, err := contracts.ParseRegistryData(data)
+	if err != nil {
+		return contracts.Registry{}, fmt.Errorf("read registry %s: %w", id.ToRaw(), err)
+	}
+	return r, nil
+}
+
+// Proxy reads a proxy contract.
+func Proxy(ctx context.Context, c Chain, id ton.AccountID) (contracts.ProxyState, error) {
+	data, err := contractData(ctx, c, id)
+	if err != nil {
+		return contracts.ProxyState{}, err
+	}
+	p, err := contracts.ParseProxyData(data)
+	if err != nil {
+		return contracts.ProxyState{}, fmt.Errorf("read proxy %s: %w", id.ToRaw(), err)
+	}
+	return p, nil
+}
+
+// Balance is an account's balance in nanoTON.
+func Balance(ctx context.Context, c Chain, id ton.AccountID) (uint64, error) {
+	a, err := c.Account(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return a.Balance, nil
+}
+
+// WalletBalance is the balance of key's wallet.
+func WalletBalance(ctx context.Context, c Chain, pub ed25519.PublicKey) (uint64, error) {
+	addr, err := c.WalletAddress(pub)
+	if err != nil {
+		return 0, err
+	}
+	return Balance(ctx, c, addr)
+}
+
+// Transfer sends amount nanoTON from key's wallet to another account (non-bounceable, so
+// it also funds accounts that do not exist yet).
+func Transfer(ctx context.Context, c Chain, key ed25519.PrivateKey, to ton.AccountID, amount uint64) error {
+	return c.Send(ctx, key, Message{To: to, Amount: amount})
+}
+
+func stateInit(code, data *boc.Cell) (ton.AccountID, *tlb.StateInit, error) {
+	si := &tlb.StateInit{}
+	si.Code.Exists, si.Code.Value.Value = true, *code
+	si.Data.Exists, si.Data.Value.Value = true, *data
+	cell := boc.NewCell()
+	if err := tlb.Marshal(cell, si); err != nil {
+		return ton.AccountID{}, nil, fmt.Errorf("encode state init: %w", err)
+	}
+	h, err := cell.Hash256()
+	if err != nil {
+		return ton.AccountID{}, nil, fmt.Errorf("hash state init: %w", err)
+	}
+	return ton.AccountID{Workchain: 0, Address: h}, si, nil
+}
+
+// DeployRegistry deploys a registry owned by key's wallet (r.Owner is overwritten with it)
+// and leaves amount nanoTON on it for storage rent.
+func DeployRegistry(ctx context.Context, c Chain, key ed25519.PrivateKey, r contracts.Registry, amount uint64) (ton.AccountID, error) {
+	owner, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	r.Owner = owner
+	data, err := contracts.RegistryData(r)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	addr, si, err := stateInit(contracts.RegistryCode(), data)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	if err := c.Send(ctx, key, Message{To: addr, Amount: amount, Init: si}); err != nil {
+		return ton.AccountID{}, fmt.Errorf("deploy registry: %w", err)
+	}
+	return addr, nil
+}
+
+// ProxyAddress is where the proxy contract for a payment key and owner lives.
+func ProxyAddress(paymentKey ed25519.PublicKey, owner ton.AccountID, cfg contracts.ProxyConfig) (ton.AccountID, *tlb.StateInit, error) {
+	data, err := contracts.ProxyData(paymentKey, owner, cfg)
+	if err != nil {
+		return ton.AccountID{}, nil, err
+	}
+	return stateInit(contracts.ProxyCode(), data)
+}
+
+// DeployProxy deploys the proxy contract bound to paymentKey, owned by key's wallet, with
+// stake nanoTON (minus contracts.OpFee) as the proxy's stake; cfg is copied from the registry.
+func DeployProxy(ctx context.Context, c Chain, key ed25519.PrivateKey, paymentKey ed25519.PublicKey, cfg contracts.ProxyConfig, stake uint64) (ton.AccountID, error) {
+	owner, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	addr, si, err := ProxyAddress(paymentKey, owner, cfg)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	msg := Message{To: addr, Amount: stake, Init: si, Body: contracts.ProxyAddStakeBody(0)}
+	if err := c.Send(ctx, key, msg); err != nil {
+		return ton.AccountID{}, fmt.Errorf("deploy proxy: %w", err)
+	}
+	return addr, nil
+}
+
+// Call sends an operation body to a contract from key's wallet, bounceable, with amount
+// (GasAmount when 0) attached.
+func Call(ctx context.Context, c Chain, key ed25519.PrivateKey, to ton.AccountID, amount uint64, body *boc.Cell) error {
+	if amount == 0 {
+		amount = GasAmount
+	}
+	return c.Send(ctx, key, Message{To: to, Amount: amount, Body: body, Bounce: true})
+}
+
+// TopUp deposits amount nanoTON for key's wallet on a proxy contract.
+func TopUp(ctx context.Context, c Chain, key ed25519.PrivateKey, proxy ton.AccountID, amount uint64) error {
+	if err := Call(ctx, c, key, proxy, amount, contracts.TopUpBody(0)); err != nil {
+		return fmt.Errorf("top up %s: %w", proxy.ToRaw(), err)
+	}
+	return nil
+}
+
+// SubmitState submits a signed payment state from key's wallet (anyone may submit one; a
+// worker-earned state pays the worker).
+func SubmitState(ctx context.Context, c Chain, key ed25519.PrivateKey, s settle.SignedState) error {
+	body, err := contracts.SubmitStateBody(s.State.Seqno, s)
+	if err != nil {
+		return err
+	}
+	if err := Call(ctx, c, key, s.State.Proxy, 0, body); err != nil {
+		return fmt.Errorf("submit %s state seqno %d: %w", s.State.Kind, s.State.Seqno, err)
+	}
+	return nil
+}
