@@ -91,6 +91,7 @@ func issue(s certSpec) (*x509.Certificate, error) {
 	parent, signer := s.parent, s.signer
 	if parent == nil {
 		parent, signer = tmpl, s.key
+		tmpl.AuthorityKeyId = ski // Intel's root names itself as its authority too
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &s.key.PublicKey, signer)
 	if err != nil {

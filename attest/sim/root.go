@@ -47,7 +47,6 @@ func (o Options) withDefaults() (Options, error) {
 type Root struct {
 	certs *certSet
 	keys  *keySet // nil when public
-	opts  Options // for re-signing collateral
 	dir   string  // "" when in memory
 
 	mu        sync.Mutex
@@ -69,7 +68,7 @@ func New(opts Options) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new development root: %w", err)
 	}
-	return &Root{certs: cs, keys: ks, opts: opts, coll: c}, nil
+	return &Root{certs: cs, keys: ks, coll: c}, nil
 }
 
 func collateralSpecFor(o Options) collateralSpec {

@@ -55,8 +55,7 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open development root in %s: %w", dir, err)
 	}
-	opts, _ := Options{Now: now}.withDefaults()
-	return &Root{certs: cs, keys: ks, opts: opts, dir: dir, coll: c, lastCheck: now}, nil
+	return &Root{certs: cs, keys: ks, dir: dir, coll: c, lastCheck: now}, nil
 }
 
 // OpenPublic loads only what a verifier needs from dir, the root certificate and the signed
@@ -77,8 +76,7 @@ func OpenPublic(dir string) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open development root in %s (public): %w", dir, err)
 	}
-	opts, _ := Options{Now: now}.withDefaults()
-	return &Root{certs: cs, opts: opts, dir: dir, coll: c, lastCheck: now}, nil
+	return &Root{certs: cs, dir: dir, coll: c, lastCheck: now}, nil
 }
 
 var errNotCreated = errors.New("no development root of trust here yet")
