@@ -400,6 +400,7 @@ var vocabulary = []string{
 var (
 	quotedFirst, quotedNext [][]byte
 	quotedStop              = []byte(`"."`)
+	rawFirst, rawNext       []string
 )
 
 func init() {
@@ -407,6 +408,8 @@ func init() {
 		first := []byte(w)
 		r, size := utf8.DecodeRune(first)
 		first = append([]byte(string(unicode.ToUpper(r))), first[size:]...)
+		rawFirst = append(rawFirst, string(first))
+		rawNext = append(rawNext, " "+w)
 		q, _ := json.Marshal(string(first))
 		quotedFirst = append(quotedFirst, q)
 		q, _ = json.Marshal(" " + w)
@@ -423,9 +426,9 @@ func splitmix64(x *uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// tokens produces the answer's tokens as JSON strings, pacing them by the
-// token delay and stopping when ctx ends.
-func (e *Engine) tokens(ctx context.Context, j *job, yield func(q []byte) error) error {
+// tokens produces the answer's tokens, as JSON strings and as text, pacing
+// them by the token delay and stopping when ctx ends.
+func (e *Engine) tokens(ctx context.Context, j *job, yield func(q []byte, text string) error) error {
 	var timer *time.Timer
 	if e.cfg.TokenDelay > 0 {
 		timer = time.NewTimer(e.cfg.TokenDelay)
@@ -446,15 +449,15 @@ func (e *Engine) tokens(ctx context.Context, j *job, yield func(q []byte) error)
 			return err
 		}
 		w := splitmix64(&rng) % uint64(len(vocabulary))
-		q := quotedNext[w]
+		q, text := quotedNext[w], rawNext[w]
 		switch {
 		case i == j.length-1 && j.finish == "stop" && i > 0:
-			q = quotedStop
+			q, text = quotedStop, "."
 		case i == 0:
-			q = quotedFirst[w]
+			q, text = quotedFirst[w], rawFirst[w]
 		}
 		j.produced++
-		if err := yield(q); err != nil {
+		if err := yield(q, text); err != nil {
 			return err
 		}
 	}
@@ -512,7 +515,7 @@ func (e *Engine) stream(ctx context.Context, j *job, emit func(data []byte, usag
 			return err
 		}
 	}
-	err := e.tokens(ctx, j, func(q []byte) error {
+	err := e.tokens(ctx, j, func(q []byte, _ string) error {
 		buf = appendHead(buf[:0], j, object)
 		buf = append(buf, openChoice...)
 		if j.kind == gpu.KindChat {
@@ -546,9 +549,7 @@ func (e *Engine) stream(ctx context.Context, j *job, emit func(data []byte, usag
 // whole produces a non-streamed answer.
 func (e *Engine) whole(ctx context.Context, j *job) ([]byte, error) {
 	var text []byte
-	err := e.tokens(ctx, j, func(q []byte) error {
-		var s string
-		_ = json.Unmarshal(q, &s)
+	err := e.tokens(ctx, j, func(_ []byte, s string) error {
 		text = append(text, s...)
 		return nil
 	})

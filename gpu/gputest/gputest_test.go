@@ -121,3 +121,18 @@ func TestFaults(t *testing.T) {
 	assert.Equal(http.StatusServiceUnavailable, status)
 	assert.Len(s.Requests(), 4)
 }
+
+func TestNoRecord(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	s := gputest.New(gputest.Config{NoRecord: true, Chunks: 1})
+	t.Cleanup(s.Close)
+	for range 3 {
+		status, _ := post(t, s, "/v1/completions", `{"stream":true}`)
+		require.Equal(http.StatusOK, status)
+	}
+	assert.Equal(3, s.Count())
+	reqs, err := s.Await(t.Context(), 3)
+	require.NoError(err)
+	assert.Empty(reqs)
+}
