@@ -32,8 +32,8 @@ type HTTPConfig struct {
 	// so this must exceed the longest generation. Default 10m.
 	ResponseHeaderTimeout time.Duration
 	// IdleTimeout bounds the silence between two reads of a streaming
-	// answer; the request then fails with ErrStalled. Default 2m; negative
-	// disables it.
+	// answer, the wait for the first chunk after the headers included; the
+	// request then fails with ErrStalled. Default 2m; negative disables it.
 	IdleTimeout time.Duration
 	// MaxEventSize bounds one SSE event. Default DefaultMaxEventSize.
 	MaxEventSize int
