@@ -1,0 +1,60 @@
+// Package tonchain is cocoon's access to real TON (mainnet or testnet) through tongo's
+// lite-server client. It reads accounts with lite-server queries and sends through a v5r1
+// wallet whose key comes from a key file (chain.LoadKey).
+package tonchain
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tonkeeper/tongo/config"
+	"github.com/tonkeeper/tongo/liteapi"
+
+	"github.com/cocoon-network/cocoon/settle/chain"
+)
+
+// Network selects the network a wallet's messages are valid on.
+type Network string
+
+const (
+	Mainnet Network = "mainnet"
+	Testnet Network = "testnet"
+)
+
+// GlobalID is the network's global id, which v5 wallets bind into every signed message.
+func (n Network) GlobalID() (int32, error) {
+	switch n {
+	case Mainnet:
+		return -239, nil
+	case Testnet:
+		return -3, nil
+	default:
+		return 0, fmt.Errorf("unknown network %q (want mainnet or testnet)", n)
+	}
+}
+
+// Dial connects to the lite servers of a global config file (as published at
+// ton.org/global.config.json or ton.org/testnet-global.config.json).
+func Dial(ctx context.Context, configPath string, network Network) (chain.Chain, error) {
+	if _, err := network.GlobalID(); err != nil {
+		return nil, fmt.Errorf("dial ton: %w", err)
+	}
+	cfg, err := config.ParseConfigFile(configPath)
+	if err != nil {
+		return nil, fmt.Errorf("dial ton: read %s: %w", configPath, err)
+	}
+	client, err := liteapi.NewClient(liteapi.WithConfigurationFile(*cfg), liteapi.WithInitializationContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("dial ton: %w", err)
+	}
+	return New(client, network)
+}
+
+// New builds the chain on any backend; tests pass a stub with recorded answers.
+func New(b chain.Backend, network Network) (chain.Chain, error) {
+	id, err := network.GlobalID()
+	if err != nil {
+		return nil, err
+	}
+	return chain.New(b, chain.Options{NetworkGlobalID: &id}), nil
+}
