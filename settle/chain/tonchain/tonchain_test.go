@@ -139,7 +139,3 @@ func TestTestnetWalletFlow(t *testing.T) {
 	assert.Equal(uint32(1), r.Version)
 	assert.Equal(uint64(9), r.Params.PricePerToken)
 }
-
-func nowUnix() int64 { return timeNow().Unix() }
-
-var timeNow = time.Now
