@@ -130,6 +130,28 @@ func TestQuotesDiffer(t *testing.T) {
 	}
 }
 
+func TestQuoteConcurrently(t *testing.T) {
+	require := require.New(t)
+	r, err := New(Options{})
+	require.NoError(err)
+	q, err := r.NewQuoter(testMeasurements())
+	require.NoError(err)
+	cert, getter, now := r.Certificate(), r.Collateral(), time.Now()
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3 {
+				raw, err := q.Quote([64]byte{byte(g), byte(i)})
+				if assert.NoError(t, err) {
+					assert.NoError(t, verify.RawTdxQuote(raw, verifyOptions(cert, getter, now)))
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestVerification(t *testing.T) {
 	now := time.Now()
 	other, err := New(Options{})
