@@ -157,7 +157,31 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 			Str("peer_role", string(peer.Claims.Role)).Logger(),
 	}
 	go c.readControl()
+	if cfg.PingInterval > 0 {
+		go c.liveness()
+	}
 	return c
+}
+
+// liveness pings the peer and closes the connection when it stops answering.
+func (c *Conn) liveness() {
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.qc.Context(), c.cfg.PingTimeout)
+		_, err := c.Ping(ctx)
+		cancel()
+		if err != nil && c.qc.Context().Err() == nil {
+			c.log.Warn().Dur("timeout", c.cfg.PingTimeout).Msg("peer unresponsive, closing connection")
+			_ = c.qc.CloseWithError(wire.CodeTimeout, "peer unresponsive")
+			return
+		}
+	}
 }
 
 // hello exchanges Hello on the control stream within the handshake timeout.

@@ -24,3 +24,27 @@ const (
 	CodeUpstream      quic.ApplicationErrorCode = 0xa // the next hop failed
 	CodeVersion       quic.ApplicationErrorCode = 0xb // incompatible protocol version
 )
+
+// CodePaymentRequired: the client's balance cannot cover the request's maximum cost.
+const CodePaymentRequired quic.ApplicationErrorCode = 0xc
+
+// HTTPStatus is the HTTP status a client answers with for a code.
+func HTTPStatus(code quic.ApplicationErrorCode) int {
+	switch code {
+	case CodeBadRequest, CodeFrameTooLarge:
+		return 400
+	case CodePaymentRequired:
+		return 402
+	case CodeNotFound:
+		return 404
+	case CodeOverloaded:
+		return 503
+	case CodeTimeout:
+		return 504
+	case CodeCancelled:
+		return 499
+	case CodeUpstream, CodeProtocol, CodeVersion, CodeShutdown:
+		return 502
+	}
+	return 500
+}

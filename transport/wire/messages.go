@@ -15,7 +15,22 @@ const (
 	TypePing  Type = 2
 	TypePong  Type = 3
 	TypeError Type = 4
+
+	TypeRequest       Type = 10
+	TypeResponseHead  Type = 11
+	TypeChunk         Type = 12 // raw bytes: one SSE data payload or a piece of a JSON answer
+	TypeUsageChunk    Type = 13 // raw bytes: the final usage-only SSE payload of a stream
+	TypeDone          Type = 14
+	TypeModelsRequest Type = 15
+	TypeModelsList    Type = 16
+
+	TypeRegister   Type = 20
+	TypeRegistered Type = 21
+	TypeUnregister Type = 22
 )
+
+// Raw reports whether frames of type t carry raw bytes instead of a protobuf message.
+func (t Type) Raw() bool { return t == TypeChunk || t == TypeUsageChunk }
 
 // TypeOf returns the frame type of a message.
 func TypeOf(m proto.Message) (Type, error) {
@@ -28,6 +43,22 @@ func TypeOf(m proto.Message) (Type, error) {
 		return TypePong, nil
 	case *Error:
 		return TypeError, nil
+	case *Request:
+		return TypeRequest, nil
+	case *ResponseHead:
+		return TypeResponseHead, nil
+	case *Done:
+		return TypeDone, nil
+	case *ModelsRequest:
+		return TypeModelsRequest, nil
+	case *ModelsList:
+		return TypeModelsList, nil
+	case *Register:
+		return TypeRegister, nil
+	case *Registered:
+		return TypeRegistered, nil
+	case *Unregister:
+		return TypeUnregister, nil
 	}
 	return 0, fmt.Errorf("wire: no frame type for %T", m)
 }
@@ -43,6 +74,22 @@ func New(t Type) (proto.Message, error) {
 		return &Pong{}, nil
 	case TypeError:
 		return &Error{}, nil
+	case TypeRequest:
+		return &Request{}, nil
+	case TypeResponseHead:
+		return &ResponseHead{}, nil
+	case TypeDone:
+		return &Done{}, nil
+	case TypeModelsRequest:
+		return &ModelsRequest{}, nil
+	case TypeModelsList:
+		return &ModelsList{}, nil
+	case TypeRegister:
+		return &Register{}, nil
+	case TypeRegistered:
+		return &Registered{}, nil
+	case TypeUnregister:
+		return &Unregister{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown frame type %d", ErrMalformedFrame, t)
 }

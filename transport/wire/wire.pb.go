@@ -27,6 +27,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Kind int32
+
+const (
+	Kind_KIND_UNSPECIFIED Kind = 0
+	Kind_KIND_CHAT        Kind = 1 // POST /v1/chat/completions
+	Kind_KIND_COMPLETION  Kind = 2 // POST /v1/completions
+)
+
+// Enum value maps for Kind.
+var (
+	Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_CHAT",
+		2: "KIND_COMPLETION",
+	}
+	Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_CHAT":        1,
+		"KIND_COMPLETION":  2,
+	}
+)
+
+func (x Kind) Enum() *Kind {
+	p := new(Kind)
+	*p = x
+	return p
+}
+
+func (x Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[0].Descriptor()
+}
+
+func (Kind) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[0]
+}
+
+func (x Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Kind.Descriptor instead.
+func (Kind) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{0}
+}
+
 // Hello opens the control stream in both directions. The listener answers the dialer's Hello only
 // after it has verified the dialer, so a dialer that receives Hello knows it was accepted.
 type Hello struct {
@@ -170,11 +219,14 @@ func (x *Pong) GetNonce() uint64 {
 	return 0
 }
 
-// Error ends a stream or a connection with a code from codes.go and a message for humans.
+// Error ends a stream or a connection with a code from codes.go and a message for humans. When the
+// inference engine itself refused a request, http_status and body carry its answer to the client.
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	HttpStatus    uint32                 `protobuf:"varint,3,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +275,686 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+func (x *Error) GetHttpStatus() uint32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *Error) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+type Request struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // request id for logs and headers (never the content)
+	Kind           Kind                   `protobuf:"varint,2,opt,name=kind,proto3,enum=cocoon.wire.v1.Kind" json:"kind,omitempty"`
+	Model          string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Stream         bool                   `protobuf:"varint,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	Body           []byte                 `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`                                            // the OpenAI request JSON as the app sent it
+	MaxCoefficient uint32                 `protobuf:"varint,6,opt,name=max_coefficient,json=maxCoefficient,proto3" json:"max_coefficient,omitempty"` // the highest worker price coefficient the client accepts (1000 = 1.0x); 0 = any
+	TimeoutMs      uint64                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`                // how long the client waits for the whole answer; 0 = the proxy's default
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Request) Reset() {
+	*x = Request{}
+	mi := &file_wire_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Request) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Request) ProtoMessage() {}
+
+func (x *Request) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Request.ProtoReflect.Descriptor instead.
+func (*Request) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Request) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Request) GetKind() Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Kind_KIND_UNSPECIFIED
+}
+
+func (x *Request) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Request) GetStream() bool {
+	if x != nil {
+		return x.Stream
+	}
+	return false
+}
+
+func (x *Request) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Request) GetMaxCoefficient() uint32 {
+	if x != nil {
+		return x.MaxCoefficient
+	}
+	return 0
+}
+
+func (x *Request) GetTimeoutMs() uint64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// ResponseHead is sent before the first chunk: the answer has started.
+type ResponseHead struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HttpStatus    uint32                 `protobuf:"varint,1,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Worker        *WorkerInfo            `protobuf:"bytes,3,opt,name=worker,proto3" json:"worker,omitempty"` // set by the proxy for the client
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseHead) Reset() {
+	*x = ResponseHead{}
+	mi := &file_wire_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseHead) ProtoMessage() {}
+
+func (x *ResponseHead) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseHead.ProtoReflect.Descriptor instead.
+func (*ResponseHead) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResponseHead) GetHttpStatus() uint32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *ResponseHead) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ResponseHead) GetWorker() *WorkerInfo {
+	if x != nil {
+		return x.Worker
+	}
+	return nil
+}
+
+// WorkerInfo tells a client which attested worker answers.
+type WorkerInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ImageHash     string                 `protobuf:"bytes,1,opt,name=image_hash,json=imageHash,proto3" json:"image_hash,omitempty"`
+	Attestation   string                 `protobuf:"bytes,2,opt,name=attestation,proto3" json:"attestation,omitempty"` // "tdx" or "simulated"
+	WeightsDigest string                 `protobuf:"bytes,3,opt,name=weights_digest,json=weightsDigest,proto3" json:"weights_digest,omitempty"`
+	Coefficient   uint32                 `protobuf:"varint,4,opt,name=coefficient,proto3" json:"coefficient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerInfo) Reset() {
+	*x = WorkerInfo{}
+	mi := &file_wire_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerInfo) ProtoMessage() {}
+
+func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
+func (*WorkerInfo) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkerInfo) GetImageHash() string {
+	if x != nil {
+		return x.ImageHash
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetAttestation() string {
+	if x != nil {
+		return x.Attestation
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetWeightsDigest() string {
+	if x != nil {
+		return x.WeightsDigest
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetCoefficient() uint32 {
+	if x != nil {
+		return x.Coefficient
+	}
+	return 0
+}
+
+type Usage struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens     uint64                 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CachedTokens     uint64                 `protobuf:"varint,2,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	CompletionTokens uint64                 `protobuf:"varint,3,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	ReasoningTokens  uint64                 `protobuf:"varint,4,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_wire_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Usage) GetPromptTokens() uint64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedTokens() uint64 {
+	if x != nil {
+		return x.CachedTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() uint64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+// Done ends a successful answer with its metered usage.
+type Done struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Usage         *Usage                 `protobuf:"bytes,1,opt,name=usage,proto3" json:"usage,omitempty"`
+	TotalCost     uint64                 `protobuf:"varint,2,opt,name=total_cost,json=totalCost,proto3" json:"total_cost,omitempty"` // nanoTON charged to the client for this request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Done) Reset() {
+	*x = Done{}
+	mi := &file_wire_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Done) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Done) ProtoMessage() {}
+
+func (x *Done) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Done.ProtoReflect.Descriptor instead.
+func (*Done) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Done) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Done) GetTotalCost() uint64 {
+	if x != nil {
+		return x.TotalCost
+	}
+	return 0
+}
+
+type ModelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelsRequest) Reset() {
+	*x = ModelsRequest{}
+	mi := &file_wire_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelsRequest) ProtoMessage() {}
+
+func (x *ModelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelsRequest.ProtoReflect.Descriptor instead.
+func (*ModelsRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{9}
+}
+
+type ModelInfo struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Workers        uint32                 `protobuf:"varint,2,opt,name=workers,proto3" json:"workers,omitempty"`
+	MinCoefficient uint32                 `protobuf:"varint,3,opt,name=min_coefficient,json=minCoefficient,proto3" json:"min_coefficient,omitempty"`
+	MaxCoefficient uint32                 `protobuf:"varint,4,opt,name=max_coefficient,json=maxCoefficient,proto3" json:"max_coefficient,omitempty"`
+	WeightsDigests []string               `protobuf:"bytes,5,rep,name=weights_digests,json=weightsDigests,proto3" json:"weights_digests,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ModelInfo) Reset() {
+	*x = ModelInfo{}
+	mi := &file_wire_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelInfo) ProtoMessage() {}
+
+func (x *ModelInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
+func (*ModelInfo) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ModelInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetWorkers() uint32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetMinCoefficient() uint32 {
+	if x != nil {
+		return x.MinCoefficient
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetMaxCoefficient() uint32 {
+	if x != nil {
+		return x.MaxCoefficient
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetWeightsDigests() []string {
+	if x != nil {
+		return x.WeightsDigests
+	}
+	return nil
+}
+
+type ModelsList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Models        []*ModelInfo           `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelsList) Reset() {
+	*x = ModelsList{}
+	mi := &file_wire_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelsList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelsList) ProtoMessage() {}
+
+func (x *ModelsList) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelsList.ProtoReflect.Descriptor instead.
+func (*ModelsList) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ModelsList) GetModels() []*ModelInfo {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// Register offers the worker's model to the proxy; sent again whenever it changes. The proxy checks
+// the model against the worker's attested claims and answers Registered or closes with Error.
+type Register struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	WeightsDigest string                 `protobuf:"bytes,2,opt,name=weights_digest,json=weightsDigest,proto3" json:"weights_digest,omitempty"`
+	Coefficient   uint32                 `protobuf:"varint,3,opt,name=coefficient,proto3" json:"coefficient,omitempty"`                      // price coefficient, 1000 = 1.0x
+	MaxActive     uint32                 `protobuf:"varint,4,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`         // requests the worker takes at once
+	OwnerAddress  string                 `protobuf:"bytes,5,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"` // TON address that earns
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Register) Reset() {
+	*x = Register{}
+	mi := &file_wire_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Register) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Register) ProtoMessage() {}
+
+func (x *Register) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Register.ProtoReflect.Descriptor instead.
+func (*Register) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Register) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Register) GetWeightsDigest() string {
+	if x != nil {
+		return x.WeightsDigest
+	}
+	return ""
+}
+
+func (x *Register) GetCoefficient() uint32 {
+	if x != nil {
+		return x.Coefficient
+	}
+	return 0
+}
+
+func (x *Register) GetMaxActive() uint32 {
+	if x != nil {
+		return x.MaxActive
+	}
+	return 0
+}
+
+func (x *Register) GetOwnerAddress() string {
+	if x != nil {
+		return x.OwnerAddress
+	}
+	return ""
+}
+
+type Registered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Registered) Reset() {
+	*x = Registered{}
+	mi := &file_wire_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Registered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Registered) ProtoMessage() {}
+
+func (x *Registered) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Registered.ProtoReflect.Descriptor instead.
+func (*Registered) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Registered) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+// Unregister withdraws the worker from routing (its engine stopped answering); running requests go on.
+type Unregister struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unregister) Reset() {
+	*x = Unregister{}
+	mi := &file_wire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unregister) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unregister) ProtoMessage() {}
+
+func (x *Unregister) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unregister.ProtoReflect.Descriptor instead.
+func (*Unregister) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Unregister) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
@@ -235,10 +967,70 @@ const file_wire_proto_rawDesc = "" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
-	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"5\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"j\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB1Z/github.com/cocoon-network/cocoon/transport/wireb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
+	"\vhttp_status\x18\x03 \x01(\rR\n" +
+	"httpStatus\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\xcd\x01\n" +
+	"\aRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cocoon.wire.v1.KindR\x04kind\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\bR\x06stream\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\x12'\n" +
+	"\x0fmax_coefficient\x18\x06 \x01(\rR\x0emaxCoefficient\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\"y\n" +
+	"\fResponseHead\x12\x1f\n" +
+	"\vhttp_status\x18\x01 \x01(\rR\n" +
+	"httpStatus\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x122\n" +
+	"\x06worker\x18\x03 \x01(\v2\x1a.cocoon.wire.v1.WorkerInfoR\x06worker\"\x96\x01\n" +
+	"\n" +
+	"WorkerInfo\x12\x1d\n" +
+	"\n" +
+	"image_hash\x18\x01 \x01(\tR\timageHash\x12 \n" +
+	"\vattestation\x18\x02 \x01(\tR\vattestation\x12%\n" +
+	"\x0eweights_digest\x18\x03 \x01(\tR\rweightsDigest\x12 \n" +
+	"\vcoefficient\x18\x04 \x01(\rR\vcoefficient\"\xa9\x01\n" +
+	"\x05Usage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x04R\fpromptTokens\x12#\n" +
+	"\rcached_tokens\x18\x02 \x01(\x04R\fcachedTokens\x12+\n" +
+	"\x11completion_tokens\x18\x03 \x01(\x04R\x10completionTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x04 \x01(\x04R\x0freasoningTokens\"R\n" +
+	"\x04Done\x12+\n" +
+	"\x05usage\x18\x01 \x01(\v2\x15.cocoon.wire.v1.UsageR\x05usage\x12\x1d\n" +
+	"\n" +
+	"total_cost\x18\x02 \x01(\x04R\ttotalCost\"\x0f\n" +
+	"\rModelsRequest\"\xb4\x01\n" +
+	"\tModelInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aworkers\x18\x02 \x01(\rR\aworkers\x12'\n" +
+	"\x0fmin_coefficient\x18\x03 \x01(\rR\x0eminCoefficient\x12'\n" +
+	"\x0fmax_coefficient\x18\x04 \x01(\rR\x0emaxCoefficient\x12'\n" +
+	"\x0fweights_digests\x18\x05 \x03(\tR\x0eweightsDigests\"?\n" +
+	"\n" +
+	"ModelsList\x121\n" +
+	"\x06models\x18\x01 \x03(\v2\x19.cocoon.wire.v1.ModelInfoR\x06models\"\xad\x01\n" +
+	"\bRegister\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12%\n" +
+	"\x0eweights_digest\x18\x02 \x01(\tR\rweightsDigest\x12 \n" +
+	"\vcoefficient\x18\x03 \x01(\rR\vcoefficient\x12\x1d\n" +
+	"\n" +
+	"max_active\x18\x04 \x01(\rR\tmaxActive\x12#\n" +
+	"\rowner_address\x18\x05 \x01(\tR\fownerAddress\")\n" +
+	"\n" +
+	"Registered\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"$\n" +
+	"\n" +
+	"Unregister\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason*@\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tKIND_CHAT\x10\x01\x12\x13\n" +
+	"\x0fKIND_COMPLETION\x10\x02B1Z/github.com/cocoon-network/cocoon/transport/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -252,19 +1044,36 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_wire_proto_goTypes = []any{
-	(*Hello)(nil), // 0: cocoon.wire.v1.Hello
-	(*Ping)(nil),  // 1: cocoon.wire.v1.Ping
-	(*Pong)(nil),  // 2: cocoon.wire.v1.Pong
-	(*Error)(nil), // 3: cocoon.wire.v1.Error
+	(Kind)(0),             // 0: cocoon.wire.v1.Kind
+	(*Hello)(nil),         // 1: cocoon.wire.v1.Hello
+	(*Ping)(nil),          // 2: cocoon.wire.v1.Ping
+	(*Pong)(nil),          // 3: cocoon.wire.v1.Pong
+	(*Error)(nil),         // 4: cocoon.wire.v1.Error
+	(*Request)(nil),       // 5: cocoon.wire.v1.Request
+	(*ResponseHead)(nil),  // 6: cocoon.wire.v1.ResponseHead
+	(*WorkerInfo)(nil),    // 7: cocoon.wire.v1.WorkerInfo
+	(*Usage)(nil),         // 8: cocoon.wire.v1.Usage
+	(*Done)(nil),          // 9: cocoon.wire.v1.Done
+	(*ModelsRequest)(nil), // 10: cocoon.wire.v1.ModelsRequest
+	(*ModelInfo)(nil),     // 11: cocoon.wire.v1.ModelInfo
+	(*ModelsList)(nil),    // 12: cocoon.wire.v1.ModelsList
+	(*Register)(nil),      // 13: cocoon.wire.v1.Register
+	(*Registered)(nil),    // 14: cocoon.wire.v1.Registered
+	(*Unregister)(nil),    // 15: cocoon.wire.v1.Unregister
 }
 var file_wire_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: cocoon.wire.v1.Request.kind:type_name -> cocoon.wire.v1.Kind
+	7,  // 1: cocoon.wire.v1.ResponseHead.worker:type_name -> cocoon.wire.v1.WorkerInfo
+	8,  // 2: cocoon.wire.v1.Done.usage:type_name -> cocoon.wire.v1.Usage
+	11, // 3: cocoon.wire.v1.ModelsList.models:type_name -> cocoon.wire.v1.ModelInfo
+	4,  // [4:4] is the sub-list for method output_type
+	4,  // [4:4] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -277,13 +1086,14 @@ func file_wire_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_wire_proto_goTypes,
 		DependencyIndexes: file_wire_proto_depIdxs,
+		EnumInfos:         file_wire_proto_enumTypes,
 		MessageInfos:      file_wire_proto_msgTypes,
 	}.Build()
 	File_wire_proto = out.File

@@ -1,0 +1,60 @@
+// Package redial keeps one attested connection to a peer alive: it dials, hands the connection to
+// the caller's session function, and dials again with exponential backoff and jitter when the
+// connection ends. Workers and clients use it for their proxies.
+package redial
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/transport"
+)
+
+// Backoff bounds the wait between attempts.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+// DefaultBackoff starts at 100ms and doubles up to 5s.
+var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// Loop dials addr until ctx ends. Each established connection is passed to session, which returns
+// when it is done with it; the connection is then closed and, unless ctx ended, dialled again.
+// Backoff resets after a connection that lasted longer than the maximum backoff.
+func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log zerolog.Logger,
+	session func(ctx context.Context, c *transport.Conn)) {
+	wait := b.Min
+	for ctx.Err() == nil {
+		c, err := transport.Dial(ctx, addr, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn().Err(err).Str("proxy", addr).Dur("retry_in", wait).Msg("cannot connect")
+		} else {
+			start := time.Now()
+			log.Info().Str("proxy", addr).Str("attestation", c.Peer().Label()).
+				Str("image", c.Peer().ImageHash.String()).Msg("connected")
+			session(ctx, c)
+			_ = c.Close(0, "session ended")
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn().Str("proxy", addr).AnErr("cause", c.Err()).Msg("connection lost")
+			if time.Since(start) > b.Max {
+				wait = b.Min
+			}
+		}
+		// Full jitter keeps many nodes from reconnecting in lockstep after a proxy restart.
+		d := time.Duration(rand.Int64N(int64(wait))) + b.Min/2
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		wait = min(wait*2, b.Max)
+	}
+}

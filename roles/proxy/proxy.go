@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// Config is what a proxy needs to know, already validated by config.
+type Config struct {
+	Listen         string        // QUIC address for workers and clients
+	StatsListen    string        // HTTP address of /healthz, /stats, /jsonstats; empty: none
+	RequestTimeout time.Duration // longest a request may take; zero: 10m
+	MaxAttempts    int           // workers tried before the first byte of an answer; zero: 3
+}
+
+// Proxy routes requests from clients to workers.
+type Proxy struct {
+	cfg Config
+	tc  transport.Config
+	log zerolog.Logger
+
+	reg   *registry
+	stats counters
+
+	ready     chan struct{}
+	addr      net.Addr
+	statsAddr net.Addr
+}
+
+// New checks cfg and returns a proxy.
+func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Proxy, error) {
+	if cfg.Listen == "" {
+		return nil, errors.New("proxy: listen: required")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	return &Proxy{cfg: cfg, tc: tc, log: log.With().Str("component", "proxy").Logger(),
+		reg: newRegistry(), ready: make(chan struct{})}, nil
+}
+
+// Addr waits until the proxy listens and returns its QUIC address.
+func (p *Proxy) Addr(ctx context.Context) net.Addr {
+	select {
+	case <-p.ready:
+		return p.addr
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// StatsAddr waits until the proxy listens and returns its stats HTTP address (nil if none).
+func (p *Proxy) StatsAddr(ctx context.Context) net.Addr {
+	select {
+	case <-p.ready:
+		return p.statsAddr
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Run serves until ctx ends; it returns nil then.
+func (p *Proxy) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l, err := transport.Listen(p.cfg.Listen, p.tc)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	p.addr = l.Addr()
+	if p.cfg.StatsListen != "" {
+		ln, err := net.Listen("tcp", p.cfg.StatsListen)
+		if err != nil {
+			return fmt.Errorf("proxy: listen stats %s: %w", p.cfg.StatsListen, err)
+		}
+		p.statsAddr = ln.Addr()
+		mux := http.NewServeMux()
+		statsweb.Register(mux, "proxy", p)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Serve(ln)
+		}()
+		context.AfterFunc(ctx, func() { _ = srv.Close() })
+	}
+	close(p.ready)
+	p.log.Info().Str("listen", p.addr.String()).Msg("proxy started")
+	for {
+		c, err := l.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("proxy: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close(wire.CodeShutdown, "proxy stopping")
+			switch c.Peer().Claims.Role {
+			case attest.RoleWorker:
+				p.serveWorker(ctx, c)
+			case attest.RoleClient:
+				p.serveClient(ctx, c)
+			default:
+				p.log.Warn().Str("role", string(c.Peer().Claims.Role)).Msg("peer role not served here")
+			}
+		}()
+	}
+}

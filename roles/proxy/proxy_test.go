@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attesttest"
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func tconfig(t *testing.T, role attest.Role, model string) transport.Config {
+	t.Helper()
+	var q attest.Quoter
+	if role != attest.RoleClient {
+		q = attesttest.Quoter(t, attesttest.Measurements(role))
+	}
+	claims := attesttest.Claims(role)
+	if model != "" {
+		claims.Model = model
+	}
+	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims, Quoter: q})
+	require.NoError(t, err)
+	return transport.Config{Identity: id, Verifier: attesttest.Verifier(t, attesttest.OpenPolicy()),
+		Log: zerolog.New(zerolog.NewTestWriter(t)), PingInterval: 100 * time.Millisecond, PingTimeout: time.Second}
+}
+
+func startProxy(t *testing.T) (*Proxy, string) {
+	t.Helper()
+	p, err := New(Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second}, tconfig(t, attest.RoleProxy, ""),
+		zerolog.New(zerolog.NewTestWriter(t)))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return p, p.Addr(ctx).String()
+}
+
+// behaviour scripts a fake worker's answer to one request stream.
+type behaviour func(s *transport.Stream, req *wire.Request)
+
+func answerOK(chunks int) behaviour {
+	return func(s *transport.Stream, req *wire.Request) {
+		_ = s.Send(&wire.ResponseHead{HttpStatus: 200, Model: req.GetModel()})
+		for i := range chunks {
+			_ = s.SendFrame(wire.TypeChunk, fmt.Appendf(nil, `{"i":%d}`, i))
+		}
+		_ = s.Send(&wire.Done{Usage: &wire.Usage{PromptTokens: 3, CompletionTokens: uint64(chunks)}})
+		_ = s.CloseSend()
+	}
+}
+
+func resetBeforeHead(s *transport.Stream, _ *wire.Request) { s.Cancel(wire.CodeInternal) }
+
+// endEarly starts an answer and ends the stream without Done. (A reset would discard the unread
+// head, so it would look like a failure before the first byte; the end-to-end test kills a worker.)
+func endEarly(s *transport.Stream, req *wire.Request) {
+	_ = s.Send(&wire.ResponseHead{HttpStatus: 200, Model: req.GetModel()})
+	_ = s.SendFrame(wire.TypeChunk, []byte(`{"i":0}`))
+	_ = s.CloseSend()
+}
+
+// fakeWorker registers model with the proxy and answers streams with b. It returns a counter of streams served.
+func fakeWorker(t *testing.T, addr, model string, b behaviour) *atomic.Int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := transport.Dial(ctx, addr, tconfig(t, attest.RoleWorker, model))
+	require.NoError(t, err)
+	require.NoError(t, c.SendControl(&wire.Register{Model: model, WeightsDigest: attesttest.Claims(attest.RoleWorker).WeightsDigest,
+		Coefficient: 1000, MaxActive: 8}))
+	select {
+	case m := <-c.Control():
+		_, ok := m.(*wire.Registered)
+		require.True(t, ok, "registration answered with %T", m)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no registration answer")
+	}
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			s, err := c.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				m, err := s.Recv()
+				if err != nil {
+					return
+				}
+				b(s, m.(*wire.Request))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = c.Close(0, "")
+		<-done
+	})
+	return &n
+}
+
+// answer is what a client reads from one request stream.
+type answer struct {
+	head   *wire.ResponseHead
+	chunks [][]byte
+	done   *wire.Done
+	err    *wire.Error
+	reset  error
+}
+
+func ask(t *testing.T, c *transport.Conn, model string) answer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.OpenStream(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Send(&wire.Request{Id: "r1", Kind: wire.Kind_KIND_CHAT, Model: model, Stream: true, Body: []byte(`{}`)}))
+	require.NoError(t, s.CloseSend())
+	var a answer
+	for {
+		typ, payload, err := s.RecvFrame()
+		if errors.Is(err, io.EOF) {
+			return a
+		}
+		if err != nil {
+			a.reset = err
+			return a
+		}
+		if typ.Raw() {
+			a.chunks = append(a.chunks, append([]byte(nil), payload...))
+			continue
+		}
+		m, err := wire.Unmarshal(typ, payload)
+		require.NoError(t, err)
+		switch m := m.(type) {
+		case *wire.ResponseHead:
+			a.head = m
+		case *wire.Done:
+			a.done = m
+		case *wire.Error:
+			a.err = m
+		default:
+			t.Fatalf("unexpected %T", m)
+		}
+	}
+}
+
+func dialClient(t *testing.T, addr string) *transport.Conn {
+	t.Helper()
+	c, err := transport.Dial(context.Background(), addr, tconfig(t, attest.RoleClient, ""))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close(0, "") })
+	return c
+}
+
+func TestRelay(t *testing.T) {
+	testCases := map[string]struct {
+		workers   []behaviour
+		model     string
+		wantCode  quic.ApplicationErrorCode
+		wantParts int
+	}{
+		"answer relayed":                     {workers: []behaviour{answerOK(5)}, model: "m", wantParts: 5},
+		"unknown model":                      {workers: []behaviour{answerOK(1)}, model: "other", wantCode: wire.CodeNotFound},
+		"failover before first byte":         {workers: []behaviour{resetBeforeHead, answerOK(2)}, model: "m", wantParts: 2},
+		"all workers fail before first byte": {workers: []behaviour{resetBeforeHead, resetBeforeHead}, model: "m", wantCode: wire.CodeUpstream},
+		"worker fails mid-answer":            {workers: []behaviour{endEarly}, model: "m", wantCode: wire.CodeUpstream, wantParts: 1},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			p, addr := startProxy(t)
+			for _, b := range tc.workers {
+				fakeWorker(t, addr, "m", b)
+			}
+			require.Eventually(t, func() bool { return len(p.reg.all()) == len(tc.workers) }, 5*time.Second, 5*time.Millisecond)
+			c := dialClient(t, addr)
+			// Repeat so that random worker choice meets every order.
+			for range 4 {
+				start := time.Now()
+				a := ask(t, c, tc.model)
+				assert.Less(time.Since(start), 2*time.Second, "answers and errors arrive promptly")
+				assert.Len(a.chunks, tc.wantParts)
+				if tc.wantCode != 0 {
+					require.NotNil(t, a.err, "want error code %d", tc.wantCode)
+					assert.Equal(uint32(tc.wantCode), a.err.GetCode(), a.err.GetMessage())
+					continue
+				}
+				require.Nil(t, a.err)
+				require.NotNil(t, a.head)
+				assert.Equal("simulated", a.head.GetWorker().GetAttestation())
+				require.NotNil(t, a.done)
+				assert.Equal(uint64(tc.wantParts), a.done.GetUsage().GetCompletionTokens())
+			}
+		})
+	}
+}
+
+func TestModelsList(t *testing.T) {
+	p, addr := startProxy(t)
+	fakeWorker(t, addr, "a", answerOK(1))
+	fakeWorker(t, addr, "a", answerOK(1))
+	fakeWorker(t, addr, "b", answerOK(1))
+	require.Eventually(t, func() bool { return len(p.reg.all()) == 3 }, 5*time.Second, 5*time.Millisecond)
+	c := dialClient(t, addr)
+	s, err := c.OpenStream(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, s.Send(&wire.ModelsRequest{}))
+	m, err := s.Recv()
+	require.NoError(t, err)
+	list := m.(*wire.ModelsList)
+	require.Len(t, list.GetModels(), 2)
+	assert.Equal(t, "a", list.GetModels()[0].GetName())
+	assert.Equal(t, uint32(2), list.GetModels()[0].GetWorkers())
+}
+
+func TestRegistrationMustMatchClaims(t *testing.T) {
+	_, addr := startProxy(t)
+	c, err := transport.Dial(context.Background(), addr, tconfig(t, attest.RoleWorker, "attested-model"))
+	require.NoError(t, err)
+	defer c.Close(0, "")
+	require.NoError(t, c.SendControl(&wire.Register{Model: "another-model", MaxActive: 1}))
+	select {
+	case <-c.Done():
+		code, ok := transport.ErrorCode(c.Err())
+		require.True(t, ok, "closed with %v", c.Err())
+		assert.Equal(t, wire.CodeBadRequest, code)
+		assert.Contains(t, c.Err().Error(), "does not match the attested claims")
+	case <-time.After(5 * time.Second):
+		t.Fatal("registration not refused")
+	}
+}
+
+func TestClientCancelReachesWorker(t *testing.T) {
+	p, addr := startProxy(t)
+	cancelled := make(chan struct{})
+	fakeWorker(t, addr, "m", func(s *transport.Stream, req *wire.Request) {
+		_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
+		<-s.Context().Done()
+		close(cancelled)
+	})
+	require.Eventually(t, func() bool { return len(p.reg.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	c := dialClient(t, addr)
+	s, err := c.OpenStream(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, s.Send(&wire.Request{Id: "r", Model: "m"}))
+	m, err := s.Recv()
+	require.NoError(t, err)
+	require.IsType(t, &wire.ResponseHead{}, m)
+	s.Cancel(wire.CodeCancelled)
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker did not see the cancellation")
+	}
+}

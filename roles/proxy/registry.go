@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// workerEntry is one registered worker connection.
+type workerEntry struct {
+	id          string
+	conn        *transport.Conn
+	model       string
+	digest      string
+	coefficient uint32
+	maxActive   int64
+	owner       string
+	image       string
+	attestation string
+
+	active   atomic.Int64
+	served   atomic.Int64
+	failures atomic.Int64
+	// avgNanos is an exponentially weighted average of request durations.
+	avgNanos atomic.Int64
+}
+
+func (w *workerEntry) observe(d time.Duration) {
+	for {
+		old := w.avgNanos.Load()
+		next := int64(d)
+		if old != 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if w.avgNanos.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// registry holds the registered workers by model.
+type registry struct {
+	mu      sync.RWMutex
+	byModel map[string][]*workerEntry
+	seq     atomic.Int64
+}
+
+func newRegistry() *registry { return &registry{byModel: map[string][]*workerEntry{}} }
+
+func (r *registry) add(w *workerEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byModel[w.model] = append(r.byModel[w.model], w)
+}
+
+func (r *registry) remove(w *workerEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.byModel[w.model]
+	for i, e := range list {
+		if e == w {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.byModel, w.model)
+	} else {
+		r.byModel[w.model] = list
+	}
+}
+
+// hasModel reports whether any worker serves model.
+func (r *registry) hasModel(model string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byModel[model]) > 0
+}
+
+// choose picks a worker for model: under its maximum, coefficient at or under maxCoef (0: any), not
+// in exclude, with the least running requests × average latency; ties broken at random. The chosen
+// worker's active count is already incremented.
+func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool) *workerEntry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var best []*workerEntry
+	var bestScore float64
+	for _, w := range r.byModel[model] {
+		if exclude[w] || (maxCoef != 0 && w.coefficient > maxCoef) {
+			continue
+		}
+		active := w.active.Load()
+		if active >= w.maxActive {
+			continue
+		}
+		// A worker with no history is scored as if it took a millisecond, so idle workers tie at zero
+		// and busy new ones are not preferred blindly over busy known ones.
+		avg := max(w.avgNanos.Load(), int64(time.Millisecond))
+		score := float64(active) * float64(avg)
+		switch {
+		case best == nil || score < bestScore:
+			best, bestScore = append(best[:0], w), score
+		case score == bestScore:
+			best = append(best, w)
+		}
+	}
+	for len(best) > 0 {
+		i := rand.IntN(len(best))
+		w := best[i]
+		if w.active.Add(1) <= w.maxActive {
+			return w
+		}
+		// Raced with another request for the last slot.
+		w.active.Add(-1)
+		best = append(best[:i], best[i+1:]...)
+	}
+	return nil
+}
+
+// models lists what is offered, for ModelsRequest.
+func (r *registry) models() []*wire.ModelInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*wire.ModelInfo, 0, len(r.byModel))
+	for name, list := range r.byModel {
+		mi := &wire.ModelInfo{Name: name, Workers: uint32(len(list)), MinCoefficient: ^uint32(0)}
+		digests := map[string]bool{}
+		for _, w := range list {
+			mi.MinCoefficient = min(mi.MinCoefficient, w.coefficient)
+			mi.MaxCoefficient = max(mi.MaxCoefficient, w.coefficient)
+			digests[w.digest] = true
+		}
+		for d := range digests {
+			mi.WeightsDigests = append(mi.WeightsDigests, d)
+		}
+		sort.Strings(mi.WeightsDigests)
+		out = append(out, mi)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+func (r *registry) all() []*workerEntry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*workerEntry
+	for _, list := range r.byModel {
+		out = append(out, list...)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].id < out[b].id })
+	return out
+}

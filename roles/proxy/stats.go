@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type counters struct {
+	clients                            atomic.Int64
+	requests, served, failed, notFound atomic.Int64
+	latency                            latencyWindow
+}
+
+type latencyWindow struct {
+	mu   sync.Mutex
+	buf  [1024]time.Duration
+	n, i int
+}
+
+func (l *latencyWindow) observe(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf[l.i] = d
+	l.i = (l.i + 1) % len(l.buf)
+	l.n = min(l.n+1, len(l.buf))
+}
+
+func (l *latencyWindow) percentiles() (p50, p99 float64) {
+	l.mu.Lock()
+	s := append([]time.Duration(nil), l.buf[:l.n]...)
+	l.mu.Unlock()
+	if len(s) == 0 {
+		return 0, 0
+	}
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
+}
+
+// Healthy is true once the proxy listens and at least one worker is registered.
+func (p *Proxy) Healthy() error {
+	select {
+	case <-p.ready:
+	default:
+		return errors.New("not listening yet")
+	}
+	if len(p.reg.all()) == 0 {
+		return errors.New("no worker registered")
+	}
+	return nil
+}
+
+type workerStats struct {
+	ID          string  `json:"id"`
+	Model       string  `json:"model"`
+	Address     string  `json:"address"`
+	Image       string  `json:"image_hash"`
+	Attestation string  `json:"attestation"`
+	Coefficient uint32  `json:"coefficient"`
+	Active      int64   `json:"active"`
+	MaxActive   int64   `json:"max_active"`
+	Served      int64   `json:"served"`
+	Failures    int64   `json:"failures"`
+	AvgMs       float64 `json:"avg_latency_ms"`
+	Owner       string  `json:"owner_address,omitempty"`
+}
+
+// Stats is the proxy's /jsonstats document.
+func (p *Proxy) Stats() any {
+	var workers []workerStats
+	for _, w := range p.reg.all() {
+		workers = append(workers, workerStats{
+			ID: w.id, Model: w.model, Address: w.conn.RemoteAddr().String(), Image: w.image, Attestation: w.attestation,
+			Coefficient: w.coefficient, Active: w.active.Load(), MaxActive: w.maxActive, Served: w.served.Load(),
+			Failures: w.failures.Load(), AvgMs: float64(w.avgNanos.Load()) / 1e6, Owner: w.owner,
+		})
+	}
+	p50, p99 := p.stats.latency.percentiles()
+	return map[string]any{
+		"role":    "proxy",
+		"workers": workers,
+		"models":  p.reg.models(),
+		"clients": map[string]int64{"connected": p.stats.clients.Load()},
+		"requests": map[string]int64{
+			"total": p.stats.requests.Load(), "served": p.stats.served.Load(),
+			"failed": p.stats.failed.Load(), "unknown_model": p.stats.notFound.Load(),
+		},
+		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
+	}
+}

@@ -1,0 +1,113 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// serve answers one request stream from a proxy.
+func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stream) {
+	m, err := s.Recv()
+	if err != nil {
+		s.Cancel(wire.CodeProtocol)
+		return
+	}
+	req, ok := m.(*wire.Request)
+	if !ok {
+		_ = s.Send(&wire.Error{Code: uint32(wire.CodeProtocol), Message: fmt.Sprintf("expected a request, got %T", m)})
+		_ = s.CloseSend()
+		return
+	}
+	log := w.log.With().Str("request", req.GetId()).Logger()
+	if req.GetModel() != w.cfg.Model {
+		w.refuse(s, wire.CodeNotFound, "this worker serves "+w.cfg.Model)
+		return
+	}
+	if w.active.Add(1) > int64(w.cfg.MaxActive) {
+		w.active.Add(-1)
+		w.stats.refused.Add(1)
+		w.refuse(s, wire.CodeOverloaded, fmt.Sprintf("worker at capacity (%d requests)", w.cfg.MaxActive))
+		return
+	}
+	defer w.active.Add(-1)
+
+	// The stream's context ends when the proxy cancels the stream: the engine request stops with it.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.Context(), cancel)
+	defer stop()
+
+	kind := gpu.KindChat
+	if req.GetKind() == wire.Kind_KIND_COMPLETION {
+		kind = gpu.KindCompletion
+	}
+	start := time.Now()
+	headSent := false
+	var chunks, bytes int
+	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: req.GetBody(), Stream: req.GetStream()}, func(ch gpu.Chunk) error {
+		if !headSent {
+			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
+				return err
+			}
+			headSent = true
+		}
+		t := wire.TypeChunk
+		if ch.UsageOnly {
+			t = wire.TypeUsageChunk
+		}
+		chunks++
+		bytes += len(ch.Data)
+		return s.SendFrame(t, ch.Data)
+	})
+	dur := time.Since(start)
+	w.stats.tokens.add(usage)
+	if err != nil {
+		if rctx.Err() != nil {
+			w.stats.cancelled.Add(1)
+			log.Debug().Dur("after", dur).Msg("request cancelled")
+			s.Cancel(wire.CodeCancelled)
+			return
+		}
+		w.stats.failed.Add(1)
+		log.Warn().Err(err).Bool("answer_started", headSent).Int("chunks", chunks).Msg("engine request failed")
+		var he *gpu.HTTPError
+		switch {
+		case errors.As(err, &he) && !headSent:
+			code := wire.CodeUpstream
+			if he.Status >= 400 && he.Status < 500 {
+				code = wire.CodeBadRequest
+			}
+			_ = s.Send(&wire.Error{Code: uint32(code), Message: fmt.Sprintf("engine answered %d", he.Status),
+				HttpStatus: uint32(he.Status), Body: he.Body})
+		case errors.Is(err, gpu.ErrBadRequest):
+			_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "request body is not a JSON object"})
+		default:
+			_ = s.Send(&wire.Error{Code: uint32(wire.CodeUpstream), Message: "inference engine failed: " + err.Error()})
+		}
+		_ = s.CloseSend()
+		return
+	}
+	if err := s.Send(&wire.Done{Usage: &wire.Usage{PromptTokens: uint64(usage.PromptTokens), CachedTokens: uint64(usage.CachedTokens),
+		CompletionTokens: uint64(usage.CompletionTokens), ReasoningTokens: uint64(usage.ReasoningTokens)}}); err != nil {
+		s.Cancel(wire.CodeCancelled)
+		return
+	}
+	_ = s.CloseSend()
+	w.stats.served.Add(1)
+	w.stats.latency.observe(dur)
+	log.Debug().Dur("duration", dur).Int("chunks", chunks).Int("bytes", bytes).
+		Int64("prompt_tokens", usage.PromptTokens).Int64("completion_tokens", usage.CompletionTokens).Msg("request served")
+}
+
+func (w *Worker) refuse(s *transport.Stream, code quic.ApplicationErrorCode, msg string) {
+	_ = s.Send(&wire.Error{Code: uint32(code), Message: msg})
+	_ = s.CloseSend()
+}

@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cocoon-network/cocoon/gpu"
+)
+
+type counters struct {
+	served, failed, cancelled, refused atomic.Int64
+	tokens                             tokenTotals
+	latency                            latencyWindow
+}
+
+type tokenTotals struct {
+	prompt, cached, completion, reasoning atomic.Int64
+}
+
+func (t *tokenTotals) add(u gpu.Usage) {
+	t.prompt.Add(u.PromptTokens)
+	t.cached.Add(u.CachedTokens)
+	t.completion.Add(u.CompletionTokens)
+	t.reasoning.Add(u.ReasoningTokens)
+}
+
+// latencyWindow keeps the last durations for percentiles.
+type latencyWindow struct {
+	mu   sync.Mutex
+	buf  [512]time.Duration
+	n, i int
+}
+
+func (l *latencyWindow) observe(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf[l.i] = d
+	l.i = (l.i + 1) % len(l.buf)
+	l.n = min(l.n+1, len(l.buf))
+}
+
+func (l *latencyWindow) percentiles() (p50, p99 float64) {
+	l.mu.Lock()
+	s := append([]time.Duration(nil), l.buf[:l.n]...)
+	l.mu.Unlock()
+	if len(s) == 0 {
+		return 0, 0
+	}
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
+}
+
+// Healthy is true when the engine answers and at least one proxy has the worker registered.
+func (w *Worker) Healthy() error {
+	if !w.healthy.Load() {
+		return errors.New("engine not answering")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.proxies {
+		if p.Registered {
+			return nil
+		}
+	}
+	return errors.New("not registered with any proxy")
+}
+
+// Stats is the worker's /jsonstats document.
+func (w *Worker) Stats() any {
+	w.mu.Lock()
+	proxies := make([]proxyState, 0, len(w.proxies))
+	for _, p := range w.proxies {
+		proxies = append(proxies, *p)
+	}
+	w.mu.Unlock()
+	sort.Slice(proxies, func(a, b int) bool { return proxies[a].Addr < proxies[b].Addr })
+	p50, p99 := w.stats.latency.percentiles()
+	return map[string]any{
+		"role":           "worker",
+		"model":          w.cfg.Model,
+		"weights_digest": w.cfg.WeightsDigest,
+		"coefficient":    w.cfg.Coefficient,
+		"max_active":     w.cfg.MaxActive,
+		"active":         w.active.Load(),
+		"engine_healthy": w.healthy.Load(),
+		"proxies":        proxies,
+		"requests": map[string]int64{
+			"served": w.stats.served.Load(), "failed": w.stats.failed.Load(),
+			"cancelled": w.stats.cancelled.Load(), "refused": w.stats.refused.Load(),
+		},
+		"tokens": map[string]int64{
+			"prompt": w.stats.tokens.prompt.Load(), "cached": w.stats.tokens.cached.Load(),
+			"completion": w.stats.tokens.completion.Load(), "reasoning": w.stats.tokens.reasoning.Load(),
+		},
+		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
+	}
+}

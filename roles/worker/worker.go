@@ -1,0 +1,191 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/redial"
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
+	"github.com/cocoon-network/cocoon/transport"
+)
+
+// Config is what a worker needs to know, already validated by config.
+type Config struct {
+	Proxies        []string // proxy QUIC addresses
+	Model          string
+	WeightsDigest  string
+	Coefficient    uint32        // price coefficient, 1000 = 1.0x
+	MaxActive      int           // requests served at once
+	OwnerAddress   string        // TON address that earns
+	HealthInterval time.Duration // how often the engine is checked; zero: 2s
+	StatsListen    string        // HTTP address of /healthz, /stats, /jsonstats; empty: none
+	Backoff        redial.Backoff
+}
+
+// Worker serves inference requests from proxies.
+type Worker struct {
+	cfg    Config
+	engine gpu.Engine
+	tc     transport.Config
+	log    zerolog.Logger
+
+	healthy  atomic.Bool
+	healthCh chan struct{} // closed and replaced on every health change
+	healthMu sync.Mutex
+
+	active  atomic.Int64
+	stats   counters
+	mu      sync.Mutex
+	proxies map[string]*proxyState
+
+	statsAddr chan net.Addr
+}
+
+type proxyState struct {
+	Addr        string `json:"addr"`
+	Connected   bool   `json:"connected"`
+	Registered  bool   `json:"registered"`
+	Attestation string `json:"attestation,omitempty"`
+	Image       string `json:"image_hash,omitempty"`
+}
+
+// New checks cfg and returns a worker. The engine and transport config are its dependencies.
+func New(cfg Config, engine gpu.Engine, tc transport.Config, log zerolog.Logger) (*Worker, error) {
+	if len(cfg.Proxies) == 0 {
+		return nil, errors.New("worker: proxies: at least one proxy address is required")
+	}
+	if cfg.Model == "" {
+		return nil, errors.New("worker: model: required")
+	}
+	if cfg.Coefficient == 0 {
+		cfg.Coefficient = 1000
+	}
+	if cfg.MaxActive <= 0 {
+		return nil, errors.New("worker: max_active: must be positive")
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
+	if cfg.Backoff == (redial.Backoff{}) {
+		cfg.Backoff = redial.DefaultBackoff
+	}
+	w := &Worker{
+		cfg: cfg, engine: engine, tc: tc,
+		log:       log.With().Str("component", "worker").Logger(),
+		healthCh:  make(chan struct{}),
+		proxies:   map[string]*proxyState{},
+		statsAddr: make(chan net.Addr, 1),
+	}
+	for _, p := range cfg.Proxies {
+		w.proxies[p] = &proxyState{Addr: p}
+	}
+	return w, nil
+}
+
+// StatsAddr waits for and returns the stats HTTP address (nil if none is configured).
+func (w *Worker) StatsAddr(ctx context.Context) net.Addr {
+	if w.cfg.StatsListen == "" {
+		return nil
+	}
+	select {
+	case a := <-w.statsAddr:
+		w.statsAddr <- a
+		return a
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Run serves until ctx ends; it returns nil then.
+func (w *Worker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if w.cfg.StatsListen != "" {
+		ln, err := net.Listen("tcp", w.cfg.StatsListen)
+		if err != nil {
+			return fmt.Errorf("worker: listen stats %s: %w", w.cfg.StatsListen, err)
+		}
+		w.statsAddr <- ln.Addr()
+		mux := http.NewServeMux()
+		statsweb.Register(mux, "worker", w)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Serve(ln)
+		}()
+		context.AfterFunc(ctx, func() { _ = srv.Close() })
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.watchEngine(ctx)
+	}()
+	for _, addr := range w.cfg.Proxies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			redial.Loop(ctx, addr, w.tc, w.cfg.Backoff, w.log, func(ctx context.Context, c *transport.Conn) {
+				w.session(ctx, addr, c)
+			})
+		}()
+	}
+	w.log.Info().Str("model", w.cfg.Model).Int("max_active", w.cfg.MaxActive).
+		Uint32("coefficient", w.cfg.Coefficient).Strs("proxies", w.cfg.Proxies).Msg("worker started")
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// watchEngine keeps w.healthy current and signals every change.
+func (w *Worker) watchEngine(ctx context.Context) {
+	t := time.NewTicker(w.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, w.cfg.HealthInterval+time.Second)
+		err := w.engine.Health(hctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		up := err == nil
+		if w.healthy.Swap(up) != up {
+			if up {
+				w.log.Info().Msg("engine answers: registering")
+			} else {
+				w.log.Warn().Err(err).Msg("engine down: unregistering")
+			}
+			w.healthMu.Lock()
+			close(w.healthCh)
+			w.healthCh = make(chan struct{})
+			w.healthMu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) healthChanged() <-chan struct{} {
+	w.healthMu.Lock()
+	defer w.healthMu.Unlock()
+	return w.healthCh
+}
+
+func (w *Worker) setProxy(addr string, f func(*proxyState)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w.proxies[addr])
+}
