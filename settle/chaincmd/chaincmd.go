@@ -1,0 +1,336 @@
+// Package chaincmd implements the `cocoon chain …` commands as plain functions: each takes
+// a chain.Chain, its parameters and an io.Writer for human-readable output, and returns an
+// error. main.go wires them to urfave/cli flags (see settle/README.md for the intended CLI);
+// nothing here parses flags or exits.
+package chaincmd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tonkeeper/tongo/boc"
+	"github.com/tonkeeper/tongo/ton"
+
+	"github.com/cocoon-network/cocoon/settle"
+
+	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/local"
+	"github.com/cocoon-network/cocoon/settle/chain/tonchain"
+	"github.com/cocoon-network/cocoon/settle/contracts"
+)
+
+// ErrBadAmount is returned for amounts that are not a decimal number of TON with at most
+// nine fractional digits.
+var ErrBadAmount = errors.New("bad TON amount")
+
+// ErrStateRefused is returned when a signed state is stale or the contract refused it.
+var ErrStateRefused = errors.New("signed state refused")
+
+// ParseTON parses "1.5" (TON) into nanoTON exactly, without floating point.
+func ParseTON(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" && frac == "" || len(frac) > 9 || strings.ContainsAny(s, "+-eE") {
+		return 0, fmt.Errorf("%w: %q", ErrBadAmount, s)
+	}
+	n, ok := new(big.Int).SetString(whole+frac+strings.Repeat("0", 9-len(frac)), 10)
+	if !ok || !n.IsUint64() {
+		return 0, fmt.Errorf("%w: %q", ErrBadAmount, s)
+	}
+	return n.Uint64(), nil
+}
+
+// FormatTON prints nanoTON as TON with all nine decimals trimmed of trailing zeros.
+func FormatTON(nano uint64) string {
+	s := fmt.Sprintf("%d.%09d", nano/1e9, nano%1e9)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// Backend says which chain to open.
+type Backend struct {
+	Local      string           // path of the local chain's data file; used when ConfigPath is empty
+	ConfigPath string           // TON global config file: selects the lite-server chain
+	Network    tonchain.Network // mainnet or testnet, with ConfigPath
+}
+
+// Faucet is implemented by chains that can mint test TON (the local chain).
+type Faucet interface {
+	Faucet(ctx context.Context, to ton.AccountID, amount uint64) error
+}
+
+// Open opens the chain a command runs against; close it when done.
+func Open(ctx context.Context, b Backend) (chain.Chain, func() error, error) {
+	if b.ConfigPath != "" {
+		c, err := tonchain.Dial(ctx, b.ConfigPath, b.Network)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() error { return nil }, nil
+	}
+	if b.Local == "" {
+		return nil, nil, errors.New("open chain: neither a local data file nor a TON config file given")
+	}
+	c, err := local.Open(b.Local, local.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.Close, nil
+}
+
+// ShowRegistry prints the registry: version, owner, prices, allow-lists and proxies.
+func ShowRegistry(ctx context.Context, c chain.Chain, w io.Writer, registry ton.AccountID) error {
+	r, err := chain.Registry(ctx, c, registry)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := r.Params
+	fmt.Fprintf(tw, "registry\t%s\n", registry.ToRaw())
+	fmt.Fprintf(tw, "version\t%d\n", r.Version)
+	fmt.Fprintf(tw, "owner\t%s\n", r.Owner.ToRaw())
+	fmt.Fprintf(tw, "price_per_token\t%d nanoTON\n", p.PricePerToken)
+	fmt.Fprintf(tw, "worker_fee_per_token\t%d nanoTON\n", p.WorkerFeePerToken)
+	fmt.Fprintf(tw, "multipliers (10000 = 1x)\tprompt %d, cached %d, completion %d, reasoning %d\n",
+		p.PromptMult, p.CachedPromptMult, p.CompletionMult, p.ReasoningMult)
+	fmt.Fprintf(tw, "min stakes\tproxy %s TON, client %s TON\n", FormatTON(p.MinProxyStake), FormatTON(p.MinClientStake))
+	fmt.Fprintf(tw, "close delays\tclient %s, proxy %s\n",
+		time.Duration(p.ClientCloseDelay)*time.Second, time.Duration(p.ProxyCloseDelay)*time.Second)
+	for _, l := range []struct {
+		name string
+		list [][32]byte
+	}{{"proxy image", r.ProxyImages}, {"worker image", r.WorkerImages}, {"model", r.Models}} {
+		for _, h := range l.list {
+			fmt.Fprintf(tw, "%s\t%s\n", l.name, hex.EncodeToString(h[:]))
+		}
+	}
+	for _, px := range r.Proxies {
+		fmt.Fprintf(tw, "proxy\t%s key %s contract %s\n", px.Endpoint, hex.EncodeToString(px.Key), px.Contract.ToRaw())
+	}
+	return tw.Flush()
+}
+
+// DeployRegistry deploys a registry owned by key's wallet and prints its address.
+func DeployRegistry(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, p contracts.RegistryParams, amount uint64) (ton.AccountID, error) {
+	addr, err := chain.DeployRegistry(ctx, c, key, contracts.Registry{Params: p}, amount)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	fmt.Fprintf(w, "registry deployed at %s\n", addr.ToRaw())
+	return addr, nil
+}
+
+// SetParams replaces the registry's price parameters (owner only).
+func SetParams(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, p contracts.RegistryParams) error {
+	body, err := contracts.SetParamsBody(uint64(time.Now().Unix()), p)
+	if err != nil {
+		return err
+	}
+	return sendUpdate(ctx, c, w, key, registry, "params", body)
+}
+
+// Allow adds (allowed) or removes a hash on one of the registry's allow-lists (owner only).
+func Allow(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, list contracts.List, hash [32]byte, allowed bool) error {
+	body, err := contracts.SetAllowedBody(uint64(time.Now().Unix()), list, hash, allowed)
+	if err != nil {
+		return err
+	}
+	return sendUpdate(ctx, c, w, key, registry, "allow-list", body)
+}
+
+// SetProxy lists a proxy in the registry (owner only); with a nil entry it removes the
+// proxy whose payment key is key.
+func SetProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, paymentKey ed25519.PublicKey, entry *contracts.ProxyEntry) error {
+	body, err := contracts.SetProxyBody(uint64(time.Now().Unix()), paymentKey, entry)
+	if err != nil {
+		return err
+	}
+	return sendUpdate(ctx, c, w, key, registry, "proxy list", body)
+}
+
+func sendUpdate(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, what string, body *boc.Cell) error {
+	if err := chain.Call(ctx, c, key, registry, 0, body); err != nil {
+		return fmt.Errorf("update registry %s: %w", what, err)
+	}
+	r, err := chain.Registry(ctx, c, registry)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "registry %s update sent; version now %d\n", what, r.Version)
+	return nil
+}
+
+// DeployProxy deploys the proxy contract bound to paymentKey, owned by key's wallet, with
+// its configuration copied from the registry, and prints its address.
+func DeployProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, paymentKey ed25519.PublicKey, stake uint64) (ton.AccountID, error) {
+	r, err := chain.Registry(ctx, c, registry)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	if stake < r.Params.MinProxyStake+contracts.OpFee {
+		return ton.AccountID{}, fmt.Errorf("deploy proxy: stake %s TON is below the registry minimum %s TON (plus the %s TON fee)",
+			FormatTON(stake), FormatTON(r.Params.MinProxyStake), FormatTON(contracts.OpFee))
+	}
+	cfg := contracts.ProxyConfig{Registry: registry, MinClientStake: r.Params.MinClientStake,
+		ClientCloseDelay: r.Params.ClientCloseDelay, ProxyCloseDelay: r.Params.ProxyCloseDelay}
+	addr, err := chain.DeployProxy(ctx, c, key, paymentKey, cfg, stake)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	fmt.Fprintf(w, "proxy contract deployed at %s\n", addr.ToRaw())
+	return addr, nil
+}
+
+// ShowProxy prints a proxy contract's state, or one party's account on it when party is set.
+func ShowProxy(ctx context.Context, c chain.Chain, w io.Writer, proxy ton.AccountID, party *ton.AccountID) error {
+	p, err := chain.Proxy(ctx, c, proxy)
+	if err != nil {
+		return err
+	}
+	balance, err := chain.Balance(ctx, c, proxy)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "proxy contract\t%s\n", proxy.ToRaw())
+	fmt.Fprintf(tw, "status\t%s\n", p.Status)
+	if p.Status == contracts.ProxyClosing {
+		fmt.Fprintf(tw, "may settle after\t%s\n", time.Unix(int64(p.CloseAt), 0).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "payment key\t%s\n", hex.EncodeToString(p.Key))
+	fmt.Fprintf(tw, "owner\t%s\n", p.Owner.ToRaw())
+	fmt.Fprintf(tw, "registry\t%s\n", p.Config.Registry.ToRaw())
+	fmt.Fprintf(tw, "balance\t%s TON\n", FormatTON(balance))
+	fmt.Fprintf(tw, "proxy stake\t%s TON\n", FormatTON(p.ProxyStake))
+	fmt.Fprintf(tw, "client funds\t%s TON in %d open accounts\n", FormatTON(p.ClientFunds), p.OpenClients)
+	if party != nil {
+		if a, ok := p.Clients[*party]; ok {
+			fmt.Fprintf(tw, "client\t%s\n", party.ToRaw())
+			fmt.Fprintf(tw, "  balance\t%s TON\n", FormatTON(a.Balance))
+			fmt.Fprintf(tw, "  stake\t%s TON\n", FormatTON(a.Stake))
+			fmt.Fprintf(tw, "  charged\t%s TON (seqno %d)\n", FormatTON(a.Charged), a.Seqno)
+			if a.ClosingAt != 0 && a.Open {
+				fmt.Fprintf(tw, "  stake free after\t%s\n", time.Unix(int64(a.ClosingAt), 0).UTC().Format(time.RFC3339))
+			}
+		}
+		if a, ok := p.Workers[*party]; ok {
+			fmt.Fprintf(tw, "worker\t%s\n", party.ToRaw())
+			fmt.Fprintf(tw, "  paid\t%s TON (seqno %d)\n", FormatTON(a.Paid), a.Seqno)
+		}
+	} else {
+		fmt.Fprintf(tw, "clients\t%d\n", len(p.Clients))
+		fmt.Fprintf(tw, "workers\t%d\n", len(p.Workers))
+	}
+	return tw.Flush()
+}
+
+// TopUp deposits amount nanoTON for key's wallet on a proxy contract (client).
+func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID, amount uint64) error {
+	if err := chain.TopUp(ctx, c, key, proxy, amount); err != nil {
+		return err
+	}
+	return printClient(ctx, c, w, key, proxy)
+}
+
+// Withdraw closes key's client account: the unspent balance comes back at once; the stake
+// is released by a later WithdrawStake after the client close delay.
+func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
+	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientCloseBody(uint64(time.Now().Unix()))); err != nil {
+		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
+	}
+	return printClient(ctx, c, w, key, proxy)
+}
+
+// WithdrawStake takes key's remaining stake once the close delay has passed.
+func WithdrawStake(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
+	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientWithdrawStakeBody(uint64(time.Now().Unix()))); err != nil {
+		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
+	}
+	return printClient(ctx, c, w, key, proxy)
+}
+
+// Payout submits a worker's latest signed "worker earned" state (as the proxy gave it, in
+// settle.SignedState.MarshalBinary form) from key's wallet; the contract pays the
+// difference to the worker named in the state. The signature is checked against the proxy
+// contract's key first, so a bad state costs no fee.
+func Payout(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, signedState []byte) error {
+	s, err := settle.ParseSignedState(signedState)
+	if err != nil {
+		return err
+	}
+	p, err := chain.Proxy(ctx, c, s.State.Proxy)
+	if err != nil {
+		return err
+	}
+	if err := s.Verify(p.Key); err != nil {
+		return err
+	}
+	if s.State.Kind != settle.KindWorkerEarned {
+		return fmt.Errorf("payout: %w: a %s state pays no one", ErrStateRefused, s.State.Kind)
+	}
+	prev := p.Workers[s.State.Party]
+	if s.State.Seqno <= prev.Seqno || s.State.Total < prev.Paid {
+		return fmt.Errorf("payout: %w: seqno %d total %d is not newer than seqno %d total %d",
+			ErrStateRefused, s.State.Seqno, s.State.Total, prev.Seqno, prev.Paid)
+	}
+	before := prev.Paid
+	if err := chain.SubmitState(ctx, c, key, s); err != nil {
+		return err
+	}
+	p, err = chain.Proxy(ctx, c, s.State.Proxy)
+	if err != nil {
+		return err
+	}
+	after := p.Workers[s.State.Party]
+	if after.Seqno != s.State.Seqno {
+		return fmt.Errorf("payout: %w: the proxy contract kept seqno %d", ErrStateRefused, after.Seqno)
+	}
+	fmt.Fprintf(w, "paid %s TON to %s; total paid %s TON\n", FormatTON(after.Paid-before), s.State.Party.ToRaw(), FormatTON(after.Paid))
+	return nil
+}
+
+// Balance prints key's wallet address and balance.
+func Balance(ctx context.Context, c chain.Chain, w io.Writer, pub ed25519.PublicKey) error {
+	addr, err := c.WalletAddress(pub)
+	if err != nil {
+		return err
+	}
+	b, err := chain.Balance(ctx, c, addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wallet %s balance %s TON\n", addr.ToRaw(), FormatTON(b))
+	return nil
+}
+
+// Fund mints test TON to key's wallet on a chain with a faucet (the local chain).
+func Fund(ctx context.Context, c chain.Chain, w io.Writer, pub ed25519.PublicKey, amount uint64) error {
+	f, ok := c.(Faucet)
+	if !ok {
+		return errors.New("fund: this chain has no faucet (only the local chain does)")
+	}
+	addr, err := c.WalletAddress(pub)
+	if err != nil {
+		return err
+	}
+	if err := f.Faucet(ctx, addr, amount); err != nil {
+		return err
+	}
+	return Balance(ctx, c, w, pub)
+}
+
+func printClient(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
+	addr, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	return ShowProxy(ctx, c, w, proxy, &addr)
+}
