@@ -22,11 +22,11 @@ const (
 
 // env is an emulated chain with funded plain accounts standing in for wallets.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	chain *emu.Chain
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c, err := emu.New(start)
 	require.NoError(t, err)

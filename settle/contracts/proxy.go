@@ -123,6 +123,42 @@ func ProxyData(key ed25519.PublicKey, owner ton.AccountID, cfg ProxyConfig) (*bo
 	return c, nil
 }
 
+// Data encodes a whole proxy state as the contract's storage (ParseProxyData's inverse);
+// tools and tests use it to build states, deployments use ProxyData.
+func (p ProxyState) Data() (*boc.Cell, error) {
+	if len(p.Key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("encode proxy state: key has %d bytes", len(p.Key))
+	}
+	st := proxyTLB{
+		ProxyKey: tlb.Bits256(p.Key), Owner: p.Owner.ToMsgAddress(), State: tlb.Uint2(p.Status), CloseAt: tlb.Uint32(p.CloseAt),
+		ProxyStake: tlb.Grams(p.ProxyStake), ClientFunds: tlb.Grams(p.ClientFunds), OpenClients: tlb.Uint32(p.OpenClients),
+	}
+	st.Config.Value = proxyConfigTLB{
+		Registry: p.Config.Registry.ToMsgAddress(), MinClientStake: tlb.Grams(p.Config.MinClientStake),
+		ClientCloseDelay: tlb.Uint32(p.Config.ClientCloseDelay), ProxyCloseDelay: tlb.Uint32(p.Config.ProxyCloseDelay),
+	}
+	ck := make([]tlb.InternalAddress, 0, len(p.Clients))
+	cv := make([]clientTLB, 0, len(p.Clients))
+	for id, a := range p.Clients {
+		ck = append(ck, id.ToInternal())
+		cv = append(cv, clientTLB{Balance: tlb.Grams(a.Balance), Stake: tlb.Grams(a.Stake), Charged: tlb.Grams(a.Charged),
+			Seqno: tlb.Uint64(a.Seqno), ClosingAt: tlb.Uint32(a.ClosingAt), Open: a.Open})
+	}
+	st.Clients = tlb.NewHashmapE(ck, cv)
+	wk := make([]tlb.InternalAddress, 0, len(p.Workers))
+	wv := make([]workerTLB, 0, len(p.Workers))
+	for id, a := range p.Workers {
+		wk = append(wk, id.ToInternal())
+		wv = append(wv, workerTLB{Paid: tlb.Grams(a.Paid), Seqno: tlb.Uint64(a.Seqno)})
+	}
+	st.Workers = tlb.NewHashmapE(wk, wv)
+	c := boc.NewCell()
+	if err := tlb.Marshal(c, st); err != nil {
+		return nil, fmt.Errorf("encode proxy state: %w", err)
+	}
+	return c, nil
+}
+
 // ParseProxyData decodes a proxy contract's storage.
 func ParseProxyData(data *boc.Cell) (ProxyState, error) {
 	var st proxyTLB

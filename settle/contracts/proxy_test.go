@@ -29,7 +29,7 @@ type proxyEnv struct {
 	seq                   map[ton.AccountID]uint64
 }
 
-func newProxyEnv(t *testing.T) *proxyEnv {
+func newProxyEnv(t testing.TB) *proxyEnv {
 	e := newEnv(t)
 	p := &proxyEnv{env: e, key: testKey(1), owner: e.user(1), client: e.user(2), worker: e.user(3), seq: map[ton.AccountID]uint64{}}
 	data, err := contracts.ProxyData(p.key.Public().(ed25519.PublicKey), p.owner, contracts.ProxyConfig{
