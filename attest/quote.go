@@ -96,6 +96,16 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	if err != nil || !bytes.Equal(again, raw) {
 		return nil, fmt.Errorf("%w: not in canonical form", ErrMalformedQuote)
 	}
+	// go-tdx-guest ignores bytes after the signed data and tolerates padding in the PCK chain: the
+	// length fields around them are not signed. Refuse both, so that no unsigned byte carries meaning.
+	// Zero padding after the quote (a fixed-size buffer from the quoting library) is tolerated.
+	if len(bytes.Trim(q4.GetExtraBytes(), "\x00")) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the signed data", ErrMalformedQuote, len(q4.GetExtraBytes()))
+	}
+	chain := q4.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
+	if !canonicalChain(chain) {
+		return nil, fmt.Errorf("%w: PCK chain is not three plain PEM certificates", ErrMalformedQuote)
+	}
 	q := &Quote{Raw: raw, Version: q4.GetHeader().GetVersion(), TeeType: q4.GetHeader().GetTeeType(), proto: q4}
 	body := q4.GetTdQuoteBody()
 	copy(q.Measurements.MRTD[:], body.GetMrTd())
@@ -116,6 +126,23 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	}
 	q.Root = root
 	return q, nil
+}
+
+// canonicalChain reports whether chain is exactly three PEM certificates as pem.Encode writes
+// them, optionally followed by the single NUL that Intel's quoting library appends.
+func canonicalChain(chain []byte) bool {
+	chain = bytes.TrimSuffix(chain, []byte{0})
+	var again []byte
+	rest := chain
+	for range 3 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
+			return false
+		}
+		again = append(again, pem.EncodeToMemory(b)...)
+	}
+	return len(rest) == 0 && bytes.Equal(again, chain)
 }
 
 // chainRoot returns the last certificate of a PEM chain.

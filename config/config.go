@@ -1,0 +1,181 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the one file format every role reads. Each role uses its own section and the shared
+// ones; the others are ignored.
+type Config struct {
+	LogLevel    string      `yaml:"log_level" json:"log_level"`
+	Data        string      `yaml:"data" json:"data"`
+	Attestation Attestation `yaml:"attestation" json:"attestation"`
+	Proxy       Proxy       `yaml:"proxy" json:"proxy"`
+	Worker      Worker      `yaml:"worker" json:"worker"`
+	Client      Client      `yaml:"client" json:"client"`
+}
+
+// Attestation says how this node proves itself and whom it trusts.
+type Attestation struct {
+	// Simulated makes quotes with the development root of trust instead of the TDX guest device.
+	Simulated bool `yaml:"simulated" json:"simulated"`
+	// AllowSimulated accepts peers whose quotes rest on the development root of trust.
+	AllowSimulated bool `yaml:"allow_simulated" json:"allow_simulated"`
+	// SimDir is the development root of trust directory; empty: <data>/tdx-sim.
+	SimDir string `yaml:"sim_dir" json:"sim_dir"`
+	// Policy is a JSON policy file (allowed image hashes per role, model digests). Empty: any
+	// attested image, with a warning at start-up.
+	Policy string `yaml:"policy" json:"policy"`
+	// CertValidity is the lifetime of this node's RA-TLS certificates (at most 24h).
+	CertValidity Duration `yaml:"cert_validity" json:"cert_validity"`
+}
+
+// Proxy is the proxy's section.
+type Proxy struct {
+	Listen         string   `yaml:"listen" json:"listen"`
+	StatsListen    string   `yaml:"stats_listen" json:"stats_listen"`
+	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	MaxAttempts    int      `yaml:"max_attempts" json:"max_attempts"`
+}
+
+// Worker is the worker's section.
+type Worker struct {
+	Proxies []string `yaml:"proxies" json:"proxies"`
+	// EngineURL is the OpenAI-compatible engine (vLLM, SGLang, llama.cpp, Ollama); empty: the
+	// built-in engine.
+	EngineURL    string `yaml:"engine_url" json:"engine_url"`
+	EngineAPIKey string `yaml:"engine_api_key" json:"-"`
+	Model        string `yaml:"model" json:"model"`
+	// ModelDir is the weights directory to digest; WeightsDigest may be given instead.
+	ModelDir      string   `yaml:"model_dir" json:"model_dir"`
+	WeightsDigest string   `yaml:"weights_digest" json:"weights_digest"`
+	Coefficient   uint32   `yaml:"coefficient" json:"coefficient"`
+	MaxActive     int      `yaml:"max_active" json:"max_active"`
+	OwnerAddress  string   `yaml:"owner_address" json:"owner_address"`
+	StatsListen   string   `yaml:"stats_listen" json:"stats_listen"`
+	TokenDelay    Duration `yaml:"builtin_token_delay" json:"builtin_token_delay"`
+}
+
+// Client is the client's section.
+type Client struct {
+	Proxies        []string `yaml:"proxies" json:"proxies"`
+	Listen         string   `yaml:"listen" json:"listen"`
+	APIToken       string   `yaml:"api_token" json:"-"`
+	MaxBodyBytes   int64    `yaml:"max_body_bytes" json:"max_body_bytes"`
+	MaxCoefficient uint32   `yaml:"max_coefficient" json:"max_coefficient"`
+	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+}
+
+// Duration is a time.Duration written as "10s", "5m" in files.
+type Duration time.Duration
+
+// UnmarshalYAML parses "10s"-style durations.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Defaults are the values before any file, environment or flag.
+func Defaults() Config {
+	return Config{
+		LogLevel: "info",
+		Data:     StateDir(),
+		Attestation: Attestation{
+			CertValidity: Duration(24 * time.Hour),
+		},
+		Proxy: Proxy{
+			Listen:         "0.0.0.0:4433",
+			StatsListen:    "127.0.0.1:9090",
+			RequestTimeout: Duration(10 * time.Minute),
+			MaxAttempts:    3,
+		},
+		Worker: Worker{
+			Proxies:     []string{"127.0.0.1:4433"},
+			Model:       "cocoon-builtin",
+			Coefficient: 1000,
+			MaxActive:   64,
+			StatsListen: "127.0.0.1:9091",
+		},
+		Client: Client{
+			Proxies:        []string{"127.0.0.1:4433"},
+			Listen:         "127.0.0.1:8080",
+			MaxBodyBytes:   4 << 20,
+			RequestTimeout: Duration(10 * time.Minute),
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown fields are errors, so a typo is not ignored.
+func Load(path string) (Config, error) {
+	c := Defaults()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	if err := Parse(b, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML into c, keeping what the YAML leaves out.
+func Parse(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF: it leaves the defaults.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// SimRoot is the development root of trust directory in effect.
+func (c *Config) SimRoot() string {
+	if c.Attestation.SimDir != "" {
+		return c.Attestation.SimDir
+	}
+	return c.Data + "/tdx-sim"
+}
+
+// Digest is SHA-256 of the role's effective configuration, secrets left out: what the node's
+// claims name and a simulated TD measures into RTMR3.
+func (c *Config) Digest(role string) [32]byte {
+	var section any
+	switch role {
+	case "proxy":
+		section = c.Proxy
+	case "worker":
+		section = c.Worker
+	case "client":
+		section = c.Client
+	}
+	b, _ := json.Marshal(struct {
+		Role        string      `json:"role"`
+		Attestation Attestation `json:"attestation"`
+		Section     any         `json:"section"`
+	}{role, c.Attestation, section})
+	return sha256.Sum256(b)
+}

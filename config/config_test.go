@@ -1,0 +1,131 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
+)
+
+func TestExampleFiles(t *testing.T) {
+	testCases := map[string]struct {
+		role string
+		want func(c *Config)
+	}{
+		"proxy.yaml": {role: "proxy", want: func(c *Config) {
+			c.Data = "/var/lib/cocoon"
+			c.Attestation.Policy = "/etc/cocoon/policy.json"
+			c.Attestation.CertValidity = Duration(12 * time.Hour)
+			c.Proxy.RequestTimeout = Duration(5 * time.Minute)
+		}},
+		"worker.yaml": {role: "worker", want: func(c *Config) {
+			c.Data = "/var/lib/cocoon"
+			c.Attestation.Policy = "/etc/cocoon/policy.json"
+			c.Worker.Proxies = []string{"proxy1.example.net:4433", "proxy2.example.net:4433"}
+			c.Worker.EngineURL = "http://127.0.0.1:8000"
+			c.Worker.Model = "Qwen/Qwen3-8B"
+			c.Worker.ModelDir = "/models/Qwen3-8B"
+			c.Worker.MaxActive = 128
+			c.Worker.OwnerAddress = "UQB1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHI"
+		}},
+		"client.yaml": {role: "client", want: func(c *Config) {
+			c.Data = "/var/lib/cocoon-client"
+			c.Attestation.Policy = "/etc/cocoon/policy.json"
+			c.Client.Proxies = []string{"proxy1.example.net:4433", "proxy2.example.net:4433"}
+			c.Client.MaxCoefficient = 1500
+			c.Client.RequestTimeout = Duration(2 * time.Minute)
+		}},
+		"demo.yaml": {role: "worker", want: func(c *Config) {
+			c.Data = "/tmp/cocoon-demo"
+			c.Attestation.Simulated, c.Attestation.AllowSimulated = true, true
+			c.Proxy.Listen = "127.0.0.1:4433"
+			c.Worker.TokenDelay = Duration(15 * time.Millisecond)
+		}},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			got, err := Load(filepath.Join("..", "testdata", "config", name))
+			require.NoError(err)
+			want := Defaults()
+			tc.want(&want)
+			require.Equal(want, got)
+			require.NoError(got.Validate(tc.role))
+		})
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	testCases := map[string]struct {
+		role   string
+		mutate func(*Config)
+		field  string
+	}{
+		"log level":        {role: "proxy", mutate: func(c *Config) { c.LogLevel = "loud" }, field: "log_level"},
+		"proxy listen":     {role: "proxy", mutate: func(c *Config) { c.Proxy.Listen = "nowhere" }, field: "proxy.listen"},
+		"attempts":         {role: "proxy", mutate: func(c *Config) { c.Proxy.MaxAttempts = 0 }, field: "proxy.max_attempts"},
+		"worker proxies":   {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = nil }, field: "worker.proxies"},
+		"bad proxy":        {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = []string{"a:1", "b"} }, field: "worker.proxies[1]"},
+		"engine url":       {role: "worker", mutate: func(c *Config) { c.Worker.EngineURL = "ftp://x" }, field: "worker.engine_url"},
+		"coefficient":      {role: "worker", mutate: func(c *Config) { c.Worker.Coefficient = 0 }, field: "worker.coefficient"},
+		"max active":       {role: "worker", mutate: func(c *Config) { c.Worker.MaxActive = 0 }, field: "worker.max_active"},
+		"digest twice":     {role: "worker", mutate: func(c *Config) { c.Worker.ModelDir, c.Worker.WeightsDigest = "/m", "sha256:x" }, field: "worker.weights_digest"},
+		"client listen":    {role: "client", mutate: func(c *Config) { c.Client.Listen = "" }, field: "client.listen"},
+		"body limit":       {role: "client", mutate: func(c *Config) { c.Client.MaxBodyBytes = 1 }, field: "client.max_body_bytes"},
+		"cert validity":    {role: "client", mutate: func(c *Config) { c.Attestation.CertValidity = Duration(48 * time.Hour) }, field: "attestation.cert_validity"},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			c := Defaults()
+			tc.mutate(&c)
+			err := c.Validate(tc.role)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.field)
+		})
+	}
+}
+
+func TestUnknownFieldRefused(t *testing.T) {
+	var c Config
+	err := Parse([]byte("proxy:\n  lisen: 1.2.3.4:5\n"), &c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "lisen")
+}
+
+// TestPrecedence: defaults, then file, then environment, then flags.
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("worker:\n  model: from-file\n  max_active: 7\n  coefficient: 1100\n"), 0o600))
+	t.Setenv("COCOON_MODEL", "from-env")
+	t.Setenv("COCOON_MAX_ACTIVE", "9")
+
+	var got Config
+	app := &cli.App{
+		Flags: Flags("worker"),
+		Action: func(c *cli.Context) error {
+			var err error
+			got, err = FromCLI(c, "worker")
+			return err
+		},
+	}
+	require.NoError(t, app.Run([]string{"cocoon", "--config", file, "--max-active", "11"}))
+	assert.Equal(t, "from-env", got.Worker.Model, "environment beats file")
+	assert.Equal(t, 11, got.Worker.MaxActive, "flag beats environment")
+	assert.Equal(t, uint32(1100), got.Worker.Coefficient, "file beats default")
+	assert.Equal(t, Defaults().Worker.StatsListen, got.Worker.StatsListen, "default stays")
+}
+
+func TestDigestIgnoresSecretsAndOtherRoles(t *testing.T) {
+	a := Defaults()
+	b := Defaults()
+	b.Client.APIToken = "secret"
+	b.Proxy.Listen = "127.0.0.1:1"
+	assert.Equal(t, a.Digest("client"), b.Digest("client"), "API token is not measured")
+	assert.NotEqual(t, a.Digest("proxy"), b.Digest("proxy"))
+	assert.NotEqual(t, a.Digest("proxy"), a.Digest("worker"))
+}

@@ -1,0 +1,132 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// flag ties one command-line flag (and its COCOON_ environment variable) to the field it sets.
+type flag struct {
+	def   cli.Flag
+	apply func(c *cli.Context, cfg *Config)
+}
+
+func str(name, env, usage string, set func(*Config, string)) flag {
+	return flag{
+		def:   &cli.StringFlag{Name: name, Usage: usage, EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.String(name)) },
+	}
+}
+
+func boolean(name, env, usage string, set func(*Config, bool)) flag {
+	return flag{
+		def:   &cli.BoolFlag{Name: name, Usage: usage, EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Bool(name)) },
+	}
+}
+
+func duration(name, env, usage string, set func(*Config, time.Duration)) flag {
+	return flag{
+		def:   &cli.DurationFlag{Name: name, Usage: usage, EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Duration(name)) },
+	}
+}
+
+func integer(name, env, usage string, set func(*Config, int64)) flag {
+	return flag{
+		def:   &cli.Int64Flag{Name: name, Usage: usage, EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Int64(name)) },
+	}
+}
+
+func list(name, env, usage string, set func(*Config, []string)) flag {
+	return flag{
+		def: &cli.StringFlag{Name: name, Usage: usage + " (comma-separated)", EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) {
+			var out []string
+			for _, p := range strings.Split(c.String(name), ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					out = append(out, p)
+				}
+			}
+			set(cfg, out)
+		},
+	}
+}
+
+func common() []flag {
+	return []flag{
+		str("log-level", "COCOON_LOG_LEVEL", "trace, debug, info, warn or error", func(c *Config, v string) { c.LogLevel = v }),
+		str("data", "COCOON_DATA", "state directory", func(c *Config, v string) { c.Data = v }),
+		boolean("sim", "COCOON_SIM", "simulated TDX: sign quotes with the development root of trust", func(c *Config, v bool) { c.Attestation.Simulated = v }),
+		boolean("allow-simulated", "COCOON_ALLOW_SIMULATED", "accept peers with simulated TDX quotes", func(c *Config, v bool) { c.Attestation.AllowSimulated = v }),
+		str("sim-dir", "COCOON_SIM_DIR", "development root of trust directory (default <data>/tdx-sim)", func(c *Config, v string) { c.Attestation.SimDir = v }),
+		str("policy", "COCOON_POLICY", "attestation policy JSON file", func(c *Config, v string) { c.Attestation.Policy = v }),
+	}
+}
+
+func roleFlags(role string) []flag {
+	switch role {
+	case "proxy":
+		return []flag{
+			str("listen", "COCOON_LISTEN", "QUIC address for workers and clients", func(c *Config, v string) { c.Proxy.Listen = v }),
+			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Proxy.StatsListen = v }),
+			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "longest a request may take", func(c *Config, v time.Duration) { c.Proxy.RequestTimeout = Duration(v) }),
+		}
+	case "worker":
+		return []flag{
+			list("proxies", "COCOON_PROXIES", "proxy QUIC addresses", func(c *Config, v []string) { c.Worker.Proxies = v }),
+			str("engine-url", "COCOON_ENGINE_URL", "OpenAI-compatible engine URL (empty: built-in engine)", func(c *Config, v string) { c.Worker.EngineURL = v }),
+			str("engine-api-key", "COCOON_ENGINE_API_KEY", "engine API key", func(c *Config, v string) { c.Worker.EngineAPIKey = v }),
+			str("model", "COCOON_MODEL", "model name served", func(c *Config, v string) { c.Worker.Model = v }),
+			str("model-dir", "COCOON_MODEL_DIR", "model weights directory to digest", func(c *Config, v string) { c.Worker.ModelDir = v }),
+			str("weights-digest", "COCOON_WEIGHTS_DIGEST", "model weights digest, if not computed from --model-dir", func(c *Config, v string) { c.Worker.WeightsDigest = v }),
+			integer("coefficient", "COCOON_COEFFICIENT", "price coefficient (1000 = 1.0x)", func(c *Config, v int64) { c.Worker.Coefficient = uint32(v) }),
+			integer("max-active", "COCOON_MAX_ACTIVE", "requests served at once", func(c *Config, v int64) { c.Worker.MaxActive = int(v) }),
+			str("owner-address", "COCOON_OWNER_ADDRESS", "TON address that earns", func(c *Config, v string) { c.Worker.OwnerAddress = v }),
+			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Worker.StatsListen = v }),
+			duration("builtin-token-delay", "COCOON_BUILTIN_TOKEN_DELAY", "built-in engine: time per token", func(c *Config, v time.Duration) { c.Worker.TokenDelay = Duration(v) }),
+		}
+	case "client":
+		return []flag{
+			list("proxies", "COCOON_PROXIES", "proxy QUIC addresses", func(c *Config, v []string) { c.Client.Proxies = v }),
+			str("listen", "COCOON_LISTEN", "HTTP address of the OpenAI-compatible API", func(c *Config, v string) { c.Client.Listen = v }),
+			str("api-token", "COCOON_API_TOKEN", "bearer token required on /v1/*", func(c *Config, v string) { c.Client.APIToken = v }),
+			integer("max-coefficient", "COCOON_MAX_COEFFICIENT", "highest worker price coefficient accepted (0: any)", func(c *Config, v int64) { c.Client.MaxCoefficient = uint32(v) }),
+			integer("max-body-bytes", "COCOON_MAX_BODY_BYTES", "request body limit", func(c *Config, v int64) { c.Client.MaxBodyBytes = v }),
+			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "whole-request timeout", func(c *Config, v time.Duration) { c.Client.RequestTimeout = Duration(v) }),
+		}
+	}
+	return nil
+}
+
+// Flags are the command-line flags of a role's command: --config plus every setting.
+func Flags(role string) []cli.Flag {
+	out := []cli.Flag{&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: []string{"COCOON_CONFIG"}}}
+	for _, f := range append(common(), roleFlags(role)...) {
+		out = append(out, f.def)
+	}
+	return out
+}
+
+// FromCLI builds a role's configuration: defaults, then the --config file, then COCOON_
+// environment variables and flags (urfave/cli gives a flag precedence over its variable), then
+// validation. A setting is applied only when it was given, so precedence is exactly that order.
+func FromCLI(c *cli.Context, role string) (Config, error) {
+	cfg, err := Load(c.String("config"))
+	if err != nil {
+		return cfg, err
+	}
+	for _, f := range append(common(), roleFlags(role)...) {
+		if c.IsSet(f.def.Names()[0]) {
+			f.apply(c, &cfg)
+		}
+	}
+	if err := cfg.Validate(role); err != nil {
+		return cfg, fmt.Errorf("%s configuration: %w", role, err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,105 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/sim"
+	"github.com/cocoon-network/cocoon/transport"
+)
+
+// Transport builds a role's attested transport: its identity (certificate, quote, claims), the
+// verifier with its trusted roots and policy, and the roles it accepts on the other end.
+func (c *Config) Transport(role attest.Role, claims attest.Claims, version string, log zerolog.Logger) (transport.Config, error) {
+	claims.Role, claims.Version = role, version
+	claims.ConfigDigest = c.Digest(string(role))
+
+	var root *sim.Root
+	if c.Attestation.Simulated || c.Attestation.AllowSimulated {
+		var err error
+		if root, err = sim.Open(c.SimRoot()); err != nil {
+			return transport.Config{}, fmt.Errorf("development root of trust: %w", err)
+		}
+	}
+	var quoter attest.Quoter
+	if role != attest.RoleClient {
+		if c.Attestation.Simulated {
+			digest, err := attest.ExecutableDigest()
+			if err != nil {
+				return transport.Config{}, err
+			}
+			m := attest.SimulatedMeasurements(digest, role, claims.ConfigDigest)
+			if quoter, err = attest.NewSimulatedQuoter(root, m); err != nil {
+				return transport.Config{}, err
+			}
+			log.Warn().Str("image_hash", m.ImageHash().String()).Str("sim_dir", c.SimRoot()).
+				Msg("SIMULATED TDX: quotes are signed by the development root of trust and prove nothing about hardware")
+		} else {
+			q, err := attest.NewTDXQuoter()
+			if err != nil {
+				return transport.Config{}, fmt.Errorf("%w (set attestation.simulated for a development run)", err)
+			}
+			quoter = q
+		}
+	}
+
+	policy, err := c.policy(role, log)
+	if err != nil {
+		return transport.Config{}, err
+	}
+	roots := []attest.TrustedRoot{attest.IntelRoot(nil)}
+	if root != nil {
+		roots = append(roots, attest.SimulatedRoot(root))
+	}
+	if policy.AllowSimulated {
+		log.Warn().Msg("accepting peers with SIMULATED TDX quotes (allow_simulated)")
+	}
+	verifier, err := attest.NewVerifier(attest.VerifierConfig{Roots: roots, Policy: policy})
+	if err != nil {
+		return transport.Config{}, err
+	}
+	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims, Quoter: quoter,
+		Validity: time.Duration(c.Attestation.CertValidity)})
+	if err != nil {
+		return transport.Config{}, fmt.Errorf("make %s certificate: %w", role, err)
+	}
+	tc := transport.Config{Identity: id, Verifier: verifier, SoftwareVersion: version, Log: log,
+		MaxCertValidity: 24 * time.Hour}
+	if role != attest.RoleProxy {
+		tc.PeerRoles = []attest.Role{attest.RoleProxy}
+	} else {
+		// A proxy notices a vanished worker fast, so a request cut off mid-answer fails within seconds.
+		tc.PingInterval, tc.PingTimeout = 250*time.Millisecond, 1500*time.Millisecond
+	}
+	return tc, nil
+}
+
+// policy loads the configured policy file, or builds the permissive default for the role.
+func (c *Config) policy(role attest.Role, log zerolog.Logger) (attest.Policy, error) {
+	if c.Attestation.Policy != "" {
+		p, err := attest.LoadPolicy(c.Attestation.Policy)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return p, fmt.Errorf("attestation.policy: %w", err)
+			}
+			return p, fmt.Errorf("attestation.policy %s: %w", c.Attestation.Policy, err)
+		}
+		p.AllowSimulated = p.AllowSimulated || c.Attestation.AllowSimulated
+		return p, nil
+	}
+	log.Warn().Msg("no attestation policy file: accepting any attested image hash (set attestation.policy)")
+	anyImage := attest.RolePolicy{ImageHashes: []string{attest.AnyImage}}
+	p := attest.Policy{AllowSimulated: c.Attestation.AllowSimulated, Roles: map[attest.Role]attest.RolePolicy{}}
+	if role == attest.RoleProxy {
+		p.Roles[attest.RoleWorker] = anyImage
+		p.Roles[attest.RoleClient] = attest.RolePolicy{WithoutQuote: true}
+	} else {
+		p.Roles[attest.RoleProxy] = anyImage
+	}
+	return p, nil
+}

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Validate checks the sections a role uses; errors name the field.
+func (c *Config) Validate(role string) error {
+	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil || c.LogLevel == "" {
+		return fmt.Errorf("log_level: %q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.Data == "" {
+		return fmt.Errorf("data: required")
+	}
+	if v := time.Duration(c.Attestation.CertValidity); v <= 0 || v > 24*time.Hour {
+		return fmt.Errorf("attestation.cert_validity: %s must be positive and at most 24h", v)
+	}
+	switch role {
+	case "proxy":
+		if err := hostPort("proxy.listen", c.Proxy.Listen, false); err != nil {
+			return err
+		}
+		if err := hostPort("proxy.stats_listen", c.Proxy.StatsListen, true); err != nil {
+			return err
+		}
+		if c.Proxy.RequestTimeout <= 0 {
+			return fmt.Errorf("proxy.request_timeout: must be positive")
+		}
+		if c.Proxy.MaxAttempts < 1 || c.Proxy.MaxAttempts > 10 {
+			return fmt.Errorf("proxy.max_attempts: %d must be between 1 and 10", c.Proxy.MaxAttempts)
+		}
+	case "worker":
+		if err := proxies("worker.proxies", c.Worker.Proxies); err != nil {
+			return err
+		}
+		if c.Worker.EngineURL != "" {
+			u, err := url.Parse(c.Worker.EngineURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("worker.engine_url: %q is not an http(s) URL", c.Worker.EngineURL)
+			}
+		}
+		if c.Worker.Model == "" {
+			return fmt.Errorf("worker.model: required")
+		}
+		if c.Worker.Coefficient == 0 || c.Worker.Coefficient > 1_000_000 {
+			return fmt.Errorf("worker.coefficient: %d must be between 1 and 1000000 (1000 = 1.0x)", c.Worker.Coefficient)
+		}
+		if c.Worker.MaxActive < 1 {
+			return fmt.Errorf("worker.max_active: %d must be at least 1", c.Worker.MaxActive)
+		}
+		if c.Worker.ModelDir != "" && c.Worker.WeightsDigest != "" {
+			return fmt.Errorf("worker.weights_digest: give either model_dir or weights_digest, not both")
+		}
+		if err := hostPort("worker.stats_listen", c.Worker.StatsListen, true); err != nil {
+			return err
+		}
+	case "client":
+		if err := proxies("client.proxies", c.Client.Proxies); err != nil {
+			return err
+		}
+		if err := hostPort("client.listen", c.Client.Listen, false); err != nil {
+			return err
+		}
+		if c.Client.MaxBodyBytes < 1024 {
+			return fmt.Errorf("client.max_body_bytes: %d is below 1024", c.Client.MaxBodyBytes)
+		}
+		if c.Client.RequestTimeout <= 0 {
+			return fmt.Errorf("client.request_timeout: must be positive")
+		}
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	return nil
+}
+
+func hostPort(field, v string, optional bool) error {
+	if v == "" && optional {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%s: %q is not host:port", field, v)
+	}
+	return nil
+}
+
+func proxies(field string, list []string) error {
+	if len(list) == 0 {
+		return fmt.Errorf("%s: at least one proxy address is required", field)
+	}
+	for i, p := range list {
+		if err := hostPort(fmt.Sprintf("%s[%d]", field, i), p, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
