@@ -124,6 +124,15 @@ func TestProxyLifecycle(t *testing.T) {
 	assert.GreaterOrEqual(got, uint64(ton1))
 	assert.Less(got, uint64(ton1+gasValue))
 	assert.Equal(contracts.WorkerAccount{Paid: 5 * ton1 / 2, Seqno: 2}, p.st().Workers[p.worker])
+	g = p.get(p.addr, "get_worker", addrArg(t, p.worker))
+	assert.Equal([]int64{-1, 5 * ton1 / 2, 2}, []int64{g[0].Int64(), g[1].Int64(), g[2].Int64()})
+	g = p.get(p.addr, "get_config")
+	assert.Equal([]int64{minClientStake, clientDelay, proxyDelay}, []int64{g[1].Int64(), g[2].Int64(), g[3].Int64()})
+
+	// The operator adds to its stake.
+	stake := p.st().ProxyStake
+	p.ok(p.owner, 5*ton1, contracts.ProxyAddStakeBody(9))
+	assert.Equal(stake+5*ton1-contracts.OpFee, p.st().ProxyStake)
 
 	// The client leaves with its unspent balance at once; the stake stays for the delay.
 	balance := c.Balance

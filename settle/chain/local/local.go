@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,6 +32,17 @@ var (
 // messageLifetime is long because the chain clock may run ahead of the wall clock (tests
 // and demos jump over close delays); seqnos still stop replays.
 const messageLifetime = 30 * 24 * time.Hour
+
+// DefaultFile is the local chain's file name inside a data directory.
+const DefaultFile = "chain.db"
+
+// OpenDir opens the chain kept in dataDir/DefaultFile, creating the directory if needed.
+func OpenDir(dataDir string, opts Options) (*Chain, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open local chain: %w", err)
+	}
+	return Open(filepath.Join(dataDir, DefaultFile), opts)
+}
 
 // Options tune Open.
 type Options struct {
@@ -88,14 +101,6 @@ func (c *Chain) Faucet(_ context.Context, to ton.AccountID, amount uint64) error
 		return fmt.Errorf("faucet: %w", err)
 	}
 	return nil
-}
-
-// Deliver runs one internal message as if from src, and returns its trace. Only tests and
-// tools use it: real traffic comes from wallets through Send.
-func (c *Chain) Deliver(msg tlb.Message) (emu.Trace, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.run(func() (emu.Trace, error) { return c.emu.Send(msg) })
 }
 
 func (c *Chain) run(f func() (emu.Trace, error)) (emu.Trace, error) {

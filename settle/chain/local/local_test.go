@@ -212,7 +212,7 @@ func TestWatchDeposits(t *testing.T) {
 	require := require.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := local.Open(filepath.Join(t.TempDir(), "chain.db"), local.Options{})
+	c, err := local.OpenDir(filepath.Join(t.TempDir(), "data"), local.Options{})
 	require.NoError(err)
 	defer func() { require.NoError(c.Close()) }()
 	proxyOwner, client := key(1), key(2)
@@ -225,9 +225,11 @@ func TestWatchDeposits(t *testing.T) {
 		acc contracts.ClientAccount
 	}
 	seen := make(chan deposit, 10)
+	done := make(chan error, 1)
 	go func() {
-		_ = chain.WatchDeposits(ctx, c, proxy, 5*time.Millisecond, func(id ton.AccountID, a contracts.ClientAccount) { seen <- deposit{id, a} }, nil)
+		done <- chain.WatchDeposits(ctx, c, proxy, 5*time.Millisecond, func(id ton.AccountID, a contracts.ClientAccount) { seen <- deposit{id, a} }, func(err error) { t.Error(err) })
 	}()
+	defer func() { cancel(); require.NoError(<-done) }()
 	require.NoError(chain.TopUp(ctx, c, client, proxy, 5*ton1))
 	clientAddr, err := c.WalletAddress(pub(client))
 	require.NoError(err)
