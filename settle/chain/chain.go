@@ -67,6 +67,9 @@ var (
 	ErrNotDeployed = errors.New("contract is not deployed")
 	// ErrInsufficientBalance is returned when a wallet cannot pay what it is asked to send.
 	ErrInsufficientBalance = errors.New("insufficient wallet balance")
+	// ErrNotConfirmed is returned when a sent message expired without the wallet accepting it
+	// (it may have been dropped by the network); sending again is safe.
+	ErrNotConfirmed = errors.New("wallet message not confirmed before it expired")
 )
 
 // Backend is the minimum a blockchain implementation provides; tongo's liteapi.Client is one.
@@ -82,6 +85,9 @@ type Options struct {
 	NetworkGlobalID *int32         // v5 wallets bind the network into their id; nil = mainnet (-239)
 	MessageLifetime time.Duration  // validity of a wallet's external message; default 3 minutes
 	ConfirmEvery    time.Duration  // how often Send polls for the wallet's seqno; default 1s
+	// ConfirmGrace is how long after a message expired Send still waits for it to show up in
+	// a block; default 30s.
+	ConfirmGrace time.Duration
 }
 
 // New builds a Chain on a backend.
@@ -91,6 +97,9 @@ func New(b Backend, opts Options) Chain {
 	}
 	if opts.ConfirmEvery == 0 {
 		opts.ConfirmEvery = time.Second
+	}
+	if opts.ConfirmGrace == 0 {
+		opts.ConfirmGrace = 30 * time.Second
 	}
 	if opts.WalletVersion == 0 {
 		opts.WalletVersion = wallet.V5R1
@@ -182,6 +191,9 @@ func (w *walletChain) Send(ctx context.Context, key ed25519.PrivateKey, msgs ...
 			return fmt.Errorf("send from %s: get seqno: %w", addr.ToRaw(), err)
 		}
 	}
+	// The wallet signs with time.Now()+lifetime; past that (plus grace) it can never land.
+	expired := time.NewTimer(w.opts.MessageLifetime + w.opts.ConfirmGrace)
+	defer expired.Stop()
 	if err := wl.Send(ctx, sendables...); err != nil {
 		return fmt.Errorf("send from %s: %w", addr.ToRaw(), err)
 	}
@@ -196,6 +208,8 @@ func (w *walletChain) Send(ctx context.Context, key ed25519.PrivateKey, msgs ...
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("send from %s: wait for seqno %d: %w", addr.ToRaw(), seqno+1, ctx.Err())
+		case <-expired.C:
+			return fmt.Errorf("send from %s: seqno %d: %w", addr.ToRaw(), seqno, ErrNotConfirmed)
 		case <-t.C:
 		}
 	}
