@@ -1,0 +1,322 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// kind is the OpenAI endpoint of a request.
+type kind = wire.Kind
+
+const (
+	kindChat       = wire.Kind_KIND_CHAT
+	kindCompletion = wire.Kind_KIND_COMPLETION
+)
+
+// bodyReadTimeout bounds how long an app may take to upload its request body.
+const bodyReadTimeout = time.Minute
+
+// errRequestTimeout is the cause of a request context whose whole-request timeout expired.
+var errRequestTimeout = errors.New("request timeout")
+
+// auth requires the configured bearer token, compared in constant time.
+func (c *Client) auth(h http.Handler) http.Handler {
+	if c.cfg.APIToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + c.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			c.stats.outcome("unauthorized")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cocoon"`)
+			writeError(w, newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+				"missing or invalid API token: send Authorization: Bearer <token>"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// request is what the client needs to know of an OpenAI request; the body itself goes on untouched.
+type request struct {
+	model        string
+	stream       bool
+	includeUsage bool
+}
+
+// parseRequest validates just enough of the body to route it and answer in the right shape. Every
+// other field (tools, response_format, seed, logprobs…) is the engine's business.
+func parseRequest(k kind, body []byte) (request, *apiError) {
+	var req request
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		return req, errBadRequest("request body must be a JSON object")
+	}
+	present := func(name string) (json.RawMessage, bool) {
+		raw, ok := obj[name]
+		if !ok || string(raw) == "null" {
+			return nil, false
+		}
+		return raw, true
+	}
+	raw, ok := present("model")
+	if !ok || json.Unmarshal(raw, &req.model) != nil || req.model == "" {
+		return req, errParam("model", "model: must be a non-empty string")
+	}
+	if raw, ok := present("stream"); ok && json.Unmarshal(raw, &req.stream) != nil {
+		return req, errParam("stream", "stream: must be a boolean")
+	}
+	if raw, ok := present("stream_options"); ok {
+		var so map[string]json.RawMessage
+		if json.Unmarshal(raw, &so) != nil || so == nil {
+			return req, errParam("stream_options", "stream_options: must be an object")
+		}
+		if raw, ok := so["include_usage"]; ok && string(raw) != "null" && json.Unmarshal(raw, &req.includeUsage) != nil {
+			return req, errParam("stream_options.include_usage", "stream_options.include_usage: must be a boolean")
+		}
+	}
+	switch k {
+	case kindChat:
+		raw, ok := present("messages")
+		if !ok || !bytes.HasPrefix(bytes.TrimLeft(raw, " \t\r\n"), []byte{'['}) {
+			return req, errParam("messages", "messages: must be an array")
+		}
+	case kindCompletion:
+		if _, ok := present("prompt"); !ok {
+			return req, errParam("prompt", "prompt: is required")
+		}
+	}
+	return req, nil
+}
+
+func errParam(param, msg string) *apiError {
+	e := errBadRequest(msg)
+	e.param = param
+	return e
+}
+
+// newRequestID names a request in headers and logs; it says nothing about the content.
+func newRequestID() string { return "req_" + strings.ToLower(rand.Text()[:20]) }
+
+func (c *Client) completionHandler(k kind) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			c.stats.outcome("bad_request")
+			writeError(w, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
+				"use POST"))
+			return
+		}
+		c.serveCompletion(w, r, k)
+	})
+}
+
+func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind) {
+	x := &call{c: c, w: w, id: newRequestID(), kind: k, start: time.Now()}
+	w.Header().Set("X-Cocoon-Request-Id", x.id)
+	c.stats.begin()
+	defer c.finish(x)
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBodyBytes))
+	_ = rc.SetReadDeadline(time.Time{})
+	x.reqBytes = len(body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			x.fail(newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+				"request body is over the limit of "+formatBytes(c.cfg.MaxBodyBytes)))
+			return
+		}
+		x.fail(errBadRequest("could not read the request body"))
+		return
+	}
+	req, apiErr := parseRequest(k, body)
+	if apiErr != nil {
+		x.fail(apiErr)
+		return
+	}
+	x.body, x.model, x.stream, x.includeUsage = body, req.model, req.stream, req.includeUsage
+
+	ctx, cancel := context.WithTimeoutCause(r.Context(), c.cfg.RequestTimeout, errRequestTimeout)
+	defer cancel()
+	x.deadline, _ = ctx.Deadline()
+	// An app that stops reading must not hold the handler past the request's own deadline; the
+	// grace lets the timeout error itself still be written.
+	_ = rc.SetWriteDeadline(x.deadline.Add(5 * time.Second))
+	x.run(ctx)
+}
+
+// serveModels answers OpenAI's model list, merged across every connected proxy.
+func (c *Client) serveModels(w http.ResponseWriter, r *http.Request) {
+	models, apiErr := c.listModels(r.Context())
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: models})
+}
+
+// serveModel answers OpenAI's model retrieval.
+func (c *Client) serveModel(w http.ResponseWriter, r *http.Request) {
+	models, apiErr := c.listModels(r.Context())
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	name := r.PathValue("model")
+	for _, m := range models {
+		if m.ID == name {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	writeError(w, newError(http.StatusNotFound, "invalid_request_error", "model_not_found",
+		"no connected proxy serves model "+name))
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+type modelObject struct {
+	ID             string `json:"id"`
+	Object         string `json:"object"`
+	Created        int64  `json:"created"`
+	OwnedBy        string `json:"owned_by"`
+	Workers        uint32 `json:"workers"`
+	MinCoefficient uint32 `json:"min_coefficient"`
+	MaxCoefficient uint32 `json:"max_coefficient"`
+}
+
+// modelsTimeout bounds one proxy's answer to a model list request.
+const modelsTimeout = 10 * time.Second
+
+// listModels asks every connected proxy for its models and merges the answers. A proxy that fails
+// is left out; only when all fail is the request an error.
+func (c *Client) listModels(ctx context.Context) ([]modelObject, *apiError) {
+	targets := c.waitCandidates(ctx)
+	if len(targets) == 0 {
+		return nil, errNoProxy()
+	}
+	type answer struct {
+		list *wire.ModelsList
+		err  *apiError
+	}
+	answers := make([]answer, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			list, err := c.proxyModels(ctx, t)
+			if err != nil {
+				c.log.Warn().Str("proxy", t.p.addr).Str("error", err.msg).Msg("model list failed")
+			}
+			answers[i] = answer{list, err}
+		})
+	}
+	wg.Wait()
+
+	merged := map[string]*modelObject{}
+	var lastErr *apiError
+	ok := false
+	for _, a := range answers {
+		if a.err != nil {
+			lastErr = a.err
+			continue
+		}
+		ok = true
+		for _, m := range a.list.GetModels() {
+			o := merged[m.GetName()]
+			if o == nil {
+				o = &modelObject{ID: m.GetName(), Object: "model", Created: c.started.Unix(), OwnedBy: "cocoon"}
+				merged[m.GetName()] = o
+			}
+			o.Workers += m.GetWorkers()
+			if m.GetMinCoefficient() > 0 && (o.MinCoefficient == 0 || m.GetMinCoefficient() < o.MinCoefficient) {
+				o.MinCoefficient = m.GetMinCoefficient()
+			}
+			o.MaxCoefficient = max(o.MaxCoefficient, m.GetMaxCoefficient())
+		}
+	}
+	if !ok {
+		return nil, lastErr
+	}
+	out := make([]modelObject, 0, len(merged))
+	for _, o := range merged {
+		out = append(out, *o)
+	}
+	slices.SortFunc(out, func(a, b modelObject) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// proxyModels runs one ModelsRequest stream.
+func (c *Client) proxyModels(ctx context.Context, t target) (*wire.ModelsList, *apiError) {
+	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
+	defer cancel()
+	s, err := t.conn.OpenStream(ctx)
+	if err != nil {
+		return nil, newError(http.StatusBadGateway, "server_error", "upstream_error", "proxy connection failed")
+	}
+	stop := context.AfterFunc(ctx, func() { s.Cancel(wire.CodeCancelled) })
+	defer stop()
+	if err := s.Send(&wire.ModelsRequest{}); err != nil {
+		return nil, newError(http.StatusBadGateway, "server_error", "upstream_error", "proxy connection failed")
+	}
+	_ = s.CloseSend()
+	m, err := s.Recv()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errTimeout()
+		}
+		if code, ok := transport.ErrorCode(err); ok {
+			return nil, errFromCode(code, "proxy refused the model list")
+		}
+		return nil, newError(http.StatusBadGateway, "server_error", "upstream_error", "proxy connection failed")
+	}
+	switch m := m.(type) {
+	case *wire.ModelsList:
+		drain(s)
+		return m, nil
+	case *wire.Error:
+		drain(s)
+		return nil, errFromWire(m)
+	}
+	s.Cancel(wire.CodeProtocol)
+	return nil, newError(http.StatusBadGateway, "server_error", "upstream_error", "proxy sent an unexpected message")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, newError(http.StatusInternalServerError, "server_error", "internal_error", "encode answer"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}

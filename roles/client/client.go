@@ -1,0 +1,217 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/transport"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultRequestTimeout = 10 * time.Minute
+)
+
+// Config configures a Client. Zero values take the documented defaults.
+type Config struct {
+	Proxies        []string      // proxy QUIC addresses host:port; at least one
+	Listen         string        // HTTP listen address for the OpenAI API and /healthz, /stats, /jsonstats
+	APIToken       string        // optional: require "Authorization: Bearer <token>" on /v1/*
+	MaxBodyBytes   int64         // request body limit; 0 = 4 MiB
+	MaxCoefficient uint32        // highest worker price coefficient accepted (1000 = 1.0x); 0 = any
+	RequestTimeout time.Duration // whole-request timeout; 0 = 10m
+}
+
+func (c *Config) validate() error {
+	if len(c.Proxies) == 0 {
+		return errors.New("client config: proxies: at least one proxy address is required")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Proxies {
+		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return fmt.Errorf("client config: proxies[%d]: %q is not host:port", i, p)
+		}
+		if seen[p] {
+			return fmt.Errorf("client config: proxies[%d]: %q listed twice", i, p)
+		}
+		seen[p] = true
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("client config: listen: %q is not host:port", c.Listen)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("client config: max_body_bytes: %d is negative", c.MaxBodyBytes)
+	}
+	if c.RequestTimeout < 0 {
+		return fmt.Errorf("client config: request_timeout: %s is negative", c.RequestTimeout)
+	}
+	return nil
+}
+
+// Client serves the OpenAI-compatible API and relays requests to proxies.
+type Client struct {
+	cfg     Config
+	tc      transport.Config
+	log     zerolog.Logger
+	proxies []*proxy
+	stats   *stats
+	started time.Time
+
+	// Reconnection and failover tuning; tests shorten them.
+	backoff     backoff
+	connectWait time.Duration // how long a request waits for a first proxy connection
+	pingEvery   time.Duration
+
+	rr     atomic.Uint64 // round-robin position
+	connMu sync.Mutex
+	connCh chan struct{} // closed and replaced whenever a proxy connects or disconnects
+
+	runMu   sync.Mutex
+	running bool
+	ready   chan struct{} // closed once Run has bound its listener or failed to
+	addr    net.Addr
+}
+
+// New validates cfg and builds a Client; nothing is dialled or bound until Run. The transport
+// config must carry the client's identity and the verifier whose policy decides which proxies
+// are trusted; New restricts peers to the proxy role.
+func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if tc.Identity == nil {
+		return nil, errors.New("client: transport config: identity is required")
+	}
+	if tc.Verifier == nil {
+		return nil, errors.New("client: transport config: verifier is required")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	// A client only ever talks to proxies: a worker or another client on a proxy's address is refused.
+	tc.PeerRoles = []attest.Role{attest.RoleProxy}
+	c := &Client{
+		cfg:         cfg,
+		tc:          tc,
+		log:         log.With().Str("component", "client").Logger(),
+		stats:       newStats(),
+		started:     time.Now(),
+		backoff:     backoff{min: 200 * time.Millisecond, max: 30 * time.Second},
+		connectWait: 5 * time.Second,
+		pingEvery:   10 * time.Second,
+		ready:       make(chan struct{}),
+		connCh:      make(chan struct{}),
+	}
+	for _, addr := range cfg.Proxies {
+		c.proxies = append(c.proxies, newProxy(addr))
+	}
+	return c, nil
+}
+
+// Addr blocks until Run has bound its HTTP listener and returns its address, or nil if Run failed
+// to listen. It must only be called once Run has been (or is being) called.
+func (c *Client) Addr() net.Addr {
+	<-c.ready
+	return c.addr
+}
+
+// Run binds the HTTP listener, keeps a connection to every proxy and serves until ctx ends. It
+// returns nil on cancellation, after closing the listener, every proxy connection and every
+// goroutine it started.
+func (c *Client) Run(ctx context.Context) error {
+	c.runMu.Lock()
+	if c.running {
+		c.runMu.Unlock()
+		return errors.New("client: Run called twice")
+	}
+	c.running = true
+	c.runMu.Unlock()
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.cfg.Listen)
+	if err != nil {
+		close(c.ready)
+		return fmt.Errorf("client: listen %s: %w", c.cfg.Listen, err)
+	}
+	c.addr = ln.Addr()
+	close(c.ready)
+	c.log.Info().Str("listen", c.addr.String()).Strs("proxies", c.cfg.Proxies).
+		Bool("api_token", c.cfg.APIToken != "").Msg("serving OpenAI API")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range c.proxies {
+		wg.Go(func() { c.keep(ctx, p) })
+	}
+
+	srv := &http.Server{
+		Handler:           c.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Request contexts derive from ctx, so cancelling Run cancels every in-flight stream.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    stdlog.New(debugWriter{c.log.With().Str("source", "http").Logger()}, "", 0),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("client: serve http: %w", err)
+	}
+	cancel()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+	}
+	shutCancel()
+	if runErr == nil {
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("client: serve http: %w", err)
+		}
+	}
+	wg.Wait()
+	c.log.Info().Msg("stopped")
+	return runErr
+}
+
+// routes is the HTTP surface: the OpenAI API behind the optional bearer token, and the stats pages.
+func (c *Client) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/chat/completions", c.auth(c.completionHandler(kindChat)))
+	mux.Handle("/v1/completions", c.auth(c.completionHandler(kindCompletion)))
+	mux.Handle("GET /v1/models", c.auth(http.HandlerFunc(c.serveModels)))
+	mux.Handle("GET /v1/models/{model...}", c.auth(http.HandlerFunc(c.serveModel)))
+	mux.Handle("/v1/", c.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errNotFoundPath(r.URL.Path))
+	})))
+	mux.HandleFunc("GET /healthz", c.serveHealth)
+	mux.HandleFunc("GET /jsonstats", c.serveJSONStats)
+	mux.HandleFunc("GET /stats", c.serveHTMLStats)
+	return mux
+}
+
+// debugWriter sends net/http's own complaints (bad TLS hellos, broken connections) to the debug log.
+type debugWriter struct{ log zerolog.Logger }
+
+func (d debugWriter) Write(p []byte) (int, error) {
+	d.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,13 @@
+// Package client is the app developer's side of cocoon: it keeps attested QUIC connections to one or
+// more proxies and serves, on a local address, an OpenAI-compatible HTTP API (/v1/chat/completions,
+// /v1/completions, /v1/models, streaming as Server-Sent Events) so that any OpenAI SDK works
+// unchanged. It also serves /healthz, /jsonstats and /stats, and provides Ask, the `cocoon ask`
+// terminal front.
+//
+// The client runs outside any TEE. What it trusts is checked inside each QUIC handshake by the
+// verifier of its transport.Config: a proxy whose attestation the policy does not allow is refused
+// before a single request byte is sent. Request bodies are relayed untouched; prompts, completions
+// and API tokens are never logged or shown in stats.
+//
+// Only wiring code (main, cocoon demo) imports this package; other roles never do.
+package client

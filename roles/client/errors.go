@@ -1,0 +1,146 @@
+package client
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// apiError is an answer in OpenAI's error shape, or an engine's own error answer passed through.
+type apiError struct {
+	status int
+	typ    string
+	code   string // machine-readable code, "" for null
+	param  string // the offending request field, "" for null
+	msg    string
+	body   []byte // the engine's own error JSON, sent as is instead of the fields above
+}
+
+func (e *apiError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
+
+// outcome names the error class for stats and logs.
+func (e *apiError) outcome() string {
+	if e.body != nil {
+		return "engine_error"
+	}
+	switch e.status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusPaymentRequired:
+		return "payment_required"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case statusClientClosed:
+		return "cancelled"
+	case http.StatusBadGateway:
+		return "upstream_error"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusGatewayTimeout:
+		return "timeout"
+	}
+	return "error"
+}
+
+// statusClientClosed is nginx's 499: the app went away before the answer was complete.
+const statusClientClosed = 499
+
+// JSON renders the OpenAI error object: {"error":{"message","type","param","code"}}.
+func (e *apiError) JSON() []byte {
+	if e.body != nil {
+		return e.body
+	}
+	type detail struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}
+	d := detail{Message: e.msg, Type: e.typ}
+	if e.code != "" {
+		d.Code = &e.code
+	}
+	if e.param != "" {
+		d.Param = &e.param
+	}
+	b, _ := json.Marshal(struct {
+		Error detail `json:"error"`
+	}{d})
+	return b
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	b := e.JSON()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(e.status)
+	_, _ = w.Write(b)
+}
+
+func newError(status int, typ, code, msg string) *apiError {
+	return &apiError{status: status, typ: typ, code: code, msg: msg}
+}
+
+func errBadRequest(msg string) *apiError {
+	return newError(http.StatusBadRequest, "invalid_request_error", "", msg)
+}
+
+func errNotFoundPath(path string) *apiError {
+	return newError(http.StatusNotFound, "invalid_request_error", "unknown_url", "unknown endpoint "+path)
+}
+
+func errNoProxy() *apiError {
+	return newError(http.StatusServiceUnavailable, "server_error", "no_proxy", "no proxy is connected")
+}
+
+// errFromCode maps a wire code (from an Error message or a stream reset) to the app's answer.
+func errFromCode(code quic.ApplicationErrorCode, msg string) *apiError {
+	status := wire.HTTPStatus(code)
+	if code == wire.CodeCancelled {
+		// The proxy gave up on the stream, not the app: to the app that is an upstream failure.
+		status = http.StatusBadGateway
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	switch status {
+	case http.StatusBadRequest:
+		return newError(status, "invalid_request_error", "", msg)
+	case http.StatusPaymentRequired:
+		return newError(status, "insufficient_quota", "payment_required", msg)
+	case http.StatusNotFound:
+		return newError(status, "invalid_request_error", "model_not_found", msg)
+	case http.StatusServiceUnavailable:
+		return newError(status, "server_error", "overloaded", msg)
+	case http.StatusGatewayTimeout:
+		return newError(status, "server_error", "timeout", msg)
+	case http.StatusBadGateway:
+		return newError(status, "server_error", "upstream_error", msg)
+	}
+	return newError(status, "server_error", "internal_error", msg)
+}
+
+// errFromWire maps a proxy's Error message. An engine's own refusal (status and body set) goes to
+// the app exactly as the engine wrote it.
+func errFromWire(e *wire.Error) *apiError {
+	if st := int(e.GetHttpStatus()); st >= 400 && st <= 599 && len(e.GetBody()) > 0 {
+		return &apiError{status: st, typ: "engine_error", msg: e.GetMessage(), body: append([]byte(nil), e.GetBody()...)}
+	}
+	return errFromCode(quic.ApplicationErrorCode(e.GetCode()), e.GetMessage())
+}
+
+// errTimeout is the answer when the whole-request timeout expires.
+func errTimeout() *apiError {
+	return newError(http.StatusGatewayTimeout, "server_error", "timeout", "request timed out")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

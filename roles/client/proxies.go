@@ -1,0 +1,259 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// failPenalty is how long a proxy that failed a request goes to the back of the queue.
+const failPenalty = 30 * time.Second
+
+// backoff is the reconnection schedule: exponential from min to max, with jitter.
+type backoff struct{ min, max time.Duration }
+
+// delay is the wait before reconnection attempt n (0-based). Jitter spreads the clients of a
+// restarted proxy so that they do not all reconnect in the same instant.
+func (b backoff) delay(n int) time.Duration {
+	d := b.min
+	for i := 0; i < n && d < b.max; i++ {
+		d *= 2
+	}
+	d = min(d, b.max)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// proxy is one configured proxy and the state of our connection to it.
+type proxy struct {
+	addr string
+
+	mu          sync.Mutex
+	conn        *transport.Conn // nil while disconnected
+	attestation string          // "tdx" or "simulated", from the verified certificate
+	imageHash   string
+	rtt         time.Duration
+	connectedAt time.Time
+	lastFail    time.Time // last request failure blamed on this proxy
+	lastErr     string    // why the last dial or connection failed
+	connects    uint64
+}
+
+func newProxy(addr string) *proxy { return &proxy{addr: addr} }
+
+// current returns the live connection, if any, and when the proxy last failed a request.
+func (p *proxy) current() (*transport.Conn, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conn, p.lastFail
+}
+
+func (p *proxy) up(conn *transport.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conn = conn
+	p.attestation = conn.Peer().Label()
+	p.imageHash = conn.Peer().ImageHash.String()
+	p.connectedAt = time.Now()
+	p.rtt = 0
+	p.lastErr = ""
+	p.connects++
+}
+
+func (p *proxy) down(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conn = nil
+	if err != nil {
+		p.lastErr = err.Error()
+	}
+}
+
+func (p *proxy) failed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastFail = time.Now()
+}
+
+func (p *proxy) setRTT(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rtt = d
+}
+
+// target is a proxy with the connection a request will use.
+type target struct {
+	p    *proxy
+	conn *transport.Conn
+}
+
+// keep holds one connection to p until ctx ends, redialling with backoff whenever it drops.
+func (c *Client) keep(ctx context.Context, p *proxy) {
+	log := c.log.With().Str("proxy", p.addr).Logger()
+	attempt := 0
+	var lastLogged string
+	for {
+		conn, err := transport.Dial(ctx, p.addr, c.tc)
+		if ctx.Err() != nil {
+			if conn != nil {
+				_ = conn.Close(wire.CodeShutdown, "client stopping")
+				<-conn.Done()
+			}
+			return
+		}
+		if err != nil {
+			p.down(err)
+			// One line per distinct failure: a proxy that stays down or stays refused must not
+			// flood the log at every retry.
+			if msg := err.Error(); msg != lastLogged {
+				lastLogged = msg
+				if refusedByPolicy(err) {
+					log.Error().Err(err).Msg("refused proxy: its attestation is not allowed by our policy; no request will be sent to it")
+				} else {
+					log.Warn().Err(err).Msg("cannot connect to proxy; retrying")
+				}
+			} else {
+				log.Debug().Err(err).Msg("cannot connect to proxy; retrying")
+			}
+		} else {
+			lastLogged = ""
+			start := time.Now()
+			p.up(conn)
+			c.notify()
+			log.Info().Str("attestation", conn.Peer().Label()).Str("image_hash", conn.Peer().ImageHash.String()).
+				Msg("connected to proxy")
+			c.session(ctx, p, conn)
+			p.down(conn.Err())
+			c.notify()
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn().AnErr("cause", conn.Err()).Dur("lasted", time.Since(start)).Msg("proxy connection lost; reconnecting")
+			// A connection that held for a while resets the schedule; one that drops at once does not,
+			// so a proxy that accepts and immediately closes is not hammered.
+			if time.Since(start) > c.backoff.max {
+				attempt = 0
+			}
+		}
+		t := time.NewTimer(c.backoff.delay(attempt))
+		attempt++
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// session watches a live connection until it ends or ctx does, measuring its round-trip time.
+func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Proxies have nothing to tell clients on the control stream yet; drain it so that pings keep
+	// being answered. The channel closes when the connection ends.
+	wg.Go(func() {
+		for m := range conn.Control() {
+			c.log.Debug().Str("proxy", p.addr).Type("message", m).Msg("ignored control message")
+		}
+	})
+	ping := func() {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if rtt, err := conn.Ping(pctx); err == nil {
+			p.setRTT(rtt)
+		}
+	}
+	ping()
+	t := time.NewTicker(c.pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = conn.Close(wire.CodeShutdown, "client stopping")
+			<-conn.Done()
+			return
+		case <-conn.Done():
+			return
+		case <-t.C:
+			ping()
+		}
+	}
+}
+
+// refusedByPolicy tells an attestation refusal (our verifier said no) from a network failure.
+func refusedByPolicy(err error) bool {
+	for _, target := range []error{
+		attest.ErrImageNotAllowed, attest.ErrSimulatedNotAllowed, attest.ErrDebugTD, attest.ErrRoleNotAllowed,
+		attest.ErrRoleMismatch, attest.ErrUntrustedRoot, attest.ErrQuoteSignature, attest.ErrCollateral,
+		attest.ErrReportDataMismatch, attest.ErrKeyMismatch, attest.ErrMalformedQuote, attest.ErrMalformedClaims,
+		attest.ErrQuoteRequired, attest.ErrModelNotAllowed,
+		transport.ErrCertExpired, transport.ErrUnknownCriticalExt, transport.ErrKeyType, transport.ErrNotSelfSigned,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// notify wakes requests waiting for a proxy connection.
+func (c *Client) notify() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	close(c.connCh)
+	c.connCh = make(chan struct{})
+}
+
+func (c *Client) changes() <-chan struct{} {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.connCh
+}
+
+// candidates lists the connected proxies in the order a request tries them: round-robin, with
+// proxies that failed recently moved to the back.
+func (c *Client) candidates() []target {
+	n := len(c.proxies)
+	start := int(c.rr.Add(1) % uint64(n))
+	var fresh, penalised []target
+	for i := range n {
+		p := c.proxies[(start+i)%n]
+		conn, lastFail := p.current()
+		if conn == nil {
+			continue
+		}
+		if !lastFail.IsZero() && time.Since(lastFail) < failPenalty {
+			penalised = append(penalised, target{p, conn})
+		} else {
+			fresh = append(fresh, target{p, conn})
+		}
+	}
+	return append(fresh, penalised...)
+}
+
+// waitCandidates returns the candidates, waiting up to connectWait for a first connection so that
+// requests arriving just after start-up or during a proxy restart do not fail at once.
+func (c *Client) waitCandidates(ctx context.Context) []target {
+	t := time.NewTimer(c.connectWait)
+	defer t.Stop()
+	for {
+		ch := c.changes()
+		if ts := c.candidates(); len(ts) > 0 {
+			return ts
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

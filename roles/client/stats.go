@@ -1,0 +1,295 @@
+package client
+
+import (
+	"errors"
+	"html/template"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// latencyWindow is how many recent requests the latency percentiles cover.
+const latencyWindow = 1024
+
+// stats counts requests by outcome and keeps recent latencies. It never holds any content.
+type stats struct {
+	mu        sync.Mutex
+	total     uint64
+	inFlight  int64
+	failovers uint64
+	outcomes  map[string]uint64
+	reqBytes  uint64
+	respBytes uint64
+	tokens    tokenTotals
+	cost      uint64
+	latency   ring // whole-request durations of successful requests
+	head      ring // time to the response head of successful requests
+}
+
+type tokenTotals struct {
+	Prompt     uint64 `json:"prompt"`
+	Cached     uint64 `json:"cached"`
+	Completion uint64 `json:"completion"`
+	Reasoning  uint64 `json:"reasoning"`
+}
+
+func newStats() *stats { return &stats{outcomes: map[string]uint64{}} }
+
+func (s *stats) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total++
+	s.inFlight++
+}
+
+// outcome counts a request refused before it began (bad method, bad token).
+func (s *stats) outcome(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total++
+	s.outcomes[name]++
+}
+
+func (s *stats) failover() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failovers++
+}
+
+func (s *stats) end(x *call, outcome string, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight--
+	s.outcomes[outcome]++
+	s.reqBytes += uint64(x.reqBytes)
+	s.respBytes += uint64(x.respBytes)
+	if x.done != nil {
+		u := x.done.GetUsage()
+		s.tokens.Prompt += u.GetPromptTokens()
+		s.tokens.Cached += u.GetCachedTokens()
+		s.tokens.Completion += u.GetCompletionTokens()
+		s.tokens.Reasoning += u.GetReasoningTokens()
+		s.cost += x.done.GetTotalCost()
+	}
+	if outcome == "ok" {
+		s.latency.add(took)
+		s.head.add(x.headAt)
+	}
+}
+
+// ring keeps the last latencyWindow durations.
+type ring struct {
+	buf [latencyWindow]time.Duration
+	n   int
+	pos int
+}
+
+func (r *ring) add(d time.Duration) {
+	r.buf[r.pos] = d
+	r.pos = (r.pos + 1) % latencyWindow
+	r.n = min(r.n+1, latencyWindow)
+}
+
+type percentiles struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+}
+
+func (r *ring) percentiles() percentiles {
+	if r.n == 0 {
+		return percentiles{}
+	}
+	d := slices.Clone(r.buf[:r.n])
+	slices.Sort(d)
+	at := func(q float64) float64 {
+		i := min(int(q*float64(len(d))), len(d)-1)
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return percentiles{Count: r.n, P50: at(0.50), P99: at(0.99)}
+}
+
+// finish records a completed request and logs one line about it: ids, sizes, durations, usage.
+// Never the prompt, the completion or the token.
+func (c *Client) finish(x *call) {
+	took := time.Since(x.start)
+	outcome, status := "ok", http.StatusOK
+	if x.err != nil {
+		outcome, status = x.err.outcome(), x.err.status
+	}
+	if x.sse != nil {
+		x.respBytes = x.sse.n
+	}
+	c.stats.end(x, outcome, took)
+
+	level := zerolog.InfoLevel
+	if status >= 500 {
+		level = zerolog.WarnLevel
+	}
+	ev := c.log.WithLevel(level).Str("request_id", x.id).Str("kind", kindName(x.kind)).Str("model", x.model).
+		Bool("stream", x.stream).Int("status", status).Str("outcome", outcome).Int("req_bytes", x.reqBytes).
+		Int64("resp_bytes", x.respBytes).Int("chunks", x.chunks).Int("attempts", x.attempts).
+		Dur("total", took)
+	if x.proxy != "" {
+		ev = ev.Str("proxy", x.proxy)
+	}
+	if x.head != nil {
+		ev = ev.Dur("time_to_head", x.headAt).Str("worker_image", x.head.GetWorker().GetImageHash())
+	}
+	if x.done != nil {
+		u := x.done.GetUsage()
+		ev = ev.Uint64("prompt_tokens", u.GetPromptTokens()).Uint64("completion_tokens", u.GetCompletionTokens()).
+			Uint64("total_cost", x.done.GetTotalCost())
+	}
+	if x.err != nil && status >= 500 {
+		// Messages from proxies and our own; they describe failures, not content.
+		ev = ev.Str("error", x.err.msg)
+	}
+	ev.Msg("request")
+}
+
+func kindName(k kind) string {
+	switch k {
+	case kindChat:
+		return "chat"
+	case kindCompletion:
+		return "completion"
+	}
+	return "unknown"
+}
+
+// statsJSON is the /jsonstats document.
+type statsJSON struct {
+	Role     string       `json:"role"`
+	Healthy  bool         `json:"healthy"`
+	Health   string       `json:"health"`
+	Uptime   float64      `json:"uptime_s"`
+	Proxies  []proxyStats `json:"proxies"`
+	Requests requestStats `json:"requests"`
+	Latency  percentiles  `json:"latency_ms"`
+	Head     percentiles  `json:"time_to_head_ms"`
+	Tokens   tokenTotals  `json:"tokens"`
+	Cost     uint64       `json:"total_cost_nanoton"`
+}
+
+type proxyStats struct {
+	Address        string     `json:"address"`
+	Connected      bool       `json:"connected"`
+	Attestation    string     `json:"attestation,omitempty"`
+	ImageHash      string     `json:"image_hash,omitempty"`
+	RTTMs          float64    `json:"rtt_ms"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+	Connects       uint64     `json:"connects"`
+	LastError      string     `json:"last_error,omitempty"`
+}
+
+type requestStats struct {
+	Total     uint64            `json:"total"`
+	InFlight  int64             `json:"in_flight"`
+	Failovers uint64            `json:"failovers"`
+	ByOutcome map[string]uint64 `json:"by_outcome"`
+	ReqBytes  uint64            `json:"request_bytes"`
+	RespBytes uint64            `json:"response_bytes"`
+}
+
+func (c *Client) snapshot() statsJSON {
+	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Proxies: []proxyStats{}}
+	for _, p := range c.proxies {
+		p.mu.Lock()
+		ps := proxyStats{Address: p.addr, Connected: p.conn != nil, Connects: p.connects, LastError: p.lastErr}
+		if p.conn != nil {
+			since := p.connectedAt
+			ps.Attestation, ps.ImageHash, ps.ConnectedSince = p.attestation, p.imageHash, &since
+			ps.RTTMs = float64(p.rtt.Microseconds()) / 1000
+		}
+		p.mu.Unlock()
+		out.Proxies = append(out.Proxies, ps)
+	}
+	err := c.healthy()
+	out.Healthy, out.Health = err == nil, "ok"
+	if err != nil {
+		out.Health = err.Error()
+	}
+	s := c.stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out.Requests = requestStats{Total: s.total, InFlight: s.inFlight, Failovers: s.failovers,
+		ByOutcome: maps.Clone(s.outcomes), ReqBytes: s.reqBytes, RespBytes: s.respBytes}
+	out.Latency, out.Head = s.latency.percentiles(), s.head.percentiles()
+	out.Tokens, out.Cost = s.tokens, s.cost
+	return out
+}
+
+// healthy is nil when at least one proxy is connected, else why not.
+func (c *Client) healthy() error {
+	var reason string
+	for _, p := range c.proxies {
+		p.mu.Lock()
+		up, lastErr := p.conn != nil, p.lastErr
+		p.mu.Unlock()
+		if up {
+			return nil
+		}
+		if reason == "" && lastErr != "" {
+			reason = p.addr + ": " + lastErr
+		}
+	}
+	if reason == "" {
+		reason = "not connected yet"
+	}
+	return errors.New("no proxy connected (" + reason + ")")
+}
+
+func (c *Client) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := c.healthy(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(err.Error() + "\n"))
+		return
+	}
+	n := 0
+	for _, p := range c.proxies {
+		if conn, _ := p.current(); conn != nil {
+			n++
+		}
+	}
+	_, _ = w.Write([]byte("ok: " + strconv.Itoa(n) + " of " + strconv.Itoa(len(c.proxies)) + " proxies connected\n"))
+}
+
+func (c *Client) serveJSONStats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, c.snapshot())
+}
+
+var statsPage = template.Must(template.New("stats").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>cocoon client</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#f4f4f4}.bad{color:#b00}</style></head>
+<body><h1>cocoon client</h1>
+<p>{{if .Healthy}}healthy{{else}}<span class="bad">{{.Health}}</span>{{end}} · up {{printf "%.0f" .Uptime}} s · <a href="jsonstats">jsonstats</a></p>
+<h2>Proxies</h2>
+<table><tr><th>address</th><th>connected</th><th>attestation</th><th>image hash</th><th>rtt ms</th><th>connects</th><th>last error</th></tr>
+{{range .Proxies}}<tr><td>{{.Address}}</td><td>{{if .Connected}}yes{{else}}<span class="bad">no</span>{{end}}</td><td>{{.Attestation}}</td><td><code>{{.ImageHash}}</code></td><td>{{printf "%.2f" .RTTMs}}</td><td>{{.Connects}}</td><td>{{.LastError}}</td></tr>
+{{end}}</table>
+<h2>Requests</h2>
+<table><tr><th>total</th><td>{{.Requests.Total}}</td></tr><tr><th>in flight</th><td>{{.Requests.InFlight}}</td></tr>
+<tr><th>failovers</th><td>{{.Requests.Failovers}}</td></tr>
+{{range $k, $v := .Requests.ByOutcome}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>{{end}}
+<tr><th>latency ms (p50 / p99 of {{.Latency.Count}})</th><td>{{.Latency.P50}} / {{.Latency.P99}}</td></tr>
+<tr><th>time to head ms (p50 / p99)</th><td>{{.Head.P50}} / {{.Head.P99}}</td></tr>
+<tr><th>tokens (prompt / cached / completion / reasoning)</th><td>{{.Tokens.Prompt}} / {{.Tokens.Cached}} / {{.Tokens.Completion}} / {{.Tokens.Reasoning}}</td></tr>
+<tr><th>total cost (nanoTON)</th><td>{{.Cost}}</td></tr></table>
+</body></html>
+`))
+
+func (c *Client) serveHTMLStats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = statsPage.Execute(w, c.snapshot())
+}
