@@ -50,6 +50,11 @@ func newApp() *cli.App {
 		Version:              version,
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
+			proxyCommand(),
+			workerCommand(),
+			clientCommand(),
+			askCommand(),
+			demoCommand(),
 			attestCommand(),
 			{
 				Name:  "version",

@@ -65,18 +65,18 @@ func TestValidateNamesTheField(t *testing.T) {
 		mutate func(*Config)
 		field  string
 	}{
-		"log level":        {role: "proxy", mutate: func(c *Config) { c.LogLevel = "loud" }, field: "log_level"},
-		"proxy listen":     {role: "proxy", mutate: func(c *Config) { c.Proxy.Listen = "nowhere" }, field: "proxy.listen"},
-		"attempts":         {role: "proxy", mutate: func(c *Config) { c.Proxy.MaxAttempts = 0 }, field: "proxy.max_attempts"},
-		"worker proxies":   {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = nil }, field: "worker.proxies"},
-		"bad proxy":        {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = []string{"a:1", "b"} }, field: "worker.proxies[1]"},
-		"engine url":       {role: "worker", mutate: func(c *Config) { c.Worker.EngineURL = "ftp://x" }, field: "worker.engine_url"},
-		"coefficient":      {role: "worker", mutate: func(c *Config) { c.Worker.Coefficient = 0 }, field: "worker.coefficient"},
-		"max active":       {role: "worker", mutate: func(c *Config) { c.Worker.MaxActive = 0 }, field: "worker.max_active"},
-		"digest twice":     {role: "worker", mutate: func(c *Config) { c.Worker.ModelDir, c.Worker.WeightsDigest = "/m", "sha256:x" }, field: "worker.weights_digest"},
-		"client listen":    {role: "client", mutate: func(c *Config) { c.Client.Listen = "" }, field: "client.listen"},
-		"body limit":       {role: "client", mutate: func(c *Config) { c.Client.MaxBodyBytes = 1 }, field: "client.max_body_bytes"},
-		"cert validity":    {role: "client", mutate: func(c *Config) { c.Attestation.CertValidity = Duration(48 * time.Hour) }, field: "attestation.cert_validity"},
+		"log level":      {role: "proxy", mutate: func(c *Config) { c.LogLevel = "loud" }, field: "log_level"},
+		"proxy listen":   {role: "proxy", mutate: func(c *Config) { c.Proxy.Listen = "nowhere" }, field: "proxy.listen"},
+		"attempts":       {role: "proxy", mutate: func(c *Config) { c.Proxy.MaxAttempts = 0 }, field: "proxy.max_attempts"},
+		"worker proxies": {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = nil }, field: "worker.proxies"},
+		"bad proxy":      {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = []string{"a:1", "b"} }, field: "worker.proxies[1]"},
+		"engine url":     {role: "worker", mutate: func(c *Config) { c.Worker.EngineURL = "ftp://x" }, field: "worker.engine_url"},
+		"coefficient":    {role: "worker", mutate: func(c *Config) { c.Worker.Coefficient = 0 }, field: "worker.coefficient"},
+		"max active":     {role: "worker", mutate: func(c *Config) { c.Worker.MaxActive = 0 }, field: "worker.max_active"},
+		"digest twice":   {role: "worker", mutate: func(c *Config) { c.Worker.ModelDir, c.Worker.WeightsDigest = "/m", "sha256:x" }, field: "worker.weights_digest"},
+		"client listen":  {role: "client", mutate: func(c *Config) { c.Client.Listen = "" }, field: "client.listen"},
+		"body limit":     {role: "client", mutate: func(c *Config) { c.Client.MaxBodyBytes = 1 }, field: "client.max_body_bytes"},
+		"cert validity":  {role: "client", mutate: func(c *Config) { c.Attestation.CertValidity = Duration(48 * time.Hour) }, field: "attestation.cert_validity"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {

@@ -19,8 +19,12 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	claims.Role, claims.Version = role, version
 	claims.ConfigDigest = c.Digest(string(role))
 
+	policy, err := c.policy(role, log)
+	if err != nil {
+		return transport.Config{}, err
+	}
 	var root *sim.Root
-	if c.Attestation.Simulated || c.Attestation.AllowSimulated {
+	if c.Attestation.Simulated || policy.AllowSimulated {
 		var err error
 		if root, err = sim.Open(c.SimRoot()); err != nil {
 			return transport.Config{}, fmt.Errorf("development root of trust: %w", err)
@@ -48,10 +52,6 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 		}
 	}
 
-	policy, err := c.policy(role, log)
-	if err != nil {
-		return transport.Config{}, err
-	}
 	roots := []attest.TrustedRoot{attest.IntelRoot(nil)}
 	if root != nil {
 		roots = append(roots, attest.SimulatedRoot(root))

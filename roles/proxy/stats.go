@@ -40,18 +40,19 @@ func (l *latencyWindow) percentiles() (p50, p99 float64) {
 	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
 }
 
-// Healthy is true once the proxy listens and at least one worker is registered.
+// Healthy is true once the proxy listens. It does not wait for workers: workers wait for a healthy
+// proxy before they can register (docker compose depends_on), so that would never resolve.
 func (p *Proxy) Healthy() error {
 	select {
 	case <-p.ready:
+		return nil
 	default:
 		return errors.New("not listening yet")
 	}
-	if len(p.reg.all()) == 0 {
-		return errors.New("no worker registered")
-	}
-	return nil
 }
+
+// WorkerCount is how many workers are registered now.
+func (p *Proxy) WorkerCount() int { return len(p.reg.all()) }
 
 type workerStats struct {
 	ID          string  `json:"id"`

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/client"
+)
+
+// samplePrompt is what the demo asks once everything is up.
+const samplePrompt = "In two sentences: why run AI inference inside confidential VMs?"
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run proxy, worker and client on this machine (simulated TDX, built-in engine) and ask one question",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "engine", Usage: "OpenAI-compatible engine URL for the worker (default: the built-in engine)", EnvVars: []string{"COCOON_ENGINE_URL"}},
+			&cli.StringFlag{Name: "model", Usage: "model name", Value: "cocoon-builtin", EnvVars: []string{"COCOON_MODEL"}},
+			&cli.StringFlag{Name: "listen", Usage: "the client's OpenAI API address", Value: "127.0.0.1:8080", EnvVars: []string{"COCOON_LISTEN"}},
+			&cli.StringFlag{Name: "data", Usage: "state directory", Value: filepath.Join(config.StateDir(), "demo"), EnvVars: []string{"COCOON_DATA"}},
+			&cli.BoolFlag{Name: "once", Usage: "exit after the sample request (status 0 only if it succeeded)"},
+			&cli.DurationFlag{Name: "token-delay", Usage: "built-in engine: time per token", Value: 15 * time.Millisecond},
+			&cli.StringFlag{Name: "log-level", Usage: "log level of the three roles", Value: "warn", EnvVars: []string{"COCOON_LOG_LEVEL"}},
+		},
+		Action: func(c *cli.Context) error {
+			return runDemo(c.Context, demoOptions{
+				engine: c.String("engine"), model: c.String("model"), listen: c.String("listen"), data: c.String("data"),
+				once: c.Bool("once"), tokenDelay: c.Duration("token-delay"), logLevel: c.String("log-level"),
+			}, c.App.Writer)
+		},
+	}
+}
+
+type demoOptions struct {
+	engine, model, listen, data, logLevel string
+	once                                  bool
+	tokenDelay                            time.Duration
+}
+
+// demoURLs is written to DIR/demo.json so scripts and tests find each role.
+type demoURLs struct {
+	Client struct {
+		API   string `json:"api"`
+		Stats string `json:"stats"`
+	} `json:"client"`
+	Proxy struct {
+		Address string `json:"address"`
+		Stats   string `json:"stats"`
+	} `json:"proxy"`
+	Worker struct {
+		Stats string `json:"stats"`
+	} `json:"worker"`
+}
+
+func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("demo: data directory: %w", err)
+	}
+	cfg := config.Defaults()
+	cfg.LogLevel, cfg.Data = o.logLevel, o.data
+	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
+	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Worker.EngineURL, cfg.Worker.Model, cfg.Worker.TokenDelay = o.engine, o.model, config.Duration(o.tokenDelay)
+	cfg.Worker.StatsListen = "127.0.0.1:0"
+	if o.engine != "" {
+		// A demo against a real engine has no weights directory to digest; name the engine instead.
+		sum := sha256.Sum256([]byte("demo engine " + o.engine + " " + o.model))
+		cfg.Worker.WeightsDigest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	cfg.Client.Listen = o.listen
+	for _, role := range []string{"proxy", "worker", "client"} {
+		if err := cfg.Validate(role); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	log := newLogger(cfg.LogLevel)
+	fmt.Fprintf(out, "cocoon demo: proxy, worker and client on this machine (SIMULATED TDX; state in %s)\n", o.data)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, err := buildProxy(cfg, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	// Each role reports on done when it stops; on return, all are cancelled and awaited.
+	done := make(chan error, 3)
+	var running sync.WaitGroup
+	defer running.Wait()
+	defer cancel()
+	start := func(run func(context.Context) error) {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			done <- run(ctx)
+		}()
+	}
+	start(p.Run)
+	// The proxy must listen before the others learn its (random) port.
+	paddr := p.Addr(ctx)
+	if paddr == nil {
+		return fmt.Errorf("demo: proxy did not start: %w", firstErr(done))
+	}
+	cfg.Worker.Proxies, cfg.Client.Proxies = []string{paddr.String()}, []string{paddr.String()}
+	w, err := buildWorker(cfg, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	cl, err := buildClient(cfg, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	start(w.Run)
+	start(cl.Run)
+
+	workerRegistered := func() error {
+		if p.WorkerCount() == 0 {
+			return errors.New("no worker registered yet")
+		}
+		return nil
+	}
+	if err := waitReady(ctx, workerRegistered, done); err != nil {
+		return fmt.Errorf("demo: worker did not register: %w", err)
+	}
+	var urls demoURLs
+	caddr := cl.Addr()
+	urls.Client.API = "http://" + caddr.String() + "/v1"
+	urls.Client.Stats = "http://" + caddr.String() + "/stats"
+	urls.Proxy.Address = paddr.String()
+	urls.Proxy.Stats = "http://" + p.StatsAddr(ctx).String() + "/stats"
+	urls.Worker.Stats = "http://" + w.StatsAddr(ctx).String() + "/stats"
+	b, _ := json.MarshalIndent(urls, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.data, "demo.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("demo: write demo.json: %w", err)
+	}
+
+	fmt.Fprintf(out, "\n> %s\n\n", samplePrompt)
+	askErr := client.Ask(ctx, client.AskOptions{ClientURL: "http://" + caddr.String(), Prompt: samplePrompt}, nil, out, out)
+	fmt.Fprintf(out, "\nOpenAI base URL:  %s   (any API key; or none)\n", urls.Client.API)
+	fmt.Fprintf(out, "Ask from a shell: cocoon ask --client http://%s \"your question\"\n", caddr)
+	fmt.Fprintf(out, "Stats:            %s  %s  %s\n", urls.Client.Stats, urls.Proxy.Stats, urls.Worker.Stats)
+	if o.once {
+		cancel()
+		if askErr != nil {
+			return fmt.Errorf("demo: sample request failed: %w", askErr)
+		}
+		return nil
+	}
+	if askErr != nil {
+		fmt.Fprintf(out, "sample request failed: %v\n", askErr)
+	}
+	fmt.Fprintln(out, "Serving until interrupted (Ctrl-C).")
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-done:
+		return err
+	}
+}
+
+func firstErr(done <-chan error) error {
+	select {
+	case err := <-done:
+		return err
+	default:
+		return errors.New("cancelled")
+	}
+}
+
+// waitReady polls ready until it reports nil, a role stops, or 60 seconds pass.
+func waitReady(ctx context.Context, ready func() error, done <-chan error) error {
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-done:
+			return fmt.Errorf("a role stopped: %v", err)
+		case <-deadline.C:
+			return err
+		case <-tick.C:
+		}
+	}
+}

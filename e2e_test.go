@@ -1,0 +1,585 @@
+package main
+
+// End-to-end tests: build the cocoon binary once, run proxy, worker and client as separate
+// processes on loopback with simulated TDX, and drive them through the client's OpenAI API, as an
+// app would. Engines are the built-in one (inside the worker process) or gputest, a vLLM look-alike
+// served from this test process. Waits are on conditions, never fixed sleeps; COCOON_TIMESCALE
+// stretches every deadline on slow machines.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/gpu/gputest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+// TestMain removes the built binary after the package's tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// cocoonBinary builds ./cocoon once per test run.
+func cocoonBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end tests build and run the binary; skipped with -short")
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "cocoon-e2e-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "cocoon")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// timescale stretches deadlines: COCOON_TIMESCALE=3 on a slow machine.
+func timescale(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("COCOON_TIMESCALE"), 64); err == nil && f > 0 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// proc is one cocoon process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(cocoonBinary(t), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), "COCOON_LOG_LEVEL=debug")
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("---- %s output ----\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// freePort finds a free UDP (QUIC) or TCP port on loopback.
+func freePort(t *testing.T, network string) string {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer c.Close()
+		return c.LocalAddr().String()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// network is a running proxy plus the addresses the other roles need.
+type network struct {
+	t        *testing.T
+	sim      string
+	proxy    string // QUIC address
+	proxyWeb string
+	proxyP   *proc
+}
+
+func newNetwork(t *testing.T, extra ...string) *network {
+	n := &network{t: t, sim: t.TempDir(), proxy: freePort(t, "udp"), proxyWeb: freePort(t, "tcp")}
+	n.startProxy(extra...)
+	return n
+}
+
+func (n *network) common(dataName string) []string {
+	return []string{"--sim", "--allow-simulated", "--sim-dir", n.sim, "--data", filepath.Join(n.t.TempDir(), dataName)}
+}
+
+func (n *network) startProxy(extra ...string) {
+	args := append([]string{"proxy", "--listen", n.proxy, "--stats-listen", n.proxyWeb}, n.common("proxy")...)
+	n.proxyP = start(n.t, "proxy", append(args, extra...)...)
+	waitHTTP(n.t, "http://"+n.proxyWeb+"/healthz", 200)
+}
+
+// worker starts a worker; engineURL "" is the built-in engine.
+func (n *network) worker(name, engineURL, model string, extra ...string) (*proc, string) {
+	web := freePort(n.t, "tcp")
+	args := append([]string{"worker", "--proxies", n.proxy, "--stats-listen", web, "--model", model}, n.common(name)...)
+	if engineURL != "" {
+		args = append(args, "--engine-url", engineURL, "--weights-digest", "sha256:"+strings.Repeat("ab", 32))
+	}
+	return start(n.t, name, append(args, extra...)...), web
+}
+
+func (n *network) client(extra ...string) (*proc, string) {
+	api := freePort(n.t, "tcp")
+	args := append([]string{"client", "--proxies", n.proxy, "--listen", api, "--allow-simulated", "--sim-dir", n.sim,
+		"--data", filepath.Join(n.t.TempDir(), "client")}, extra...)
+	p := start(n.t, "client", args...)
+	waitHTTP(n.t, "http://"+api+"/healthz", 200)
+	return p, "http://" + api
+}
+
+// workers waits until the proxy lists exactly count registered workers.
+func (n *network) workers(count int) {
+	n.t.Helper()
+	waitFor(n.t, fmt.Sprintf("%d registered worker(s)", count), func() bool {
+		var st struct {
+			Workers []json.RawMessage `json:"workers"`
+		}
+		return getJSON("http://"+n.proxyWeb+"/jsonstats", &st) == nil && len(st.Workers) == count
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timescale(30 * time.Second))
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func waitHTTP(t *testing.T, url string, status int) {
+	t.Helper()
+	waitFor(t, url+" → "+strconv.Itoa(status), func() bool {
+		resp, err := http.Get(url) //nolint:noctx // polling loop
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == status
+	})
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url) //nolint:noctx // test helper
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func post(t *testing.T, ctx context.Context, url, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+// sseEvent is one `data:` line of a streamed answer and when it arrived.
+type sseEvent struct {
+	data string
+	at   time.Time
+}
+
+func readSSE(t *testing.T, r io.Reader) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, sseEvent{data: d, at: time.Now()})
+		}
+	}
+	return out
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+func chatBody(model string, stream bool, extra string) string {
+	return fmt.Sprintf(`{"model":%q,"stream":%t,"messages":[{"role":"user","content":"what is remote attestation?"}]%s}`, model, stream, extra)
+}
+
+// TestEndToEnd runs the answer paths with the built-in engine and with a vLLM look-alike.
+func TestEndToEnd(t *testing.T) {
+	vllm := gputest.New(gputest.Config{Chunks: 12, ChunkBytes: 32, Delay: 2 * time.Millisecond})
+	t.Cleanup(vllm.Close)
+	testCases := map[string]struct {
+		engineURL, model string
+	}{
+		"built-in engine":  {model: "cocoon-builtin"},
+		"vLLM-like engine": {engineURL: vllm.URL, model: gputest.DefaultModel},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			n := newNetwork(t)
+			n.worker("worker", tc.engineURL, tc.model, "--builtin-token-delay", "2ms")
+			n.workers(1)
+			_, api := n.client()
+			ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
+			defer cancel()
+
+			t.Run("streamed chat completion", func(t *testing.T) {
+				assert := assert.New(t)
+				resp := post(t, ctx, api+"/v1/chat/completions", chatBody(tc.model, true, `,"stream_options":{"include_usage":true}`))
+				defer resp.Body.Close()
+				require.Equal(t, 200, resp.StatusCode)
+				assert.Equal("text/event-stream", strings.Split(resp.Header.Get("Content-Type"), ";")[0])
+				assert.Equal("simulated", resp.Header.Get("X-Cocoon-Attestation"))
+				assert.Len(resp.Header.Get("X-Cocoon-Worker-Image"), 64)
+				events := readSSE(t, resp.Body)
+				require.GreaterOrEqual(t, len(events), 4)
+				assert.Equal("[DONE]", events[len(events)-1].data)
+				assert.True(events[len(events)-2].at.After(events[0].at), "chunks arrive over time, not at once")
+				var last struct {
+					Usage *usage `json:"usage"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(events[len(events)-2].data), &last))
+				require.NotNil(t, last.Usage, "final chunk carries usage")
+				assert.Positive(last.Usage.CompletionTokens)
+				assert.Positive(last.Usage.PromptTokens)
+			})
+
+			t.Run("plain chat completion", func(t *testing.T) {
+				resp := post(t, ctx, api+"/v1/chat/completions", chatBody(tc.model, false, ""))
+				defer resp.Body.Close()
+				require.Equal(t, 200, resp.StatusCode)
+				var got struct {
+					Object  string `json:"object"`
+					Choices []struct {
+						Message struct {
+							Content string `json:"content"`
+						} `json:"message"`
+					} `json:"choices"`
+					Usage usage `json:"usage"`
+				}
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+				assert.Equal(t, "chat.completion", got.Object)
+				require.Len(t, got.Choices, 1)
+				assert.NotEmpty(t, got.Choices[0].Message.Content)
+				assert.Positive(t, got.Usage.CompletionTokens)
+			})
+
+			t.Run("models", func(t *testing.T) {
+				var list struct {
+					Data []struct {
+						ID string `json:"id"`
+					} `json:"data"`
+				}
+				require.NoError(t, getJSON(api+"/v1/models", &list))
+				require.Len(t, list.Data, 1)
+				assert.Equal(t, tc.model, list.Data[0].ID)
+			})
+
+			t.Run("cocoon ask", func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				cmd := exec.CommandContext(ctx, cocoonBinary(t), "ask", "--client", api, "--model", tc.model, "say hello")
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				require.NoError(t, cmd.Run(), stderr.String())
+				assert.NotEmpty(t, strings.TrimSpace(stdout.String()))
+				assert.Contains(t, stderr.String(), "simulated")
+				assert.Contains(t, stderr.String(), tc.model)
+			})
+		})
+	}
+}
+
+// TestEndToEndErrors: the documented errors for bad requests.
+func TestEndToEndErrors(t *testing.T) {
+	n := newNetwork(t)
+	n.worker("worker", "", "cocoon-builtin")
+	n.workers(1)
+	_, api := n.client("--max-body-bytes", "2048")
+	testCases := map[string]struct {
+		body   string
+		status int
+	}{
+		"malformed JSON": {body: `{"model":`, status: 400},
+		"missing model":  {body: `{"messages":[{"role":"user","content":"x"}]}`, status: 400},
+		"unknown model":  {body: chatBody("no-such-model", false, ""), status: 404},
+		"body too large": {body: chatBody("cocoon-builtin", false, `,"user":"`+strings.Repeat("x", 4096)+`"`), status: 413},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			resp := post(t, context.Background(), api+"/v1/chat/completions", tc.body)
+			defer resp.Body.Close()
+			assert.Equal(t, tc.status, resp.StatusCode)
+			var e struct {
+				Error struct {
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+			assert.NotEmpty(t, e.Error.Message)
+		})
+	}
+}
+
+// TestWorkerKilled: a worker killed before its first token is replaced by another; one killed
+// mid-answer ends the client's stream with an error promptly.
+func TestWorkerKilled(t *testing.T) {
+	t.Run("before the first token", func(t *testing.T) {
+		stalled := gputest.New(gputest.Config{Stall: true, StallAfter: 0})
+		t.Cleanup(stalled.Close)
+		healthy := gputest.New(gputest.Config{Chunks: 5})
+		t.Cleanup(healthy.Close)
+		n := newNetwork(t)
+		victim, _ := n.worker("victim", stalled.URL, gputest.DefaultModel)
+		n.worker("survivor", healthy.URL, gputest.DefaultModel)
+		n.workers(2)
+		_, api := n.client()
+		ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
+		defer cancel()
+		// The proxy picks among idle workers at random: ask until the stalled one gets a request.
+		for attempt := 0; ; attempt++ {
+			require.Less(t, attempt, 40, "the stalled worker was never chosen")
+			type result struct {
+				status int
+				body   string
+			}
+			res := make(chan result, 1)
+			go func() {
+				resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, false, ""))
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				res <- result{resp.StatusCode, string(b)}
+			}()
+			select {
+			case r := <-res:
+				require.Equal(t, 200, r.status, r.body) // the healthy worker answered
+				continue
+			case <-waitRequest(ctx, stalled):
+			}
+			victim.kill()
+			r := <-res
+			assert.Equal(t, 200, r.status, "request moved to the surviving worker: %s", r.body)
+			assert.Contains(t, r.body, "chat.completion")
+			return
+		}
+	})
+
+	t.Run("mid-answer", func(t *testing.T) {
+		eng := gputest.New(gputest.Config{Stall: true, StallAfter: 3})
+		t.Cleanup(eng.Close)
+		n := newNetwork(t)
+		victim, _ := n.worker("victim", eng.URL, gputest.DefaultModel)
+		n.workers(1)
+		_, api := n.client()
+		ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
+		defer cancel()
+		resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, true, ""))
+		defer resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		sc := bufio.NewScanner(resp.Body)
+		got := 0
+		for got < 3 && sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				got++
+			}
+		}
+		require.Equal(t, 3, got, "the first chunks arrived")
+		killed := time.Now()
+		victim.kill()
+		var last string
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				last = d
+			}
+		}
+		assert.Less(t, time.Since(killed), timescale(2*time.Second), "the client hears of the failure promptly")
+		assert.Contains(t, last, `"error"`, "the stream ends with an error event")
+		assert.NotEqual(t, "[DONE]", last)
+	})
+}
+
+// waitRequest fires when eng has received a request.
+func waitRequest(ctx context.Context, eng *gputest.Server) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		if _, err := eng.Await(ctx, 1); err == nil {
+			close(ch)
+		}
+	}()
+	return ch
+}
+
+// TestEngineDownAndBack: a worker leaves the registry while its engine is down and returns after.
+func TestEngineDownAndBack(t *testing.T) {
+	eng := gputest.New(gputest.Config{Chunks: 3})
+	t.Cleanup(eng.Close)
+	n := newNetwork(t)
+	n.worker("worker", eng.URL, gputest.DefaultModel)
+	n.workers(1)
+	eng.Configure(func(c *gputest.Config) { c.Down = true })
+	n.workers(0)
+	eng.Configure(func(c *gputest.Config) { c.Down = false })
+	n.workers(1)
+}
+
+// TestProxyRestart: worker and client reconnect by themselves.
+func TestProxyRestart(t *testing.T) {
+	n := newNetwork(t)
+	n.worker("worker", "", "cocoon-builtin")
+	n.workers(1)
+	_, api := n.client()
+	ask := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), timescale(10*time.Second))
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/chat/completions",
+			strings.NewReader(chatBody("cocoon-builtin", false, "")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, 200, ask())
+	n.proxyP.kill()
+	n.startProxy()
+	n.workers(1)
+	waitFor(t, "a request to succeed after the proxy restart", func() bool { return ask() == 200 })
+}
+
+// TestClientCancel: an app that hangs up cancels the engine's request.
+func TestClientCancel(t *testing.T) {
+	eng := gputest.New(gputest.Config{Stall: true, StallAfter: 2})
+	t.Cleanup(eng.Close)
+	n := newNetwork(t)
+	n.worker("worker", eng.URL, gputest.DefaultModel)
+	n.workers(1)
+	_, api := n.client()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, true, ""))
+	require.Equal(t, 200, resp.StatusCode)
+	reqs, err := eng.Await(context.Background(), 1)
+	require.NoError(t, err)
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-reqs[0].Cancelled():
+	case <-time.After(timescale(5 * time.Second)):
+		t.Fatal("the engine did not see the request cancelled")
+	}
+}
+
+// TestPolicyRefusals: a proxy refuses a worker whose image its policy does not list, and a client
+// refuses a proxy its policy does not allow; each says so in its log.
+func TestPolicyRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	bogus := strings.Repeat("0f", 32)
+	t.Run("proxy refuses worker image", func(t *testing.T) {
+		policy := write("proxy-policy.json", `{"allow_simulated":true,"roles":{"worker":{"image_hashes":["`+bogus+`"]},"client":{"without_quote":true}}}`)
+		n := newNetwork(t, "--policy", policy)
+		w, _ := n.worker("worker", "", "cocoon-builtin")
+		waitFor(t, "the proxy to log the refusal", func() bool {
+			return strings.Contains(n.proxyP.out.String(), "image hash not allowed by policy")
+		})
+		assert.Contains(t, n.proxyP.out.String(), "refused peer at handshake")
+		assert.NotContains(t, w.out.String(), `"registered"`)
+	})
+	t.Run("client refuses proxy image", func(t *testing.T) {
+		policy := write("client-policy.json", `{"allow_simulated":true,"roles":{"proxy":{"image_hashes":["`+bogus+`"]}}}`)
+		n := newNetwork(t)
+		api := freePort(t, "tcp")
+		c := start(t, "client", "client", "--proxies", n.proxy, "--listen", api, "--sim-dir", n.sim,
+			"--data", filepath.Join(t.TempDir(), "client"), "--policy", policy)
+		waitFor(t, "the client to log the refusal", func() bool {
+			return strings.Contains(c.out.String(), "image hash not allowed by policy")
+		})
+	})
+}
+
+// TestDemoOnce is the README's first command: the demo answers and exits 0.
+func TestDemoOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), timescale(60*time.Second))
+	defer cancel()
+	data := t.TempDir()
+	cmd := exec.CommandContext(ctx, cocoonBinary(t), "demo", "--once", "--listen", "127.0.0.1:0", "--data", data, "--token-delay", "1ms")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "SIMULATED")
+	assert.Contains(t, string(out), "OpenAI base URL")
+	var urls demoURLs
+	b, err := os.ReadFile(filepath.Join(data, "demo.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &urls))
+	assert.True(t, strings.HasPrefix(urls.Client.API, "http://127.0.0.1:"))
+	assert.NotEmpty(t, urls.Proxy.Stats)
+	assert.NotEmpty(t, urls.Worker.Stats)
+}
