@@ -56,12 +56,12 @@ func TestVerifyRefusals(t *testing.T) {
 			root:    sim.Options{Now: time.Now().Add(-60 * 24 * time.Hour), CollateralValidity: 24 * time.Hour},
 			wantErr: attest.ErrCollateralExpired,
 		},
-		"revoked PCK":        {root: sim.Options{RevokePCK: true}, wantErr: attest.ErrRevoked},
-		"TCB out of date":    {root: sim.Options{TCBStatus: pcs.TcbComponentStatusOutOfDate}, wantErr: attest.ErrTCBStatus},
-		"untrusted root":     {verify: func(c *attest.VerifierConfig) { c.Roots = []attest.TrustedRoot{attest.IntelRoot(nil)} }, wantErr: attest.ErrUntrustedRoot},
-		"wrong claims key":   {tamper: func(e *attest.Evidence) { e.Key = make([]byte, 32) }, wantErr: attest.ErrKeyMismatch},
-		"truncated quote":    {tamper: func(e *attest.Evidence) { e.Quote = e.Quote[:len(e.Quote)-10] }, wantErr: attest.ErrMalformedQuote},
-		"empty quote":        {tamper: func(e *attest.Evidence) { e.Quote = []byte{} }, wantErr: attest.ErrMalformedQuote},
+		"revoked PCK":      {root: sim.Options{RevokePCK: true}, wantErr: attest.ErrRevoked},
+		"TCB out of date":  {root: sim.Options{TCBStatus: pcs.TcbComponentStatusOutOfDate}, wantErr: attest.ErrTCBStatus},
+		"untrusted root":   {verify: func(c *attest.VerifierConfig) { c.Roots = []attest.TrustedRoot{attest.IntelRoot(nil)} }, wantErr: attest.ErrUntrustedRoot},
+		"wrong claims key": {tamper: func(e *attest.Evidence) { e.Key = make([]byte, 32) }, wantErr: attest.ErrKeyMismatch},
+		"truncated quote":  {tamper: func(e *attest.Evidence) { e.Quote = e.Quote[:len(e.Quote)-10] }, wantErr: attest.ErrMalformedQuote},
+		"empty quote":      {tamper: func(e *attest.Evidence) { e.Quote = []byte{} }, wantErr: attest.ErrMalformedQuote},
 		"model not allowed": {
 			verify: func(c *attest.VerifierConfig) {
 				rp := c.Policy.Roles[attest.RoleWorker]
@@ -157,10 +157,10 @@ func TestPolicyParse(t *testing.T) {
 		json    string
 		wantErr string
 	}{
-		"ok":          {json: `{"allow_simulated":true,"roles":{"worker":{"image_hashes":["*"]},"client":{"without_quote":true}}}`},
-		"bad role":    {json: `{"roles":{"boss":{}}}`, wantErr: "roles.boss"},
-		"bad hash":    {json: `{"roles":{"proxy":{"image_hashes":["xyz"]}}}`, wantErr: "roles.proxy.image_hashes[0]"},
-		"not json":    {json: `{`, wantErr: "parse policy"},
+		"ok":       {json: `{"allow_simulated":true,"roles":{"worker":{"image_hashes":["*"]},"client":{"without_quote":true}}}`},
+		"bad role": {json: `{"roles":{"boss":{}}}`, wantErr: "roles.boss"},
+		"bad hash": {json: `{"roles":{"proxy":{"image_hashes":["xyz"]}}}`, wantErr: "roles.proxy.image_hashes[0]"},
+		"not json": {json: `{`, wantErr: "parse policy"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
