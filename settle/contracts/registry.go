@@ -157,7 +157,7 @@ func hashSet(list [][32]byte) tlb.HashmapE[tlb.Bits256, bool] {
 }
 
 func hashList(m tlb.HashmapE[tlb.Bits256, bool]) [][32]byte {
-	out := make([][32]byte, 0, len(m.Keys()))
+	var out [][32]byte // nil when empty, so decoded registries compare equal to built ones
 	for _, k := range m.Keys() {
 		out = append(out, k)
 	}
@@ -295,4 +295,23 @@ func ChangeOwnerBody(queryID uint64, owner ton.AccountID) (*boc.Cell, error) {
 		return nil, fmt.Errorf("encode change owner: %w", err)
 	}
 	return c, nil
+}
+
+// DefaultParams are the registry parameters `cocoon demo` and `cocoon chain registry deploy`
+// start from when no flag says otherwise: 20 nanoTON per adjusted token for clients, 16 for
+// workers (a 20% proxy commission), cached prompt tokens at 0.25x and completion and
+// reasoning tokens at 4x, a 10 TON proxy stake, a 1 TON client stake, one hour for a
+// closing client and one day for a closing proxy.
+func DefaultParams() RegistryParams {
+	return RegistryParams{
+		Prices: settle.Prices{
+			PricePerToken: 20, WorkerFeePerToken: 16,
+			PromptMult: settle.MultiplierOne, CachedPromptMult: settle.MultiplierOne / 4,
+			CompletionMult: 4 * settle.MultiplierOne, ReasoningMult: 4 * settle.MultiplierOne,
+		},
+		MinProxyStake:    10_000_000_000,
+		MinClientStake:   1_000_000_000,
+		ClientCloseDelay: 3600,
+		ProxyCloseDelay:  86400,
+	}
 }
