@@ -86,6 +86,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	p.addr = l.Addr()
+	// Certificates are short-lived: replace ours before it expires; live connections are unaffected.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = p.tc.Identity.Run(ctx, p.log)
+	}()
 	if p.cfg.StatsListen != "" {
 		ln, err := net.Listen("tcp", p.cfg.StatsListen)
 		if err != nil {

@@ -131,6 +131,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		w.watchEngine(ctx)
 	}()
+	// Certificates are short-lived: replace ours before it expires; live connections are unaffected.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = w.tc.Identity.Run(ctx, w.log)
+	}()
 	for _, addr := range w.cfg.Proxies {
 		wg.Add(1)
 		go func() {
