@@ -73,6 +73,11 @@ func scanObjectSlow(obj []byte, key string) (m member, members int, err error) {
 // dropped or re-encoded. asked reports whether the client had already asked
 // for usage itself (then body is returned unchanged).
 func withIncludeUsage(body []byte) (out []byte, asked bool, err error) {
+	// The quick scan below only looks at the top level; a body that is not valid JSON anywhere
+	// must not reach the engine spliced into something else.
+	if !json.Valid(body) {
+		return nil, false, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
+	}
 	so, members, err := scanObject(body, "stream_options")
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %w", ErrBadRequest, err)
