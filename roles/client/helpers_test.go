@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +72,21 @@ func newStub(t testing.TB, sc script, models ...*wire.ModelInfo) *stubProxy {
 
 func (p *stubProxy) start(addr string) {
 	p.t.Helper()
-	l, err := transport.Listen(addr, proxyConfig(p.t))
-	require.NoError(p.t, err)
+	cfg := proxyConfig(p.t)
+	// quic-go releases a closed listener's UDP port once its last connection is retired, a little
+	// after Close: a restart on the same port polls until the port is free.
+	var l *transport.Listener
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		l, err = transport.Listen(addr, cfg)
+		if err == nil {
+			break
+		}
+		require.ErrorIs(p.t, err, syscall.EADDRINUSE)
+		require.True(p.t, time.Now().Before(deadline), "port %s never freed", addr)
+		time.Sleep(10 * time.Millisecond)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.mu.Lock()
 	p.l, p.addr, p.cancel = l, l.Addr().String(), cancel
@@ -101,11 +116,28 @@ func (p *stubProxy) stop() {
 		return
 	}
 	cancel()
-	_ = l.Close()
 	for _, c := range conns {
 		_ = c.Close(wire.CodeShutdown, "stub stopping")
+		<-c.Done()
 	}
+	_ = l.Close()
 	p.wg.Wait()
+	// quic-go keeps the socket, and its goroutines, until the closed connections are retired; wait
+	// for that so that no test ends with the stub's goroutines still running.
+	addr := l.Addr().String()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pc, err := net.ListenPacket("udp", addr)
+		if err == nil {
+			_ = pc.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Errorf("stub proxy %s: port not released: %v", addr, err)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // restart stops the stub and listens again on the same address.
