@@ -73,7 +73,7 @@ func TestProxyScaling(t *testing.T) {
 			acc.Account.Account.Storage.State.AccountActive.StateInit.Code.Value.Value = *contracts.ProxyCode()
 			acc.Account.Account.Storage.State.AccountActive.StateInit.Data.Exists = true
 			acc.Account.Account.Storage.State.AccountActive.StateInit.Data.Value.Value = *data
-			e.chain.Accounts()[addr] = acc
+			e.chain.SetAccount(addr, acc)
 
 			client := e.user(200)
 			topUp, _ := e.send(client, addr, 10*ton1, contracts.TopUpBody(0))

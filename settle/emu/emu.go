@@ -59,6 +59,9 @@ func (c *Chain) LT() uint64 { return c.lt }
 // Accounts returns every known account (the map is the chain's own; do not modify it).
 func (c *Chain) Accounts() map[ton.AccountID]tlb.ShardAccount { return c.accounts }
 
+// SetAccount installs an account state directly, e.g. a contract with a prepared storage.
+func (c *Chain) SetAccount(id ton.AccountID, a tlb.ShardAccount) { c.accounts[id] = a }
+
 // Restore replaces the chain state, as loaded from storage.
 func (c *Chain) Restore(accounts map[ton.AccountID]tlb.ShardAccount, now uint32, lt uint64) {
 	c.accounts = accounts
