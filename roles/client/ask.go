@@ -51,7 +51,10 @@ func Ask(ctx context.Context, o AskOptions, stdin io.Reader, stdout, stderr io.W
 	if strings.TrimSpace(prompt) == "" {
 		return errors.New("ask: empty prompt")
 	}
-	a := asker{base: base, token: o.APIToken}
+	// A transport of our own, closed on return: a one-shot command leaves no idle connection behind.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	defer tr.CloseIdleConnections()
+	a := asker{base: base, token: o.APIToken, hc: &http.Client{Transport: tr}}
 	model := o.Model
 	if model == "" {
 		var err error
@@ -113,6 +116,7 @@ func Ask(ctx context.Context, o AskOptions, stdin io.Reader, stdout, stderr io.W
 type asker struct {
 	base  string
 	token string
+	hc    *http.Client
 }
 
 // do sends a request and turns any non-200 answer into the API's own error message.
@@ -131,7 +135,7 @@ func (a asker) do(ctx context.Context, method, path string, body []byte) (*http.
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ask: %w", ctx.Err())

@@ -350,7 +350,6 @@ func (x *call) commit() error {
 	}
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // tell reverse proxies in front of us not to buffer the stream
 	x.w.WriteHeader(status)
 	x.sse = newSSEWriter(x.w)

@@ -1,0 +1,181 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// signalWriter records what is written and signals the first write.
+type signalWriter struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	first chan struct{}
+	once  sync.Once
+}
+
+func newSignalWriter() *signalWriter { return &signalWriter{first: make(chan struct{})} }
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.once.Do(func() { close(w.first) })
+	return w.b.Write(p)
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func TestAsk(t *testing.T) {
+	stub := newStub(t, func(p *stubProxy, s *transport.Stream, req *wire.Request) {
+		if req.GetModel() == "test-model" {
+			answerStream(p, s, req)
+			return
+		}
+		errorScript(p, s, req)
+	}, &wire.ModelInfo{Name: "test-model", Workers: 1})
+	h := startClient(t, []*stubProxy{stub}, withConfig(func(c *Config) { c.APIToken = "tok" }))
+	h.waitConnected(t, 1)
+
+	testCases := map[string]struct {
+		opts       AskOptions
+		stdin      string
+		wantOut    string
+		wantErr    string
+		wantStderr []string
+		check      func(t *testing.T, req *wire.Request)
+	}{
+		"streams text and prints the summary": {
+			opts:    AskOptions{Model: "test-model", Prompt: "say hello"},
+			wantOut: "Hello, world\n",
+			wantStderr: []string{"model:  test-model\n", "worker: " + workerImage + " (simulated)\n",
+				"tokens: prompt 7, cached 2, completion 3, reasoning 1\n", "cost:   1234 nanoTON\n"},
+			check: func(t *testing.T, req *wire.Request) {
+				var body map[string]any
+				require.NoError(t, json.Unmarshal(req.GetBody(), &body))
+				assert.Equal(t, true, body["stream"])
+				assert.Equal(t, map[string]any{"include_usage": true}, body["stream_options"])
+				assert.NotContains(t, body, "max_tokens")
+			},
+		},
+		"first model, system message, max tokens, prompt from stdin": {
+			opts:    AskOptions{System: "be brief", MaxTokens: 16, Prompt: "-"},
+			stdin:   "question from stdin",
+			wantOut: "Hello, world\n",
+			check: func(t *testing.T, req *wire.Request) {
+				assert.Equal(t, "test-model", req.GetModel())
+				var body struct {
+					Messages  []struct{ Role, Content string } `json:"messages"`
+					MaxTokens int                              `json:"max_tokens"`
+				}
+				require.NoError(t, json.Unmarshal(req.GetBody(), &body))
+				require.Len(t, body.Messages, 2)
+				assert.Equal(t, "system", body.Messages[0].Role)
+				assert.Equal(t, "be brief", body.Messages[0].Content)
+				assert.Equal(t, "question from stdin", body.Messages[1].Content)
+				assert.Equal(t, 16, body.MaxTokens)
+			},
+		},
+		"raw JSON": {
+			opts: AskOptions{Model: "test-model", Prompt: "hi", JSON: true},
+			wantOut: `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"test-model",` +
+				`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello, world"},"finish_reason":"stop"}],` +
+				`"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,"total_cost":1234}}` + "\n",
+			wantStderr: []string{"tokens: prompt 7, cached 0, completion 3, reasoning 0\n", "cost:   1234 nanoTON\n"},
+		},
+		"unknown model":      {opts: AskOptions{Model: "unknown", Prompt: "hi"}, wantErr: "ask: no worker serves model unknown (HTTP 404)"},
+		"mid-stream failure": {opts: AskOptions{Model: "head-then-fail", Prompt: "hi"}, wantErr: "worker died before its first token"},
+		"wrong token":        {opts: AskOptions{Model: "test-model", Prompt: "hi", APIToken: "bad"}, wantErr: "missing or invalid API token"},
+		"empty prompt":       {opts: AskOptions{Prompt: "  "}, wantErr: "ask: empty prompt"},
+		"empty stdin":        {opts: AskOptions{Prompt: "-"}, wantErr: "ask: empty prompt"},
+		"client not running": {opts: AskOptions{ClientURL: "http://127.0.0.1:1", Prompt: "hi"},
+			wantErr: "ask: cannot reach the client at http://127.0.0.1:1"},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			o := tc.opts
+			if o.ClientURL == "" {
+				o.ClientURL = h.url
+			}
+			if o.APIToken == "" {
+				o.APIToken = "tok"
+			}
+			before := len(stub.seen())
+			var stdout, stderr bytes.Buffer
+			err := Ask(t.Context(), o, strings.NewReader(tc.stdin), &stdout, &stderr)
+			if tc.wantErr != "" {
+				require.Error(err)
+				assert.Contains(err.Error(), tc.wantErr)
+				assert.NotContains(err.Error(), "\n", "errors are one line")
+				return
+			}
+			require.NoError(err)
+			assert.Equal(tc.wantOut, stdout.String())
+			for _, s := range tc.wantStderr {
+				assert.Contains(stderr.String(), s)
+			}
+			if tc.check != nil {
+				seen := stub.seen()
+				require.Len(seen, before+1)
+				tc.check(t, seen[len(seen)-1])
+			}
+		})
+	}
+}
+
+// TestAskStreamsAsItArrives: Ask writes the first words before the answer is complete.
+func TestAskStreamsAsItArrives(t *testing.T) {
+	require := require.New(t)
+	release := make(chan struct{})
+	stub := newStub(t, func(_ *stubProxy, s *transport.Stream, req *wire.Request) {
+		sendHead(s, req)
+		sendChunk(s, chunkHello)
+		select {
+		case <-release:
+		case <-s.Context().Done():
+			return
+		}
+		sendChunk(s, chunkWorld)
+		sendChunk(s, chunkUsage)
+		sendDone(s, 0)
+	})
+	h := startClient(t, []*stubProxy{stub})
+	h.waitConnected(t, 1)
+	stdout := newSignalWriter()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Ask(context.Background(), AskOptions{ClientURL: h.url, Model: "test-model", Prompt: "hi"},
+			nil, stdout, &stderr)
+	}()
+	select {
+	case <-stdout.first:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no text before the answer was complete")
+	}
+	require.Equal("Hello", stdout.String())
+	close(release)
+	select {
+	case err := <-done:
+		require.NoError(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ask did not return")
+	}
+	require.Equal("Hello, world\n", stdout.String())
+	require.NotContains(stderr.String(), "cost:", "no cost line when the usage carries none")
+}
