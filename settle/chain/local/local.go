@@ -2,6 +2,10 @@
 // the data directory and every message runs through tongo's transaction emulator with the
 // real contract and wallet code (settle/emu). A faucet mints test TON. It implements
 // chain.Chain, so roles cannot tell it from TON, and it keeps its state across restarts.
+//
+// The data file is locked by the process that opens it (bbolt), so one process — `cocoon
+// demo`, which runs all roles in-process — owns the local chain; a second Open of the same
+// file waits five seconds and fails.
 package local
 
 import (
