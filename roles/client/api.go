@@ -158,6 +158,8 @@ func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind)
 	// An app that stops reading must not hold the handler past the request's own deadline; the
 	// grace lets the timeout error itself still be written.
 	_ = rc.SetWriteDeadline(x.deadline.Add(5 * time.Second))
+	// net/http does not reset deadlines between requests on a kept-alive connection.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	x.run(ctx)
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -132,10 +133,17 @@ func errFromCode(code quic.ApplicationErrorCode, msg string) *apiError {
 // errFromWire maps a proxy's Error message. An engine's own refusal (status and body set) goes to
 // the app exactly as the engine wrote it.
 func errFromWire(e *wire.Error) *apiError {
-	if st := int(e.GetHttpStatus()); st >= 400 && st <= 599 && len(e.GetBody()) > 0 {
-		return &apiError{status: st, typ: "engine_error", msg: e.GetMessage(), body: append([]byte(nil), e.GetBody()...)}
+	st := int(e.GetHttpStatus())
+	if st < 400 || st > 599 {
+		return errFromCode(quic.ApplicationErrorCode(e.GetCode()), e.GetMessage())
 	}
-	return errFromCode(quic.ApplicationErrorCode(e.GetCode()), e.GetMessage())
+	if body := e.GetBody(); json.Valid(body) && bytes.HasPrefix(bytes.TrimSpace(body), []byte{'{'}) {
+		return &apiError{status: st, typ: "engine_error", msg: e.GetMessage(), body: append([]byte(nil), body...)}
+	}
+	// An engine answer that is not JSON would break the app's SDK: keep the status, use our shape.
+	out := errFromCode(quic.ApplicationErrorCode(e.GetCode()), e.GetMessage())
+	out.status = st
+	return out
 }
 
 // errTimeout is the answer when the whole-request timeout expires.

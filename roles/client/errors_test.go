@@ -38,6 +38,9 @@ func errorScript(_ *stubProxy, s *transport.Stream, req *wire.Request) {
 	case "bad-engine":
 		_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "engine refused", HttpStatus: 422,
 			Body: []byte(engineErrorBody)})
+	case "bad-engine-text":
+		_ = s.Send(&wire.Error{Code: uint32(wire.CodeUpstream), Message: "engine failed", HttpStatus: 500,
+			Body: []byte("Internal Server Error")})
 	case "head-then-fail":
 		sendHead(s, req)
 		send(wire.CodeUpstream, "worker died before its first token")
@@ -90,6 +93,8 @@ func TestErrorMapping(t *testing.T) {
 			wantCode: "timeout", reachProxy: true},
 		"payment required": {body: `{"model":"poor","messages":[]}`, wantStatus: 402, wantType: "insufficient_quota",
 			wantCode: "payment_required", wantMsg: "balance too low", reachProxy: true},
+		"engine error that is not JSON": {body: `{"model":"bad-engine-text","messages":[]}`, wantStatus: 500,
+			wantType: "server_error", wantMsg: "engine failed", reachProxy: true},
 		"engine error passed through": {body: `{"model":"bad-engine","max_tokens":1000000,"messages":[]}`, wantStatus: 422,
 			wantBody: engineErrorBody, reachProxy: true},
 	}

@@ -19,6 +19,9 @@ import (
 // usageObject marks the one chunk of a stream that carries usage; the others say "usage":null.
 var usageObject = []byte(`"usage":{`)
 
+// maxAnswerBytes bounds a non-streamed answer, which the client must hold whole before sending it.
+const maxAnswerBytes = 64 << 20
+
 // drainTimeout bounds the wait for a proxy's end of stream after its last message.
 const drainTimeout = 2 * time.Second
 
@@ -231,6 +234,10 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			x.started = true
 			x.chunks++
 			if !x.stream {
+				if whole.Len()+len(payload) > maxAnswerBytes {
+					s.Cancel(wire.CodeFrameTooLarge)
+					return errProtocol("answer over " + formatBytes(maxAnswerBytes)), false
+				}
 				whole.Write(payload)
 				continue
 			}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // latencyWindow is how many recent requests the latency percentiles cover.
@@ -127,11 +125,9 @@ func (c *Client) finish(x *call) {
 	}
 	c.stats.end(x, outcome, took)
 
-	level := zerolog.InfoLevel
-	if status >= 500 {
-		level = zerolog.WarnLevel
-	}
-	ev := c.log.WithLevel(level).Str("request_id", x.id).Str("kind", kindName(x.kind)).Str("model", x.model).
+	// One access-log line per request, at info whatever the outcome: a burst of failures must not
+	// turn into a burst of warnings (the proxy connection's own state is logged once, in keep).
+	ev := c.log.Info().Str("request_id", x.id).Str("kind", kindName(x.kind)).Str("model", x.model).
 		Bool("stream", x.stream).Int("status", status).Str("outcome", outcome).Int("req_bytes", x.reqBytes).
 		Int64("resp_bytes", x.respBytes).Int("chunks", x.chunks).Int("attempts", x.attempts).
 		Dur("total", took)
