@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tonkeeper/tongo/boc"
+	"github.com/tonkeeper/tongo/tlb"
 )
 
 //go:generate sh -c "npm ci --no-audit --no-fund --loglevel=error && node build.js"
@@ -89,4 +90,15 @@ func header(op uint32, queryID uint64) *boc.Cell {
 	_ = c.WriteUint(uint64(op), 32) // cannot fail on an empty cell
 	_ = c.WriteUint(queryID, 64)
 	return c
+}
+
+// safeUnmarshal decodes storage that may come from an untrusted lite server: tongo's decoder
+// can panic on malformed cells, which must be an error here, not a crash.
+func safeUnmarshal(c *boc.Cell, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed cell: %v", r)
+		}
+	}()
+	return tlb.Unmarshal(c, v)
 }

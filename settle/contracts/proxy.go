@@ -163,7 +163,7 @@ func (p ProxyState) Data() (*boc.Cell, error) {
 func ParseProxyData(data *boc.Cell) (ProxyState, error) {
 	var st proxyTLB
 	data.ResetCounters()
-	if err := tlb.Unmarshal(data, &st); err != nil {
+	if err := safeUnmarshal(data, &st); err != nil {
 		return ProxyState{}, fmt.Errorf("decode proxy: %w", err)
 	}
 	owner, err := ton.AccountIDFromTlb(st.Owner)

@@ -202,7 +202,7 @@ func (p ProxyEntry) tlb() (proxyInfoTLB, error) {
 func ParseRegistryData(data *boc.Cell) (Registry, error) {
 	var st registryTLB
 	data.ResetCounters()
-	if err := tlb.Unmarshal(data, &st); err != nil {
+	if err := safeUnmarshal(data, &st); err != nil {
 		return Registry{}, fmt.Errorf("decode registry: %w", err)
 	}
 	owner, err := ton.AccountIDFromTlb(st.Owner)
