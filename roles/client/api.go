@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -226,7 +228,11 @@ func (c *Client) listModels(ctx context.Context) ([]modelObject, *apiError) {
 		wg.Go(func() {
 			list, err := c.proxyModels(ctx, t)
 			if err != nil {
-				c.log.Warn().Str("proxy", t.p.addr).Str("error", err.msg).Msg("model list failed")
+				lvl := zerolog.DebugLevel
+				if c.modelsWarn.allow() {
+					lvl = zerolog.WarnLevel
+				}
+				c.log.WithLevel(lvl).Str("proxy", t.p.addr).Str("error", err.msg).Msg("model list failed")
 			}
 			answers[i] = answer{list, err}
 		})

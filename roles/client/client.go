@@ -74,9 +74,10 @@ type Client struct {
 	connectWait time.Duration // how long a request waits for a first proxy connection
 	pingEvery   time.Duration
 
-	rr     atomic.Uint64 // round-robin position
-	connMu sync.Mutex
-	connCh chan struct{} // closed and replaced whenever a proxy connects or disconnects
+	rr         atomic.Uint64 // round-robin position
+	modelsWarn limiter       // model list failures repeat with every app poll
+	connMu     sync.Mutex
+	connCh     chan struct{} // closed and replaced whenever a proxy connects or disconnects
 
 	runMu   sync.Mutex
 	running bool
@@ -116,6 +117,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		pingEvery:   10 * time.Second,
 		ready:       make(chan struct{}),
 		connCh:      make(chan struct{}),
+		modelsWarn:  limiter{every: time.Minute},
 	}
 	for _, addr := range cfg.Proxies {
 		c.proxies = append(c.proxies, newProxy(addr))
@@ -214,4 +216,16 @@ type debugWriter struct{ log zerolog.Logger }
 func (d debugWriter) Write(p []byte) (int, error) {
 	d.log.Debug().Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// limiter lets one event through per interval, for warnings that every request could repeat.
+type limiter struct {
+	every time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last event let through
+}
+
+func (l *limiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(l.every) && l.last.CompareAndSwap(last, now)
 }

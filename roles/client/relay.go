@@ -81,7 +81,7 @@ func (x *call) run(ctx context.Context) {
 		x.fail(errNoProxy())
 		return
 	}
-	var worst *apiError
+	var report *apiError
 	for i, t := range targets {
 		x.attempts++
 		e, retry := x.attempt(ctx, t)
@@ -100,9 +100,9 @@ func (x *call) run(ctx context.Context) {
 			x.c.log.Debug().Str("request_id", x.id).Str("proxy", t.p.addr).Int("status", e.status).
 				Str("reason", e.msg).Msg("failing over to the next proxy")
 		}
-		worst = pickError(worst, e)
+		report = pickError(report, e)
 	}
-	x.fail(worst)
+	x.fail(report)
 }
 
 // pickError chooses which of two failures the app hears when every proxy failed: the one that says
