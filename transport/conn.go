@@ -260,6 +260,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 
 // Listener accepts attested connections.
 type Listener struct {
+	tr       *quic.Transport
 	ql       *quic.Listener
 	cfg      Config
 	pv       *peerVerifier
@@ -296,8 +297,19 @@ func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
 			l.onReject(remote, err)
 		}
 	}
-	ql, err := quic.ListenAddr(addr, serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig())
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	// Our own transport, so that Close ends every connection and goroutine the listener started.
+	l.tr = &quic.Transport{Conn: udp}
+	ql, err := l.tr.Listen(serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig())
+	if err != nil {
+		_ = udp.Close()
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	l.ql = ql
@@ -323,11 +335,16 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// Close stops listening. Accepted connections stay open; the caller closes them.
+// Close stops listening and closes every connection the listener accepted.
 func (l *Listener) Close() error {
 	l.cancel()
 	err := l.ql.Close()
 	l.wg.Wait()
+	for c := range l.accepted {
+		_ = c.Close(wire.CodeShutdown, "listener closed")
+	}
+	_ = l.tr.Close()
+	_ = l.tr.Conn.Close()
 	return err
 }
 

@@ -1,0 +1,176 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tonkeeper/tongo/ton"
+
+	"github.com/cocoon-network/cocoon/settle"
+)
+
+func account(b byte) ton.AccountID {
+	var id ton.AccountID
+	id.Address[0] = b
+	return id
+}
+
+func open(t *testing.T, path string) (*Ledger, ed25519.PublicKey) {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	l, err := Open(path, account(0xee), key, Options{NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l, pub
+}
+
+var prices = settle.Prices{PricePerToken: 1000, WorkerFeePerToken: 800, PromptMult: 10000, CachedPromptMult: 1000,
+	CompletionMult: 10000, ReasoningMult: 10000}
+
+// TestThousandRequestsAddUp: client charged = Σ costs, worker earned = Σ earnings, commission = the difference.
+func TestThousandRequestsAddUp(t *testing.T) {
+	require := require.New(t)
+	l, pub := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	client, worker := account(1), account(2)
+	require.NoError(l.Deposit(client, 1<<50, 0))
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var sumCost, sumEarn uint64
+	var last Receipt
+	for range 1000 {
+		u := settle.Usage{Prompt: rng.Uint64N(4000), CachedPrompt: rng.Uint64N(1000), Completion: rng.Uint64N(2000), Reasoning: rng.Uint64N(500)}
+		coef := uint32(500 + rng.IntN(1500))
+		cost, err := settle.Cost(u, prices, coef)
+		require.NoError(err)
+		earn, err := settle.WorkerEarning(u, prices, coef)
+		require.NoError(err)
+		r, err := l.Reserve(client, cost+rng.Uint64N(1000))
+		require.NoError(err)
+		last, err = l.Settle(r, worker, cost, earn)
+		require.NoError(err)
+		require.Equal(cost, last.Charged)
+		sumCost += cost
+		sumEarn += earn
+	}
+	c, err := l.Client(client)
+	require.NoError(err)
+	w, err := l.Worker(worker)
+	require.NoError(err)
+	assert.Equal(t, sumCost, c.Charged)
+	assert.Equal(t, sumEarn, w.Earned)
+	assert.Zero(t, c.Reserved)
+	_, _, totals, err := l.Snapshot()
+	require.NoError(err)
+	assert.Equal(t, sumCost-sumEarn, totals.Commission)
+	assert.Equal(t, uint64(1000), last.ClientState.State.Seqno)
+	assert.Equal(t, sumCost, last.ClientState.State.Total)
+	require.NoError(last.ClientState.Verify(pub))
+	require.NoError(last.WorkerState.Verify(pub))
+}
+
+// TestLastNanoTON: concurrent requests racing for the last nanoTON never overdraw.
+func TestLastNanoTON(t *testing.T) {
+	l, _ := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	client, worker := account(1), account(2)
+	const deposit, price, n = 1000, 7, 400
+	require.NoError(t, l.Deposit(client, deposit, 0))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.Reserve(client, price)
+			if err != nil {
+				require.ErrorIs(t, err, ErrInsufficientFunds)
+				return
+			}
+			if _, err := l.Settle(r, worker, price, price/2); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			granted++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	c, err := l.Client(client)
+	require.NoError(t, err)
+	assert.Equal(t, deposit/price, granted)
+	assert.LessOrEqual(t, c.Charged, uint64(deposit))
+	assert.Equal(t, uint64(granted*price), c.Charged)
+}
+
+func TestChargeCappedAtReservation(t *testing.T) {
+	l, _ := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	client, worker := account(1), account(2)
+	require.NoError(t, l.Deposit(client, 100, 0))
+	r, err := l.Reserve(client, 40)
+	require.NoError(t, err)
+	rc, err := l.Settle(r, worker, 90, 95)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(40), rc.Charged)
+	assert.Equal(t, uint64(40), rc.Earned, "a worker never earns more than the client paid")
+}
+
+// TestReopenKeepsEverySignedState: whatever was signed is on disk after a reopen (a crash loses
+// only reservations), and a state ahead of the ledger is detected as a rollback.
+func TestReopenKeepsEverySignedState(t *testing.T) {
+	require := require.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	client, worker := account(1), account(2)
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(err)
+	_ = pub
+	l, err := Open(path, account(0xee), key, Options{})
+	require.NoError(err)
+	require.NoError(l.Deposit(client, 10_000, 0))
+	var signed []Receipt
+	for range 20 {
+		r, err := l.Reserve(client, 100)
+		require.NoError(err)
+		rc, err := l.Settle(r, worker, 50, 40)
+		require.NoError(err)
+		signed = append(signed, rc)
+	}
+	_, err = l.Reserve(client, 100) // in flight when the process dies
+	require.NoError(err)
+	require.NoError(l.Close())
+
+	l2, err := Open(path, account(0xee), key, Options{})
+	require.NoError(err)
+	defer l2.Close()
+	for _, rc := range signed {
+		require.NoError(l2.Check(rc.ClientState.State))
+		require.NoError(l2.Check(rc.WorkerState.State))
+	}
+	c, err := l2.Client(client)
+	require.NoError(err)
+	assert.Equal(t, uint64(1000), c.Charged)
+	assert.Zero(t, c.Reserved, "reservations do not survive the process")
+
+	ahead := signed[len(signed)-1].ClientState.State
+	ahead.Seqno++
+	ahead.Total += 50
+	require.ErrorIs(l2.Check(ahead), ErrRollback)
+}
+
+func TestDepositIdempotent(t *testing.T) {
+	l, _ := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	client := account(1)
+	require.NoError(t, l.Deposit(client, 500, 50))
+	require.NoError(t, l.Deposit(client, 500, 50))
+	require.NoError(t, l.Deposit(client, 400, 50))
+	c, err := l.Client(client)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(500), c.Deposited)
+	assert.Equal(t, uint64(500), c.Available())
+}
