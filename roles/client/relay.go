@@ -408,14 +408,16 @@ func drain(s *transport.Stream) bool {
 
 // withCost adds "total_cost" (nanoTON) to the top-level "usage" object of a JSON answer, leaving
 // every other byte as the engine wrote it. Answers without a usage object are returned unchanged.
+// With duplicate keys the last "usage" is the one changed, as JSON parsers keep the last.
 func withCost(b []byte, cost uint64) []byte {
-	if cost == 0 {
+	if cost == 0 || !json.Valid(b) {
 		return b
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return b
 	}
+	at, empty := -1, false // the closing brace of the last usage object
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -428,23 +430,23 @@ func withCost(b []byte, cost uint64) []byte {
 		if key, _ := tok.(string); key != "usage" {
 			continue
 		}
-		if len(raw) < 2 || raw[0] != '{' {
-			return b
+		at = -1
+		if len(raw) >= 2 && raw[0] == '{' {
+			at = int(dec.InputOffset()) - 1
+			empty = len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
 		}
-		end := int(dec.InputOffset()) - 1 // the usage object's closing brace
-		if end < 0 || end >= len(b) || b[end] != '}' {
-			return b
-		}
-		field := `"total_cost":` + strconv.FormatUint(cost, 10)
-		if len(bytes.TrimSpace(raw[1:len(raw)-1])) > 0 {
-			field = "," + field
-		}
-		out := make([]byte, 0, len(b)+len(field))
-		out = append(out, b[:end]...)
-		out = append(out, field...)
-		return append(out, b[end:]...)
 	}
-	return b
+	if at < 0 || at >= len(b) || b[at] != '}' {
+		return b
+	}
+	field := `"total_cost":` + strconv.FormatUint(cost, 10)
+	if !empty {
+		field = "," + field
+	}
+	out := make([]byte, 0, len(b)+len(field))
+	out = append(out, b[:at]...)
+	out = append(out, field...)
+	return append(out, b[at:]...)
 }
 
 // codeName names a wire code for messages.
