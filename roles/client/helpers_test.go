@@ -282,7 +282,7 @@ type harnessOption func(t testing.TB, cfg *Config, tc *transport.Config, c *Clie
 
 // startClient runs a client against the stubs and waits until it is connected to all of them
 // (unless an option says not to wait).
-func startClient(t *testing.T, stubs []*stubProxy, opts ...harnessOption) *harness {
+func startClient(t testing.TB, stubs []*stubProxy, opts ...harnessOption) *harness {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0"}
 	for _, s := range stubs {
@@ -293,7 +293,11 @@ func startClient(t *testing.T, stubs []*stubProxy, opts ...harnessOption) *harne
 		o(t, &cfg, &tc, nil)
 	}
 	logs := &syncBuffer{}
-	c, err := New(cfg, tc, zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)))
+	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs))
+	if _, ok := t.(*testing.B); ok {
+		log = log.Level(zerolog.WarnLevel) // one access-log line per request would drown the results
+	}
+	c, err := New(cfg, tc, log)
 	require.NoError(t, err)
 	c.backoff = backoff{min: 20 * time.Millisecond, max: 200 * time.Millisecond}
 	for _, o := range opts {
@@ -345,7 +349,7 @@ func withConnectWait(d time.Duration) harnessOption {
 }
 
 // waitConnected polls the client's state until n proxies are connected.
-func (h *harness) waitConnected(t *testing.T, n int) {
+func (h *harness) waitConnected(t testing.TB, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		up := 0
@@ -358,7 +362,7 @@ func (h *harness) waitConnected(t *testing.T, n int) {
 	}, 10*time.Second, 5*time.Millisecond, "client did not connect to %d proxies", n)
 }
 
-func (h *harness) do(t *testing.T, ctx context.Context, method, path, body string, hdr ...string) *http.Response {
+func (h *harness) do(t testing.TB, ctx context.Context, method, path, body string, hdr ...string) *http.Response {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -375,12 +379,12 @@ func (h *harness) do(t *testing.T, ctx context.Context, method, path, body strin
 	return resp
 }
 
-func (h *harness) post(t *testing.T, path, body string, hdr ...string) *http.Response {
+func (h *harness) post(t testing.TB, path, body string, hdr ...string) *http.Response {
 	t.Helper()
 	return h.do(t, context.Background(), http.MethodPost, path, body, hdr...)
 }
 
-func readAll(t *testing.T, r io.Reader) string {
+func readAll(t testing.TB, r io.Reader) string {
 	t.Helper()
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)
@@ -422,7 +426,7 @@ func (r *sseReader) next() (string, error) {
 }
 
 // nextWithin reads the next event, failing the test if it does not come in time.
-func (r *sseReader) nextWithin(t *testing.T, d time.Duration) (string, error) {
+func (r *sseReader) nextWithin(t testing.TB, d time.Duration) (string, error) {
 	t.Helper()
 	type res struct {
 		s   string
@@ -443,7 +447,7 @@ func (r *sseReader) nextWithin(t *testing.T, d time.Duration) (string, error) {
 }
 
 // all reads every remaining event.
-func (r *sseReader) all(t *testing.T) []string {
+func (r *sseReader) all(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	for {
