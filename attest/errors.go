@@ -7,6 +7,9 @@ import "errors"
 var (
 	// ErrMalformedQuote: the quote bytes are not a well-formed TDX v4 quote.
 	ErrMalformedQuote = errors.New("malformed quote")
+	// ErrQuoteVersion: a well-formed quote of a version this verifier cannot check yet (v5, from
+	// TDX 1.5 modules). It also matches ErrMalformedQuote.
+	ErrQuoteVersion = &wrappedErr{"quote version not supported", ErrMalformedQuote}
 	// ErrMalformedClaims: the claims blob is not canonically encoded.
 	ErrMalformedClaims = errors.New("malformed claims")
 	// ErrUntrustedRoot: the quote's PCK chain ends in a root the verifier does not trust.
@@ -25,6 +28,9 @@ var (
 	ErrDebugTD = errors.New("TD debug attribute is set")
 	// ErrImageNotAllowed: the image hash is not in the policy's list for the role.
 	ErrImageNotAllowed = errors.New("image hash not allowed by policy")
+	// ErrMeasurementMismatch: MRTD, an RTMR, MRSEAM, XFAM, the TD attributes or the TEE TCB SVN is
+	// not one the policy allows.
+	ErrMeasurementMismatch = errors.New("measurement not allowed by policy")
 	// ErrRoleNotAllowed: the policy does not let this role connect.
 	ErrRoleNotAllowed = errors.New("role not allowed by policy")
 	// ErrModelNotAllowed: the worker's model digest is not in the policy's list.
@@ -41,11 +47,24 @@ var (
 	ErrTCBStatus = &collateralErr{"platform TCB status not accepted"}
 	// ErrRevoked: a certificate of the PCK chain or the collateral's signing chain was revoked.
 	ErrRevoked = &collateralErr{"certificate revoked"}
-	// ErrCollateralExpired: TCB info, QE identity or a CRL is past its next-update time.
+	// ErrCollateralExpired: TCB info, QE identity or a CRL is past its next-update time, or older
+	// than the policy's max_collateral_age.
 	ErrCollateralExpired = &collateralErr{"collateral expired"}
+	// ErrCollateralUnavailable: the collateral could not be fetched (no network, offline without a
+	// cached copy, PCCS error).
+	ErrCollateralUnavailable = &collateralErr{"collateral unavailable"}
 )
 
 type collateralErr struct{ msg string }
 
 func (e *collateralErr) Error() string        { return e.msg }
 func (e *collateralErr) Is(target error) bool { return target == ErrCollateral }
+
+// wrappedErr is a sentinel that is also a finer case of a broader one.
+type wrappedErr struct {
+	msg    string
+	parent error
+}
+
+func (e *wrappedErr) Error() string        { return e.msg }
+func (e *wrappedErr) Is(target error) bool { return target == e.parent }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -70,6 +71,8 @@ type Quote struct {
 	ReportData   [64]byte
 	// Root is the last certificate of the quote's PCK chain: the root the chain claims to end in.
 	Root *x509.Certificate
+	// PCK is the chain's leaf, the platform's PCK certificate (FMSPC, TCB SVNs).
+	PCK *x509.Certificate
 
 	proto *pb.QuoteV4
 }
@@ -80,6 +83,11 @@ type Quote struct {
 func ParseQuote(raw []byte) (*Quote, error) {
 	if len(raw) > MaxQuoteSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedQuote, len(raw), MaxQuoteSize)
+	}
+	// go-tdx-guest v0.3.1 parses and verifies v4 quotes only. v5 (TDX 1.5 modules) adds a body
+	// descriptor that the signature covers, so it cannot be mapped onto v4 and verified honestly.
+	if len(raw) >= 2 && binary.LittleEndian.Uint16(raw) == 5 {
+		return nil, fmt.Errorf("%w: TDX quote v5 (TDX 1.5 module) is not supported yet; this verifier checks v4 quotes", ErrQuoteVersion)
 	}
 	any, err := quoteToProto(raw)
 	if err != nil {
@@ -120,11 +128,11 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	copy(q.Measurements.XFAM[:], body.GetXfam())
 	copy(q.TeeTCBSVN[:], body.GetTeeTcbSvn())
 	copy(q.ReportData[:], body.GetReportData())
-	root, err := chainRoot(q4.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain())
+	certs, err := chainCerts(chain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedQuote, err)
 	}
-	q.Root = root
+	q.PCK, q.Root = certs[0], certs[len(certs)-1]
 	return q, nil
 }
 
@@ -145,25 +153,25 @@ func canonicalChain(chain []byte) bool {
 	return len(rest) == 0 && bytes.Equal(again, chain)
 }
 
-// chainRoot returns the last certificate of a PEM chain.
-func chainRoot(chain []byte) (*x509.Certificate, error) {
-	var last *pem.Block
+// chainCerts parses the certificates of a PEM chain, leaf first.
+func chainCerts(chain []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	for rest := chain; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
 			break
 		}
-		last = b
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse PCK chain certificate %d: %v", len(certs), err)
+		}
+		certs = append(certs, cert)
 	}
-	if last == nil {
+	if len(certs) == 0 {
 		return nil, fmt.Errorf("no certificate in PCK chain")
 	}
-	cert, err := x509.ParseCertificate(last.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse PCK chain root: %v", err)
-	}
-	return cert, nil
+	return certs, nil
 }
 
 // quoteToProto runs go-tdx-guest's parser, which indexes slices by sizes read from the quote and

@@ -12,7 +12,7 @@ import (
 // after the signed data for their own tests.
 func recordedQuote() []byte {
 	suffix := []byte("\nextra bytes(only for testing purpose)\n")
-	return bytes.TrimSuffix(tdxdata.RawQuote, suffix)
+	return bytes.TrimSuffix(bytes.Clone(tdxdata.RawQuote), suffix) // callers append: never to the shared original
 }
 
 func TestParseRecordedIntelQuote(t *testing.T) {

@@ -5,12 +5,15 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
@@ -34,6 +37,11 @@ type Peer struct {
 	Measurements Measurements
 	ImageHash    ImageHash
 	NotAfter     time.Time
+	// TCBStatus is the platform's TCB status as its collateral rates it (UpToDate unless the policy
+	// accepts a lesser one); "" for unattested peers.
+	TCBStatus string
+
+	collateralNextUpdate time.Time // a cached verification never outlives its collateral
 }
 
 // Label names the peer's attestation for display: "simulated", "tdx" or "unattested".
@@ -85,12 +93,25 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	for i, r := range cfg.Roots {
+	roots := slices.Clone(cfg.Roots)
+	var pcs *CollateralGetter
+	for i, r := range roots {
 		if r.Cert == nil {
 			return nil, fmt.Errorf("verifier: roots[%d]: no certificate", i)
 		}
+		if r.Collateral == nil {
+			// Intel PCS, with responses kept until their own next-update time, so that a handshake
+			// does not fetch four documents.
+			if pcs == nil {
+				var err error
+				if pcs, err = NewCollateralGetter(CollateralConfig{}); err != nil {
+					return nil, err
+				}
+			}
+			roots[i].Collateral = pcs
+		}
 	}
-	v := &Verifier{roots: cfg.Roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, cache: map[[32]byte]cacheEntry{}}
+	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, cache: map[[32]byte]cacheEntry{}}
 	if v.ttl == 0 {
 		v.ttl = DefaultCacheTTL
 	}
@@ -138,59 +159,246 @@ func (v *Verifier) verify(ev Evidence, now time.Time) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := v.rootFor(q)
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyQuote(q, root, now); err != nil {
+	rep := &Report{Quote: q}
+	if err := v.checkQuote(rep, now, false); err != nil {
 		return nil, err
 	}
 	if q.ReportData != ReportData(ev.Claims) {
 		return nil, ErrReportDataMismatch
 	}
-	if err := v.policy.checkImage(rp, claims, &q.Measurements); err != nil {
+	if err := v.judge(rep, now, func() error { return v.policy.checkImage(rp, claims, &q.Measurements) }); err != nil {
 		return nil, err
 	}
 	peer.Quoted = true
-	peer.Simulated = root.Simulated
+	peer.Simulated = rep.Simulated
 	peer.Measurements = q.Measurements
 	peer.ImageHash = q.Measurements.ImageHash()
+	peer.TCBStatus = string(rep.TCB.Status)
+	peer.collateralNextUpdate = rep.Collateral.NextUpdate()
 	return peer, nil
 }
 
-// rootFor finds the trusted root whose key the quote's chain ends in.
+// Report is everything verification established about one quote, in the order it was checked;
+// `cocoon attest verify` prints it. Fields stay zero for checks that were not reached.
+type Report struct {
+	Quote *Quote `json:"-"`
+	// Root names the trusted root the PCK chain ends in.
+	Root      string `json:"root,omitempty"`
+	Simulated bool   `json:"simulated"`
+	// ChainVerified: PCK chain to the root, QE report signed by the PCK key, attestation key bound
+	// by the QE report, quote signed by the attestation key.
+	ChainVerified bool `json:"chain_verified"`
+	// Collateral is nil when collateral was not checked (offline without any).
+	Collateral *CollateralReport `json:"collateral,omitempty"`
+	// RevocationChecked: PCK, intermediate and collateral signing certificates checked against the CRLs.
+	RevocationChecked bool       `json:"revocation_checked"`
+	TCB               *TCBReport `json:"tcb,omitempty"`
+	// Policy is "passed" or the reason the policy refused the quote; "" if not reached.
+	Policy string `json:"policy,omitempty"`
+}
+
+// Examine verifies a bare quote like VerifyQuote and reports what each check found, also when
+// one fails. With skipCollateral only the signature chain is checked; the report then has no
+// Collateral and the policy's TCB and collateral rules are not applied.
+func (v *Verifier) Examine(raw []byte, skipCollateral bool) (*Report, error) {
+	q, err := ParseQuote(raw)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Quote: q}
+	now := v.now()
+	if err := v.checkQuote(rep, now, skipCollateral); err != nil {
+		return rep, err
+	}
+	err = v.judge(rep, now, func() error {
+		var last error = fmt.Errorf("%w: the policy names no role", ErrRoleNotAllowed)
+		for role, rp := range v.policy.Roles {
+			if last = v.policy.checkImage(rp, &Claims{Role: role}, &q.Measurements); last == nil {
+				return nil
+			}
+		}
+		return last
+	})
+	return rep, err
+}
+
+// judge applies the policy to a quote whose signatures and collateral checked out: the platform
+// rules, then the image rules, then collateral age and TCB status, recording the outcome.
+func (v *Verifier) judge(rep *Report, now time.Time, image func() error) error {
+	err := v.policy.checkPlatform(rep.Quote)
+	if err == nil {
+		err = image()
+	}
+	if err == nil && rep.Collateral != nil {
+		err = v.policy.checkCollateralAge(rep.Collateral, now)
+		if err == nil {
+			err = v.policy.checkTCB(rep.TCB)
+		}
+	}
+	if err != nil {
+		rep.Policy = err.Error()
+		return err
+	}
+	rep.Policy = "passed"
+	return nil
+}
+
+// rootFor finds the trusted root whose key the quote's chain ends in. Only the key counts: a
+// certificate that copies the Intel root's name with another key is a stranger.
 func (v *Verifier) rootFor(q *Quote) (TrustedRoot, error) {
 	for _, r := range v.roots {
 		if bytes.Equal(r.Cert.RawSubjectPublicKeyInfo, q.Root.RawSubjectPublicKeyInfo) {
 			if r.Simulated && !v.policy.AllowSimulated {
-				return r, ErrSimulatedNotAllowed
+				return r, fmt.Errorf("%w: the quote is SIMULATED (signed by a development root of trust, not by Intel hardware) and the policy requires real TDX", ErrSimulatedNotAllowed)
 			}
 			return r, nil
 		}
 	}
-	return TrustedRoot{}, ErrUntrustedRoot
+	return TrustedRoot{}, fmt.Errorf("%w: %q (key not pinned)", ErrUntrustedRoot, q.Root.Subject.String())
 }
 
-// verifyQuote runs go-tdx-guest's full verification: PCK chain to root, QE report, quote signature,
-// collateral (TCB info, QE identity) and revocation (PCK and root CRLs).
-func verifyQuote(q *Quote, root TrustedRoot, now time.Time) error {
+// Prefixes of go-tdx-guest's errors for the TCB status checks it runs last, after every
+// signature, collateral and revocation check has passed (verify.go verifyQuote).
+const (
+	gtgTDTCBPrefix = "TDX TCB info reported by Intel PCS failed TCB status check: "
+	gtgQETCBPrefix = "QE Identity reported by Intel PCS failed TCB status check: "
+)
+
+// checkQuote verifies the quote's signatures and, unless skipCollateral, its collateral and
+// revocation, with go-tdx-guest, and rates its TCB. It does not judge the TCB status: the policy does.
+//
+// go-tdx-guest demands UpToDate for the TD's platform and TDX module (then stops, before checking
+// the QE report against the QE identity) and for the QE. When it stops at one of those two status
+// checks everything before has passed; the QE report check it skipped is run here, and the TCB
+// levels are evaluated from the very collateral it verified, recorded as it was fetched.
+func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) error {
+	q := rep.Quote
+	root, err := v.rootFor(q)
+	if err != nil {
+		if root.Cert != nil {
+			rep.Root, rep.Simulated = rootName(root), root.Simulated
+		}
+		return err
+	}
+	rep.Root, rep.Simulated = rootName(root), root.Simulated
 	pool := x509.NewCertPool()
 	pool.AddCert(root.Cert)
-	getter := root.Collateral
-	if getter == nil {
-		getter = trust.DefaultHTTPSGetter()
-	}
+	rec := &recordingGetter{inner: root.Collateral}
 	opts := &verify.Options{
-		GetCollateral:    true,
-		CheckRevocations: true,
-		Getter:           getter,
+		GetCollateral:    !skipCollateral,
+		CheckRevocations: !skipCollateral,
+		Getter:           rec,
 		Now:              now,
 		TrustedRoots:     pool,
 	}
-	if err := verify.TdxQuote(q.proto, opts); err != nil {
-		return classify(err)
+	gerr := verify.TdxQuote(q.proto, opts)
+	if skipCollateral {
+		if gerr != nil {
+			return classify(gerr)
+		}
+		rep.ChainVerified = true
+		return nil
+	}
+	tdStage := gerr != nil && strings.HasPrefix(gerr.Error(), gtgTDTCBPrefix)
+	qeStage := gerr != nil && strings.HasPrefix(gerr.Error(), gtgQETCBPrefix)
+	if gerr != nil && !tdStage && !qeStage {
+		return classify(gerr)
+	}
+	rep.ChainVerified, rep.RevocationChecked = true, true
+	coll, err := rec.collateral(q)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCollateral, err)
+	}
+	rep.Collateral = coll.report
+	if tdStage {
+		if err := checkQEIdentity(q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport(),
+			&coll.qeIdentity); err != nil {
+			return fmt.Errorf("%w: %v", ErrCollateral, err)
+		}
+	}
+	rep.TCB = evaluateTCB(&coll.tcbInfo, &coll.qeIdentity, q.proto.GetTdQuoteBody(), coll.ext,
+		q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport().GetIsvSvn())
+	if gerr == nil && rep.TCB.Status != pcs.TcbComponentStatusUpToDate {
+		// go-tdx-guest found every component UpToDate and so must we; disagreeing means the two
+		// evaluations drifted apart, and the stricter one wins.
+		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest rated the TCB UpToDate, this verifier %q", rep.TCB.Status)
 	}
 	return nil
+}
+
+func rootName(r TrustedRoot) string {
+	if r.Simulated {
+		return "development root of trust (SIMULATED)"
+	}
+	return r.Cert.Subject.CommonName
+}
+
+// recordingGetter keeps every response go-tdx-guest fetched, so the TCB evaluation reads the exact
+// bytes whose signatures it checked rather than fetching them again.
+type recordingGetter struct {
+	inner trust.HTTPSGetter
+	mu    sync.Mutex
+	got   map[string][]byte
+}
+
+func (r *recordingGetter) Get(u string) (map[string][]string, []byte, error) {
+	h, b, err := r.inner.Get(u)
+	if err == nil {
+		r.mu.Lock()
+		if r.got == nil {
+			r.got = map[string][]byte{}
+		}
+		r.got[u] = b
+		r.mu.Unlock()
+	}
+	return h, b, err
+}
+
+type parsedCollateral struct {
+	report     *CollateralReport
+	tcbInfo    pcs.TcbInfo
+	qeIdentity pcs.EnclaveIdentity
+	ext        *pcs.PckExtensions
+}
+
+// collateral parses the recorded responses for q.
+func (r *recordingGetter) collateral(q *Quote) (*parsedCollateral, error) {
+	ext, err := pcs.PckCertificateExtensions(q.PCK)
+	if err != nil {
+		return nil, fmt.Errorf("PCK certificate extensions: %v", err)
+	}
+	ca := "platform"
+	if q.PCK.Issuer.CommonName == "Intel SGX PCK Processor CA" {
+		ca = "processor"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &parsedCollateral{ext: ext, report: &CollateralReport{FMSPC: ext.FMSPC, CA: ca}}
+	var tcb pcs.TdxTcbInfo
+	if err := json.Unmarshal(r.got[pcs.TcbInfoURL(ext.FMSPC)], &tcb); err != nil {
+		return nil, fmt.Errorf("TCB info: %v", err)
+	}
+	var qe pcs.QeIdentity
+	if err := json.Unmarshal(r.got[pcs.QeIdentityURL()], &qe); err != nil {
+		return nil, fmt.Errorf("QE identity: %v", err)
+	}
+	c.tcbInfo, c.qeIdentity = tcb.TcbInfo, qe.EnclaveIdentity
+	c.report.TCBEvaluationDataNumber = tcb.TcbInfo.TcbEvaluationDataNumber
+	c.report.TCBInfoIssued, c.report.TCBInfoNextUpdate = tcb.TcbInfo.IssueDate, tcb.TcbInfo.NextUpdate
+	c.report.QEIdentityIssued, c.report.QEIdentityNextUpdate = qe.EnclaveIdentity.IssueDate, qe.EnclaveIdentity.NextUpdate
+	pckURL := pcs.PckCrlURL(ca)
+	for u, b := range r.got {
+		l, err := x509.ParseRevocationList(b)
+		if err != nil {
+			continue
+		}
+		if u == pckURL {
+			c.report.PCKCRLIssued, c.report.PCKCRLNextUpdate = l.ThisUpdate, l.NextUpdate
+		} else {
+			c.report.RootCRLNextUpdate = l.NextUpdate
+		}
+	}
+	return c, nil
 }
 
 // classify maps go-tdx-guest's errors onto our rejection classes.
@@ -207,10 +415,15 @@ func classify(err error) error {
 	msg := err.Error()
 	// go-tdx-guest wraps its sentinels with %v, so past the top level they survive only as text.
 	switch {
-	case strings.Contains(msg, "has expired"):
-		return fmt.Errorf("%w: %v", ErrCollateralExpired, err)
+	case strings.Contains(msg, ErrCollateralUnavailable.Error()) || strings.HasPrefix(msg, "unable to receive"):
+		return fmt.Errorf("%w: %v", ErrCollateralUnavailable, err)
 	case strings.Contains(msg, "was revoked"):
 		return fmt.Errorf("%w: %v", ErrRevoked, err)
+	case strings.HasPrefix(msg, "error verifying PCK Certificate") || strings.Contains(msg, "in PCK certificate chain has expired"):
+		// The quote's own certificates, not collateral: the signature chain does not hold at this time.
+		return fmt.Errorf("%w: %v", ErrQuoteSignature, err)
+	case strings.Contains(msg, "has expired"):
+		return fmt.Errorf("%w: %v", ErrCollateralExpired, err)
 	case strings.Contains(msg, "TCB Status is not") || strings.Contains(msg, "no matching TCB level") ||
 		errors.Is(err, verify.ErrTcbStatus):
 		return fmt.Errorf("%w: %v", ErrTCBStatus, err)
@@ -263,6 +476,9 @@ func (v *Verifier) store(key [32]byte, p *Peer, now time.Time) {
 	if !p.NotAfter.IsZero() && p.NotAfter.Before(expires) {
 		expires = p.NotAfter
 	}
+	if !p.collateralNextUpdate.IsZero() && p.collateralNextUpdate.Before(expires) {
+		expires = p.collateralNextUpdate
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.cache) >= maxCacheEntries {
@@ -279,27 +495,14 @@ func (v *Verifier) store(key [32]byte, p *Peer, now time.Time) {
 }
 
 // VerifyQuote checks a bare quote without claims (an operator's file, not a handshake): signature
-// chain, collateral, the debug attribute, and that its image is allowed for at least one role.
-// REPORT_DATA is not checked, since there are no claims to bind it to.
+// chain, collateral, the platform rules, that its image is allowed for at least one role, and its
+// TCB status. REPORT_DATA is not checked, since there are no claims to bind it to.
 func (v *Verifier) VerifyQuote(raw []byte) (*Peer, error) {
-	q, err := ParseQuote(raw)
+	rep, err := v.Examine(raw, false)
 	if err != nil {
 		return nil, err
 	}
-	root, err := v.rootFor(q)
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyQuote(q, root, v.now()); err != nil {
-		return nil, err
-	}
-	peer := &Peer{Quoted: true, Simulated: root.Simulated, Measurements: q.Measurements, ImageHash: q.Measurements.ImageHash()}
-	var last error = ErrRoleNotAllowed
-	for role, rp := range v.policy.Roles {
-		c := &Claims{Role: role}
-		if last = v.policy.checkImage(rp, c, &q.Measurements); last == nil {
-			return peer, nil
-		}
-	}
-	return nil, last
+	q := rep.Quote
+	return &Peer{Quoted: true, Simulated: rep.Simulated, Measurements: q.Measurements, ImageHash: q.Measurements.ImageHash(),
+		TCBStatus: string(rep.TCB.Status)}, nil
 }

@@ -1,8 +1,10 @@
 package attest_test
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,10 +159,20 @@ func TestPolicyParse(t *testing.T) {
 		json    string
 		wantErr string
 	}{
-		"ok":       {json: `{"allow_simulated":true,"roles":{"worker":{"image_hashes":["*"]},"client":{"without_quote":true}}}`},
-		"bad role": {json: `{"roles":{"boss":{}}}`, wantErr: "roles.boss"},
-		"bad hash": {json: `{"roles":{"proxy":{"image_hashes":["xyz"]}}}`, wantErr: "roles.proxy.image_hashes[0]"},
-		"not json": {json: `{`, wantErr: "parse policy"},
+		"ok": {json: `{"allow_simulated":true,"roles":{"worker":{"image_hashes":["*"]},"client":{"without_quote":true}}}`},
+		"full": {json: `{"accept_tcb_statuses":["SWHardeningNeeded"],"min_tee_tcb_svn":"03000400000000000000000000000000",
+			"mrseams":["` + strings.Repeat("ab", 48) + `"],"td_attributes":["0000004000000000"],"xfams":["e71a060000000000"],
+			"max_collateral_age":"720h","roles":{"proxy":{"mrtds":["` + strings.Repeat("00", 48) + `"],
+			"rtmrs":[["*","*","` + strings.Repeat("01", 48) + `","*"]]}}}`},
+		"OutOfDate never acceptable": {json: `{"accept_tcb_statuses":["OutOfDate"]}`, wantErr: "accept_tcb_statuses[0]"},
+		"unknown status":             {json: `{"accept_tcb_statuses":["Fine"]}`, wantErr: "unexpected tcb status"},
+		"short MRSEAM":               {json: `{"mrseams":["abcd"]}`, wantErr: "mrseams[0]"},
+		"bad RTMR":                   {json: `{"roles":{"worker":{"rtmrs":[["*","*","*","xx"]]}}}`, wantErr: "roles.worker.rtmrs[0][3]"},
+		"bad duration":               {json: `{"max_collateral_age":"soon"}`, wantErr: "duration"},
+		"misspelt field":             {json: `{"roles":{},"allow_debugg":true}`, wantErr: "allow_debugg"},
+		"bad role":                   {json: `{"roles":{"boss":{}}}`, wantErr: "roles.boss"},
+		"bad hash":                   {json: `{"roles":{"proxy":{"image_hashes":["xyz"]}}}`, wantErr: "roles.proxy.image_hashes[0]"},
+		"not json":                   {json: `{`, wantErr: "parse policy"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
@@ -202,4 +214,123 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// go-tdx-guest accepts only UpToDate; the policy may accept lesser statuses it lists, and only those.
+func TestVerifyTCBStatusPolicy(t *testing.T) {
+	testCases := map[string]struct {
+		status  pcs.TcbComponentStatus
+		accept  []pcs.TcbComponentStatus
+		wantErr error
+	}{
+		"UpToDate by default":               {status: pcs.TcbComponentStatusUpToDate},
+		"SWHardeningNeeded refused":         {status: pcs.TcbComponentStatusSwHardeningNeeded, wantErr: attest.ErrTCBStatus},
+		"SWHardeningNeeded listed":          {status: pcs.TcbComponentStatusSwHardeningNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded}},
+		"ConfigurationNeeded refused":       {status: pcs.TcbComponentStatusConfigurationNeeded, wantErr: attest.ErrTCBStatus},
+		"ConfigurationNeeded listed":        {status: pcs.TcbComponentStatusConfigurationNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded}},
+		"ConfigurationAndSWHardeningNeeded": {status: pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationNeeded}, wantErr: attest.ErrTCBStatus},
+		"OutOfDate whatever is listed":      {status: pcs.TcbComponentStatusOutOfDate, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded}, wantErr: attest.ErrTCBStatus},
+		"Revoked platform":                  {status: pcs.TcbComponentStatusRevoked, wantErr: attest.ErrTCBStatus},
+		"OutOfDateConfigurationNeeded":      {status: pcs.TcbComponentStatusOutOfDateConfigurationNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded}, wantErr: attest.ErrTCBStatus},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			root, err := sim.New(sim.Options{TCBStatus: tc.status})
+			require.NoError(err)
+			q, err := attest.NewSimulatedQuoter(root, attesttest.Measurements(attest.RoleWorker))
+			require.NoError(err)
+			p := attesttest.OpenPolicy()
+			p.AcceptTCBStatuses = tc.accept
+			v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: p})
+			require.NoError(err)
+			peer, err := v.Verify(evidence(t, attest.RoleWorker, q))
+			if tc.wantErr != nil {
+				require.ErrorIs(err, tc.wantErr)
+				assert.ErrorContains(err, string(tc.status))
+				return
+			}
+			require.NoError(err)
+			assert.Equal(string(tc.status), peer.TCBStatus)
+		})
+	}
+}
+
+// The platform and image rules of the one policy format, applied to simulated quotes.
+func TestVerifyMeasurementPolicy(t *testing.T) {
+	m := attesttest.Measurements(attest.RoleProxy)
+	hexOf := func(b []byte) string { return hex.EncodeToString(b) }
+	zero48 := hexOf(make([]byte, 48))
+	testCases := map[string]struct {
+		measure func(*attest.Measurements)
+		policy  func(*attest.Policy, *attest.RolePolicy)
+		wantErr error
+	}{
+		"all listed": {policy: func(p *attest.Policy, rp *attest.RolePolicy) {
+			p.XFAMs = []string{hexOf(m.XFAM[:])}
+			p.TDAttributes = []string{"0000000000000000"}
+			p.MinTEETCBSVN = "05010200000000000000000000000000"
+			rp.MRTDs = []string{hexOf(m.MRTD[:])}
+			rp.RTMRs = [][4]string{{zero48, zero48, zero48, zero48}, {hexOf(m.RTMR[0][:]), "*", "*", hexOf(m.RTMR[3][:])}}
+			rp.ImageHashes = nil
+		}},
+		"debug TD": {measure: func(m *attest.Measurements) { m.TDAttributes[0] |= 1 }, wantErr: attest.ErrDebugTD},
+		"debug TD allowed": {
+			measure: func(m *attest.Measurements) { m.TDAttributes[0] |= 1 },
+			policy:  func(p *attest.Policy, _ *attest.RolePolicy) { p.AllowDebug = true },
+		},
+		"wrong MRTD":   {policy: func(_ *attest.Policy, rp *attest.RolePolicy) { rp.MRTDs = []string{zero48} }, wantErr: attest.ErrMeasurementMismatch},
+		"wrong RTMRs":  {policy: func(_ *attest.Policy, rp *attest.RolePolicy) { rp.RTMRs = [][4]string{{"*", "*", zero48, "*"}} }, wantErr: attest.ErrMeasurementMismatch},
+		"wrong XFAM":   {policy: func(p *attest.Policy, _ *attest.RolePolicy) { p.XFAMs = []string{"0300000000000000"} }, wantErr: attest.ErrMeasurementMismatch},
+		"wrong MRSEAM": {policy: func(p *attest.Policy, _ *attest.RolePolicy) { p.MRSEAMs = []string{zero48} }, wantErr: attest.ErrMeasurementMismatch},
+		"TEE TCB SVN too low": {
+			policy:  func(p *attest.Policy, _ *attest.RolePolicy) { p.MinTEETCBSVN = "06010200000000000000000000000000" },
+			wantErr: attest.ErrMeasurementMismatch,
+		},
+		"TD attributes not listed": {
+			measure: func(m *attest.Measurements) { m.TDAttributes[3] |= 0x10 }, // SEPT_VE_DISABLE
+			policy:  func(p *attest.Policy, _ *attest.RolePolicy) { p.TDAttributes = []string{"0000000000000000"} },
+			wantErr: attest.ErrMeasurementMismatch,
+		},
+		"no image rule": {policy: func(_ *attest.Policy, rp *attest.RolePolicy) { rp.ImageHashes = nil }, wantErr: attest.ErrImageNotAllowed},
+		"collateral too old": {
+			policy:  func(p *attest.Policy, _ *attest.RolePolicy) { p.MaxCollateralAge = attest.Duration(time.Nanosecond) },
+			wantErr: attest.ErrCollateralExpired,
+		},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			mm := m
+			if tc.measure != nil {
+				tc.measure(&mm)
+			}
+			p := attesttest.OpenPolicy()
+			rp := p.Roles[attest.RoleProxy]
+			if tc.policy != nil {
+				tc.policy(&p, &rp)
+			}
+			p.Roles[attest.RoleProxy] = rp
+			require.NoError(p.Validate())
+			v := attesttest.Verifier(t, p)
+			_, err := v.Verify(evidence(t, attest.RoleProxy, attesttest.Quoter(t, mm)))
+			if tc.wantErr == nil {
+				require.NoError(err)
+				return
+			}
+			require.ErrorIs(err, tc.wantErr)
+		})
+	}
+}
+
+// A proxy whose policy requires real TDX refuses a simulated worker, and says why.
+func TestVerifySimulatedRefusedWhenRealTDXRequired(t *testing.T) {
+	p := attesttest.OpenPolicy()
+	p.AllowSimulated = false
+	v := attesttest.Verifier(t, p, attest.IntelRoot(failingGetter{}))
+	_, err := v.Verify(evidence(t, attest.RoleWorker, attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker))))
+	require.ErrorIs(t, err, attest.ErrSimulatedNotAllowed)
+	require.ErrorContains(t, err, "SIMULATED")
+	require.ErrorContains(t, err, "requires real TDX")
 }
