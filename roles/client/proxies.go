@@ -126,8 +126,12 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 			start := time.Now()
 			p.up(conn)
 			c.notify()
-			log.Info().Str("attestation", conn.Peer().Label()).Str("image_hash", conn.Peer().ImageHash.String()).
-				Msg("connected to proxy")
+			msg := "connected to proxy"
+			if conn.Peer().Simulated {
+				// Allowed only because the policy says so; it must be visible wherever it shows.
+				msg = "connected to proxy (SIMULATED attestation: development root of trust, not real TDX)"
+			}
+			log.Info().Str("attestation", conn.Peer().Label()).Str("image_hash", conn.Peer().ImageHash.String()).Msg(msg)
 			c.session(ctx, p, conn)
 			p.down(conn.Err())
 			c.notify()
