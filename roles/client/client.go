@@ -153,6 +153,11 @@ func (c *Client) Run(ctx context.Context) error {
 	close(c.ready)
 	c.log.Info().Str("listen", c.addr.String()).Strs("proxies", c.cfg.Proxies).
 		Bool("api_token", c.cfg.APIToken != "").Msg("serving OpenAI API")
+	if c.cfg.APIToken == "" && !loopback(c.addr) {
+		// Every request this API accepts is paid from this client's account.
+		c.log.Warn().Str("listen", c.addr.String()).
+			Msg("the API listens beyond loopback without an API token: anyone who reaches it spends this client's funds")
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -228,4 +233,9 @@ func (l *limiter) allow() bool {
 	now := time.Now().UnixNano()
 	last := l.last.Load()
 	return now-last >= int64(l.every) && l.last.CompareAndSwap(last, now)
+}
+
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
