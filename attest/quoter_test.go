@@ -32,7 +32,9 @@ func TestTDXQuoterInterfaces(t *testing.T) {
 	require.NoError(t, err)
 	device, err := tdxtesting.TcDevice(tcs)
 	require.NoError(t, err)
-	noDevice := func() (client.Device, error) { return nil, errors.New("open /dev/tdx_guest: no such file or directory") }
+	noDevice := func() (client.Device, error) {
+		return nil, errors.New("open /dev/tdx_guest: no such file or directory")
+	}
 	withDevice := func() (client.Device, error) { return device, device.Open("") }
 
 	testCases := map[string]struct {
