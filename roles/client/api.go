@@ -244,7 +244,7 @@ func (c *Client) listModels(ctx context.Context) ([]modelObject, *apiError) {
 	ok := false
 	for _, a := range answers {
 		if a.err != nil {
-			lastErr = a.err
+			lastErr = pickError(lastErr, a.err)
 			continue
 		}
 		ok = true

@@ -45,6 +45,14 @@ type stubProxy struct {
 	wg       sync.WaitGroup
 	requests []*wire.Request
 	accepted int
+	// modelsErr, when set, answers model list requests instead of the models.
+	modelsErr *wire.Error
+}
+
+func (p *stubProxy) failModels(e *wire.Error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.modelsErr = e
 }
 
 // workerImage is the image hash stubs report for their worker.
@@ -175,6 +183,13 @@ func (p *stubProxy) serveConn(ctx context.Context, c *transport.Conn) {
 			}
 			switch m := m.(type) {
 			case *wire.ModelsRequest:
+				p.mu.Lock()
+				e := p.modelsErr
+				p.mu.Unlock()
+				if e != nil {
+					_ = s.Send(e)
+					break
+				}
 				_ = s.Send(&wire.ModelsList{Models: p.models})
 			case *wire.Request:
 				p.mu.Lock()

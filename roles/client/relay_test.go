@@ -260,3 +260,68 @@ func TestModelsMergedAcrossProxies(t *testing.T) {
 	missing := h.do(t, context.Background(), http.MethodGet, "/v1/models/nope", "")
 	assert.Equal(http.StatusNotFound, missing.StatusCode)
 }
+
+func TestModelsErrors(t *testing.T) {
+	assert := assert.New(t)
+	good := newStub(t, nil, &wire.ModelInfo{Name: "llama", Workers: 1})
+	bad := newStub(t, nil, &wire.ModelInfo{Name: "qwen", Workers: 1})
+	bad.failModels(&wire.Error{Code: uint32(wire.CodeInternal), Message: "registry unavailable"})
+	h := startClient(t, []*stubProxy{good, bad})
+	h.waitConnected(t, 2)
+
+	resp := h.do(t, context.Background(), http.MethodGet, "/v1/models", "")
+	assert.Equal(http.StatusOK, resp.StatusCode, "one failing proxy leaves the others' models")
+	body := readAll(t, resp.Body)
+	assert.Contains(body, `"llama"`)
+	assert.NotContains(body, `"qwen"`)
+
+	good.failModels(&wire.Error{Code: uint32(wire.CodeOverloaded), Message: "busy"})
+	resp = h.do(t, context.Background(), http.MethodGet, "/v1/models", "")
+	assert.Equal(http.StatusServiceUnavailable, resp.StatusCode, "every proxy failed: the most telling error")
+	var e openAIError
+	assert.NoError(json.Unmarshal([]byte(readAll(t, resp.Body)), &e))
+}
+
+func TestNoProxyConnected(t *testing.T) {
+	assert := assert.New(t)
+	stub := newStub(t, answerStream)
+	stub.stop()
+	h := startClient(t, []*stubProxy{stub}, withConnectWait(50*time.Millisecond))
+	for _, path := range []string{"/v1/models", "/v1/chat/completions"} {
+		method, body := http.MethodGet, ""
+		if path != "/v1/models" {
+			method, body = http.MethodPost, chatBody
+		}
+		resp := h.do(t, context.Background(), method, path, body)
+		assert.Equal(http.StatusServiceUnavailable, resp.StatusCode, path)
+		var e openAIError
+		assert.NoError(json.Unmarshal([]byte(readAll(t, resp.Body)), &e))
+		assert.Equal("no_proxy", *e.Error.Code)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	testCases := map[string]struct {
+		method, path string
+		wantStatus   int
+	}{
+		"GET on completions": {method: http.MethodGet, path: "/v1/chat/completions", wantStatus: http.StatusMethodNotAllowed},
+		"unknown endpoint":   {method: http.MethodGet, path: "/v1/embeddings", wantStatus: http.StatusNotFound},
+		"stats page":         {method: http.MethodGet, path: "/stats", wantStatus: http.StatusOK},
+	}
+	stub := newStub(t, answerStream)
+	h := startClient(t, []*stubProxy{stub})
+	h.waitConnected(t, 1)
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			resp := h.do(t, t.Context(), tc.method, tc.path, "")
+			body := readAll(t, resp.Body)
+			assert.Equal(t, tc.wantStatus, resp.StatusCode)
+			if strings.HasPrefix(tc.path, "/v1/") {
+				var e openAIError
+				assert.NoError(t, json.Unmarshal([]byte(body), &e))
+				assert.NotEmpty(t, e.Error.Message)
+			}
+		})
+	}
+}
