@@ -34,6 +34,12 @@ type Conn struct {
 	ctrlMu  sync.Mutex // serialises writes on the control stream
 	control chan proto.Message
 
+	// queue decouples reading the control stream from the application consuming it, so a slow
+	// consumer never delays a Pong (which would get the connection declared dead).
+	queueMu sync.Mutex
+	queue   []proto.Message
+	queued  chan struct{} // signalled when queue grows
+
 	pingMu sync.Mutex
 	pings  map[uint64]chan struct{}
 	nonce  atomic.Uint64
@@ -113,7 +119,6 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 
 // readControl serves the control stream until it ends; its end ends the connection.
 func (c *Conn) readControl() {
-	defer close(c.control)
 	for {
 		m, err := c.ctrl.Recv()
 		if err != nil {
@@ -139,11 +144,50 @@ func (c *Conn) readControl() {
 			_ = c.qc.CloseWithError(wire.CodeProtocol, "second hello")
 			return
 		default:
+			c.queueMu.Lock()
+			n := len(c.queue)
+			c.queue = append(c.queue, m)
+			c.queueMu.Unlock()
+			if n >= maxQueuedControl {
+				_ = c.qc.CloseWithError(wire.CodeOverloaded, "control messages not consumed")
+				return
+			}
 			select {
-			case c.control <- m:
+			case c.queued <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// maxQueuedControl bounds control messages waiting for the application; a peer that floods
+// them, or an application that stopped reading, ends the connection instead of memory.
+const maxQueuedControl = 4096
+
+// pump hands queued control messages to the application in order until the connection ends.
+func (c *Conn) pump() {
+	defer close(c.control)
+	for {
+		c.queueMu.Lock()
+		var m proto.Message
+		if len(c.queue) > 0 {
+			m = c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+		}
+		c.queueMu.Unlock()
+		if m == nil {
+			select {
+			case <-c.queued:
+				continue
 			case <-c.Done():
 				return
 			}
+		}
+		select {
+		case c.control <- m:
+		case <-c.Done():
+			return
 		}
 	}
 }
@@ -151,12 +195,14 @@ func (c *Conn) readControl() {
 func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn {
 	c := &Conn{
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
-		control: make(chan proto.Message, 64),
+		control: make(chan proto.Message),
+		queued:  make(chan struct{}, 1),
 		pings:   map[uint64]chan struct{}{},
 		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
 			Str("peer_role", string(peer.Claims.Role)).Logger(),
 	}
 	go c.readControl()
+	go c.pump()
 	if cfg.PingInterval > 0 {
 		go c.liveness()
 	}

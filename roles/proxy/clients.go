@@ -13,12 +13,30 @@ import (
 func (p *Proxy) serveClient(ctx context.Context, c *transport.Conn) {
 	p.stats.clients.Add(1)
 	defer p.stats.clients.Add(-1)
-	p.log.Info().Str("client", c.RemoteAddr().String()).Msg("client connected")
+	log := p.log.With().Str("client", c.RemoteAddr().String()).Logger()
+	rq := requester{conn: c}
+	if pm := p.cfg.Payments; pm != nil {
+		acct, err := pm.Account(c.Peer().Claims.PublicKey)
+		if err != nil {
+			log.Warn().Err(err).Msg("no paying account for the client's key")
+			_ = c.Close(wire.CodeBadRequest, "no paying account for this client key")
+			return
+		}
+		rq.account = acct
+		log = log.With().Str("account", acct.ToRaw()).Logger()
+	}
+	log.Info().Msg("client connected")
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
 	go func() {
-		// Clients send no control messages today; drain so the control stream never blocks.
-		for range c.Control() {
+		defer wg.Done()
+		for m := range c.Control() {
+			if ps, ok := m.(*wire.PaymentState); ok {
+				if err := p.checkState(ps); err != nil {
+					log.Warn().Err(err).Msg("client's payment state refused")
+				}
+			}
 		}
 	}()
 	for {
@@ -29,12 +47,15 @@ func (p *Proxy) serveClient(ctx context.Context, c *transport.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.serveStream(ctx, s)
+			r := rq
+			r.stream = s
+			p.serveStream(ctx, r)
 		}()
 	}
 }
 
-func (p *Proxy) serveStream(ctx context.Context, s *transport.Stream) {
+func (p *Proxy) serveStream(ctx context.Context, rq requester) {
+	s := rq.stream
 	m, err := s.Recv()
 	if err != nil {
 		s.Cancel(wire.CodeProtocol)
@@ -42,7 +63,7 @@ func (p *Proxy) serveStream(ctx context.Context, s *transport.Stream) {
 	}
 	switch m := m.(type) {
 	case *wire.Request:
-		p.relay(ctx, s, m)
+		p.relay(ctx, rq, m)
 	case *wire.ModelsRequest:
 		_ = s.Send(&wire.ModelsList{Models: p.reg.models()})
 		_ = s.CloseSend()

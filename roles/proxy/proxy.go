@@ -23,6 +23,8 @@ type Config struct {
 	StatsListen    string        // HTTP address of /healthz, /stats, /jsonstats; empty: none
 	RequestTimeout time.Duration // longest a request may take; zero: 10m
 	MaxAttempts    int           // workers tried before the first byte of an answer; zero: 3
+	// Payments meters and charges every request; nil serves without charging (total_cost 0).
+	Payments *Payments
 }
 
 // Proxy routes requests from clients to workers.
@@ -31,8 +33,9 @@ type Proxy struct {
 	tc  transport.Config
 	log zerolog.Logger
 
-	reg   *registry
-	stats counters
+	reg    *registry
+	stats  counters
+	halted halt
 
 	ready     chan struct{}
 	addr      net.Addr

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tonkeeper/tongo/ton"
+
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -19,7 +21,8 @@ type workerEntry struct {
 	digest      string
 	coefficient uint32
 	maxActive   int64
-	owner       string
+	owner       ton.AccountID // where the worker's earnings go
+	ownerText   string
 	image       string
 	attestation string
 

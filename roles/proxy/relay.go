@@ -9,11 +9,21 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
+	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
+
+// requester is the client end of a request: its stream, its connection (for payment states) and
+// its paying account.
+type requester struct {
+	stream  *transport.Stream
+	conn    *transport.Conn
+	account ton.AccountID
+}
 
 // attempt outcomes.
 type outcome int
@@ -23,9 +33,18 @@ const (
 	retry                   // the worker failed before the first byte: try another
 )
 
-// relay runs one request: choose a worker, forward, relay the answer; fail over before the first
-// byte, fail fast after it.
-func (p *Proxy) relay(ctx context.Context, cs *transport.Stream, req *wire.Request) {
+// result is what one attempt produced.
+type result struct {
+	done    *wire.Done // the worker's Done, not yet sent to the client
+	final   *wire.Error
+	chunks  int // content chunks relayed to the client
+	started bool
+}
+
+// relay runs one request: choose a worker, reserve the request's maximum cost, forward, relay the
+// answer, charge what was used; fail over before the first byte, fail fast after it.
+func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
+	cs := rq.stream
 	start := time.Now()
 	timeout := p.cfg.RequestTimeout
 	if t := time.Duration(req.GetTimeoutMs()) * time.Millisecond; t > 0 && t < timeout {
@@ -39,6 +58,11 @@ func (p *Proxy) relay(ctx context.Context, cs *transport.Stream, req *wire.Reque
 	log := p.log.With().Str("request", req.GetId()).Str("model", req.GetModel()).Logger()
 	p.stats.requests.Add(1)
 
+	if err := p.halted.get(); err != nil {
+		p.fail(cs, wire.CodeInternal, "proxy stopped signing payments: its ledger is behind a state it signed")
+		p.stats.failed.Add(1)
+		return
+	}
 	if !p.reg.hasModel(req.GetModel()) {
 		p.fail(cs, wire.CodeNotFound, fmt.Sprintf("model %q is not served by any worker", req.GetModel()))
 		p.stats.notFound.Add(1)
@@ -52,9 +76,21 @@ func (p *Proxy) relay(ctx context.Context, cs *transport.Stream, req *wire.Reque
 			break
 		}
 		tried[w] = true
-		out, err := p.try(rctx, cs, req, w, log)
+		res, err := p.reserve(rq, req, w)
+		if err != nil {
+			w.active.Add(-1)
+			code := wire.CodeInternal
+			if errors.Is(err, ledger.ErrInsufficientFunds) {
+				code = wire.CodePaymentRequired
+			}
+			p.fail(cs, code, err.Error())
+			p.stats.failed.Add(1)
+			return
+		}
+		out, r, err := p.try(rctx, cs, req, w, log)
 		w.active.Add(-1)
 		if out == answered {
+			p.finish(rq, w, res, r, log)
 			if err == nil {
 				w.served.Add(1)
 				w.observe(time.Since(start))
@@ -65,6 +101,7 @@ func (p *Proxy) relay(ctx context.Context, cs *transport.Stream, req *wire.Reque
 			p.stats.latency.observe(time.Since(start))
 			return
 		}
+		p.release(res)
 		w.failures.Add(1)
 		lastErr = err
 		log.Warn().Err(err).Str("worker_id", w.id).Msg("worker failed before answering; trying another")
@@ -85,102 +122,172 @@ func (p *Proxy) relay(ctx context.Context, cs *transport.Stream, req *wire.Reque
 	}
 }
 
-// try forwards the request to one worker and relays its answer.
-func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Request, w *workerEntry, log zerolog.Logger) (outcome, error) {
+// reserve sets aside the request's maximum cost at worker w's coefficient.
+func (p *Proxy) reserve(rq requester, req *wire.Request, w *workerEntry) (*ledger.Reservation, error) {
+	pm := p.cfg.Payments
+	if pm == nil {
+		return nil, nil
+	}
+	maxCost, err := settle.Cost(pm.maxUsage(req.GetBody()), pm.Prices(), w.coefficient)
+	if err != nil {
+		return nil, fmt.Errorf("price request: %w", err)
+	}
+	r, err := pm.Ledger.Reserve(rq.account, maxCost)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (p *Proxy) release(r *ledger.Reservation) {
+	if r != nil {
+		p.cfg.Payments.Ledger.Release(*r)
+	}
+}
+
+// finish charges the request, sends the client its Done (with the cost) or error, and hands the
+// new signed totals to client and worker. A request that failed mid-answer is charged for the
+// completion tokens delivered (one per content chunk relayed) and nothing else.
+func (p *Proxy) finish(rq requester, w *workerEntry, res *ledger.Reservation, r result, log zerolog.Logger) {
+	cs := rq.stream
+	defer func() { _ = cs.CloseSend() }()
+	var usage settle.Usage
+	switch {
+	case r.done != nil:
+		usage = usageOf(r.done.GetUsage())
+	case r.started:
+		usage = settle.Usage{Completion: uint64(r.chunks)}
+	}
+	if res != nil {
+		pm := p.cfg.Payments
+		prices := pm.Prices()
+		cost, cerr := settle.Cost(usage, prices, w.coefficient)
+		earn, eerr := settle.WorkerEarning(usage, prices, w.coefficient)
+		if cerr != nil || eerr != nil || (usage == settle.Usage{}) {
+			p.release(res)
+		} else if rc, serr := pm.Ledger.Settle(*res, w.owner, cost, earn); serr != nil {
+			log.Error().Err(serr).Msg("ledger commit failed; refusing further requests")
+			p.halted.set(serr)
+		} else {
+			if r.done != nil {
+				r.done.TotalCost = rc.Charged
+			}
+			if e := sendState(rq.conn, rc.ClientState); e != nil {
+				log.Debug().Err(e).Msg("client payment state not delivered")
+			}
+			if e := sendState(w.conn, rc.WorkerState); e != nil {
+				log.Debug().Err(e).Msg("worker payment state not delivered")
+			}
+			log.Debug().Uint64("cost", rc.Charged).Uint64("earned", rc.Earned).Msg("request charged")
+		}
+	}
+	switch {
+	case r.done != nil:
+		_ = cs.Send(r.done)
+	case r.final != nil:
+		_ = cs.Send(r.final)
+	}
+}
+
+// try forwards the request to one worker and relays its answer up to (not including) Done.
+func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Request, w *workerEntry, log zerolog.Logger) (outcome, result, error) {
+	var r result
 	ws, err := w.conn.OpenStream(rctx)
 	if err != nil {
-		return retry, err
+		return retry, r, err
 	}
 	stop := context.AfterFunc(rctx, func() { ws.Cancel(wire.CodeCancelled) })
 	defer stop()
 	if err := ws.Send(req); err != nil {
-		return retry, err
+		return retry, r, err
 	}
 	_ = ws.CloseSend()
 
 	t, payload, err := ws.RecvFrame()
 	if err != nil {
-		return retry, fmt.Errorf("worker stream: %w", err)
+		return retry, r, fmt.Errorf("worker stream: %w", err)
 	}
 	switch t {
 	case wire.TypeError:
 		m, err := wire.Unmarshal(t, payload)
 		if err != nil {
-			return retry, err
+			return retry, r, err
 		}
 		e := m.(*wire.Error)
 		code := quic.ApplicationErrorCode(e.GetCode())
 		// The engine's own refusal (a bad request) would be the same on any worker: pass it on.
 		if e.GetHttpStatus() != 0 || code == wire.CodeBadRequest {
-			_ = cs.Send(e)
-			_ = cs.CloseSend()
-			return answered, errors.New(e.GetMessage())
+			r.final = e
+			return answered, r, errors.New(e.GetMessage())
 		}
-		return retry, fmt.Errorf("worker refused (code %d): %s", code, e.GetMessage())
+		return retry, r, fmt.Errorf("worker refused (code %d): %s", code, e.GetMessage())
 	case wire.TypeResponseHead:
 	default:
-		return retry, fmt.Errorf("worker sent frame type %d before the answer head", t)
+		return retry, r, fmt.Errorf("worker sent frame type %d before the answer head", t)
 	}
 	m, err := wire.Unmarshal(t, payload)
 	if err != nil {
-		return retry, err
+		return retry, r, err
 	}
 	head := m.(*wire.ResponseHead)
 	head.Worker = &wire.WorkerInfo{ImageHash: w.image, Attestation: w.attestation, WeightsDigest: w.digest, Coefficient: w.coefficient}
 	if err := cs.Send(head); err != nil {
-		return answered, err
+		return answered, r, err
 	}
+	r.started = true
 	// From here on the client has seen the answer start: no retry, and any failure ends its stream.
 	for {
 		t, payload, err := ws.RecvFrame()
 		if err != nil {
-			return answered, p.endMidStream(rctx, cs, err, log)
+			r.final = p.midStreamError(rctx, cs, err, log)
+			return answered, r, err
 		}
 		switch t {
 		case wire.TypeChunk, wire.TypeUsageChunk:
 			if err := cs.SendFrame(t, payload); err != nil {
 				ws.Cancel(wire.CodeCancelled)
-				return answered, err
+				return answered, r, err
+			}
+			if t == wire.TypeChunk {
+				r.chunks++
 			}
 		case wire.TypeDone, wire.TypeError:
 			m, err := wire.Unmarshal(t, payload)
 			if err != nil {
-				return answered, p.endMidStream(rctx, cs, err, log)
+				r.final = p.midStreamError(rctx, cs, err, log)
+				return answered, r, err
 			}
-			if err := cs.Send(m); err != nil {
-				return answered, err
-			}
-			_ = cs.CloseSend()
 			if e, ok := m.(*wire.Error); ok {
-				return answered, errors.New(e.GetMessage())
+				r.final = e
+				return answered, r, errors.New(e.GetMessage())
 			}
-			return answered, nil
+			r.done = m.(*wire.Done)
+			return answered, r, nil
 		default:
-			return answered, p.endMidStream(rctx, cs, fmt.Errorf("unexpected frame type %d", t), log)
+			err := fmt.Errorf("unexpected frame type %d", t)
+			r.final = p.midStreamError(rctx, cs, err, log)
+			return answered, r, err
 		}
 	}
 }
 
-// endMidStream tells the client at once that an answer it started to receive will not finish.
-func (p *Proxy) endMidStream(rctx context.Context, cs *transport.Stream, err error, log zerolog.Logger) error {
+// midStreamError is what the client is told when an answer it started to receive will not finish.
+func (p *Proxy) midStreamError(rctx context.Context, cs *transport.Stream, err error, log zerolog.Logger) *wire.Error {
+	log.Warn().Err(err).Msg("answer cut off")
 	switch {
 	case cs.Context().Err() != nil:
 		cs.Cancel(wire.CodeCancelled)
-		return err
+		return nil
 	case rctx.Err() != nil:
-		p.fail(cs, wire.CodeTimeout, "request timed out mid-answer")
+		return &wire.Error{Code: uint32(wire.CodeTimeout), Message: "request timed out mid-answer"}
 	case errors.Is(err, io.EOF):
-		p.fail(cs, wire.CodeUpstream, "worker ended the answer without completing it")
+		return &wire.Error{Code: uint32(wire.CodeUpstream), Message: "worker ended the answer without completing it"}
 	default:
-		p.fail(cs, wire.CodeUpstream, "worker failed mid-answer")
+		return &wire.Error{Code: uint32(wire.CodeUpstream), Message: "worker failed mid-answer"}
 	}
-	log.Warn().Err(err).Msg("answer cut off")
-	return err
 }
 
 func (p *Proxy) fail(cs *transport.Stream, code quic.ApplicationErrorCode, msg string) {
 	_ = cs.Send(&wire.Error{Code: uint32(code), Message: msg})
 	_ = cs.CloseSend()
 }
-
-var _ proto.Message = (*wire.Error)(nil)

@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cocoon-network/cocoon/settle/ledger"
 )
 
 type counters struct {
@@ -45,10 +48,13 @@ func (l *latencyWindow) percentiles() (p50, p99 float64) {
 func (p *Proxy) Healthy() error {
 	select {
 	case <-p.ready:
-		return nil
 	default:
 		return errors.New("not listening yet")
 	}
+	if err := p.halted.get(); err != nil {
+		return fmt.Errorf("refusing requests: %w", err)
+	}
+	return nil
 }
 
 // WorkerCount is how many workers are registered now.
@@ -76,11 +82,11 @@ func (p *Proxy) Stats() any {
 		workers = append(workers, workerStats{
 			ID: w.id, Model: w.model, Address: w.conn.RemoteAddr().String(), Image: w.image, Attestation: w.attestation,
 			Coefficient: w.coefficient, Active: w.active.Load(), MaxActive: w.maxActive, Served: w.served.Load(),
-			Failures: w.failures.Load(), AvgMs: float64(w.avgNanos.Load()) / 1e6, Owner: w.owner,
+			Failures: w.failures.Load(), AvgMs: float64(w.avgNanos.Load()) / 1e6, Owner: w.ownerText,
 		})
 	}
 	p50, p99 := p.stats.latency.percentiles()
-	return map[string]any{
+	doc := map[string]any{
 		"role":    "proxy",
 		"workers": workers,
 		"models":  p.reg.models(),
@@ -91,4 +97,36 @@ func (p *Proxy) Stats() any {
 		},
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
 	}
+	if pm := p.cfg.Payments; pm != nil {
+		clients, workers, totals, _ := pm.Ledger.Snapshot()
+		type clientDoc struct {
+			Deposited uint64 `json:"deposited"`
+			Charged   uint64 `json:"charged"`
+			Reserved  uint64 `json:"reserved"`
+			Available uint64 `json:"available"`
+			Stake     uint64 `json:"stake"`
+			Seqno     uint64 `json:"seqno"`
+		}
+		cd := map[string]clientDoc{}
+		for id, c := range clients {
+			cd[id.ToRaw()] = clientDoc{c.Deposited, c.Charged, c.Reserved, c.Available(), c.Stake, c.Seqno}
+		}
+		wd := map[string]ledger.Worker{}
+		for id, w := range workers {
+			wd[id.ToRaw()] = w
+		}
+		doc["payments"] = map[string]any{
+			"proxy_contract": pm.Ledger.Proxy().ToRaw(),
+			"prices":         pm.Prices(),
+			"clients":        cd,
+			"workers":        wd,
+			"charged":        totals.Charged,
+			"earned":         totals.Earned,
+			"commission":     totals.Commission,
+		}
+	}
+	if err := p.halted.get(); err != nil {
+		doc["halted"] = err.Error()
+	}
+	return doc
 }

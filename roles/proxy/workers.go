@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tonkeeper/tongo/ton"
+
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -44,13 +46,21 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 					_ = c.Close(wire.CodeBadRequest, "max_active must be positive")
 					return
 				}
+				var owner ton.AccountID
+				if p.cfg.Payments != nil {
+					var err error
+					if owner, err = ton.ParseAccountID(m.GetOwnerAddress()); err != nil {
+						_ = c.Close(wire.CodeBadRequest, fmt.Sprintf("owner_address %q is not a TON address: earnings need one", m.GetOwnerAddress()))
+						return
+					}
+				}
 				if entry != nil {
 					p.reg.remove(entry)
 				}
 				entry = &workerEntry{
 					id:   fmt.Sprintf("w%d", p.reg.seq.Add(1)),
 					conn: c, model: m.GetModel(), digest: m.GetWeightsDigest(), coefficient: m.GetCoefficient(),
-					maxActive: int64(m.GetMaxActive()), owner: m.GetOwnerAddress(),
+					maxActive: int64(m.GetMaxActive()), owner: owner, ownerText: m.GetOwnerAddress(),
 					image: peer.ImageHash.String(), attestation: peer.Label(),
 				}
 				if entry.coefficient == 0 {
@@ -61,6 +71,10 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 					Uint32("coefficient", entry.coefficient).Str("attestation", entry.attestation).Msg("worker registered")
 				if err := c.SendControl(&wire.Registered{WorkerId: entry.id}); err != nil {
 					return
+				}
+			case *wire.PaymentState:
+				if err := p.checkState(m); err != nil {
+					log.Warn().Err(err).Msg("worker's payment state refused")
 				}
 			case *wire.Unregister:
 				if entry != nil {

@@ -27,6 +27,8 @@ const (
 	TypeRegister   Type = 20
 	TypeRegistered Type = 21
 	TypeUnregister Type = 22
+
+	TypePaymentState Type = 30
 )
 
 // Raw reports whether frames of type t carry raw bytes instead of a protobuf message.
@@ -59,6 +61,8 @@ func TypeOf(m proto.Message) (Type, error) {
 		return TypeRegistered, nil
 	case *Unregister:
 		return TypeUnregister, nil
+	case *PaymentState:
+		return TypePaymentState, nil
 	}
 	return 0, fmt.Errorf("wire: no frame type for %T", m)
 }
@@ -90,6 +94,8 @@ func New(t Type) (proto.Message, error) {
 		return &Registered{}, nil
 	case TypeUnregister:
 		return &Unregister{}, nil
+	case TypePaymentState:
+		return &PaymentState{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown frame type %d", ErrMalformedFrame, t)
 }

@@ -955,6 +955,55 @@ func (x *Unregister) GetReason() string {
 	return ""
 }
 
+// PaymentState carries a payment state signed by the proxy's attested payment key: the BOC of
+// settle.SignedState (signature and state cell, the layout the proxy contract accepts). The proxy
+// sends the new client-charged and worker-earned states after each request on the control stream;
+// a client or worker sends the latest one it holds right after connecting, so that a proxy whose
+// ledger fell behind a state it signed notices and stops.
+type PaymentState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signed        []byte                 `protobuf:"bytes,1,opt,name=signed,proto3" json:"signed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentState) Reset() {
+	*x = PaymentState{}
+	mi := &file_wire_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentState) ProtoMessage() {}
+
+func (x *PaymentState) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentState.ProtoReflect.Descriptor instead.
+func (*PaymentState) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PaymentState) GetSigned() []byte {
+	if x != nil {
+		return x.Signed
+	}
+	return nil
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
@@ -1026,7 +1075,9 @@ const file_wire_proto_rawDesc = "" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"$\n" +
 	"\n" +
 	"Unregister\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*@\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"&\n" +
+	"\fPaymentState\x12\x16\n" +
+	"\x06signed\x18\x01 \x01(\fR\x06signed*@\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x13\n" +
@@ -1045,7 +1096,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_wire_proto_goTypes = []any{
 	(Kind)(0),             // 0: cocoon.wire.v1.Kind
 	(*Hello)(nil),         // 1: cocoon.wire.v1.Hello
@@ -1063,6 +1114,7 @@ var file_wire_proto_goTypes = []any{
 	(*Register)(nil),      // 13: cocoon.wire.v1.Register
 	(*Registered)(nil),    // 14: cocoon.wire.v1.Registered
 	(*Unregister)(nil),    // 15: cocoon.wire.v1.Unregister
+	(*PaymentState)(nil),  // 16: cocoon.wire.v1.PaymentState
 }
 var file_wire_proto_depIdxs = []int32{
 	0,  // 0: cocoon.wire.v1.Request.kind:type_name -> cocoon.wire.v1.Kind
@@ -1087,7 +1139,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
