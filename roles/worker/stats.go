@@ -97,5 +97,20 @@ func (w *Worker) Stats() any {
 			"completion": w.stats.tokens.completion.Load(), "reasoning": w.stats.tokens.reasoning.Load(),
 		},
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
+		"payments":   w.payments(),
 	}
+}
+
+// payments lists, per proxy payment key, the latest signed "earned" total and what was paid.
+func (w *Worker) payments() map[string]any {
+	out := map[string]any{}
+	if w.cfg.States == nil {
+		return out
+	}
+	for key, st := range w.cfg.States.All() {
+		out[key] = map[string]any{
+			"earned": st.State.Total, "seqno": st.State.Seqno, "proxy_contract": st.State.Proxy.ToRaw(),
+		}
+	}
+	return out
 }

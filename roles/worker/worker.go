@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/paystate"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/transport"
@@ -29,6 +30,8 @@ type Config struct {
 	HealthInterval time.Duration // how often the engine is checked; zero: 2s
 	StatsListen    string        // HTTP address of /healthz, /stats, /jsonstats; empty: none
 	Backoff        redial.Backoff
+	// States keeps the latest "earned" state each proxy signed; nil when payments are off.
+	States *paystate.Store
 }
 
 // Worker serves inference requests from proxies.
