@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/roles/internal/paystate"
 	"github.com/cocoon-network/cocoon/transport"
 )
 
@@ -32,6 +33,8 @@ type Config struct {
 	MaxBodyBytes   int64         // request body limit; 0 = 4 MiB
 	MaxCoefficient uint32        // highest worker price coefficient accepted (1000 = 1.0x); 0 = any
 	RequestTimeout time.Duration // whole-request timeout; 0 = 10m
+	// States keeps the latest "charged" state each proxy signed; nil when payments are off.
+	States *paystate.Store
 }
 
 func (c *Config) validate() error {
@@ -165,6 +168,8 @@ func (c *Client) Run(ctx context.Context) error {
 	for _, p := range c.proxies {
 		wg.Go(func() { c.keep(ctx, p) })
 	}
+	// Certificates are short-lived: replace ours before it expires; live connections are unaffected.
+	wg.Go(func() { _ = c.tc.Identity.Run(ctx, c.log) })
 
 	srv := &http.Server{
 		Handler:           c.routes(),

@@ -160,11 +160,26 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// Proxies have nothing to tell clients on the control stream yet; drain it so that pings keep
-	// being answered. The channel closes when the connection ends.
+	// The proxy sends the new signed "charged" total after each request; keep the latest. Show it
+	// the one we hold first, so a proxy whose ledger was rolled back notices before it signs again.
+	proxyKey := conn.Peer().Claims.PaymentKey
+	if c.cfg.States != nil && proxyKey != nil {
+		if st, ok := c.cfg.States.Latest(proxyKey); ok {
+			if b, err := st.MarshalBinary(); err == nil {
+				_ = conn.SendControl(&wire.PaymentState{Signed: b})
+			}
+		}
+	}
 	wg.Go(func() {
 		for m := range conn.Control() {
-			c.log.Debug().Str("proxy", p.addr).Type("message", m).Msg("ignored control message")
+			ps, ok := m.(*wire.PaymentState)
+			if !ok || c.cfg.States == nil || proxyKey == nil {
+				c.log.Debug().Str("proxy", p.addr).Type("message", m).Msg("ignored control message")
+				continue
+			}
+			if _, err := c.cfg.States.Accept(proxyKey, ps.GetSigned()); err != nil {
+				c.log.Warn().Str("proxy", p.addr).Err(err).Msg("payment state refused")
+			}
 		}
 	})
 	ping := func() {

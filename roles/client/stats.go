@@ -171,6 +171,14 @@ type statsJSON struct {
 	Head     percentiles  `json:"time_to_head_ms"`
 	Tokens   tokenTotals  `json:"tokens"`
 	Cost     uint64       `json:"total_cost_nanoton"`
+	// Payments: per proxy payment key, the latest signed "charged" total.
+	Payments map[string]paymentStats `json:"payments"`
+}
+
+type paymentStats struct {
+	ProxyContract string `json:"proxy_contract"`
+	Charged       uint64 `json:"charged"`
+	Seqno         uint64 `json:"seqno"`
 }
 
 type proxyStats struct {
@@ -194,7 +202,12 @@ type requestStats struct {
 }
 
 func (c *Client) snapshot() statsJSON {
-	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Proxies: []proxyStats{}}
+	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Proxies: []proxyStats{}, Payments: map[string]paymentStats{}}
+	if c.cfg.States != nil {
+		for key, st := range c.cfg.States.All() {
+			out.Payments[key] = paymentStats{ProxyContract: st.State.Proxy.ToRaw(), Charged: st.State.Total, Seqno: st.State.Seqno}
+		}
+	}
 	for _, p := range c.proxies {
 		p.mu.Lock()
 		ps := proxyStats{Address: p.addr, Connected: p.conn != nil, Connects: p.connects, LastError: p.lastErr}
