@@ -131,7 +131,7 @@ func (v *Verifier) Verify(ev Evidence) (*Peer, error) {
 	if p := v.cached(key, now); p != nil {
 		return p, nil
 	}
-	p, err := v.verify(ev, now)
+	p, _, err := v.verify(ev, now, false)
 	if err != nil {
 		return nil, err
 	}
@@ -139,43 +139,58 @@ func (v *Verifier) Verify(ev Evidence) (*Peer, error) {
 	return p, nil
 }
 
-func (v *Verifier) verify(ev Evidence, now time.Time) (*Peer, error) {
+// ExamineEvidence verifies ev like Verify, without the cache, and reports what each check of its
+// quote found, also when one fails (the report is nil when there is no quote or it does not
+// parse). With skipCollateral only the quote's signature chain is checked.
+func (v *Verifier) ExamineEvidence(ev Evidence, skipCollateral bool) (*Peer, *Report, error) {
+	return v.verify(ev, v.now(), skipCollateral)
+}
+
+func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Peer, *Report, error) {
 	claims, err := DecodeClaims(ev.Claims)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var rep *Report
+	if ev.Quote != nil {
+		q, err := ParseQuote(ev.Quote)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep = &Report{Quote: q}
 	}
 	if !bytes.Equal(claims.PublicKey, ev.Key) {
-		return nil, ErrKeyMismatch
+		return nil, rep, ErrKeyMismatch
 	}
 	rp, err := v.policy.checkRole(claims.Role, ev.Quote != nil)
 	if err != nil {
-		return nil, err
+		return nil, rep, err
 	}
 	peer := &Peer{Claims: claims, NotAfter: ev.NotAfter}
 	if ev.Quote == nil {
-		return peer, nil
+		return peer, nil, nil
 	}
-	q, err := ParseQuote(ev.Quote)
-	if err != nil {
-		return nil, err
-	}
-	rep := &Report{Quote: q}
-	if err := v.checkQuote(rep, now, false); err != nil {
-		return nil, err
+	q := rep.Quote
+	if err := v.checkQuote(rep, now, skipCollateral); err != nil {
+		return nil, rep, err
 	}
 	if q.ReportData != ReportData(ev.Claims) {
-		return nil, ErrReportDataMismatch
+		return nil, rep, ErrReportDataMismatch
 	}
 	if err := v.judge(rep, now, func() error { return v.policy.checkImage(rp, claims, &q.Measurements) }); err != nil {
-		return nil, err
+		return nil, rep, err
 	}
 	peer.Quoted = true
 	peer.Simulated = rep.Simulated
 	peer.Measurements = q.Measurements
 	peer.ImageHash = q.Measurements.ImageHash()
-	peer.TCBStatus = string(rep.TCB.Status)
-	peer.collateralNextUpdate = rep.Collateral.NextUpdate()
-	return peer, nil
+	if rep.TCB != nil {
+		peer.TCBStatus = string(rep.TCB.Status)
+	}
+	if rep.Collateral != nil {
+		peer.collateralNextUpdate = rep.Collateral.NextUpdate()
+	}
+	return peer, rep, nil
 }
 
 // Report is everything verification established about one quote, in the order it was checked;
@@ -504,5 +519,5 @@ func (v *Verifier) VerifyQuote(raw []byte) (*Peer, error) {
 	}
 	q := rep.Quote
 	return &Peer{Quoted: true, Simulated: rep.Simulated, Measurements: q.Measurements, ImageHash: q.Measurements.ImageHash(),
-		TCBStatus: string(rep.TCB.Status)}, nil
+		TCBStatus: string(rep.TCB.Status), collateralNextUpdate: rep.Collateral.NextUpdate()}, nil
 }

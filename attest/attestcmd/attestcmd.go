@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest"
@@ -156,8 +158,17 @@ func parseAnyTime(der []byte) (*transport.RACert, error) {
 	return rc, err
 }
 
-// Inspect prints what a certificate or quote says about itself, without judging it.
-func Inspect(path, simDir string, stdout io.Writer) error {
+// InspectOptions are the options of `cocoon attest inspect`.
+type InspectOptions struct {
+	SimDir string
+	// EventLog is a CC event log (the ACPI CCEL table's data) to replay against the quote's RTMRs.
+	EventLog string
+}
+
+// Inspect prints what a certificate or quote says about itself, without judging it. Given an
+// event log, it also shows which events produced each RTMR and whether the replay matches.
+func Inspect(path string, o InspectOptions, stdout io.Writer) error {
+	simDir := o.SimDir
 	ev, err := ReadEvidence(path)
 	if err != nil {
 		return err
@@ -208,10 +219,67 @@ func Inspect(path, simDir string, stdout io.Writer) error {
 		w(fmt.Sprintf("RTMR%d", i), "%s", hex.EncodeToString(r[:]))
 	}
 	w("MRSEAM", "%s", hex.EncodeToString(m.MRSeam[:]))
-	w("TD attributes", "%s (debug %s)", hex.EncodeToString(m.TDAttributes[:]), onOff(m.Debug()))
+	w("TD attributes", "%s (%s; debug %s)", hex.EncodeToString(m.TDAttributes[:]), attest.TDAttributeNames(m.TDAttributes), onOff(m.Debug()))
 	w("XFAM", "%s", hex.EncodeToString(m.XFAM[:]))
+	w("TEE TCB SVN", "%s", hex.EncodeToString(q.TeeTCBSVN[:]))
 	w("image hash", "%s", m.ImageHash())
+	if o.EventLog == "" {
+		return nil
+	}
+	return replayLog(o.EventLog, m, stdout)
+}
+
+// replayLog prints the events of a CC event log by RTMR and compares the replay with the quote.
+func replayLog(path string, m *attest.Measurements, stdout io.Writer) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read event log: %w", err)
+	}
+	events, err := attest.ParseEventLog(raw)
+	if err != nil {
+		return err
+	}
+	replay := attest.ReplayRTMRs(events)
+	mismatch := 0
+	fmt.Fprintf(stdout, "\nevent log      %s: %d events\n", path, len(events))
+	for r := range replay {
+		ok := replay[r] == m.RTMR[r]
+		if !ok {
+			mismatch++
+		}
+		fmt.Fprintf(stdout, "RTMR%d          replay %s\n", r, matchWord(ok))
+		for i := range events {
+			e := &events[i]
+			if e.RTMR() != r {
+				continue
+			}
+			fmt.Fprintf(stdout, "  #%-4d %-34s %s  %s\n", i, e.TypeName(), hex.EncodeToString(e.Digest[:8]), eventText(e.Data))
+		}
+	}
+	if mismatch > 0 {
+		return fmt.Errorf("event log replay does not match %d RTMR(s) of the quote", mismatch)
+	}
 	return nil
+}
+
+// eventText shows an event's data when it is text (UEFI action strings, command lines), else its size.
+func eventText(d []byte) string {
+	const max = 60
+	t := strings.TrimRight(string(d), "\x00")
+	printable := len(t) > 0
+	for _, r := range t {
+		if r < 0x20 || r > 0x7e {
+			printable = false
+			break
+		}
+	}
+	if !printable {
+		return fmt.Sprintf("(%d bytes)", len(d))
+	}
+	if len(t) > max {
+		t = t[:max] + "…"
+	}
+	return strconv.Quote(t)
 }
 
 func rootLabel(q *attest.Quote, simDir string) string {
@@ -240,61 +308,6 @@ func onOff(b bool) string {
 		return "ON"
 	}
 	return "off"
-}
-
-// VerifyOptions are the options of `cocoon attest verify`.
-type VerifyOptions struct {
-	Policy         *attest.Policy // nil: every role, any image
-	AllowSimulated bool
-	SimDir         string
-}
-
-// Verify verifies a certificate or quote; it returns nil only when everything required passed.
-func Verify(path string, o VerifyOptions, stdout io.Writer) error {
-	ev, err := ReadEvidence(path)
-	if err != nil {
-		return err
-	}
-	policy := anyImagePolicy()
-	if o.Policy != nil {
-		policy = *o.Policy
-	}
-	if o.AllowSimulated {
-		policy.AllowSimulated = true
-	}
-	roots := []attest.TrustedRoot{attest.IntelRoot(nil)}
-	// The development root is known even when not allowed, so that a simulated quote is refused as
-	// simulated rather than as signed by a stranger; the policy decides whether it passes.
-	if r, err := sim.OpenPublic(o.SimDir); err == nil {
-		roots = append(roots, attest.SimulatedRoot(r))
-	} else if policy.AllowSimulated && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("load development root of trust: %w", err)
-	}
-	v, err := attest.NewVerifier(attest.VerifierConfig{Roots: roots, Policy: policy, CacheTTL: -1})
-	if err != nil {
-		return err
-	}
-	if ev.Cert == nil {
-		p, err := v.VerifyQuote(ev.Quote.Raw)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "OK %s quote, image %s\n", p.Label(), p.ImageHash)
-		return nil
-	}
-	if _, err := transport.ParseCertificate([][]byte{ev.Cert.X509.Raw}, time.Now(), 0); err != nil {
-		return err
-	}
-	p, err := v.Verify(ev.Cert.Evidence())
-	if err != nil {
-		return err
-	}
-	if p.Quoted {
-		fmt.Fprintf(stdout, "OK %s %s, image %s\n", p.Label(), p.Claims.Role, p.ImageHash)
-	} else {
-		fmt.Fprintf(stdout, "OK unattested %s (allowed without a quote by policy)\n", p.Claims.Role)
-	}
-	return nil
 }
 
 func anyImagePolicy() attest.Policy {

@@ -4,7 +4,9 @@
 package attesttest
 
 import (
+	"bytes"
 	"crypto/sha512"
+	"encoding/binary"
 	"sync"
 	"testing"
 
@@ -77,4 +79,26 @@ func Claims(role attest.Role) attest.Claims {
 		c.WeightsDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 	}
 	return c
+}
+
+// EventLog encodes events as a crypto-agile CC event log with SHA-384 digests, as TDX firmware
+// writes it, followed by 0xFF padding as in the CCEL area.
+func EventLog(events []attest.Event) []byte {
+	le32 := func(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+	le16 := func(b []byte, v uint16) []byte { return binary.LittleEndian.AppendUint16(b, v) }
+	spec := append([]byte("Spec ID Event03\x00"), 0, 0, 0, 0, 0, 2, 0, 2) // platform class, version 2.0, errata, uintn size
+	spec = le32(spec, 1)
+	spec = le16(le16(spec, 0x000c), 48)
+	spec = append(spec, 0) // no vendor info
+	var b []byte
+	b = le32(le32(b, 0), 3) // MR 0, EV_NO_ACTION
+	b = append(b, make([]byte, 20)...)
+	b = append(le32(b, uint32(len(spec))), spec...)
+	for _, e := range events {
+		b = le32(le32(b, e.MRIndex), e.Type)
+		b = le16(le32(b, 1), 0x000c)
+		b = append(b, e.Digest[:]...)
+		b = append(le32(b, uint32(len(e.Data))), e.Data...)
+	}
+	return append(b, bytes.Repeat([]byte{0xff}, 64)...)
 }

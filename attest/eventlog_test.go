@@ -1,0 +1,74 @@
+package attest_test
+
+import (
+	"crypto/sha512"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attesttest"
+	"github.com/cocoon-network/cocoon/attest/sim"
+)
+
+func logEvents() []attest.Event {
+	var events []attest.Event
+	for i, name := range []string{"TDVF config", "kernel", "initrd", "cmdline", "app"} {
+		e := attest.Event{MRIndex: uint32(i%4 + 1), Type: 0x80000001, Data: []byte(name)}
+		e.Digest = sha512.Sum384([]byte(name))
+		events = append(events, e)
+	}
+	// EV_NO_ACTION extends nothing.
+	return append(events, attest.Event{MRIndex: 2, Type: 3, Data: []byte("marker")})
+}
+
+func TestEventLogReplay(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	events := logEvents()
+	parsed, err := attest.ParseEventLog(attesttest.EventLog(events))
+	require.NoError(err)
+	require.Len(parsed, len(events))
+	assert.Equal("EV_EFI_VARIABLE_DRIVER_CONFIG", parsed[0].TypeName())
+	assert.Equal(-1, parsed[5].RTMR())
+
+	var want [4][48]byte
+	for _, e := range events[:5] {
+		j := int(e.MRIndex) - 1
+		want[j] = sim.Extend(want[j], e.Digest[:])
+	}
+	assert.Equal(want, attest.ReplayRTMRs(parsed))
+}
+
+func TestEventLogRefusals(t *testing.T) {
+	good := attesttest.EventLog(logEvents())
+	testCases := map[string][]byte{
+		"empty":          {},
+		"not agile":      append([]byte{0, 0, 0, 0, 1, 0, 0, 0}, good[8:]...),
+		"truncated":      good[:len(good)-64-10],
+		"huge data size": append(good[:len(good)-64-4-len("marker")], 0xff, 0xff, 0xff, 0x7f),
+	}
+	for name, raw := range testCases {
+		t.Run(name, func(t *testing.T) {
+			_, err := attest.ParseEventLog(raw)
+			require.ErrorContains(t, err, "parse event log")
+		})
+	}
+}
+
+func FuzzParseEventLog(f *testing.F) {
+	f.Add(attesttest.EventLog(logEvents()))
+	f.Add(attesttest.EventLog(nil))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		events, err := attest.ParseEventLog(raw)
+		if err != nil {
+			return
+		}
+		_ = attest.ReplayRTMRs(events)
+		for _, e := range events {
+			_ = fmt.Sprint(e.TypeName(), e.RTMR())
+		}
+	})
+}
