@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			clientCommand(),
 			askCommand(),
 			demoCommand(),
+			benchCommand(),
 			attestCommand(),
 			{
 				Name:  "version",
