@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,7 +47,7 @@ func proxyCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			p, err := buildProxy(cfg, log)
+			p, err := buildProxy(cfg, log, nil)
 			if err != nil {
 				return err
 			}
@@ -55,16 +56,25 @@ func proxyCommand() *cli.Command {
 	}
 }
 
-func buildProxy(cfg config.Config, log zerolog.Logger) (*proxy.Proxy, error) {
+// buildProxy builds a proxy; with m it meters and charges every request.
+func buildProxy(cfg config.Config, log zerolog.Logger, m *money) (*proxy.Proxy, error) {
 	log = log.With().Str("role", "proxy").Logger()
-	tc, err := cfg.Transport(attest.RoleProxy, attest.Claims{}, version, log)
+	var claims attest.Claims
+	pc := proxy.Config{
+		Listen: cfg.Proxy.Listen, StatsListen: cfg.Proxy.StatsListen,
+		RequestTimeout: time.Duration(cfg.Proxy.RequestTimeout), MaxAttempts: cfg.Proxy.MaxAttempts,
+	}
+	if m != nil {
+		// The payment key is named in the attested claims: clients and workers check the states
+		// they receive against it, and the proxy contract is bound to it.
+		pc.Payments = m.payments()
+		claims.PaymentKey = pc.Payments.PaymentKey
+	}
+	tc, err := cfg.Transport(attest.RoleProxy, claims, version, log)
 	if err != nil {
 		return nil, err
 	}
-	return proxy.New(proxy.Config{
-		Listen: cfg.Proxy.Listen, StatsListen: cfg.Proxy.StatsListen,
-		RequestTimeout: time.Duration(cfg.Proxy.RequestTimeout), MaxAttempts: cfg.Proxy.MaxAttempts,
-	}, tc, log)
+	return proxy.New(pc, tc, log)
 }
 
 func workerCommand() *cli.Command {
@@ -78,7 +88,7 @@ func workerCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			w, err := buildWorker(cfg, log)
+			w, err := buildWorker(cfg, log, nil)
 			if err != nil {
 				return err
 			}
@@ -124,7 +134,8 @@ func engineFor(cfg config.Config, log zerolog.Logger) (gpu.Engine, string, error
 	return e, digest, nil
 }
 
-func buildWorker(cfg config.Config, log zerolog.Logger) (*worker.Worker, error) {
+// buildWorker builds a worker; with m it earns into the demo worker wallet and keeps its states.
+func buildWorker(cfg config.Config, log zerolog.Logger, m *money) (*worker.Worker, error) {
 	log = log.With().Str("role", "worker").Logger()
 	engine, digest, err := engineFor(cfg, log)
 	if err != nil {
@@ -135,10 +146,14 @@ func buildWorker(cfg config.Config, log zerolog.Logger) (*worker.Worker, error) 
 	if err != nil {
 		return nil, err
 	}
-	return worker.New(worker.Config{
+	c := worker.Config{
 		Proxies: wc.Proxies, Model: wc.Model, WeightsDigest: digest, Coefficient: wc.Coefficient,
 		MaxActive: wc.MaxActive, OwnerAddress: wc.OwnerAddress, StatsListen: wc.StatsListen,
-	}, engine, tc, log)
+	}
+	if m != nil {
+		c.OwnerAddress, c.States = m.workerAcct.ToRaw(), m.workerStates
+	}
+	return worker.New(c, engine, tc, log)
 }
 
 func clientCommand() *cli.Command {
@@ -152,7 +167,7 @@ func clientCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			cl, err := buildClient(cfg, log)
+			cl, err := buildClient(cfg, log, nil)
 			if err != nil {
 				return err
 			}
@@ -161,17 +176,27 @@ func clientCommand() *cli.Command {
 	}
 }
 
-func buildClient(cfg config.Config, log zerolog.Logger) (*client.Client, error) {
+// buildClient builds a client; with m it pays from the demo client wallet, whose key is also its
+// certificate key, and keeps its states.
+func buildClient(cfg config.Config, log zerolog.Logger, m *money) (*client.Client, error) {
 	log = log.With().Str("role", "client").Logger()
-	tc, err := cfg.Transport(attest.RoleClient, attest.Claims{}, version, log)
+	var keys []ed25519.PrivateKey
+	if m != nil {
+		keys = append(keys, m.clientKey)
+	}
+	tc, err := cfg.Transport(attest.RoleClient, attest.Claims{}, version, log, keys...)
 	if err != nil {
 		return nil, err
 	}
 	cc := cfg.Client
-	return client.New(client.Config{
+	c := client.Config{
 		Proxies: cc.Proxies, Listen: cc.Listen, APIToken: cc.APIToken, MaxBodyBytes: cc.MaxBodyBytes,
 		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout),
-	}, tc, log)
+	}
+	if m != nil {
+		c.States = m.clientStates
+	}
+	return client.New(c, tc, log)
 }
 
 func askCommand() *cli.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,10 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/client"
+	"github.com/cocoon-network/cocoon/settle/chaincmd"
 )
 
 // samplePrompt is what the demo asks once everything is up.
@@ -91,7 +95,26 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p, err := buildProxy(cfg, log)
+	// The local chain: registry, the proxy's contract, funded wallets, the client's deposit.
+	digest, err := attest.ExecutableDigest()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	proxyImage := attest.SimulatedMeasurements(digest, attest.RoleProxy, cfg.Digest("proxy"))
+	workerImage := attest.SimulatedMeasurements(digest, attest.RoleWorker, cfg.Digest("worker"))
+	_, weights, err := engineFor(cfg, zerolog.Nop())
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	m, err := setupMoney(ctx, o.data, proxyImage.ImageHash(), workerImage.ImageHash(), weights)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer m.close()
+	m.watch(ctx, log)
+	fmt.Fprintf(out, "Local chain: registry %s, proxy contract %s, client deposit %s TON\n",
+		m.net.Registry.ToHuman(true, true), m.net.Proxy.ToHuman(true, true), chaincmd.FormatTON(demoDeposit))
+	p, err := buildProxy(cfg, log, m)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -114,11 +137,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		return fmt.Errorf("demo: proxy did not start: %w", firstErr(done))
 	}
 	cfg.Worker.Proxies, cfg.Client.Proxies = []string{paddr.String()}, []string{paddr.String()}
-	w, err := buildWorker(cfg, log)
+	w, err := buildWorker(cfg, log, m)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	cl, err := buildClient(cfg, log)
+	cl, err := buildClient(cfg, log, m)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -134,6 +157,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err := waitReady(ctx, workerRegistered, done); err != nil {
 		return fmt.Errorf("demo: worker did not register: %w", err)
 	}
+	if err := waitReady(ctx, m.deposited, done); err != nil {
+		return fmt.Errorf("demo: the client's deposit did not reach the proxy: %w", err)
+	}
 	var urls demoURLs
 	caddr := cl.Addr()
 	urls.Client.API = "http://" + caddr.String() + "/v1"
@@ -148,6 +174,25 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n> %s\n\n", samplePrompt)
 	askErr := client.Ask(ctx, client.AskOptions{ClientURL: "http://" + caddr.String(), Prompt: samplePrompt}, nil, out, out)
+	if askErr == nil {
+		// The signed states reach client and worker right after the answer; wait for them, then
+		// settle on chain as either party may at any time.
+		held := func() error {
+			pay := m.payKey.Public().(ed25519.PublicKey)
+			if _, ok := m.workerStates.Latest(pay); !ok {
+				return errors.New("worker has no state yet")
+			}
+			if _, ok := m.clientStates.Latest(pay); !ok {
+				return errors.New("client has no state yet")
+			}
+			return nil
+		}
+		if err := waitReady(ctx, held, done); err != nil {
+			askErr = fmt.Errorf("payment states: %w", err)
+		} else if err := m.settleOnChain(ctx, out); err != nil {
+			askErr = fmt.Errorf("settle on chain: %w", err)
+		}
+	}
 	fmt.Fprintf(out, "\nOpenAI base URL:  %s   (any API key; or none)\n", urls.Client.API)
 	fmt.Fprintf(out, "Ask from a shell: cocoon ask --client http://%s \"your question\"\n", caddr)
 	fmt.Fprintf(out, "Stats:            %s  %s  %s\n", urls.Client.Stats, urls.Proxy.Stats, urls.Worker.Stats)

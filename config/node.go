@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +16,10 @@ import (
 
 // Transport builds a role's attested transport: its identity (certificate, quote, claims), the
 // verifier with its trusted roots and policy, and the roles it accepts on the other end.
-func (c *Config) Transport(role attest.Role, claims attest.Claims, version string, log zerolog.Logger) (transport.Config, error) {
+//
+// key, when given, signs every certificate (a client's wallet key); otherwise each certificate
+// gets a fresh key.
+func (c *Config) Transport(role attest.Role, claims attest.Claims, version string, log zerolog.Logger, key ...ed25519.PrivateKey) (transport.Config, error) {
 	claims.Role, claims.Version = role, version
 	claims.ConfigDigest = c.Digest(string(role))
 
@@ -63,8 +67,11 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	if err != nil {
 		return transport.Config{}, err
 	}
-	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims, Quoter: quoter,
-		Validity: time.Duration(c.Attestation.CertValidity)})
+	idc := transport.IdentityConfig{Claims: claims, Quoter: quoter, Validity: time.Duration(c.Attestation.CertValidity)}
+	if len(key) > 0 {
+		idc.Key = key[0]
+	}
+	id, err := transport.NewIdentity(idc)
 	if err != nil {
 		return transport.Config{}, fmt.Errorf("make %s certificate: %w", role, err)
 	}

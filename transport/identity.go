@@ -20,6 +20,9 @@ type IdentityConfig struct {
 	Quoter   attest.Quoter // nil for clients
 	Validity time.Duration // zero: MaxCertValidity
 	Now      func() time.Time
+	// Key, when set, signs every certificate instead of a fresh key each time: a client's key is its
+	// wallet key, which is how a proxy knows whose deposit pays (clients have no quote to rotate).
+	Key ed25519.PrivateKey
 }
 
 // Identity holds a node's current RA-TLS certificate and replaces it before it expires. Each
@@ -59,9 +62,12 @@ func (id *Identity) Certificate() *tls.Certificate {
 
 // Rotate replaces the certificate with a new one (new key, new quote).
 func (id *Identity) Rotate() error {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate certificate key: %w", err)
+	key := id.cfg.Key
+	if key == nil {
+		var err error
+		if _, key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			return fmt.Errorf("generate certificate key: %w", err)
+		}
 	}
 	cert, err := NewCertificate(CertOptions{Key: key, Claims: id.cfg.Claims, Quoter: id.cfg.Quoter,
 		Validity: id.cfg.Validity, Now: id.cfg.Now()})

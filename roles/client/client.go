@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
-	"github.com/cocoon-network/cocoon/roles/internal/paystate"
+	"github.com/cocoon-network/cocoon/settle/paystate"
 	"github.com/cocoon-network/cocoon/transport"
 )
 

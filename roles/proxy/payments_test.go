@@ -197,7 +197,7 @@ func TestThousandPaidRequests(t *testing.T) {
 				if st.State.Seqno == 1000 {
 					return st
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatalf("states stopped at seqno %d", st.State.Seqno)
 			}
 		}

@@ -36,7 +36,7 @@ func tconfig(t *testing.T, role attest.Role, model string) transport.Config {
 	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims, Quoter: q})
 	require.NoError(t, err)
 	return transport.Config{Identity: id, Verifier: attesttest.Verifier(t, attesttest.OpenPolicy()),
-		Log: zerolog.New(zerolog.NewTestWriter(t)), PingInterval: 100 * time.Millisecond, PingTimeout: time.Second}
+		Log: zerolog.New(zerolog.NewTestWriter(t)), PingInterval: 200 * time.Millisecond, PingTimeout: 10 * time.Second}
 }
 
 func startProxy(t *testing.T) (*Proxy, string) {

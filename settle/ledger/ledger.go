@@ -172,13 +172,14 @@ func (l *Ledger) persist(client, worker *ton.AccountID) error {
 	})
 }
 
-// Deposit records a client's cumulative deposit and stake as seen on chain. Totals only grow, so
-// seeing the same deposit twice changes nothing.
+// Deposit records what a client can be charged in all, as the proxy contract says: its balance
+// plus what was already charged on chain (a withdrawal lowers it). Seeing the same figures twice
+// changes nothing.
 func (l *Ledger) Deposit(client ton.AccountID, deposited, stake uint64) error {
 	l.mu.Lock()
 	c := l.client(client)
-	changed := deposited > c.Deposited || stake != c.Stake
-	c.Deposited = max(c.Deposited, deposited)
+	changed := deposited != c.Deposited || stake != c.Stake
+	c.Deposited = deposited
 	c.Stake = stake
 	l.mu.Unlock()
 	if !changed {

@@ -168,9 +168,11 @@ func TestDepositIdempotent(t *testing.T) {
 	client := account(1)
 	require.NoError(t, l.Deposit(client, 500, 50))
 	require.NoError(t, l.Deposit(client, 500, 50))
-	require.NoError(t, l.Deposit(client, 400, 50))
 	c, err := l.Client(client)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(500), c.Deposited)
 	assert.Equal(t, uint64(500), c.Available())
+	require.NoError(t, l.Deposit(client, 400, 50)) // a withdrawal on chain
+	c, err = l.Client(client)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(400), c.Available())
 }
