@@ -24,7 +24,7 @@ type pccs struct {
 	hits atomic.Int64
 }
 
-func newPCCS(t *testing.T) *pccs {
+func newPCCS(t testing.TB) *pccs {
 	t.Helper()
 	p := &pccs{}
 	routes := map[string]tdxtesting.HTTPResponse{}

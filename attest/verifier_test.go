@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-tdx-guest/pcs"
+	tdxtesting "github.com/google/go-tdx-guest/testing"
+	"github.com/google/go-tdx-guest/verify/trust"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -192,30 +194,6 @@ func TestIntelRootPinned(t *testing.T) {
 	assert.False(t, r.Simulated)
 }
 
-func BenchmarkVerify(b *testing.B) {
-	ev := evidence(b, attest.RoleWorker, attesttest.Quoter(b, attesttest.Measurements(attest.RoleWorker)))
-	b.Run("first", func(b *testing.B) {
-		v, err := attest.NewVerifier(attest.VerifierConfig{
-			Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
-		require.NoError(b, err)
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := v.Verify(ev); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("cached", func(b *testing.B) {
-		v := attesttest.Verifier(b, attesttest.OpenPolicy())
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := v.Verify(ev); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
 // go-tdx-guest accepts only UpToDate; the policy may accept lesser statuses it lists, and only those.
 func TestVerifyTCBStatusPolicy(t *testing.T) {
 	testCases := map[string]struct {
@@ -333,4 +311,59 @@ func TestVerifySimulatedRefusedWhenRealTDXRequired(t *testing.T) {
 	require.ErrorIs(t, err, attest.ErrSimulatedNotAllowed)
 	require.ErrorContains(t, err, "SIMULATED")
 	require.ErrorContains(t, err, "requires real TDX")
+}
+
+// BenchmarkVerify measures a handshake's verification: a simulated quote through the whole path
+// (first: nothing cached; cached: the verifier's result cache), and go-tdx-guest's recorded Intel
+// quote with its recorded collateral (chain only; collateral from the in-memory cache; collateral
+// fetched from a local PCCS every time). The recorded quote's platform matches no TCB level of the
+// recorded TCB info, so those runs end in ErrTCBStatus after every signature and collateral check.
+func BenchmarkVerify(b *testing.B) {
+	ev := evidence(b, attest.RoleWorker, attesttest.Quoter(b, attesttest.Measurements(attest.RoleWorker)))
+	b.Run("simulated/first", func(b *testing.B) {
+		v, err := attest.NewVerifier(attest.VerifierConfig{
+			Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
+		require.NoError(b, err)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.Verify(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("simulated/cached", func(b *testing.B) {
+		v := attesttest.Verifier(b, attesttest.OpenPolicy())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.Verify(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	quote := intelQuote()
+	intel := func(b *testing.B, getter func() trust.HTTPSGetter, skip bool, want error) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v := intelVerifier(b, anyImage(), recordedAt, getter())
+			if _, err := v.Examine(quote, skip); !errors.Is(err, want) {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("intel-recorded/chain-only", func(b *testing.B) {
+		intel(b, func() trust.HTTPSGetter { return failingGetter{} }, true, nil)
+	})
+	b.Run("intel-recorded/collateral-cached", func(b *testing.B) {
+		g, err := attest.NewCollateralGetter(attest.CollateralConfig{HTTP: tdxtesting.TestGetter})
+		require.NoError(b, err)
+		intel(b, func() trust.HTTPSGetter { return g }, false, attest.ErrTCBStatus)
+	})
+	b.Run("intel-recorded/collateral-fetched", func(b *testing.B) {
+		srv := newPCCS(b)
+		intel(b, func() trust.HTTPSGetter {
+			g, err := attest.NewCollateralGetter(attest.CollateralConfig{URL: srv.URL})
+			require.NoError(b, err)
+			return g
+		}, false, attest.ErrTCBStatus)
+	})
 }
