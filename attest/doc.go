@@ -4,15 +4,30 @@
 // for workers, the model it serves). The claims are encoded canonically and their SHA-512 becomes the
 // 64 bytes of REPORT_DATA in a TDX quote, so a quote vouches for exactly one certificate key.
 //
-// Quotes come from a Quoter: the TDX guest device inside a confidential VM, or the simulator in
-// attest/sim, whose development root of trust signs quotes in the real TDX v4 layout. Both kinds are
-// checked by the same Verifier, which runs go-tdx-guest's verification against a trusted root and its
-// collateral and then applies a Policy (allowed image hashes and roles, debug TDs refused, simulated
-// roots refused unless allowed). Every rejection wraps one of the sentinel errors in errors.go.
+// Quotes come from a Quoter: TDXQuoter inside a confidential VM (configfs-tsm, else /dev/tdx_guest),
+// or the simulator in attest/sim, whose development root of trust signs quotes in the real TDX v4
+// layout and serves its own collateral. Both kinds are checked by the same Verifier:
+//
+//  1. go-tdx-guest verifies the PCK chain up to the trusted root (the Intel SGX Root CA, pinned by
+//     key in this package), the QE report signature, the attestation key's binding and the quote
+//     signature; then the collateral (TCB info, QE identity, PCK CRL, root CA CRL: signatures,
+//     expiry) and revocation of every certificate involved.
+//  2. The TCB levels of the platform, the TDX module and the quoting enclave are evaluated here,
+//     from the collateral go-tdx-guest verified and with its matching rules, because go-tdx-guest
+//     accepts UpToDate only while a policy may also list SWHardeningNeeded or ConfigurationNeeded.
+//  3. The Policy decides: debug TDs refused, TD attributes, XFAM, MRSEAM, minimum TEE TCB SVN;
+//     per role the image hash, MRTD and RTMR sets (and model digests for workers); collateral age;
+//     TCB status; simulated roots refused unless allowed.
+//
+// Every rejection wraps one of the sentinel errors in errors.go. Collateral comes through a
+// CollateralGetter: Intel PCS or a PCCS, cached on disk until each document's own next-update
+// time, usable offline from that cache or a bundle file. Quote v5 (TDX 1.5 modules) is refused with
+// ErrQuoteVersion: go-tdx-guest v0.3.1, the newest release, verifies v4 only.
 //
 // The image hash of a TD is SHA-256(MRTD || RTMR0 || RTMR1 || RTMR2 || RTMR3): the firmware and
 // everything the boot chain measured. Simulated TDs derive those registers from what they stand for
 // (see SimulatedMeasurements), so a different binary, role or configuration gives a different hash.
+// ParseEventLog and ReplayRTMRs show which CC event log entries produced each RTMR.
 //
 // attest never imports transport: it deals in bytes and keys, not connections.
 package attest

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,4 +228,20 @@ func selfSignedIntelLookalike(t testing.TB) *x509.Certificate {
 	require.NoError(t, err)
 	require.Equal(t, pkix.Name(intel.Subject).String(), c.Subject.String())
 	return c
+}
+
+// testdata/tdx/policy.json, written for the recorded quote, admits it as a proxy on everything but
+// its TCB status.
+func TestExamplePolicy(t *testing.T) {
+	require := require.New(t)
+	p, err := attest.LoadPolicy("../testdata/tdx/policy.json")
+	require.NoError(err)
+	rep, err := intelVerifier(t, p, recordedAt, tdxtesting.TestGetter).Examine(intelQuote(), false)
+	require.ErrorIs(err, attest.ErrTCBStatus)
+	require.True(rep.ChainVerified)
+
+	p.Roles[attest.RoleProxy] = attest.RolePolicy{MRTDs: []string{strings.Repeat("00", 48)}}
+	p.Roles[attest.RoleWorker] = attest.RolePolicy{MRTDs: []string{strings.Repeat("00", 48)}}
+	_, err = intelVerifier(t, p, recordedAt, tdxtesting.TestGetter).Examine(intelQuote(), false)
+	require.ErrorIs(err, attest.ErrMeasurementMismatch)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -226,13 +227,26 @@ func (v *Verifier) Examine(raw []byte, skipCollateral bool) (*Report, error) {
 		return rep, err
 	}
 	err = v.judge(rep, now, func() error {
-		var last error = fmt.Errorf("%w: the policy names no role", ErrRoleNotAllowed)
-		for role, rp := range v.policy.Roles {
-			if last = v.policy.checkImage(rp, &Claims{Role: role}, &q.Measurements); last == nil {
+		// Roles in a fixed order, those that admit no image skipped, so the refusal is repeatable
+		// and names a role that could have accepted the quote.
+		var first error
+		for _, role := range slices.Sorted(maps.Keys(v.policy.Roles)) {
+			rp := v.policy.Roles[role]
+			if len(rp.ImageHashes) == 0 && len(rp.MRTDs) == 0 && len(rp.RTMRs) == 0 {
+				continue
+			}
+			err := v.policy.checkImage(rp, &Claims{Role: role}, &q.Measurements)
+			if err == nil {
 				return nil
 			}
+			if first == nil {
+				first = err
+			}
 		}
-		return last
+		if first == nil {
+			first = fmt.Errorf("%w: the policy allows no image for any role", ErrImageNotAllowed)
+		}
+		return first
 	})
 	return rep, err
 }
