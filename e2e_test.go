@@ -575,6 +575,10 @@ func TestDemoOnce(t *testing.T) {
 	require.NoError(t, err, string(out))
 	assert.Contains(t, string(out), "SIMULATED")
 	assert.Contains(t, string(out), "OpenAI base URL")
+	// Paid on the local chain: the cost is shown, and the worker's payout lands in its wallet
+	// (runDemo fails when it does not).
+	assert.Contains(t, string(out), "nanoTON")
+	assert.Contains(t, string(out), "Settled on the local chain")
 	var urls demoURLs
 	b, err := os.ReadFile(filepath.Join(data, "demo.json"))
 	require.NoError(t, err)
@@ -582,4 +586,81 @@ func TestDemoOnce(t *testing.T) {
 	assert.True(t, strings.HasPrefix(urls.Client.API, "http://127.0.0.1:"))
 	assert.NotEmpty(t, urls.Proxy.Stats)
 	assert.NotEmpty(t, urls.Worker.Stats)
+}
+
+// TestDemoKilledUnderLoad: kill -9 the whole network (the demo runs every role and the ledger)
+// while requests are in flight, start it again on the same data: the proxy's recovered ledger is at
+// or above every payment state the client and worker hold (nothing lost), the charges add up to at
+// least what the app was told (nothing doubled shows as a halt), and it serves again.
+func TestDemoKilledUnderLoad(t *testing.T) {
+	bin := cocoonBinary(t)
+	data := t.TempDir()
+	demo := start(t, "demo", "demo", "--listen", "127.0.0.1:0", "--data", data, "--token-delay", "1ms")
+	var urls demoURLs
+	waitFor(t, "demo.json", func() bool {
+		b, err := os.ReadFile(filepath.Join(data, "demo.json"))
+		return err == nil && json.Unmarshal(b, &urls) == nil
+	})
+	api := strings.TrimSuffix(urls.Client.API, "/v1")
+	waitFor(t, "the demo's sample request", func() bool { return strings.Contains(demo.out.String(), "Serving until interrupted") })
+
+	var mu sync.Mutex
+	var seen uint64 // Σ total_cost of the answers the app received
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/chat/completions",
+					strings.NewReader(chatBody("cocoon-builtin", false, "")))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				var got struct {
+					Usage struct {
+						TotalCost uint64 `json:"total_cost"`
+					} `json:"usage"`
+				}
+				if json.NewDecoder(resp.Body).Decode(&got) == nil && resp.StatusCode == 200 {
+					mu.Lock()
+					seen += got.Usage.TotalCost
+					mu.Unlock()
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	waitFor(t, "answers under load", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen > 200_000
+	})
+	demo.kill() // kill -9, requests in flight
+	stop()
+	wg.Wait()
+
+	// Start again: the client and worker show the proxy their latest states at once; a ledger that
+	// lost commits would halt and the sample request would fail.
+	out, err := exec.Command(bin, "demo", "--once", "--listen", "127.0.0.1:0", "--data", data, "--token-delay", "1ms").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "Settled on the local chain")
+
+	pay, err := os.ReadDir(filepath.Join(data, "client-states"))
+	require.NoError(t, err)
+	require.NotEmpty(t, pay)
+	lg, err := openDemoLedger(data)
+	require.NoError(t, err)
+	defer lg.close()
+	clientHeld, workerHeld := heldStates(t, data)
+	for _, st := range append(clientHeld, workerHeld...) {
+		require.NoError(t, lg.Check(st.State), "every signed state is at or below the recovered ledger")
+	}
+	_, _, totals, err := lg.Snapshot()
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.GreaterOrEqual(t, totals.Charged, seen, "every charge the app was told of is in the ledger")
 }
