@@ -196,26 +196,56 @@ func TestIntelRootPinned(t *testing.T) {
 
 // go-tdx-guest accepts only UpToDate; the policy may accept lesser statuses it lists, and only those.
 func TestVerifyTCBStatusPolicy(t *testing.T) {
+	swh := []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded}
 	testCases := map[string]struct {
-		status  pcs.TcbComponentStatus
+		root    sim.Options
 		accept  []pcs.TcbComponentStatus
-		wantErr error
+		wantErr string // the refused component and status; "" accepted
+		status  pcs.TcbComponentStatus
 	}{
-		"UpToDate by default":               {status: pcs.TcbComponentStatusUpToDate},
-		"SWHardeningNeeded refused":         {status: pcs.TcbComponentStatusSwHardeningNeeded, wantErr: attest.ErrTCBStatus},
-		"SWHardeningNeeded listed":          {status: pcs.TcbComponentStatusSwHardeningNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded}},
-		"ConfigurationNeeded refused":       {status: pcs.TcbComponentStatusConfigurationNeeded, wantErr: attest.ErrTCBStatus},
-		"ConfigurationNeeded listed":        {status: pcs.TcbComponentStatusConfigurationNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded}},
-		"ConfigurationAndSWHardeningNeeded": {status: pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationNeeded}, wantErr: attest.ErrTCBStatus},
-		"OutOfDate whatever is listed":      {status: pcs.TcbComponentStatusOutOfDate, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded}, wantErr: attest.ErrTCBStatus},
-		"Revoked platform":                  {status: pcs.TcbComponentStatusRevoked, wantErr: attest.ErrTCBStatus},
-		"OutOfDateConfigurationNeeded":      {status: pcs.TcbComponentStatusOutOfDateConfigurationNeeded, accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded}, wantErr: attest.ErrTCBStatus},
+		"UpToDate by default":         {status: pcs.TcbComponentStatusUpToDate},
+		"SWHardeningNeeded refused":   {root: sim.Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, wantErr: "platform TCB status SWHardeningNeeded"},
+		"SWHardeningNeeded listed":    {root: sim.Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, accept: swh, status: pcs.TcbComponentStatusSwHardeningNeeded},
+		"ConfigurationNeeded refused": {root: sim.Options{TCBStatus: pcs.TcbComponentStatusConfigurationNeeded}, wantErr: "platform TCB status ConfigurationNeeded"},
+		"ConfigurationNeeded listed": {
+			root:   sim.Options{TCBStatus: pcs.TcbComponentStatusConfigurationNeeded},
+			accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded}, status: pcs.TcbComponentStatusConfigurationNeeded,
+		},
+		"ConfigurationAndSWHardeningNeeded needs its own listing": {
+			root:    sim.Options{TCBStatus: pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded},
+			accept:  []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationNeeded},
+			wantErr: "platform TCB status ConfigurationAndSWHardeningNeeded",
+		},
+		"OutOfDate whatever is listed": {
+			root:    sim.Options{TCBStatus: pcs.TcbComponentStatusOutOfDate},
+			accept:  []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded},
+			wantErr: "platform TCB status OutOfDate",
+		},
+		"Revoked platform": {root: sim.Options{TCBStatus: pcs.TcbComponentStatusRevoked}, wantErr: "platform TCB status Revoked"},
+		"OutOfDateConfigurationNeeded": {
+			root:    sim.Options{TCBStatus: pcs.TcbComponentStatusOutOfDateConfigurationNeeded},
+			accept:  []pcs.TcbComponentStatus{pcs.TcbComponentStatusConfigurationNeeded},
+			wantErr: "platform TCB status OutOfDateConfigurationNeeded",
+		},
+		// go-tdx-guest stops at the module's status before checking the QE report; we check it.
+		"TDX module OutOfDate":          {root: sim.Options{ModuleTCBStatus: pcs.TcbComponentStatusOutOfDate}, accept: swh, wantErr: "TDX module TCB status OutOfDate"},
+		"TDX module SWHardeningNeeded":  {root: sim.Options{ModuleTCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, wantErr: "TDX module TCB status SWHardeningNeeded"},
+		"TDX module SWHardening listed": {root: sim.Options{ModuleTCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, accept: swh, status: pcs.TcbComponentStatusSwHardeningNeeded},
+		// go-tdx-guest's last check: everything else has passed.
+		"QE OutOfDate":          {root: sim.Options{QETCBStatus: pcs.TcbComponentStatusOutOfDate}, accept: swh, wantErr: "quoting enclave TCB status OutOfDate"},
+		"QE SWHardeningNeeded":  {root: sim.Options{QETCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, wantErr: "quoting enclave TCB status SWHardeningNeeded"},
+		"QE SWHardening listed": {root: sim.Options{QETCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, accept: swh, status: pcs.TcbComponentStatusSwHardeningNeeded},
+		"worst component named": {
+			root:   sim.Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded, QETCBStatus: pcs.TcbComponentStatusConfigurationNeeded},
+			accept: []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded, pcs.TcbComponentStatusConfigurationNeeded},
+			status: pcs.TcbComponentStatusConfigurationNeeded,
+		},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
 			require := require.New(t)
-			root, err := sim.New(sim.Options{TCBStatus: tc.status})
+			root, err := sim.New(tc.root)
 			require.NoError(err)
 			q, err := attest.NewSimulatedQuoter(root, attesttest.Measurements(attest.RoleWorker))
 			require.NoError(err)
@@ -224,9 +254,9 @@ func TestVerifyTCBStatusPolicy(t *testing.T) {
 			v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: p})
 			require.NoError(err)
 			peer, err := v.Verify(evidence(t, attest.RoleWorker, q))
-			if tc.wantErr != nil {
-				require.ErrorIs(err, tc.wantErr)
-				assert.ErrorContains(err, string(tc.status))
+			if tc.wantErr != "" {
+				require.ErrorIs(err, attest.ErrTCBStatus)
+				assert.ErrorContains(err, tc.wantErr)
 				return
 			}
 			require.NoError(err)

@@ -87,11 +87,13 @@ type (
 
 // collateralSpec says what to sign: the clock, the lifetime and the test knobs of Options.
 type collateralSpec struct {
-	now       time.Time
-	validity  time.Duration
-	status    pcs.TcbComponentStatus
-	revokePCK bool
-	crlNumber *big.Int
+	now      time.Time
+	validity time.Duration
+	status   pcs.TcbComponentStatus
+	// moduleStatus and qeStatus rate the TDX module and the quoting enclave the platform runs.
+	moduleStatus, qeStatus pcs.TcbComponentStatus
+	revokePCK              bool
+	crlNumber              *big.Int
 }
 
 // collateral is what Root.Collateral serves: response bodies exactly as they are stored on disk.
@@ -160,7 +162,7 @@ func tcbInfoJSON(spec collateralSpec) ([]byte, error) {
 			ID:            fmt.Sprintf("TDX_%02x", platformTEETCBSVN[1]),
 			jsonTDXModule: module,
 			TCBLevels: []jsonTCBLevel{
-				{TCB: jsonTCB{ISVSVN: u16(uint16(platformTEETCBSVN[0]))}, TCBDate: tcbDate.Format(time.RFC3339), TCBStatus: string(pcs.TcbComponentStatusUpToDate)},
+				{TCB: jsonTCB{ISVSVN: u16(uint16(platformTEETCBSVN[0]))}, TCBDate: tcbDate.Format(time.RFC3339), TCBStatus: string(spec.moduleStatus)},
 				{TCB: jsonTCB{ISVSVN: u16(0)}, TCBDate: oldTCBDate.Format(time.RFC3339), TCBStatus: string(pcs.TcbComponentStatusOutOfDate)},
 			},
 		}},
@@ -208,7 +210,7 @@ func qeIdentityJSON(spec collateralSpec) ([]byte, error) {
 		MRSIGNER:                hex.EncodeToString(qeMRSIGNER[:]),
 		ISVProdID:               qeProdID,
 		TCBLevels: []jsonTCBLevel{
-			{TCB: jsonTCB{ISVSVN: u16(qeISVSVN)}, TCBDate: tcbDate.Format(time.RFC3339), TCBStatus: string(pcs.TcbComponentStatusUpToDate)},
+			{TCB: jsonTCB{ISVSVN: u16(qeISVSVN)}, TCBDate: tcbDate.Format(time.RFC3339), TCBStatus: string(spec.qeStatus)},
 			{TCB: jsonTCB{ISVSVN: u16(0)}, TCBDate: oldTCBDate.Format(time.RFC3339), TCBStatus: string(pcs.TcbComponentStatusOutOfDate)},
 		},
 	}

@@ -20,6 +20,8 @@ type Options struct {
 	Now                time.Time              // zero = time.Now(); the clock for certificate and collateral validity
 	CollateralValidity time.Duration          // zero = 30 days; tcbInfo/QE identity/CRL nextUpdate = Now + this
 	TCBStatus          pcs.TcbComponentStatus // zero = UpToDate; the status of the TCB level the simulated platform matches
+	ModuleTCBStatus    pcs.TcbComponentStatus // zero = UpToDate; the status of the TDX module identity level it matches
+	QETCBStatus        pcs.TcbComponentStatus // zero = UpToDate; the status of the QE identity level its quoting enclave matches
 	RevokePCK          bool                   // put the PCK leaf's serial in the PCK CRL (for tests)
 }
 
@@ -33,11 +35,13 @@ func (o Options) withDefaults() (Options, error) {
 	case o.CollateralValidity < 0:
 		return o, fmt.Errorf("negative collateral validity %v", o.CollateralValidity)
 	}
-	if o.TCBStatus == "" {
-		o.TCBStatus = pcs.TcbComponentStatusUpToDate
-	}
-	if !validStatus(o.TCBStatus) {
-		return o, fmt.Errorf("unknown TCB status %q", o.TCBStatus)
+	for _, st := range []*pcs.TcbComponentStatus{&o.TCBStatus, &o.ModuleTCBStatus, &o.QETCBStatus} {
+		if *st == "" {
+			*st = pcs.TcbComponentStatusUpToDate
+		}
+		if !validStatus(*st) {
+			return o, fmt.Errorf("unknown TCB status %q", *st)
+		}
 	}
 	return o, nil
 }
@@ -72,7 +76,8 @@ func New(opts Options) (*Root, error) {
 }
 
 func collateralSpecFor(o Options) collateralSpec {
-	return collateralSpec{now: o.Now, validity: o.CollateralValidity, status: o.TCBStatus, revokePCK: o.RevokePCK}
+	return collateralSpec{now: o.Now, validity: o.CollateralValidity, status: o.TCBStatus, moduleStatus: o.ModuleTCBStatus,
+		qeStatus: o.QETCBStatus, revokePCK: o.RevokePCK}
 }
 
 // Certificate returns the development root CA: what a verifier that accepts simulated quotes puts
