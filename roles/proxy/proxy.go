@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -96,20 +95,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		_ = p.tc.Identity.Run(ctx, p.log)
 	}()
 	if p.cfg.StatsListen != "" {
-		ln, err := net.Listen("tcp", p.cfg.StatsListen)
+		a, err := statsweb.Serve(ctx, &wg, p.cfg.StatsListen, "proxy", p)
 		if err != nil {
-			return fmt.Errorf("proxy: listen stats %s: %w", p.cfg.StatsListen, err)
+			return err
 		}
-		p.statsAddr = ln.Addr()
-		mux := http.NewServeMux()
-		statsweb.Register(mux, "proxy", p)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = srv.Serve(ln)
-		}()
-		context.AfterFunc(ctx, func() { _ = srv.Close() })
+		p.statsAddr = a
 	}
 	close(p.ready)
 	p.log.Info().Str("listen", p.addr.String()).Msg("proxy started")

@@ -98,7 +98,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
 			} else {
 				p.stats.failed.Add(1)
 			}
-			p.stats.latency.observe(time.Since(start))
+			p.stats.latency.Observe(time.Since(start))
 			return
 		}
 		p.release(res)

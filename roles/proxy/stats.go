@@ -3,44 +3,16 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 )
 
 type counters struct {
 	clients                            atomic.Int64
 	requests, served, failed, notFound atomic.Int64
-	latency                            latencyWindow
-}
-
-type latencyWindow struct {
-	mu   sync.Mutex
-	buf  [1024]time.Duration
-	n, i int
-}
-
-func (l *latencyWindow) observe(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf[l.i] = d
-	l.i = (l.i + 1) % len(l.buf)
-	l.n = min(l.n+1, len(l.buf))
-}
-
-func (l *latencyWindow) percentiles() (p50, p99 float64) {
-	l.mu.Lock()
-	s := append([]time.Duration(nil), l.buf[:l.n]...)
-	l.mu.Unlock()
-	if len(s) == 0 {
-		return 0, 0
-	}
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
+	latency                            statsweb.Window
 }
 
 // Healthy is true once the proxy listens. It does not wait for workers: workers wait for a healthy
@@ -85,7 +57,7 @@ func (p *Proxy) Stats() any {
 			Failures: w.failures.Load(), AvgMs: float64(w.avgNanos.Load()) / 1e6, Owner: w.ownerText,
 		})
 	}
-	p50, p99 := p.stats.latency.percentiles()
+	p50, p99 := p.stats.latency.Percentiles()
 	doc := map[string]any{
 		"role":    "proxy",
 		"workers": workers,

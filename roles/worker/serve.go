@@ -102,7 +102,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	}
 	_ = s.CloseSend()
 	w.stats.served.Add(1)
-	w.stats.latency.observe(dur)
+	w.stats.latency.Observe(dur)
 	log.Debug().Dur("duration", dur).Int("chunks", chunks).Int("bytes", bytes).
 		Int64("prompt_tokens", usage.PromptTokens).Int64("completion_tokens", usage.CompletionTokens).Msg("request served")
 }

@@ -3,17 +3,16 @@ package worker
 import (
 	"errors"
 	"sort"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 )
 
 type counters struct {
 	served, failed, cancelled, refused atomic.Int64
 	tokens                             tokenTotals
-	latency                            latencyWindow
+	latency                            statsweb.Window
 }
 
 type tokenTotals struct {
@@ -27,32 +26,7 @@ func (t *tokenTotals) add(u gpu.Usage) {
 	t.reasoning.Add(u.ReasoningTokens)
 }
 
-// latencyWindow keeps the last durations for percentiles.
-type latencyWindow struct {
-	mu   sync.Mutex
-	buf  [512]time.Duration
-	n, i int
-}
-
-func (l *latencyWindow) observe(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf[l.i] = d
-	l.i = (l.i + 1) % len(l.buf)
-	l.n = min(l.n+1, len(l.buf))
-}
-
-func (l *latencyWindow) percentiles() (p50, p99 float64) {
-	l.mu.Lock()
-	s := append([]time.Duration(nil), l.buf[:l.n]...)
-	l.mu.Unlock()
-	if len(s) == 0 {
-		return 0, 0
-	}
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
-}
+// statsweb.Window keeps the last durations for percentiles.
 
 // Healthy is true when the engine answers and at least one proxy has the worker registered.
 func (w *Worker) Healthy() error {
@@ -78,7 +52,7 @@ func (w *Worker) Stats() any {
 	}
 	w.mu.Unlock()
 	sort.Slice(proxies, func(a, b int) bool { return proxies[a].Addr < proxies[b].Addr })
-	p50, p99 := w.stats.latency.percentiles()
+	p50, p99 := w.stats.latency.Percentiles()
 	return map[string]any{
 		"role":           "worker",
 		"model":          w.cfg.Model,

@@ -3,9 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,20 +112,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	if w.cfg.StatsListen != "" {
-		ln, err := net.Listen("tcp", w.cfg.StatsListen)
+		a, err := statsweb.Serve(ctx, &wg, w.cfg.StatsListen, "worker", w)
 		if err != nil {
-			return fmt.Errorf("worker: listen stats %s: %w", w.cfg.StatsListen, err)
+			return err
 		}
-		w.statsAddr <- ln.Addr()
-		mux := http.NewServeMux()
-		statsweb.Register(mux, "worker", w)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = srv.Serve(ln)
-		}()
-		context.AfterFunc(ctx, func() { _ = srv.Close() })
+		w.statsAddr <- a
 	}
 	wg.Add(1)
 	go func() {
