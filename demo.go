@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/client"
+	"github.com/cocoon-network/cocoon/roles/proxy"
+	"github.com/cocoon-network/cocoon/roles/worker"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 )
 
@@ -93,73 +96,12 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	log := newLogger(cfg.LogLevel)
 	fmt.Fprintf(out, "cocoon demo: proxy, worker and client on this machine (SIMULATED TDX; state in %s)\n", o.data)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The local chain: registry, the proxy's contract, funded wallets, the client's deposit.
-	digest, err := attest.ExecutableDigest()
+	dn, err := startNetwork(ctx, cfg, o.data, log, out)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	proxyImage := attest.SimulatedMeasurements(digest, attest.RoleProxy, cfg.Digest("proxy"))
-	workerImage := attest.SimulatedMeasurements(digest, attest.RoleWorker, cfg.Digest("worker"))
-	_, weights, err := engineFor(cfg, zerolog.Nop())
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	m, err := setupMoney(ctx, o.data, proxyImage.ImageHash(), workerImage.ImageHash(), weights)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	defer m.close()
-	m.watch(ctx, log)
-	fmt.Fprintf(out, "Local chain: registry %s, proxy contract %s, client deposit %s TON\n",
-		m.net.Registry.ToHuman(true, true), m.net.Proxy.ToHuman(true, true), chaincmd.FormatTON(demoDeposit))
-	p, err := buildProxy(cfg, log, m)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	// Each role reports on done when it stops; on return, all are cancelled and awaited.
-	done := make(chan error, 3)
-	var running sync.WaitGroup
-	defer running.Wait()
-	defer cancel()
-	start := func(run func(context.Context) error) {
-		running.Add(1)
-		go func() {
-			defer running.Done()
-			done <- run(ctx)
-		}()
-	}
-	start(p.Run)
-	// The proxy must listen before the others learn its (random) port.
-	paddr := p.Addr(ctx)
-	if paddr == nil {
-		return fmt.Errorf("demo: proxy did not start: %w", firstErr(done))
-	}
-	cfg.Worker.Proxies, cfg.Client.Proxies = []string{paddr.String()}, []string{paddr.String()}
-	w, err := buildWorker(cfg, log, m)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	cl, err := buildClient(cfg, log, m)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	start(w.Run)
-	start(cl.Run)
-
-	workerRegistered := func() error {
-		if p.WorkerCount() == 0 {
-			return errors.New("no worker registered yet")
-		}
-		return nil
-	}
-	if err := waitReady(ctx, workerRegistered, done); err != nil {
-		return fmt.Errorf("demo: worker did not register: %w", err)
-	}
-	if err := waitReady(ctx, m.deposited, done); err != nil {
-		return fmt.Errorf("demo: the client's deposit did not reach the proxy: %w", err)
-	}
+	defer dn.stop()
+	m, p, w, cl, paddr, done := dn.money, dn.proxy, dn.worker, dn.client, dn.proxyAddr, dn.done
 	var urls demoURLs
 	caddr := cl.Addr()
 	urls.Client.API = "http://" + caddr.String() + "/v1"
@@ -197,7 +139,6 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "Ask from a shell: cocoon ask --client http://%s \"your question\"\n", caddr)
 	fmt.Fprintf(out, "Stats:            %s  %s  %s\n", urls.Client.Stats, urls.Proxy.Stats, urls.Worker.Stats)
 	if o.once {
-		cancel()
 		if askErr != nil {
 			return fmt.Errorf("demo: sample request failed: %w", askErr)
 		}
@@ -245,4 +186,91 @@ func waitReady(ctx context.Context, ready func() error, done <-chan error) error
 		case <-tick.C:
 		}
 	}
+}
+
+// demoNet is the three roles of the demo running in this process on the local chain.
+type demoNet struct {
+	money     *money
+	proxy     *proxy.Proxy
+	worker    *worker.Worker
+	client    *client.Client
+	proxyAddr net.Addr
+	done      chan error // a role stopped
+	stop      func()     // cancel the roles, wait for them, close the chain
+}
+
+// startNetwork sets up the local chain and starts proxy, worker and client, returning once the
+// worker is registered and the client's deposit is credited.
+func startNetwork(ctx context.Context, cfg config.Config, data string, log zerolog.Logger, out io.Writer) (dn *demoNet, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	dn = &demoNet{done: make(chan error, 3)}
+	stop := func() {
+		cancel()
+		running.Wait()
+		if dn.money != nil {
+			dn.money.close()
+		}
+	}
+	dn.stop = stop
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	// The local chain: registry, the proxy's contract, funded wallets, the client's deposit.
+	digest, err := attest.ExecutableDigest()
+	if err != nil {
+		return nil, err
+	}
+	proxyImage := attest.SimulatedMeasurements(digest, attest.RoleProxy, cfg.Digest("proxy"))
+	workerImage := attest.SimulatedMeasurements(digest, attest.RoleWorker, cfg.Digest("worker"))
+	_, weights, err := engineFor(cfg, zerolog.Nop())
+	if err != nil {
+		return nil, err
+	}
+	if dn.money, err = setupMoney(ctx, data, proxyImage.ImageHash(), workerImage.ImageHash(), weights); err != nil {
+		return nil, err
+	}
+	m := dn.money
+	m.watch(ctx, log)
+	fmt.Fprintf(out, "Local chain: registry %s, proxy contract %s, client deposit %s TON\n",
+		m.net.Registry.ToHuman(true, true), m.net.Proxy.ToHuman(true, true), chaincmd.FormatTON(demoDeposit))
+	start := func(run func(context.Context) error) {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			dn.done <- run(ctx)
+		}()
+	}
+	if dn.proxy, err = buildProxy(cfg, log, m); err != nil {
+		return nil, err
+	}
+	start(dn.proxy.Run)
+	// The proxy must listen before the others learn its (random) port.
+	if dn.proxyAddr = dn.proxy.Addr(ctx); dn.proxyAddr == nil {
+		return nil, fmt.Errorf("proxy did not start: %w", firstErr(dn.done))
+	}
+	cfg.Worker.Proxies, cfg.Client.Proxies = []string{dn.proxyAddr.String()}, []string{dn.proxyAddr.String()}
+	if dn.worker, err = buildWorker(cfg, log, m); err != nil {
+		return nil, err
+	}
+	if dn.client, err = buildClient(cfg, log, m); err != nil {
+		return nil, err
+	}
+	start(dn.worker.Run)
+	start(dn.client.Run)
+	workerRegistered := func() error {
+		if dn.proxy.WorkerCount() == 0 {
+			return errors.New("no worker registered yet")
+		}
+		return nil
+	}
+	if err := waitReady(ctx, workerRegistered, dn.done); err != nil {
+		return nil, fmt.Errorf("worker did not register: %w", err)
+	}
+	if err := waitReady(ctx, m.deposited, dn.done); err != nil {
+		return nil, fmt.Errorf("the client's deposit did not reach the proxy: %w", err)
+	}
+	return dn, nil
 }

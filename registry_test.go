@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/settle/chaincmd"
+	"github.com/cocoon-network/cocoon/settle/contracts"
+)
+
+// TestRegistryPriceChange: the registry owner doubles the price on chain while the network runs;
+// the proxy picks it up, the client is charged the new price and the worker earns the new fee.
+func TestRegistryPriceChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo network; skipped with -short")
+	}
+	require := require.New(t)
+	data := t.TempDir()
+	cfg := config.Defaults()
+	cfg.LogLevel, cfg.Data = "warn", data
+	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
+	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Worker.StatsListen, cfg.Client.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), timescale(60*time.Second))
+	defer cancel()
+	dn, err := startNetwork(ctx, cfg, data, zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
+	require.NoError(err)
+	defer dn.stop()
+	api := "http://" + dn.client.Addr().String()
+
+	cost := func() uint64 {
+		resp := post(t, ctx, api+"/v1/chat/completions", chatBody("cocoon-builtin", false, ""))
+		defer resp.Body.Close()
+		require.Equal(200, resp.StatusCode)
+		var got struct {
+			Usage struct {
+				TotalCost uint64 `json:"total_cost"`
+			} `json:"usage"`
+		}
+		require.NoError(json.NewDecoder(resp.Body).Decode(&got))
+		return got.Usage.TotalCost
+	}
+	before := cost()
+	require.Positive(before)
+
+	owner, err := keyIn(filepath.Join(data, "keys"), "registry-owner")
+	require.NoError(err)
+	params := contracts.DefaultParams()
+	params.PricePerToken *= 2
+	params.WorkerFeePerToken *= 2
+	require.NoError(chaincmd.SetParams(ctx, dn.money.chain, io.Discard, owner, dn.money.net.Registry, params))
+	waitFor(t, "the proxy to see the new price", func() bool {
+		return dn.money.prices.Load().PricePerToken == params.PricePerToken
+	})
+	assert.Equal(t, 2*before, cost(), "the same request costs twice as much")
+
+	var stats struct {
+		Payments struct {
+			Prices struct{ PricePerToken uint64 } `json:"prices"`
+		} `json:"payments"`
+	}
+	resp, err := http.Get("http://" + dn.proxy.StatsAddr(ctx).String() + "/jsonstats") //nolint:noctx // test
+	require.NoError(err)
+	defer resp.Body.Close()
+	require.NoError(json.NewDecoder(resp.Body).Decode(&stats))
+	assert.Equal(t, params.PricePerToken, stats.Payments.Prices.PricePerToken)
+}
