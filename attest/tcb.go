@@ -167,7 +167,7 @@ func sgxSVNsReach(have []byte, want []pcs.TcbComponent) bool {
 // teeSVNsReach compares TEE_TCB_SVN with a level's TDX components; for module major versions above
 // 0 the first two bytes identify the module, which the module identities rate instead.
 func teeSVNsReach(have []byte, want []pcs.TcbComponent) bool {
-	if len(have) != len(want) {
+	if len(have) != len(want) || len(have) < 2 {
 		return false
 	}
 	start := 0

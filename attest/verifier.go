@@ -320,7 +320,7 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		Now:              now,
 		TrustedRoots:     pool,
 	}
-	gerr := verify.TdxQuote(q.proto, opts)
+	gerr := tdxVerify(q, opts)
 	if skipCollateral {
 		if gerr != nil {
 			return classify(gerr)
@@ -353,6 +353,17 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest rated the TCB UpToDate, this verifier %q", rep.TCB.Status)
 	}
 	return nil
+}
+
+// tdxVerify runs go-tdx-guest's verification. Like its parser, it indexes by sizes it reads, here
+// from collateral that a PCCS sends before any signature is checked; a panic is a refusal, never a crash.
+func tdxVerify(q *Quote, opts *verify.Options) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("verification aborted on inconsistent input: %v", r)
+		}
+	}()
+	return verify.TdxQuote(q.proto, opts)
 }
 
 func rootName(r TrustedRoot) string {
