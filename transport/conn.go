@@ -21,6 +21,10 @@ import (
 // ErrClosed is returned by operations on a closed connection or listener.
 var ErrClosed = errors.New("connection closed")
 
+// ErrPeerRefused wraps every refusal of the peer by our own verification during Dial, beside the
+// attest or certificate error that says why: callers tell "not allowed" from "not reachable".
+var ErrPeerRefused = errors.New("refused peer")
+
 // Conn is an attested connection to one verified peer. Requests each get their own bidirectional
 // stream; the first stream is the control stream, which carries Hello, pings and any control
 // messages the roles exchange (registration, load).
@@ -279,14 +283,14 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
 	if err != nil {
 		if rejected := rejected.Load(); rejected != nil {
-			return nil, fmt.Errorf("dial %s: refused peer: %w", addr, *rejected)
+			return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, *rejected)
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	peer, err := pv.pickUp(qc.ConnectionState().TLS)
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
 	}
 	s, err := qc.OpenStreamSync(ctx)
 	if err != nil {

@@ -278,6 +278,7 @@ func TestHandshakeRefusedByDialer(t *testing.T) {
 			defer cancel()
 			_, err := Dial(ctx, l.Addr().String(), client.config(t))
 			require.ErrorIs(err, tc.wantErr)
+			require.ErrorIs(err, ErrPeerRefused)
 			require.Empty(rej.all(), "the listener had nothing to refuse")
 			require.Empty(l.accepted)
 		})

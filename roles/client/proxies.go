@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -208,18 +207,7 @@ func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
 
 // refusedByPolicy tells an attestation refusal (our verifier said no) from a network failure.
 func refusedByPolicy(err error) bool {
-	for _, target := range []error{
-		attest.ErrImageNotAllowed, attest.ErrSimulatedNotAllowed, attest.ErrDebugTD, attest.ErrRoleNotAllowed,
-		attest.ErrRoleMismatch, attest.ErrUntrustedRoot, attest.ErrQuoteSignature, attest.ErrCollateral,
-		attest.ErrReportDataMismatch, attest.ErrKeyMismatch, attest.ErrMalformedQuote, attest.ErrMalformedClaims,
-		attest.ErrQuoteRequired, attest.ErrModelNotAllowed,
-		transport.ErrCertExpired, transport.ErrUnknownCriticalExt, transport.ErrKeyType, transport.ErrNotSelfSigned,
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
+	return errors.Is(err, transport.ErrPeerRefused)
 }
 
 // notify wakes requests waiting for a proxy connection.
