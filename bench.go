@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -87,6 +88,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "chunks", Usage: "engine: content chunks per answer", Value: gputest.DefaultChunks},
 			&cli.IntFlag{Name: "chunk-bytes", Usage: "engine: bytes of text per chunk", Value: gputest.DefaultChunkBytes},
 			&cli.DurationFlag{Name: "chunk-delay", Usage: "engine: pause before each event"},
+			&cli.IntFlag{Name: "open-at-once", Usage: "long-streams: requests being set up at the same time", Value: defaultOpenAtOnce},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of tables"},
 		},
 		Action: func(c *cli.Context) error {
@@ -97,7 +99,7 @@ func benchCommand() *cli.Command {
 			o := benchOptions{
 				scenario: c.String("scenario"), duration: c.Duration("duration"), warmup: c.Duration("warmup"),
 				concurrency: c.Int("concurrency"), chunks: c.Int("chunks"), chunkBytes: c.Int("chunk-bytes"),
-				chunkDelay: c.Duration("chunk-delay"), bin: bin, progress: c.App.ErrWriter,
+				chunkDelay: c.Duration("chunk-delay"), openAtOnce: c.Int("open-at-once"), bin: bin, progress: c.App.ErrWriter,
 			}
 			rep, runErr := runBench(c.Context, o)
 			if rep != nil {
@@ -124,6 +126,7 @@ type benchOptions struct {
 	chunks      int
 	chunkBytes  int
 	chunkDelay  time.Duration
+	openAtOnce  int       // long-streams: requests set up at once; 0: defaultOpenAtOnce
 	bin         string    // the cocoon binary the roles run as
 	progress    io.Writer // progress lines; nil: none
 }
@@ -157,6 +160,9 @@ func (o *benchOptions) defaults() error {
 	}
 	if o.chunkBytes <= 0 {
 		o.chunkBytes = gputest.DefaultChunkBytes
+	}
+	if o.openAtOnce <= 0 {
+		o.openAtOnce = defaultOpenAtOnce
 	}
 	limit := map[string]int{scenarioDefault: 1000, scenarioLongStreams: 9000, scenarioManyWorkers: 5000, scenarioHandshakeStorm: 256}[o.scenario]
 	switch {
@@ -201,6 +207,7 @@ type benchReport struct {
 	// AddedTTFCP50MsOne is their TTFC p50 difference, what the path adds to an answer by itself.
 	DirectOne         *targetStats `json:"direct_one_stream,omitempty"`
 	PathOne           *targetStats `json:"path_one_stream,omitempty"`
+	ProxyPathOne      *targetStats `json:"proxy_path_one_stream,omitempty"`
 	AddedTTFCP50MsOne float64      `json:"added_ttfc_p50_ms_one_stream,omitempty"`
 
 	// Roles are the role processes, with CPU per request of the path target.
@@ -259,6 +266,9 @@ type roleStats struct {
 	// 100 ms) while the path target ran, warm-up included.
 	StartRSSMB float64 `json:"start_rss_mb,omitempty"`
 	LoadRSSMB  float64 `json:"load_rss_mb,omitempty"`
+	// LoadAnonMB is the highest RssAnon sampled under load: heap and stacks, without the pages of
+	// the executable and libraries (shared, file-backed), which VmRSS counts too.
+	LoadAnonMB float64 `json:"load_rss_anon_mb,omitempty"`
 	// Set by long-streams: RSS idle, with the streams open, and the difference per stream.
 	IdleRSSMB    float64 `json:"idle_rss_mb,omitempty"`
 	OpenRSSMB    float64 `json:"open_rss_mb,omitempty"`
@@ -417,8 +427,9 @@ func benchDefault(ctx context.Context, o *benchOptions, n *benchNet, rep *benchR
 	res = runLoad(ctx, o.concurrency, o.warmup, o.duration, httpRequester(path, n.clientURL+"/v1/chat/completions", body),
 		func() { before = n.cpu(); selfStart() })
 	after := n.cpu()
-	for name, rss := range stopSampling() {
-		rep.Roles[name].LoadRSSMB = mib(rss)
+	rss, anon := stopSampling()
+	for name, rs := range rep.Roles {
+		rs.LoadRSSMB, rs.LoadAnonMB = mib(rss[name]), mib(anon[name])
 	}
 	rep.Path = res.stats()
 	rep.Path.setBenchCPU(self0)
@@ -445,9 +456,11 @@ func benchDefault(ctx context.Context, o *benchOptions, n *benchNet, rep *benchR
 	}
 	res = runLoad(ctx, o.concurrency, o.warmup, o.duration, quicRequester(conn, body), func() { before = n.cpu(); selfStart() })
 	after = n.cpu()
-	_ = conn.Close(wire.CodeOK, "bench done")
 	rep.ProxyPath = res.stats()
 	rep.ProxyPath.setBenchCPU(self0)
+	o.logf("proxy_path: one stream for %s", oneStream)
+	rep.ProxyPathOne = runLoad(ctx, 1, min(o.warmup, time.Second), oneStream, quicRequester(conn, body), nil).stats()
+	_ = conn.Close(wire.CodeOK, "bench done")
 	for _, name := range []string{"proxy", "worker"} {
 		if rs := rep.Roles[name]; rs != nil && rep.ProxyPath.Requests > 0 {
 			rs.CPUSPerReqProxyPath = (after[name] - before[name]).Seconds() / float64(rep.ProxyPath.Requests)
@@ -465,7 +478,7 @@ func benchDefault(ctx context.Context, o *benchOptions, n *benchNet, rep *benchR
 	rep.check(fmt.Sprintf("added TTFC p50, %d streams", o.concurrency), fmt.Sprintf("≤ %g ms", targetAddedTTFCMs), rep.AddedTTFCP50Ms, " ms", rep.AddedTTFCP50Ms <= targetAddedTTFCMs)
 	rep.Notes = append(rep.Notes, "the engine and the load generator run in the bench process, on the same CPUs as the roles")
 	return errorBudget(map[string]*targetStats{"direct": rep.Direct, "path": rep.Path, "proxy_path": rep.ProxyPath,
-		"direct_one_stream": rep.DirectOne, "path_one_stream": rep.PathOne})
+		"direct_one_stream": rep.DirectOne, "path_one_stream": rep.PathOne, "proxy_path_one_stream": rep.ProxyPathOne})
 }
 
 // setBenchCPU sets the bench process's CPU per request since self0, read at the window's start.
@@ -478,7 +491,7 @@ func (t *targetStats) setBenchCPU(self0 time.Duration) {
 // errorBudget fails a run whose targets lost more than 1% of their requests.
 func errorBudget(targets map[string]*targetStats) error {
 	var errs []error
-	for _, name := range slices.Sorted(mapKeys(targets)) {
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		t := targets[name]
 		if t != nil && t.ErrorRate > 0.01 {
 			errs = append(errs, fmt.Errorf("bench: %s: %d of %d requests failed (%.1f%%), first: %s",
@@ -486,16 +499,6 @@ func errorBudget(targets map[string]*targetStats) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func engineConfig(o *benchOptions) gputest.Config {
@@ -542,7 +545,7 @@ func benchLongStreams(ctx context.Context, o *benchOptions, n *benchNet, rep *be
 
 	st := &streamsStats{Wanted: o.concurrency}
 	rep.Streams = st
-	o.logf("long-streams: opening %d streams held open after their first event", o.concurrency)
+	o.logf("long-streams: opening %d streams held open after their first event, %d at a time", o.concurrency, o.openAtOnce)
 	holdCtx, release := context.WithCancel(ctx)
 	defer release()
 	var (
@@ -554,9 +557,9 @@ func benchLongStreams(ctx context.Context, o *benchOptions, n *benchNet, rep *be
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	// Streams open at most openingAtOnce at a time: this measures streams held open, not a burst of
-	// thousands of request set-ups at the same instant.
-	opening := make(chan struct{}, openingAtOnce)
+	// Streams open at most openAtOnce at a time: this measures streams held open, not a burst of
+	// thousands of request set-ups at the same instant (--open-at-once 5000 measures that).
+	opening := make(chan struct{}, o.openAtOnce)
 	start := time.Now()
 	for range o.concurrency {
 		wg.Add(1)
@@ -694,8 +697,8 @@ wait:
 	return errorBudget(map[string]*targetStats{"long-streams": rep.Path})
 }
 
-// openingAtOnce bounds the long-streams requests being set up at the same time.
-const openingAtOnce = 200
+// defaultOpenAtOnce bounds the long-streams requests being set up at the same time.
+const defaultOpenAtOnce = 200
 
 // holdStream sends one streamed request, waits for its first event, passes the time to it to
 // opened and then holds the stream until ctx ends; it returns why the stream did not open.
@@ -1473,9 +1476,9 @@ func (n *benchNet) proxyActive() (int64, error) {
 }
 
 // sampleRSS samples each role's RSS every 100 ms until the returned function is called, which
-// returns the highest seen.
-func (n *benchNet) sampleRSS() func() map[string]int64 {
-	top := map[string]int64{}
+// returns the highest RSS and RssAnon seen.
+func (n *benchNet) sampleRSS() func() (rss, anon map[string]int64) {
+	top, topAnon := map[string]int64{}, map[string]int64{}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -1487,6 +1490,9 @@ func (n *benchNet) sampleRSS() func() map[string]int64 {
 				if rss, _, err := procMem(p.pid()); err == nil {
 					top[p.name] = max(top[p.name], rss)
 				}
+				if anon, err := procAnon(p.pid()); err == nil {
+					topAnon[p.name] = max(topAnon[p.name], anon)
+				}
 			}
 			select {
 			case <-stop:
@@ -1495,10 +1501,10 @@ func (n *benchNet) sampleRSS() func() map[string]int64 {
 			}
 		}
 	}()
-	return func() map[string]int64 {
+	return func() (map[string]int64, map[string]int64) {
 		close(stop)
 		<-done
-		return top
+		return top, topAnon
 	}
 }
 
@@ -1679,6 +1685,24 @@ func parseProcStatus(b []byte) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// procAnon is a process's anonymous resident memory (RssAnon) in bytes.
+func procAnon(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read memory: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse /proc status RssAnon: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("parse /proc status: no RssAnon")
+}
+
 func loadAvg() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -1727,6 +1751,7 @@ func (r *benchReport) print(w io.Writer) {
 		row("proxy_path (proxy→worker)", r.ProxyPath)
 		row("direct, one stream", r.DirectOne)
 		row("path, one stream", r.PathOne)
+		row("proxy_path, one stream", r.ProxyPathOne)
 		_ = tw.Flush()
 		if r.Ratio > 0 {
 			fmt.Fprintf(w, "ratio path/direct %.2f, proxy_path/direct %.2f; added TTFC p50 %.2f ms (%.2f ms with one stream)\n",
@@ -1752,7 +1777,7 @@ func (r *benchReport) print(w io.Writer) {
 		if r.Streams != nil {
 			fmt.Fprintln(tw, "role\tpid\tidle RSS MB\tRSS with streams open MB\tKiB per open stream\tpeak RSS MB\t")
 		} else {
-			fmt.Fprintln(tw, "role\tpid\tCPU ms/req\tCPU ms/req proxy_path\tcores\tstart RSS MB\tRSS under load MB\tpeak RSS MB\t")
+			fmt.Fprintln(tw, "role\tpid\tCPU ms/req\tCPU ms/req proxy_path\tcores\tstart RSS MB\tRSS under load MB\tof which anon MB\tpeak RSS MB\t")
 		}
 		for _, name := range []string{"client", "proxy", "worker"} {
 			rs := r.Roles[name]
@@ -1761,8 +1786,8 @@ func (r *benchReport) print(w io.Writer) {
 			case r.Streams != nil:
 				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.IdleRSSMB, rs.OpenRSSMB, rs.KiBPerStream, rs.PeakRSSMB)
 			default:
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.CPUSPerReq*1000,
-					rs.CPUSPerReqProxyPath*1000, rs.CPUCores, rs.StartRSSMB, rs.LoadRSSMB, rs.PeakRSSMB)
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.CPUSPerReq*1000,
+					rs.CPUSPerReqProxyPath*1000, rs.CPUCores, rs.StartRSSMB, rs.LoadRSSMB, rs.LoadAnonMB, rs.PeakRSSMB)
 			}
 		}
 		_ = tw.Flush()

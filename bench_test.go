@@ -20,10 +20,10 @@ func TestBenchSmoke(t *testing.T) {
 		check func(t *testing.T, r *benchReport)
 	}{
 		"default": {
-			opts: benchOptions{scenario: scenarioDefault, duration: time.Second, warmup: 200 * time.Millisecond, concurrency: 4, chunks: 10},
+			opts: benchOptions{scenario: scenarioDefault, duration: 600 * time.Millisecond, warmup: 200 * time.Millisecond, concurrency: 4, chunks: 10},
 			check: func(t *testing.T, r *benchReport) {
 				for name, ts := range map[string]*targetStats{"direct": r.Direct, "path": r.Path, "proxy_path": r.ProxyPath,
-					"direct_one_stream": r.DirectOne, "path_one_stream": r.PathOne} {
+					"direct_one_stream": r.DirectOne, "path_one_stream": r.PathOne, "proxy_path_one_stream": r.ProxyPathOne} {
 					require.NotNil(t, ts, name)
 					assert.Positive(t, ts.RPS, name)
 					assert.Zero(t, ts.Errors+ts.WarmupErrors, "%s: %s", name, ts.FirstError)
