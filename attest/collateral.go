@@ -37,6 +37,10 @@ const maxCollateralBody = 4 << 20
 // unknownExpiryTTL is how long a response whose body names no next-update time is kept.
 const unknownExpiryTTL = time.Hour
 
+// failureBackoff is how long a failed fetch is not retried, so that an unreachable PCS or PCCS
+// costs one timeout, not one per handshake.
+const failureBackoff = 30 * time.Second
+
 // CollateralConfig says where Intel collateral comes from.
 type CollateralConfig struct {
 	// URL is the base of a PCCS or of Intel PCS; "" means Intel PCS (IntelPCSURL).
@@ -66,8 +70,14 @@ type CollateralGetter struct {
 	http    trust.HTTPSGetter
 	now     func() time.Time
 
-	mu  sync.Mutex
-	mem map[string]*CollateralEntry
+	mu     sync.Mutex
+	mem    map[string]*CollateralEntry
+	failed map[string]fetchFailure
+}
+
+type fetchFailure struct {
+	at  time.Time
+	err error
 }
 
 // CollateralEntry is one cached response.
@@ -82,7 +92,7 @@ type CollateralEntry struct {
 // NewCollateralGetter returns a getter for cfg.
 func NewCollateralGetter(cfg CollateralConfig) (*CollateralGetter, error) {
 	g := &CollateralGetter{base: strings.TrimRight(cfg.URL, "/"), dir: cfg.Dir, offline: cfg.Offline, http: cfg.HTTP,
-		now: cfg.Now, mem: map[string]*CollateralEntry{}}
+		now: cfg.Now, mem: map[string]*CollateralEntry{}, failed: map[string]fetchFailure{}}
 	if g.base == "" {
 		g.base = IntelPCSURL
 	}
@@ -129,7 +139,18 @@ func (g *CollateralGetter) Get(u string) (map[string][]string, []byte, error) {
 		}
 		return nil, nil, fmt.Errorf("offline: no collateral for %s in %s", u, where)
 	}
-	fresh, err := g.fetch(u, now)
+	g.mu.Lock()
+	f, recent := g.failed[u]
+	g.mu.Unlock()
+	var fresh *CollateralEntry
+	var err error
+	if recent && now.Sub(f.at) < failureBackoff && now.Sub(f.at) >= 0 {
+		err = f.err
+	} else if fresh, err = g.fetch(u, now); err != nil {
+		g.mu.Lock()
+		g.failed[u] = fetchFailure{at: now, err: err}
+		g.mu.Unlock()
+	}
 	if err != nil {
 		if e != nil {
 			// An expired copy beats none: verification then refuses it as expired, which says more
@@ -187,6 +208,7 @@ func (g *CollateralGetter) cached(u string) *CollateralEntry {
 func (g *CollateralGetter) store(e *CollateralEntry) {
 	g.mu.Lock()
 	g.mem[e.URL] = e
+	delete(g.failed, e.URL)
 	g.mu.Unlock()
 	if g.dir == "" {
 		return

@@ -120,3 +120,26 @@ func TestCollateralGetterRefusesBadBaseURL(t *testing.T) {
 	_, err := attest.NewCollateralGetter(attest.CollateralConfig{URL: "pccs.local:8081"})
 	require.ErrorContains(t, err, "http")
 }
+
+// An unreachable PCCS costs one attempt per URL per backoff period, not one per verification.
+func TestCollateralGetterBacksOffAfterFailure(t *testing.T) {
+	assert := assert.New(t)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	clock := recordedAt
+	g, err := attest.NewCollateralGetter(attest.CollateralConfig{URL: srv.URL, Now: func() time.Time { return clock }})
+	require.NoError(t, err)
+	for range 3 {
+		_, err := examineWith(t, g, recordedAt)
+		require.ErrorIs(t, err, attest.ErrCollateralUnavailable)
+	}
+	assert.EqualValues(1, hits.Load(), "the TCB info is asked for once")
+	clock = clock.Add(time.Minute)
+	_, err = examineWith(t, g, recordedAt)
+	require.ErrorIs(t, err, attest.ErrCollateralUnavailable)
+	assert.EqualValues(2, hits.Load(), "and again after the backoff")
+}
