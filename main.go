@@ -57,6 +57,7 @@ func newApp() *cli.App {
 			demoCommand(),
 			benchCommand(),
 			attestCommand(),
+			chainCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
