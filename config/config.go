@@ -37,6 +37,15 @@ type Attestation struct {
 	Policy string `yaml:"policy" json:"policy"`
 	// CertValidity is the lifetime of this node's RA-TLS certificates (at most 24h).
 	CertValidity Duration `yaml:"cert_validity" json:"cert_validity"`
+	// CollateralURL is the PCCS (or Intel PCS) that serves TCB info, QE identity and CRLs for real
+	// quotes; empty: Intel PCS.
+	CollateralURL string `yaml:"collateral_url" json:"collateral_url"`
+	// CollateralDir caches collateral on disk until its own next update; empty: <data>/collateral.
+	CollateralDir string `yaml:"collateral_dir" json:"collateral_dir"`
+	// CollateralBundle is an offline bundle from `cocoon attest collateral fetch`.
+	CollateralBundle string `yaml:"collateral_bundle" json:"collateral_bundle"`
+	// Offline never fetches collateral: only the cache and the bundle are used.
+	Offline bool `yaml:"offline" json:"offline"`
 }
 
 // Proxy is the proxy's section.

@@ -65,6 +65,10 @@ func common() []flag {
 		boolean("allow-simulated", "COCOON_ALLOW_SIMULATED", "accept peers with simulated TDX quotes", func(c *Config, v bool) { c.Attestation.AllowSimulated = v }),
 		str("sim-dir", "COCOON_SIM_DIR", "development root of trust directory (default <data>/tdx-sim)", func(c *Config, v string) { c.Attestation.SimDir = v }),
 		str("policy", "COCOON_POLICY", "attestation policy JSON file", func(c *Config, v string) { c.Attestation.Policy = v }),
+		str("collateral-url", "COCOON_COLLATERAL_URL", "PCCS or Intel PCS base URL for real quotes' collateral", func(c *Config, v string) { c.Attestation.CollateralURL = v }),
+		str("collateral-dir", "COCOON_COLLATERAL_DIR", "collateral cache directory (default <data>/collateral)", func(c *Config, v string) { c.Attestation.CollateralDir = v }),
+		str("collateral-bundle", "COCOON_COLLATERAL_BUNDLE", "offline collateral bundle file", func(c *Config, v string) { c.Attestation.CollateralBundle = v }),
+		boolean("offline", "COCOON_OFFLINE", "never fetch collateral; use the cache and the bundle only", func(c *Config, v bool) { c.Attestation.Offline = v }),
 	}
 }
 

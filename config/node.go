@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,7 +57,16 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 		}
 	}
 
-	roots := []attest.TrustedRoot{attest.IntelRoot(nil)}
+	dir := c.Attestation.CollateralDir
+	if dir == "" {
+		dir = filepath.Join(c.Data, "collateral")
+	}
+	collateral, err := attest.NewCollateralGetter(attest.CollateralConfig{URL: c.Attestation.CollateralURL, Dir: dir,
+		Bundle: c.Attestation.CollateralBundle, Offline: c.Attestation.Offline})
+	if err != nil {
+		return transport.Config{}, fmt.Errorf("attestation collateral: %w", err)
+	}
+	roots := []attest.TrustedRoot{attest.IntelRoot(collateral)}
 	if root != nil {
 		roots = append(roots, attest.SimulatedRoot(root))
 	}

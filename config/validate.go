@@ -20,6 +20,11 @@ func (c *Config) Validate(role string) error {
 	if v := time.Duration(c.Attestation.CertValidity); v <= 0 || v > 24*time.Hour {
 		return fmt.Errorf("attestation.cert_validity: %s must be positive and at most 24h", v)
 	}
+	if u := c.Attestation.CollateralURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("attestation.collateral_url: %q is not an http(s) URL", u)
+		}
+	}
 	switch role {
 	case "proxy":
 		if err := hostPort("proxy.listen", c.Proxy.Listen, false); err != nil {
