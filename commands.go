@@ -19,6 +19,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/roles/worker"
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 // newLogger writes readable lines to a terminal and JSON otherwise.
@@ -47,7 +48,11 @@ func proxyCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			p, err := buildProxy(cfg, log, nil)
+			m, err := standaloneProxyPay(c.Context, cfg, log)
+			if err != nil {
+				return err
+			}
+			p, err := buildProxy(cfg, log, m)
 			if err != nil {
 				return err
 			}
@@ -57,7 +62,7 @@ func proxyCommand() *cli.Command {
 }
 
 // buildProxy builds a proxy; with m it meters and charges every request.
-func buildProxy(cfg config.Config, log zerolog.Logger, m *money) (*proxy.Proxy, error) {
+func buildProxy(cfg config.Config, log zerolog.Logger, m *proxyPay) (*proxy.Proxy, error) {
 	log = log.With().Str("role", "proxy").Logger()
 	var claims attest.Claims
 	pc := proxy.Config{
@@ -88,7 +93,11 @@ func workerCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			w, err := buildWorker(cfg, log, nil)
+			pay, err := standaloneParty(c.Context, cfg, "worker", settle.KindWorkerEarned, log)
+			if err != nil {
+				return err
+			}
+			w, err := buildWorker(cfg, log, pay)
 			if err != nil {
 				return err
 			}
@@ -134,8 +143,8 @@ func engineFor(cfg config.Config, log zerolog.Logger) (gpu.Engine, string, error
 	return e, digest, nil
 }
 
-// buildWorker builds a worker; with m it earns into the demo worker wallet and keeps its states.
-func buildWorker(cfg config.Config, log zerolog.Logger, m *money) (*worker.Worker, error) {
+// buildWorker builds a worker; with m it earns into m's wallet and keeps its states.
+func buildWorker(cfg config.Config, log zerolog.Logger, m *partyPay) (*worker.Worker, error) {
 	log = log.With().Str("role", "worker").Logger()
 	engine, digest, err := engineFor(cfg, log)
 	if err != nil {
@@ -151,7 +160,7 @@ func buildWorker(cfg config.Config, log zerolog.Logger, m *money) (*worker.Worke
 		MaxActive: wc.MaxActive, OwnerAddress: wc.OwnerAddress, StatsListen: wc.StatsListen,
 	}
 	if m != nil {
-		c.OwnerAddress, c.States = m.workerAcct.ToRaw(), m.workerStates
+		c.OwnerAddress, c.States = m.account.ToRaw(), m.states
 	}
 	return worker.New(c, engine, tc, log)
 }
@@ -167,7 +176,11 @@ func clientCommand() *cli.Command {
 				return err
 			}
 			log := newLogger(cfg.LogLevel)
-			cl, err := buildClient(cfg, log, nil)
+			pay, err := standaloneParty(c.Context, cfg, "client", settle.KindClientCharged, log)
+			if err != nil {
+				return err
+			}
+			cl, err := buildClient(cfg, log, pay)
 			if err != nil {
 				return err
 			}
@@ -176,13 +189,13 @@ func clientCommand() *cli.Command {
 	}
 }
 
-// buildClient builds a client; with m it pays from the demo client wallet, whose key is also its
-// certificate key, and keeps its states.
-func buildClient(cfg config.Config, log zerolog.Logger, m *money) (*client.Client, error) {
+// buildClient builds a client; with m it pays from m's wallet, whose key is also its certificate
+// key, and keeps its states.
+func buildClient(cfg config.Config, log zerolog.Logger, m *partyPay) (*client.Client, error) {
 	log = log.With().Str("role", "client").Logger()
 	var keys []ed25519.PrivateKey
 	if m != nil {
-		keys = append(keys, m.clientKey)
+		keys = append(keys, m.key)
 	}
 	tc, err := cfg.Transport(attest.RoleClient, attest.Claims{}, version, log, keys...)
 	if err != nil {
@@ -194,7 +207,7 @@ func buildClient(cfg config.Config, log zerolog.Logger, m *money) (*client.Clien
 		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout),
 	}
 	if m != nil {
-		c.States = m.clientStates
+		c.States = m.states
 	}
 	return client.New(c, tc, log)
 }

@@ -120,11 +120,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		// The signed states reach client and worker right after the answer; wait for them, then
 		// settle on chain as either party may at any time.
 		held := func() error {
-			pay := m.payKey.Public().(ed25519.PublicKey)
-			if _, ok := m.workerStates.Latest(pay); !ok {
+			pay := m.proxy.payKey.Public().(ed25519.PublicKey)
+			if _, ok := m.worker.states.Latest(pay); !ok {
 				return errors.New("worker has no state yet")
 			}
-			if _, ok := m.clientStates.Latest(pay); !ok {
+			if _, ok := m.client.states.Latest(pay); !ok {
 				return errors.New("client has no state yet")
 			}
 			return nil
@@ -233,7 +233,7 @@ func startNetwork(ctx context.Context, cfg config.Config, data string, log zerol
 		return nil, err
 	}
 	m := dn.money
-	m.watch(ctx, log)
+	m.proxy.watch(ctx, log)
 	fmt.Fprintf(out, "Local chain: registry %s, proxy contract %s, client deposit %s TON\n",
 		m.net.Registry.ToHuman(true, true), m.net.Proxy.ToHuman(true, true), chaincmd.FormatTON(demoDeposit))
 	start := func(run func(context.Context) error) {
@@ -243,7 +243,7 @@ func startNetwork(ctx context.Context, cfg config.Config, data string, log zerol
 			dn.done <- run(ctx)
 		}()
 	}
-	if dn.proxy, err = buildProxy(cfg, log, m); err != nil {
+	if dn.proxy, err = buildProxy(cfg, log, m.proxy); err != nil {
 		return nil, err
 	}
 	start(dn.proxy.Run)
@@ -252,10 +252,10 @@ func startNetwork(ctx context.Context, cfg config.Config, data string, log zerol
 		return nil, fmt.Errorf("proxy did not start: %w", firstErr(dn.done))
 	}
 	cfg.Worker.Proxies, cfg.Client.Proxies = []string{dn.proxyAddr.String()}, []string{dn.proxyAddr.String()}
-	if dn.worker, err = buildWorker(cfg, log, m); err != nil {
+	if dn.worker, err = buildWorker(cfg, log, m.worker); err != nil {
 		return nil, err
 	}
-	if dn.client, err = buildClient(cfg, log, m); err != nil {
+	if dn.client, err = buildClient(cfg, log, m.client); err != nil {
 		return nil, err
 	}
 	start(dn.worker.Run)

@@ -60,7 +60,7 @@ func TestRegistryPriceChange(t *testing.T) {
 	params.WorkerFeePerToken *= 2
 	require.NoError(chaincmd.SetParams(ctx, dn.money.chain, io.Discard, owner, dn.money.net.Registry, params))
 	waitFor(t, "the proxy to see the new price", func() bool {
-		return dn.money.prices.Load().PricePerToken == params.PricePerToken
+		return dn.money.proxy.prices.Load().PricePerToken == params.PricePerToken
 	})
 	assert.Equal(t, 2*before, cost(), "the same request costs twice as much")
 

@@ -22,6 +22,26 @@ type Config struct {
 	Proxy       Proxy       `yaml:"proxy" json:"proxy"`
 	Worker      Worker      `yaml:"worker" json:"worker"`
 	Client      Client      `yaml:"client" json:"client"`
+	Payments    Payments    `yaml:"payments" json:"payments"`
+}
+
+// Payments says where money settles. Without a chain, requests are served free (total_cost 0).
+type Payments struct {
+	// Chain is "" (no payments), "ton" (lite servers from TONConfig) or "local" (a local chain file,
+	// which one process at a time can open: single-host setups and tests).
+	Chain     string `yaml:"chain" json:"chain"`
+	ChainData string `yaml:"chain_data" json:"chain_data"` // local: the chain file; default <data>/chain.db
+	TONConfig string `yaml:"ton_config" json:"ton_config"` // ton: global config file
+	Network   string `yaml:"network" json:"network"`       // ton: mainnet or testnet
+	// Key is the proxy's payment key, or the client's or worker's wallet key; default
+	// <data>/keys/<role>.key, made on first use. A client's wallet key is also its certificate key:
+	// that is how a proxy knows whose deposit pays.
+	Key           string `yaml:"key" json:"-"`
+	Registry      string `yaml:"registry" json:"registry"`             // proxy: the registry contract (prices)
+	ProxyContract string `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
+	// SubmitThreshold: a client or worker submits its latest state once it is this many nanoTON
+	// ahead of what the contract accepted; 0 leaves it to `cocoon chain submit`.
+	SubmitThreshold uint64 `yaml:"submit_threshold" json:"submit_threshold"`
 }
 
 // Attestation says how this node proves itself and whom it trusts.
@@ -184,7 +204,8 @@ func (c *Config) Digest(role string) [32]byte {
 	b, _ := json.Marshal(struct {
 		Role        string      `json:"role"`
 		Attestation Attestation `json:"attestation"`
+		Payments    Payments    `json:"payments"`
 		Section     any         `json:"section"`
-	}{role, c.Attestation, section})
+	}{role, c.Attestation, c.Payments, section})
 	return sha256.Sum256(b)
 }

@@ -68,6 +68,11 @@ func common() []flag {
 		str("collateral-url", "COCOON_COLLATERAL_URL", "PCCS or Intel PCS base URL for real quotes' collateral", func(c *Config, v string) { c.Attestation.CollateralURL = v }),
 		str("collateral-dir", "COCOON_COLLATERAL_DIR", "collateral cache directory (default <data>/collateral)", func(c *Config, v string) { c.Attestation.CollateralDir = v }),
 		str("collateral-bundle", "COCOON_COLLATERAL_BUNDLE", "offline collateral bundle file", func(c *Config, v string) { c.Attestation.CollateralBundle = v }),
+		str("chain", "COCOON_CHAIN", "payments: ton, local, or empty for none", func(c *Config, v string) { c.Payments.Chain = v }),
+		str("chain-data", "COCOON_CHAIN_DATA", "payments: local chain file (default <data>/chain.db)", func(c *Config, v string) { c.Payments.ChainData = v }),
+		str("ton-config", "COCOON_TON_CONFIG", "payments: TON global config file", func(c *Config, v string) { c.Payments.TONConfig = v }),
+		str("network", "COCOON_TON_NETWORK", "payments: mainnet or testnet", func(c *Config, v string) { c.Payments.Network = v }),
+		str("key", "COCOON_KEY", "payments: payment key (proxy) or wallet key (client, worker)", func(c *Config, v string) { c.Payments.Key = v }),
 		boolean("offline", "COCOON_OFFLINE", "never fetch collateral; use the cache and the bundle only", func(c *Config, v bool) { c.Attestation.Offline = v }),
 	}
 }
@@ -79,6 +84,8 @@ func roleFlags(role string) []flag {
 			str("listen", "COCOON_LISTEN", "QUIC address for workers and clients", func(c *Config, v string) { c.Proxy.Listen = v }),
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Proxy.StatsListen = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "longest a request may take", func(c *Config, v time.Duration) { c.Proxy.RequestTimeout = Duration(v) }),
+			str("registry", "COCOON_REGISTRY", "payments: registry contract address", func(c *Config, v string) { c.Payments.Registry = v }),
+			str("proxy-contract", "COCOON_PROXY_CONTRACT", "payments: this proxy's contract address", func(c *Config, v string) { c.Payments.ProxyContract = v }),
 		}
 	case "worker":
 		return []flag{
@@ -92,6 +99,7 @@ func roleFlags(role string) []flag {
 			integer("max-active", "COCOON_MAX_ACTIVE", "requests served at once", func(c *Config, v int64) { c.Worker.MaxActive = int(v) }),
 			str("owner-address", "COCOON_OWNER_ADDRESS", "TON address that earns", func(c *Config, v string) { c.Worker.OwnerAddress = v }),
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Worker.StatsListen = v }),
+			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the earned state once it is this many nanoTON ahead", func(c *Config, v int64) { c.Payments.SubmitThreshold = uint64(v) }),
 			duration("builtin-token-delay", "COCOON_BUILTIN_TOKEN_DELAY", "built-in engine: time per token", func(c *Config, v time.Duration) { c.Worker.TokenDelay = Duration(v) }),
 		}
 	case "client":
@@ -102,6 +110,7 @@ func roleFlags(role string) []flag {
 			integer("max-coefficient", "COCOON_MAX_COEFFICIENT", "highest worker price coefficient accepted (0: any)", func(c *Config, v int64) { c.Client.MaxCoefficient = uint32(v) }),
 			integer("max-body-bytes", "COCOON_MAX_BODY_BYTES", "request body limit", func(c *Config, v int64) { c.Client.MaxBodyBytes = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "whole-request timeout", func(c *Config, v time.Duration) { c.Client.RequestTimeout = Duration(v) }),
+			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the charged state once it is this many nanoTON ahead", func(c *Config, v int64) { c.Payments.SubmitThreshold = uint64(v) }),
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tonkeeper/tongo/ton"
 )
 
 // Validate checks the sections a role uses; errors name the field.
@@ -24,6 +25,9 @@ func (c *Config) Validate(role string) error {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return fmt.Errorf("attestation.collateral_url: %q is not an http(s) URL", u)
 		}
+	}
+	if err := c.Payments.validate(role); err != nil {
+		return err
 	}
 	switch role {
 	case "proxy":
@@ -100,6 +104,32 @@ func proxies(field string, list []string) error {
 	for i, p := range list {
 		if err := hostPort(fmt.Sprintf("%s[%d]", field, i), p, false); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func (p *Payments) validate(role string) error {
+	switch p.Chain {
+	case "":
+		return nil
+	case "local":
+	case "ton":
+		if p.TONConfig == "" {
+			return fmt.Errorf("payments.ton_config: required with chain ton")
+		}
+		if p.Network != "mainnet" && p.Network != "testnet" {
+			return fmt.Errorf("payments.network: %q must be mainnet or testnet", p.Network)
+		}
+	default:
+		return fmt.Errorf("payments.chain: %q must be empty, ton or local", p.Chain)
+	}
+	if role == "proxy" {
+		if _, err := ton.ParseAccountID(p.Registry); err != nil {
+			return fmt.Errorf("payments.registry: %q is not a TON address", p.Registry)
+		}
+		if _, err := ton.ParseAccountID(p.ProxyContract); err != nil {
+			return fmt.Errorf("payments.proxy_contract: %q is not a TON address", p.ProxyContract)
 		}
 	}
 	return nil
