@@ -91,7 +91,7 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 		tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	} else {
 		// A proxy notices a vanished worker fast, so a request cut off mid-answer fails within seconds.
-		tc.PingInterval, tc.PingTimeout = 250*time.Millisecond, 1500*time.Millisecond
+		tc.PingInterval, tc.PingTimeout = 250*time.Millisecond, time.Second
 	}
 	return tc, nil
 }

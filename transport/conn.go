@@ -213,24 +213,35 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 	return c
 }
 
-// liveness pings the peer and closes the connection when it stops answering.
+// liveness closes the connection when the peer stops answering. A connection that received
+// packets since the last check is alive and costs nothing; a silent one is pinged, and it is
+// dead only if the ping goes unanswered and still nothing at all arrived. So a peer too busy to
+// answer a ping in time (thousands of streams opening at once) is not taken for dead, and idle
+// connections whose peers ping us are never pinged back.
 func (c *Conn) liveness() {
 	t := time.NewTicker(c.cfg.PingInterval)
 	defer t.Stop()
+	received := c.qc.ConnectionStats().PacketsReceived
 	for {
 		select {
 		case <-c.Done():
 			return
 		case <-t.C:
 		}
+		if now := c.qc.ConnectionStats().PacketsReceived; now != received {
+			received = now
+			continue
+		}
 		ctx, cancel := context.WithTimeout(c.qc.Context(), c.cfg.PingTimeout)
 		_, err := c.Ping(ctx)
 		cancel()
-		if err != nil && c.qc.Context().Err() == nil {
+		now := c.qc.ConnectionStats().PacketsReceived
+		if err != nil && now == received && c.qc.Context().Err() == nil {
 			c.log.Warn().Dur("timeout", c.cfg.PingTimeout).Msg("peer unresponsive, closing connection")
 			_ = c.qc.CloseWithError(wire.CodeTimeout, "peer unresponsive")
 			return
 		}
+		received = now
 	}
 }
 
