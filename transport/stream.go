@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,31 +15,56 @@ import (
 // Stream is one request: a bidirectional QUIC stream carrying frames.
 type Stream struct {
 	s    *quic.Stream
+	br   *bufio.Reader
 	fr   *wire.FrameReader
 	wbuf []byte
 }
 
 func newStream(s *quic.Stream, maxFrame int) *Stream {
-	return &Stream{s: s, fr: wire.NewFrameReader(s, maxFrame)}
+	// Reading through a buffer takes many small frames per read call, and lets a relay see that
+	// more frames are already waiting (Buffered) and write them out together.
+	br := bufio.NewReaderSize(s, 16<<10)
+	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, maxFrame)}
 }
+
+// Buffered reports how many received bytes wait to be read: more than zero means the next frame
+// has at least begun to arrive.
+func (s *Stream) Buffered() int { return s.br.Buffered() }
 
 // Send writes one message as a frame. Not safe for concurrent use with other Sends.
 func (s *Stream) Send(m proto.Message) error {
 	var err error
-	s.wbuf, err = wire.Marshal(s.wbuf[:0], m)
+	s.wbuf, err = wire.Marshal(s.wbuf, m)
 	if err != nil {
 		return err
 	}
-	if _, err := s.s.Write(s.wbuf); err != nil {
+	if err := s.Flush(); err != nil {
 		return fmt.Errorf("send %T: %w", m, err)
 	}
 	return nil
 }
 
-// SendFrame writes a pre-encoded payload of type t, for hot paths that encode without proto.
+// SendFrame writes a pre-encoded payload of type t (after any queued frames), for hot paths that
+// encode without proto.
 func (s *Stream) SendFrame(t wire.Type, payload []byte) error {
-	s.wbuf = wire.AppendFrame(s.wbuf[:0], t, payload)
-	if _, err := s.s.Write(s.wbuf); err != nil {
+	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
+	return s.Flush()
+}
+
+// QueueFrame appends a frame to be written by the next Flush or SendFrame: a relay that sees more
+// frames waiting (Buffered) sends them in one write.
+func (s *Stream) QueueFrame(t wire.Type, payload []byte) {
+	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
+}
+
+// Flush writes the queued frames.
+func (s *Stream) Flush() error {
+	if len(s.wbuf) == 0 {
+		return nil
+	}
+	_, err := s.s.Write(s.wbuf)
+	s.wbuf = s.wbuf[:0]
+	if err != nil {
 		return fmt.Errorf("send frame: %w", err)
 	}
 	return nil

@@ -244,6 +244,9 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			if err := x.commit(); err != nil {
 				return x.appGone(ctx), false
 			}
+			if x.sse.pending == nil {
+				x.sse.pending = func() bool { return s.Buffered() > 0 }
+			}
 			if x.includeUsage && bytes.Contains(payload, usageObject) {
 				held = append([]byte(nil), payload...)
 				continue

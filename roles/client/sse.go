@@ -6,13 +6,16 @@ import (
 	"net/http"
 )
 
-// sseWriter writes Server-Sent Events exactly as OpenAI does and flushes each one at once, so
-// every chunk reaches the app the moment it arrives from the proxy.
+// sseWriter writes Server-Sent Events exactly as OpenAI does and flushes as soon as no further
+// event is already waiting, so every chunk reaches the app the moment it arrives from the proxy,
+// and a burst of chunks that arrived together costs one write to the app instead of one each.
 type sseWriter struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	buf []byte
 	n   int64 // bytes written, for logs and stats
+	// pending reports that more of the answer has already arrived; nil: never.
+	pending func() bool
 }
 
 func newSSEWriter(w http.ResponseWriter) *sseWriter {
@@ -38,6 +41,9 @@ func (s *sseWriter) data(p []byte) error {
 	s.n += int64(n)
 	if err != nil {
 		return fmt.Errorf("write event: %w", err)
+	}
+	if s.pending != nil && s.pending() {
+		return nil // the next event follows at once; it flushes both
 	}
 	return s.flush()
 }

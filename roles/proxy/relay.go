@@ -244,9 +244,13 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Reques
 		}
 		switch t {
 		case wire.TypeChunk, wire.TypeUsageChunk:
-			if err := cs.SendFrame(t, payload); err != nil {
-				ws.Cancel(wire.CodeCancelled)
-				return answered, r, err
+			// Chunks that arrived together leave together; the last one waiting goes out at once.
+			cs.QueueFrame(t, payload)
+			if ws.Buffered() == 0 {
+				if err := cs.Flush(); err != nil {
+					ws.Cancel(wire.CodeCancelled)
+					return answered, r, err
+				}
 			}
 			if t == wire.TypeChunk {
 				r.chunks++
