@@ -86,6 +86,9 @@ type Chunk struct {
 	// the client exactly the stream it asked for. When the client asked for
 	// usage itself the chunk is an ordinary one and UsageOnly is false.
 	UsageOnly bool
+	// More is set when more of the answer was already read from the engine, so a relay can send
+	// this chunk together with the next ones instead of one network write each.
+	More bool
 }
 
 // Sink receives the chunks of an answer in order. An error stops the request.

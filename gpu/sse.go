@@ -53,6 +53,10 @@ func (s *SSEReader) Reset(r io.Reader) {
 	*s = SSEReader{r: r, max: s.max, buf: s.buf[:0], data: s.data[:0]}
 }
 
+// Buffered reports whether input already read waits to be parsed: the next event may follow
+// without another read from the engine.
+func (s *SSEReader) Buffered() bool { return s.end > s.start }
+
 // Done reports whether the stream ended with the [DONE] event.
 func (s *SSEReader) Done() bool { return s.done }
 
