@@ -106,7 +106,19 @@ func newPartyPay(ch chain.Chain, key ed25519.PrivateKey, kind settle.Kind, dir s
 	if err != nil {
 		return nil, err
 	}
-	return &partyPay{chain: ch, key: key, account: acct, states: st, threshold: threshold}, nil
+	pp := &partyPay{chain: ch, key: key, account: acct, states: st, threshold: threshold}
+	st.SetReader(func(ctx context.Context, proxy ton.AccountID) (paystate.Account, error) {
+		ps, err := chain.Proxy(ctx, ch, proxy)
+		if err != nil {
+			return paystate.Account{}, err
+		}
+		if kind == settle.KindClientCharged {
+			a := ps.Clients[acct]
+			return paystate.Account{Balance: a.Balance, Stake: a.Stake, Settled: a.Charged}, nil
+		}
+		return paystate.Account{Settled: ps.Workers[acct].Paid}, nil
+	})
+	return pp, nil
 }
 
 // autoSubmit submits a held state once it is threshold nanoTON ahead of what its proxy contract

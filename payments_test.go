@@ -123,4 +123,34 @@ func TestStandalonePayments(t *testing.T) {
 	held, ok := cp.states.Latest(keys["payment"].Public().(ed25519.PublicKey))
 	require.True(ok, "the client holds its charged state")
 	assert.Equal(t, c.Charged, held.State.Total)
+
+	// /jsonstats: the client shows per proxy its charged total, latest state and deposit left;
+	// the worker its earned total and what was paid on chain.
+	var cs struct {
+		Payments map[string]struct {
+			Charged     uint64  `json:"charged"`
+			LatestState string  `json:"latest_state"`
+			Balance     *uint64 `json:"balance"`
+		} `json:"payments"`
+	}
+	require.NoError(getJSON("http://"+cl.Addr().String()+"/jsonstats", &cs))
+	require.Len(cs.Payments, 1)
+	for _, p := range cs.Payments {
+		assert.Equal(t, c.Charged, p.Charged)
+		assert.NotEmpty(t, p.LatestState)
+		require.NotNil(p.Balance)
+		assert.Positive(t, *p.Balance)
+	}
+	var ws struct {
+		Payments map[string]struct {
+			Earned uint64 `json:"earned"`
+			Paid   uint64 `json:"paid"`
+		} `json:"payments"`
+	}
+	require.NoError(getJSON("http://"+w.StatsAddr(ctx).String()+"/jsonstats", &ws))
+	require.Len(ws.Payments, 1)
+	for _, p := range ws.Payments {
+		assert.Positive(t, p.Earned)
+		assert.Equal(t, p.Earned, p.Paid, "the threshold submission paid everything earned")
+	}
 }

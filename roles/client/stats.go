@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"maps"
@@ -176,9 +178,12 @@ type statsJSON struct {
 }
 
 type paymentStats struct {
-	ProxyContract string `json:"proxy_contract"`
-	Charged       uint64 `json:"charged"`
-	Seqno         uint64 `json:"seqno"`
+	ProxyContract  string  `json:"proxy_contract"`
+	Charged        uint64  `json:"charged"`
+	Seqno          uint64  `json:"seqno"`
+	LatestState    string  `json:"latest_state"`               // the signed state, base64 BOC
+	Balance        *uint64 `json:"balance,omitempty"`          // deposit left on chain
+	ChargedOnChain *uint64 `json:"charged_on_chain,omitempty"` // what the contract accepted
 }
 
 type proxyStats struct {
@@ -205,7 +210,16 @@ func (c *Client) snapshot() statsJSON {
 	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Proxies: []proxyStats{}, Payments: map[string]paymentStats{}}
 	if c.cfg.States != nil {
 		for key, st := range c.cfg.States.All() {
-			out.Payments[key] = paymentStats{ProxyContract: st.State.Proxy.ToRaw(), Charged: st.State.Total, Seqno: st.State.Seqno}
+			ps := paymentStats{ProxyContract: st.State.Proxy.ToRaw(), Charged: st.State.Total, Seqno: st.State.Seqno}
+			if b, err := st.MarshalBinary(); err == nil {
+				ps.LatestState = base64.StdEncoding.EncodeToString(b)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if acc, ok, err := c.cfg.States.Account(ctx, st.State.Proxy); ok && err == nil {
+				ps.Balance, ps.ChargedOnChain = &acc.Balance, &acc.Settled
+			}
+			cancel()
+			out.Payments[key] = ps
 		}
 	}
 	for _, p := range c.proxies {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -32,7 +33,13 @@ func (p *Proxy) serveClient(ctx context.Context, c *transport.Conn) {
 	go func() {
 		defer wg.Done()
 		for m := range c.Control() {
-			if ps, ok := m.(*wire.PaymentState); ok {
+			ps, ok := m.(*wire.PaymentState)
+			switch {
+			case !ok:
+			case len(ps.GetSigned()) == 0:
+				// An empty state asks for the latest one.
+				p.sendCurrent(c, rq.account, settle.KindClientCharged, log)
+			default:
 				if err := p.checkState(ps); err != nil {
 					log.Warn().Err(err).Msg("client's payment state refused")
 				}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/rs/zerolog"
 	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/settle"
@@ -108,4 +109,19 @@ func sendState(c *transport.Conn, st settle.SignedState) error {
 		return fmt.Errorf("encode payment state: %w", err)
 	}
 	return c.SendControl(&wire.PaymentState{Signed: b})
+}
+
+// sendCurrent answers a peer that asked for its latest signed total.
+func (p *Proxy) sendCurrent(c *transport.Conn, party ton.AccountID, kind settle.Kind, log zerolog.Logger) {
+	pm := p.cfg.Payments
+	if pm == nil {
+		return
+	}
+	st, err := pm.Ledger.Current(party, kind)
+	if err == nil {
+		err = sendState(c, st)
+	}
+	if err != nil {
+		log.Debug().Err(err).Msg("latest payment state not sent")
+	}
 }

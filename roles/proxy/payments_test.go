@@ -261,3 +261,29 @@ func TestRollbackDetected(t *testing.T) {
 	require.NotNil(t, a.err)
 	assert.Equal(t, uint32(wire.CodeInternal), a.err.GetCode())
 }
+
+// TestStateOnRequest: a client that asks (an empty PaymentState) gets its latest signed total.
+func TestStateOnRequest(t *testing.T) {
+	pp := startPayingProxy(t)
+	_, stop := registerWithOwner(t, pp.addr, usageWorker)
+	defer stop()
+	require.Eventually(t, func() bool { return pp.p.WorkerCount() == 1 }, 5*time.Second, 5*time.Millisecond)
+	c, acct := clientConn(t, pp.addr)
+	require.NoError(t, pp.ledger.Deposit(acct, 1<<40, 0))
+	a := askID(t, c, "7")
+	require.NotNil(t, a.done)
+	<-c.Control() // the state sent after the request
+	require.NoError(t, c.SendControl(&wire.PaymentState{}))
+	select {
+	case m := <-c.Control():
+		ps, ok := m.(*wire.PaymentState)
+		require.True(t, ok, "got %T", m)
+		st, err := settle.ParseSignedState(ps.GetSigned())
+		require.NoError(t, err)
+		require.NoError(t, st.Verify(pp.pub))
+		assert.Equal(t, uint64(1), st.State.Seqno)
+		assert.Equal(t, a.done.GetTotalCost(), st.State.Total)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no state sent on request")
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -73,6 +74,12 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 					return
 				}
 			case *wire.PaymentState:
+				if len(m.GetSigned()) == 0 {
+					if entry != nil {
+						p.sendCurrent(c, entry.owner, settle.KindWorkerEarned, log)
+					}
+					continue
+				}
 				if err := p.checkState(m); err != nil {
 					log.Warn().Err(err).Msg("worker's payment state refused")
 				}

@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
@@ -82,9 +85,18 @@ func (w *Worker) payments() map[string]any {
 		return out
 	}
 	for key, st := range w.cfg.States.All() {
-		out[key] = map[string]any{
+		doc := map[string]any{
 			"earned": st.State.Total, "seqno": st.State.Seqno, "proxy_contract": st.State.Proxy.ToRaw(),
 		}
+		if b, err := st.MarshalBinary(); err == nil {
+			doc["latest_state"] = base64.StdEncoding.EncodeToString(b)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if acc, ok, err := w.cfg.States.Account(ctx, st.State.Proxy); ok && err == nil {
+			doc["paid"] = acc.Settled
+		}
+		cancel()
+		out[key] = doc
 	}
 	return out
 }

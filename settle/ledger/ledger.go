@@ -294,6 +294,23 @@ func (l *Ledger) Worker(id ton.AccountID) (Worker, error) {
 	return Worker{}, nil
 }
 
+// Current signs the party's current total of kind again (for a party that asks for it); the
+// signature of an unchanged state is the same every time.
+func (l *Ledger) Current(party ton.AccountID, kind settle.Kind) (settle.SignedState, error) {
+	st := settle.State{Proxy: l.proxy, Party: party, Kind: kind}
+	switch kind {
+	case settle.KindClientCharged:
+		c, _ := l.Client(party)
+		st.Seqno, st.Total = c.Seqno, c.Charged
+	case settle.KindWorkerEarned:
+		w, _ := l.Worker(party)
+		st.Seqno, st.Total = w.Seqno, w.Earned
+	default:
+		return settle.SignedState{}, fmt.Errorf("current state: unknown kind %d", kind)
+	}
+	return settle.Sign(st, l.key)
+}
+
 // Check compares a state a party holds with the ledger: a state ahead of the ledger (higher
 // sequence number or total) means the ledger lost commits it once signed.
 func (l *Ledger) Check(s settle.State) error {

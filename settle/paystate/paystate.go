@@ -6,6 +6,7 @@
 package paystate
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
@@ -34,6 +35,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	latest map[string]settle.SignedState
+	reader Reader
 }
 
 // Open loads the states kept in dir for party's totals of kind.
@@ -130,4 +132,33 @@ func writeAtomic(path string, b []byte) error {
 		return fmt.Errorf("save payment state: %w", err)
 	}
 	return nil
+}
+
+// Account is what a proxy contract holds for this party on chain.
+type Account struct {
+	Balance uint64 `json:"balance"` // clients: deposit left
+	Stake   uint64 `json:"stake"`   // clients: locked stake
+	Settled uint64 `json:"settled"` // clients: charged on chain; workers: paid on chain
+}
+
+// Reader reads this party's account in a proxy contract.
+type Reader func(ctx context.Context, proxy ton.AccountID) (Account, error)
+
+// SetReader lets the store report on-chain balances (nil: none).
+func (s *Store) SetReader(r Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reader = r
+}
+
+// Account reads the party's account in proxy's contract; ok is false without a reader.
+func (s *Store) Account(ctx context.Context, proxy ton.AccountID) (Account, bool, error) {
+	s.mu.Lock()
+	r := s.reader
+	s.mu.Unlock()
+	if r == nil {
+		return Account{}, false, nil
+	}
+	a, err := r(ctx, proxy)
+	return a, true, err
 }
