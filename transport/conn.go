@@ -47,6 +47,9 @@ type Conn struct {
 	pingMu sync.Mutex
 	pings  map[uint64]chan struct{}
 	nonce  atomic.Uint64
+
+	wg   sync.WaitGroup // the connection's own goroutines
+	done chan struct{}  // closed once the connection ended and wg is done
 }
 
 // Peer is the verified peer at the other end.
@@ -55,8 +58,8 @@ func (c *Conn) Peer() *attest.Peer { return c.peer }
 // RemoteAddr is the peer's UDP address.
 func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
 
-// Done is closed when the connection ends.
-func (c *Conn) Done() <-chan struct{} { return c.qc.Context().Done() }
+// Done is closed when the connection has ended and its goroutines have stopped.
+func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err is why the connection ended, once Done is closed.
 func (c *Conn) Err() error { return context.Cause(c.qc.Context()) }
@@ -116,7 +119,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 		return time.Since(start), nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
-	case <-c.Done():
+	case <-c.qc.Context().Done():
 		return 0, ErrClosed
 	}
 }
@@ -184,13 +187,13 @@ func (c *Conn) pump() {
 			select {
 			case <-c.queued:
 				continue
-			case <-c.Done():
+			case <-c.qc.Context().Done():
 				return
 			}
 		}
 		select {
 		case c.control <- m:
-		case <-c.Done():
+		case <-c.qc.Context().Done():
 			return
 		}
 	}
@@ -201,15 +204,23 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
 		control: make(chan proto.Message),
 		queued:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
 		pings:   map[uint64]chan struct{}{},
 		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
 			Str("peer_role", string(peer.Claims.Role)).Logger(),
 	}
-	go c.readControl()
-	go c.pump()
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.readControl() }()
+	go func() { defer c.wg.Done(); c.pump() }()
 	if cfg.PingInterval > 0 {
-		go c.liveness()
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.liveness() }()
 	}
+	go func() {
+		<-qc.Context().Done()
+		c.wg.Wait()
+		close(c.done)
+	}()
 	return c
 }
 
@@ -224,7 +235,7 @@ func (c *Conn) liveness() {
 	received := c.qc.ConnectionStats().PacketsReceived
 	for {
 		select {
-		case <-c.Done():
+		case <-c.qc.Context().Done():
 			return
 		case <-t.C:
 		}

@@ -26,7 +26,17 @@ func contractData(ctx context.Context, c Chain, id ton.AccountID) (*boc.Cell, er
 	if a.Status != StatusActive || a.Data == nil {
 		return nil, fmt.Errorf("read %s: %w (status %s)", id.ToRaw(), ErrNotDeployed, a.Status)
 	}
-	return a.Data, nil
+	// Parsing moves the cell's read cursors, and a chain may hand the same cell to concurrent
+	// readers (the local chain does): parse a copy of our own.
+	b, err := a.Data.ToBoc()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", id.ToRaw(), err)
+	}
+	cells, err := boc.DeserializeBoc(b)
+	if err != nil || len(cells) != 1 {
+		return nil, fmt.Errorf("read %s: copy contract data: %v", id.ToRaw(), err)
+	}
+	return cells[0], nil
 }
 
 // Registry reads the registry contract.
