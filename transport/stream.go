@@ -23,7 +23,7 @@ type Stream struct {
 func newStream(s *quic.Stream, maxFrame int) *Stream {
 	// Reading through a buffer takes many small frames per read call, and lets a relay see that
 	// more frames are already waiting (Buffered) and write them out together.
-	br := bufio.NewReaderSize(s, 16<<10)
+	br := bufio.NewReaderSize(s, 4<<10) // small: one per open stream, and chunks are a few hundred bytes
 	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, maxFrame)}
 }
 
