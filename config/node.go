@@ -90,8 +90,9 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	if role != attest.RoleProxy {
 		tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	} else {
-		// A proxy notices a vanished worker fast, so a request cut off mid-answer fails within seconds.
-		tc.PingInterval, tc.PingTimeout = 250*time.Millisecond, time.Second
+		// Idle peers are pinged every few seconds; the proxy pings a worker every 250ms while it
+		// serves requests (roles/proxy), so a request cut off mid-answer fails within seconds.
+		tc.PingInterval, tc.PingTimeout = 5*time.Second, time.Second
 	}
 	return tc, nil
 }

@@ -50,6 +50,9 @@ type Conn struct {
 
 	wg   sync.WaitGroup // the connection's own goroutines
 	done chan struct{}  // closed once the connection ended and wg is done
+
+	pingEvery atomic.Int64 // nanoseconds; see SetPingInterval
+	pingWake  chan struct{}
 }
 
 // Peer is the verified peer at the other end.
@@ -202,13 +205,15 @@ func (c *Conn) pump() {
 func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn {
 	c := &Conn{
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
-		control: make(chan proto.Message),
-		queued:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		pings:   map[uint64]chan struct{}{},
+		control:  make(chan proto.Message),
+		queued:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		pingWake: make(chan struct{}, 1),
+		pings:    map[uint64]chan struct{}{},
 		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
 			Str("peer_role", string(peer.Claims.Role)).Logger(),
 	}
+	c.pingEvery.Store(int64(cfg.PingInterval))
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.readControl() }()
 	go func() { defer c.wg.Done(); c.pump() }()
@@ -224,21 +229,40 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 	return c
 }
 
+// SetPingInterval changes how often a silent peer is pinged, from now on: a proxy checks a worker
+// often while it serves requests (a vanished worker must fail its streams within seconds) and
+// rarely while it is idle (hundreds of idle workers must not cost a core).
+func (c *Conn) SetPingInterval(d time.Duration) {
+	if d <= 0 || time.Duration(c.pingEvery.Swap(int64(d))) == d {
+		return
+	}
+	select {
+	case c.pingWake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) pingInterval() time.Duration { return time.Duration(c.pingEvery.Load()) }
+
 // liveness closes the connection when the peer stops answering. A connection that received
 // packets since the last check is alive and costs nothing; a silent one is pinged, and it is
 // dead only if the ping goes unanswered and still nothing at all arrived. So a peer too busy to
 // answer a ping in time (thousands of streams opening at once) is not taken for dead, and idle
 // connections whose peers ping us are never pinged back.
 func (c *Conn) liveness() {
-	t := time.NewTicker(c.cfg.PingInterval)
+	t := time.NewTimer(c.pingInterval())
 	defer t.Stop()
 	received := c.qc.ConnectionStats().PacketsReceived
 	for {
 		select {
 		case <-c.qc.Context().Done():
 			return
+		case <-c.pingWake:
+			t.Reset(c.pingInterval())
+			continue
 		case <-t.C:
 		}
+		t.Reset(c.pingInterval())
 		if now := c.qc.ConnectionStats().PacketsReceived; now != received {
 			received = now
 			continue

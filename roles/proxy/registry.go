@@ -27,10 +27,35 @@ type workerEntry struct {
 	attestation string
 
 	active   atomic.Int64
+	pingMu   sync.Mutex // orders updates of the connection's ping interval
 	served   atomic.Int64
 	failures atomic.Int64
 	// avgNanos is an exponentially weighted average of request durations.
 	avgNanos atomic.Int64
+}
+
+// Ping intervals for a worker connection: often while it serves, rarely while it is idle.
+const (
+	busyPing = 250 * time.Millisecond
+	idlePing = 5 * time.Second
+)
+
+// updatePing sets the connection's ping interval from the worker's current load. Callers call it
+// after every change of active; the last call sees the last value.
+func (w *workerEntry) updatePing() {
+	w.pingMu.Lock()
+	defer w.pingMu.Unlock()
+	if w.active.Load() > 0 {
+		w.conn.SetPingInterval(busyPing)
+	} else {
+		w.conn.SetPingInterval(idlePing)
+	}
+}
+
+// release ends one request on the worker.
+func (w *workerEntry) release() {
+	w.active.Add(-1)
+	w.updatePing()
 }
 
 func (w *workerEntry) observe(d time.Duration) {
@@ -116,6 +141,7 @@ func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry
 		i := rand.IntN(len(best))
 		w := best[i]
 		if w.active.Add(1) <= w.maxActive {
+			w.updatePing()
 			return w
 		}
 		// Raced with another request for the last slot.

@@ -78,7 +78,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
 		tried[w] = true
 		res, err := p.reserve(rq, req, w)
 		if err != nil {
-			w.active.Add(-1)
+			w.release()
 			code := wire.CodeInternal
 			if errors.Is(err, ledger.ErrInsufficientFunds) {
 				code = wire.CodePaymentRequired
@@ -88,7 +88,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
 			return
 		}
 		out, r, err := p.try(rctx, cs, req, w, log)
-		w.active.Add(-1)
+		w.release()
 		if out == answered {
 			p.finish(rq, w, res, r, log)
 			if err == nil {

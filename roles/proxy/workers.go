@@ -68,6 +68,7 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 					entry.coefficient = 1000
 				}
 				p.reg.add(entry)
+				entry.updatePing()
 				log.Info().Str("worker_id", entry.id).Str("model", entry.model).Int64("max_active", entry.maxActive).
 					Uint32("coefficient", entry.coefficient).Str("attestation", entry.attestation).Msg("worker registered")
 				if err := c.SendControl(&wire.Registered{WorkerId: entry.id}); err != nil {
