@@ -664,3 +664,59 @@ func TestDemoKilledUnderLoad(t *testing.T) {
 	defer mu.Unlock()
 	assert.GreaterOrEqual(t, totals.Charged, seen, "every charge the app was told of is in the ledger")
 }
+
+// TestNoGrowthAcrossRuns: after two equal bursts of requests, no role holds more goroutines than
+// after the first (a leak per request or per stream would show), and the heap stays in bounds.
+func TestNoGrowthAcrossRuns(t *testing.T) {
+	n := newNetwork(t)
+	_, workerWeb := n.worker("worker", "", "cocoon-builtin", "--builtin-token-delay", "1ms")
+	n.workers(1)
+	_, api := n.client()
+	type runtimeStats struct {
+		Runtime struct {
+			Goroutines int    `json:"goroutines"`
+			HeapBytes  uint64 `json:"heap_bytes"`
+		} `json:"runtime"`
+	}
+	sample := func() [3]runtimeStats {
+		var out [3]runtimeStats
+		for i, url := range []string{api + "/jsonstats", "http://" + n.proxyWeb + "/jsonstats", "http://" + workerWeb + "/jsonstats"} {
+			require.NoError(t, getJSON(url, &out[i]))
+		}
+		return out
+	}
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					resp := post(t, context.Background(), api+"/v1/chat/completions", chatBody("cocoon-builtin", true, ""))
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		// Requests end asynchronously in each role: wait until the proxy has none running.
+		waitFor(t, "no request running", func() bool {
+			var st struct {
+				Workers []struct {
+					Active int `json:"active"`
+				} `json:"workers"`
+			}
+			return getJSON("http://"+n.proxyWeb+"/jsonstats", &st) == nil && len(st.Workers) == 1 && st.Workers[0].Active == 0
+		})
+	}
+	burst()
+	first := sample()
+	burst()
+	second := sample()
+	for i, role := range []string{"client", "proxy", "worker"} {
+		require.Positive(t, first[i].Runtime.Goroutines, "%s reports its goroutines", role)
+		// Idle goroutines (timers, keep-alive) come and go; a leak of one per request would add 200.
+		assert.LessOrEqual(t, second[i].Runtime.Goroutines, first[i].Runtime.Goroutines+10, "%s goroutines", role)
+		assert.Less(t, second[i].Runtime.HeapBytes, uint64(64<<20), "%s heap", role)
+	}
+}

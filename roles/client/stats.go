@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 )
 
 // latencyWindow is how many recent requests the latency percentiles cover.
@@ -163,16 +165,17 @@ func kindName(k kind) string {
 
 // statsJSON is the /jsonstats document.
 type statsJSON struct {
-	Role     string       `json:"role"`
-	Healthy  bool         `json:"healthy"`
-	Health   string       `json:"health"`
-	Uptime   float64      `json:"uptime_s"`
-	Proxies  []proxyStats `json:"proxies"`
-	Requests requestStats `json:"requests"`
-	Latency  percentiles  `json:"latency_ms"`
-	Head     percentiles  `json:"time_to_head_ms"`
-	Tokens   tokenTotals  `json:"tokens"`
-	Cost     uint64       `json:"total_cost_nanoton"`
+	Role     string           `json:"role"`
+	Healthy  bool             `json:"healthy"`
+	Health   string           `json:"health"`
+	Uptime   float64          `json:"uptime_s"`
+	Runtime  statsweb.Runtime `json:"runtime"`
+	Proxies  []proxyStats     `json:"proxies"`
+	Requests requestStats     `json:"requests"`
+	Latency  percentiles      `json:"latency_ms"`
+	Head     percentiles      `json:"time_to_head_ms"`
+	Tokens   tokenTotals      `json:"tokens"`
+	Cost     uint64           `json:"total_cost_nanoton"`
 	// Payments: per proxy payment key, the latest signed "charged" total.
 	Payments map[string]paymentStats `json:"payments"`
 }
@@ -207,7 +210,8 @@ type requestStats struct {
 }
 
 func (c *Client) snapshot() statsJSON {
-	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Proxies: []proxyStats{}, Payments: map[string]paymentStats{}}
+	out := statsJSON{Role: "client", Uptime: time.Since(c.started).Seconds(), Runtime: statsweb.ReadRuntime(),
+		Proxies: []proxyStats{}, Payments: map[string]paymentStats{}}
 	if c.cfg.States != nil {
 		for key, st := range c.cfg.States.All() {
 			ps := paymentStats{ProxyContract: st.State.Proxy.ToRaw(), Charged: st.State.Total, Seqno: st.State.Seqno}

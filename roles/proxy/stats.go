@@ -68,6 +68,7 @@ func (p *Proxy) Stats() any {
 			"failed": p.stats.failed.Load(), "unknown_model": p.stats.notFound.Load(),
 		},
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
+		"runtime":    statsweb.ReadRuntime(),
 	}
 	if pm := p.cfg.Payments; pm != nil {
 		clients, workers, totals, _ := pm.Ledger.Snapshot()

@@ -75,6 +75,7 @@ func (w *Worker) Stats() any {
 		},
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
 		"payments":   w.payments(),
+		"runtime":    statsweb.ReadRuntime(),
 	}
 }
 

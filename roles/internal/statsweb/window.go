@@ -1,6 +1,7 @@
 package statsweb
 
 import (
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -33,4 +34,18 @@ func (w *Window) Percentiles() (p50, p99 float64) {
 	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
+}
+
+// Runtime is the process's goroutine count and Go heap, shown in every role's stats so that growth
+// across runs (a leak) is visible from outside.
+type Runtime struct {
+	Goroutines int    `json:"goroutines"`
+	HeapBytes  uint64 `json:"heap_bytes"`
+}
+
+// ReadRuntime samples the current process.
+func ReadRuntime() Runtime {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Runtime{Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc}
 }
