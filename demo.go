@@ -57,6 +57,17 @@ type demoOptions struct {
 	tokenDelay                            time.Duration
 }
 
+// loopbackConfig is every role on this machine with simulated TDX, each listening on a free
+// loopback port (the client too, until the caller says otherwise).
+func loopbackConfig(data, logLevel string) config.Config {
+	cfg := config.Defaults()
+	cfg.LogLevel, cfg.Data = logLevel, data
+	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
+	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Worker.StatsListen, cfg.Client.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
+}
+
 // demoURLs is written to DIR/demo.json so scripts and tests find each role.
 type demoURLs struct {
 	Client struct {
@@ -76,12 +87,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("demo: data directory: %w", err)
 	}
-	cfg := config.Defaults()
-	cfg.LogLevel, cfg.Data = o.logLevel, o.data
-	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
-	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackConfig(o.data, o.logLevel)
 	cfg.Worker.EngineURL, cfg.Worker.Model, cfg.Worker.TokenDelay = o.engine, o.model, config.Duration(o.tokenDelay)
-	cfg.Worker.StatsListen = "127.0.0.1:0"
 	if o.engine != "" {
 		// A demo against a real engine has no weights directory to digest; name the engine instead.
 		sum := sha256.Sum256([]byte("demo engine " + o.engine + " " + o.model))

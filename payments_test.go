@@ -52,11 +52,7 @@ func TestStandalonePayments(t *testing.T) {
 	require.NoError(err)
 	require.NoError(chain.TopUp(ctx, ch, keys["client"], contract, 3_000_000_000))
 
-	cfg := config.Defaults()
-	cfg.LogLevel, cfg.Data = "warn", data
-	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
-	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Worker.StatsListen, cfg.Client.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackConfig(data, "warn")
 	log := zerolog.New(zerolog.NewTestWriter(t))
 	withKey := func(name string, threshold uint64) config.Config {
 		c := cfg

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -26,11 +25,7 @@ func TestRegistryPriceChange(t *testing.T) {
 	}
 	require := require.New(t)
 	data := t.TempDir()
-	cfg := config.Defaults()
-	cfg.LogLevel, cfg.Data = "warn", data
-	cfg.Attestation.Simulated, cfg.Attestation.AllowSimulated = true, true
-	cfg.Proxy.Listen, cfg.Proxy.StatsListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Worker.StatsListen, cfg.Client.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackConfig(data, "warn")
 	ctx, cancel := context.WithTimeout(context.Background(), timescale(60*time.Second))
 	defer cancel()
 	dn, err := startNetwork(ctx, cfg, data, zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
