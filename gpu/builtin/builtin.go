@@ -8,9 +8,11 @@
 // metering and payments can be exercised end to end without a GPU.
 //
 // The answer is derived from the prompt alone: the same messages (or prompt)
-// always give the same text. Its natural length is about Config.Tokens tokens
-// (±20%, chosen by the prompt's hash); max_tokens or max_completion_tokens
-// cut it short with finish_reason "length".
+// always give the same text, a few sentences about how the answer was made
+// (see corpus). It starts at a sentence chosen by the prompt's hash and runs
+// to the end of the sentence in which it reaches Config.Tokens tokens (±20%,
+// also chosen by the hash); max_tokens or max_completion_tokens cut it short
+// with finish_reason "length".
 //
 // An [Engine] is both a [gpu.Engine] (in process) and an [http.Handler]
 // serving /v1/chat/completions, /v1/completions, /v1/models and /health, so
@@ -27,10 +29,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/cocoon-network/cocoon/gpu"
 )
@@ -232,6 +234,7 @@ type job struct {
 	includeUsage bool
 	promptTokens int64
 	seed         uint64
+	start        int    // index in the corpus of the answer's first token
 	length       int    // tokens to produce
 	finish       string // "stop" or "length"
 	produced     int    // tokens produced so far
@@ -318,8 +321,10 @@ func (e *Engine) parse(kind gpu.Kind, body []byte) (job, *apiError) {
 		limit = min(limit, *maxTok)
 	}
 	seed := h.Sum64()
-	natural := e.cfg.Tokens - e.cfg.Tokens/5 + int(seed%uint64(2*(e.cfg.Tokens/5)+1))
+	first := starts[seed%uint64(len(starts))]
+	natural := sentenceEnd(first, e.cfg.Tokens-e.cfg.Tokens/5+int(seed%uint64(2*(e.cfg.Tokens/5)+1)))
 	j := job{
+		start:        first,
 		kind:         kind,
 		stream:       req.Stream,
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
@@ -383,38 +388,61 @@ func promptText(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-// vocabulary of the answers; all words are one token for CountTokens.
-var vocabulary = []string{
-	"the", "a", "model", "answer", "token", "network", "worker", "proxy",
-	"client", "secure", "enclave", "quote", "attested", "stream", "chunk", "price",
-	"ton", "gpu", "inference", "prompt", "private", "cocoon", "verified", "fast",
-	"is", "runs", "on", "with", "and", "for", "every", "request",
-	"confidential", "compute", "open", "settles", "in", "each", "signed", "state",
-	"data", "never", "leaves", "the", "machine", "honest", "meter", "counts",
-	"of", "to", "from", "by", "at", "as", "it", "this",
-	"deterministic", "engine", "demo", "test", "bench", "speaks", "openai", "sse",
-}
+// corpus is what the built-in engine says: a few sentences about where the answer came from, so
+// that a demo reads sensibly. An answer starts at a sentence picked by the prompt's hash and
+// walks on, wrapping around. Every word and every punctuation mark is one token for CountTokens.
+const corpus = "This answer comes from the built-in demo engine of cocoon. " +
+	"Your prompt was decrypted only inside attested code: the proxy and the worker run in confidential VMs, " +
+	"and each proved its image with a TDX quote in the TLS handshake. " +
+	"Nobody in between, not the GPU owner and not the cloud host, can read the prompt or this answer. " +
+	"The tokens were counted by the attested worker and charged in TON, and the worker earns its fee. " +
+	"Point a worker at vLLM, SGLang, llama.cpp or Ollama to get answers from a real model. "
 
-// quoted tokens, precomputed: the first token is capitalised, later ones
-// carry their leading space, and a stopped answer ends with ".".
+// The corpus as tokens, precomputed as text and as JSON strings: the first token of each
+// whitespace-separated word carries the space before it, the rest of the word (punctuation, or
+// the part after a hyphen) does not. starts are the indices where sentences begin.
 var (
-	quotedFirst, quotedNext [][]byte
-	quotedStop              = []byte(`"."`)
-	rawFirst, rawNext       []string
+	rawTokens    []string
+	quotedTokens [][]byte
+	starts       []int
 )
 
 func init() {
-	for _, w := range vocabulary {
-		first := []byte(w)
-		r, size := utf8.DecodeRune(first)
-		first = append([]byte(string(unicode.ToUpper(r))), first[size:]...)
-		rawFirst = append(rawFirst, string(first))
-		rawNext = append(rawNext, " "+w)
-		q, _ := json.Marshal(string(first))
-		quotedFirst = append(quotedFirst, q)
-		q, _ = json.Marshal(" " + w)
-		quotedNext = append(quotedNext, q)
+	sentenceStart := true
+	for _, field := range strings.Fields(corpus) {
+		if sentenceStart {
+			starts = append(starts, len(rawTokens))
+		}
+		first := true
+		for f := field; f != ""; {
+			// A token is a run of letters and digits, or one other character (as CountTokens counts).
+			n := strings.IndexFunc(f, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+			if n == 0 {
+				n = 1
+			} else if n < 0 {
+				n = len(f)
+			}
+			text := f[:n]
+			if first {
+				text = " " + text
+			}
+			q, _ := json.Marshal(text)
+			rawTokens = append(rawTokens, text)
+			quotedTokens = append(quotedTokens, q)
+			f, first = f[n:], false
+		}
+		sentenceStart = strings.HasSuffix(field, ".")
 	}
+}
+
+// sentenceEnd is the length of an answer that starts at start and runs on to the end of the
+// sentence in which it reaches at least target tokens.
+func sentenceEnd(start, target int) int {
+	n := max(target, 1)
+	for strings.TrimSpace(rawTokens[(start+n-1)%len(rawTokens)]) != "." {
+		n++
+	}
+	return n
 }
 
 // splitmix64 steps the answer's pseudo-random sequence.
@@ -434,7 +462,6 @@ func (e *Engine) tokens(ctx context.Context, j *job, yield func(q []byte, text s
 		timer = time.NewTimer(e.cfg.TokenDelay)
 		defer timer.Stop()
 	}
-	rng := j.seed
 	for i := range j.length {
 		if timer != nil {
 			if i > 0 {
@@ -448,13 +475,12 @@ func (e *Engine) tokens(ctx context.Context, j *job, yield func(q []byte, text s
 		} else if err := ctx.Err(); err != nil {
 			return err
 		}
-		w := splitmix64(&rng) % uint64(len(vocabulary))
-		q, text := quotedNext[w], rawNext[w]
-		switch {
-		case i == j.length-1 && j.finish == "stop" && i > 0:
-			q, text = quotedStop, "."
-		case i == 0:
-			q, text = quotedFirst[w], rawFirst[w]
+		k := (j.start + i) % len(rawTokens)
+		q, text := quotedTokens[k], rawTokens[k]
+		if i == 0 {
+			// The first token of an answer has no leading space.
+			text = strings.TrimPrefix(text, " ")
+			q, _ = json.Marshal(text)
 		}
 		j.produced++
 		if err := yield(q, text); err != nil {

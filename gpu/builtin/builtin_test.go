@@ -170,7 +170,9 @@ func TestEngine(t *testing.T) {
 				assert.Equal(tc.wantTokens, whole.usage.CompletionTokens)
 				assert.Equal("length", finish)
 			} else {
-				assert.InDelta(builtin.DefaultTokens, whole.usage.CompletionTokens, builtin.DefaultTokens/5)
+				// At least the target less 20%, then on to the end of a sentence.
+				assert.GreaterOrEqual(whole.usage.CompletionTokens, int64(builtin.DefaultTokens-builtin.DefaultTokens/5))
+				assert.LessOrEqual(whole.usage.CompletionTokens, int64(builtin.DefaultTokens+builtin.DefaultTokens/5+40))
 				assert.Equal("stop", finish)
 				assert.True(strings.HasSuffix(text, "."))
 			}
