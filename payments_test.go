@@ -40,7 +40,7 @@ func TestStandalonePayments(t *testing.T) {
 	require.NoError(err)
 
 	keys := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"owner", "operator", "client", "worker", "payment"} {
+	for _, name := range []string{"owner", "operator", "client", "worker", "payment", "broke"} {
 		k, err := chain.GenerateKey(filepath.Join(data, name+".key"))
 		require.NoError(err)
 		keys[name] = k
@@ -59,7 +59,7 @@ func TestStandalonePayments(t *testing.T) {
 		c.Payments = pay
 		c.Payments.Key, c.Payments.SubmitThreshold = filepath.Join(data, name+".key"), threshold
 		c.Payments.Registry, c.Payments.ProxyContract = registry.ToRaw(), contract.ToRaw()
-		require.NoError(c.Validate(map[string]string{"payment": "proxy", "worker": "worker", "client": "client"}[name]))
+		require.NoError(c.Validate(map[string]string{"payment": "proxy", "worker": "worker", "client": "client", "broke": "client"}[name]))
 		return c
 	}
 	pp, err := standaloneProxyPay(ctx, withKey("payment", 0), log)
@@ -86,9 +86,17 @@ func TestStandalonePayments(t *testing.T) {
 	cl, err := buildClient(ccfg, log, cp)
 	require.NoError(err)
 	go func() { done <- cl.Run(ctx) }()
+	// A second client whose wallet never deposited with this proxy.
+	bcfg := withKey("broke", 0)
+	bcfg.Client.Proxies = []string{paddr}
+	bp, err := standaloneParty(ctx, bcfg, "client", settle.KindClientCharged, log)
+	require.NoError(err)
+	broke, err := buildClient(bcfg, log, bp)
+	require.NoError(err)
+	go func() { done <- broke.Run(ctx) }()
 	defer func() {
 		cancel()
-		for range 3 {
+		for range 4 {
 			<-done
 		}
 	}()
@@ -107,6 +115,22 @@ func TestStandalonePayments(t *testing.T) {
 	}
 	require.NoError(json.NewDecoder(resp.Body).Decode(&got))
 	require.Positive(got.Usage.TotalCost)
+
+	// No deposit: the app gets 402 in OpenAI's error shape, and nothing is charged or reserved.
+	resp402 := post(t, ctx, "http://"+broke.Addr().String()+"/v1/chat/completions", chatBody("cocoon-builtin", false, ""))
+	defer resp402.Body.Close()
+	require.Equal(402, resp402.StatusCode)
+	var e402 struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	require.NoError(json.NewDecoder(resp402.Body).Decode(&e402))
+	assert.Contains(t, e402.Error.Message, "insufficient funds")
+	bc, err := pp.ledger.Client(bp.account)
+	require.NoError(err)
+	assert.Zero(t, bc.Charged)
+	assert.Zero(t, bc.Reserved)
 
 	// The worker's threshold submission pays it on chain.
 	waitFor(t, "the worker's payout", func() bool {
