@@ -486,3 +486,26 @@ func TestRotationKeepsLiveConnections(t *testing.T) {
 	defer sc2.Close(0, "")
 	require.NotEqual(oldKey, cc2.Peer().Claims.PublicKey, "new connections see the new certificate")
 }
+
+func TestFrameBuffered(t *testing.T) {
+	require := require.New(t)
+	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := cc.OpenStream(ctx)
+	require.NoError(err)
+	// Two frames in one write: after reading the first, the second is already here.
+	cs.QueueFrame(wire.TypeChunk, []byte("one"))
+	require.NoError(cs.SendFrame(wire.TypeChunk, []byte("two")))
+	ss, err := sc.AcceptStream(ctx)
+	require.NoError(err)
+	_, p, err := ss.RecvFrame()
+	require.NoError(err)
+	require.Equal("one", string(p))
+	require.True(ss.FrameBuffered())
+	_, p, err = ss.RecvFrame()
+	require.NoError(err)
+	require.Equal("two", string(p))
+	require.False(ss.FrameBuffered(), "nothing more has arrived")
+	require.NoError(cs.CloseSend())
+}

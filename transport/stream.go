@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -27,9 +28,23 @@ func newStream(s *quic.Stream, maxFrame int) *Stream {
 	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, maxFrame)}
 }
 
-// Buffered reports how many received bytes wait to be read: more than zero means the next frame
-// has at least begun to arrive.
+// Buffered reports how many received bytes wait to be read.
 func (s *Stream) Buffered() int { return s.br.Buffered() }
+
+// FrameBuffered reports whether a whole next frame has already arrived, so that reading it will not
+// wait: a relay then holds what it has and sends both together.
+func (s *Stream) FrameBuffered() bool {
+	n := s.br.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, err := s.br.Peek(4) // already buffered: does not read
+	if err != nil {
+		return false
+	}
+	size := int(binary.BigEndian.Uint32(hdr))
+	return n >= 4+size
+}
 
 // Send writes one message as a frame. Not safe for concurrent use with other Sends.
 func (s *Stream) Send(m proto.Message) error {

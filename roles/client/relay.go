@@ -245,7 +245,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				return x.appGone(ctx), false
 			}
 			if x.sse.pending == nil {
-				x.sse.pending = func() bool { return s.Buffered() > 0 }
+				x.sse.pending = s.FrameBuffered
 			}
 			if x.includeUsage && bytes.Contains(payload, usageObject) {
 				held = append([]byte(nil), payload...)

@@ -246,7 +246,7 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Reques
 		case wire.TypeChunk, wire.TypeUsageChunk:
 			// Chunks that arrived together leave together; the last one waiting goes out at once.
 			cs.QueueFrame(t, payload)
-			if ws.Buffered() == 0 {
+			if !ws.FrameBuffered() {
 				if err := cs.Flush(); err != nil {
 					ws.Cancel(wire.CodeCancelled)
 					return answered, r, err
