@@ -221,6 +221,15 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.liveness() }()
 	}
+	// The peer's attestation is only as fresh as its certificate: when that expires the connection
+	// ends, and the peer (or we) dial again and show current certificates.
+	if !peer.NotAfter.IsZero() {
+		expiry := time.AfterFunc(time.Until(peer.NotAfter), func() {
+			c.log.Info().Msg("peer certificate expired; closing the connection")
+			_ = qc.CloseWithError(wire.CodeShutdown, "peer certificate expired")
+		})
+		context.AfterFunc(qc.Context(), func() { expiry.Stop() })
+	}
 	go func() {
 		<-qc.Context().Done()
 		c.wg.Wait()

@@ -509,3 +509,32 @@ func TestFrameBuffered(t *testing.T) {
 	require.False(ss.FrameBuffered(), "nothing more has arrived")
 	require.NoError(cs.CloseSend())
 }
+
+// TestConnectionEndsWithPeerCertificate: a connection does not outlive the attestation it was
+// made with; both ends see it close when the peer's certificate expires.
+func TestConnectionEndsWithPeerCertificate(t *testing.T) {
+	require := require.New(t)
+	server := newNode(t, attest.RoleProxy)
+	client := newNode(t, attest.RoleWorker)
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker),
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: 2 * time.Second})
+	require.NoError(err)
+	client.identity = id
+	sc, cc := pair(t, server, client)
+	start := time.Now()
+	select {
+	case <-sc.Done():
+		code, ok := ErrorCode(sc.Err())
+		require.True(ok, "closed with %v", sc.Err())
+		require.Equal(wire.CodeShutdown, code)
+		// Validity runs from a minute before creation (clock skew), so expiry is at most ~2s away.
+		require.Less(time.Since(start), 5*time.Second)
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection outlived the peer certificate")
+	}
+	select {
+	case <-cc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other end did not see the close")
+	}
+}
