@@ -24,6 +24,10 @@
 // time, usable offline from that cache or a bundle file. Quote v5 (TDX 1.5 modules) is refused with
 // ErrQuoteVersion: go-tdx-guest v0.3.1, the newest release, verifies v4 only.
 //
+// A platform's collateral is verified in full once; later quotes from the same PCK chain skip the
+// collateral's own signatures, issuer chains and CRLs while exactly the same documents are served
+// and none has expired, and get every check that depends on the quote (platforms.go).
+//
 // The image hash of a TD is SHA-256(MRTD || RTMR0 || RTMR1 || RTMR2 || RTMR3): the firmware and
 // everything the boot chain measured. Simulated TDs derive those registers from what they stand for
 // (see SimulatedMeasurements), so a different binary, role or configuration gives a different hash.

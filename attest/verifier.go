@@ -82,6 +82,8 @@ type Verifier struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cacheEntry
+
+	platforms platforms // collateral verified per platform (platforms.go)
 }
 
 type cacheEntry struct {
@@ -211,6 +213,10 @@ type Report struct {
 	TCB               *TCBReport `json:"tcb,omitempty"`
 	// Policy is "passed" or the reason the policy refused the quote; "" if not reached.
 	Policy string `json:"policy,omitempty"`
+
+	// What a full verification fetched and parsed, kept to remember the platform.
+	lastRec  *recordingGetter
+	lastColl *parsedCollateral
 }
 
 // Examine verifies a bare quote like VerifyQuote and reports what each check found, also when
@@ -312,6 +318,20 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 	rep.Root, rep.Simulated = rootName(root), root.Simulated
 	pool := x509.NewCertPool()
 	pool.AddCert(root.Cert)
+	if !skipCollateral {
+		key := platformKey(root, q)
+		if p := v.platforms.lookup(key, root.Collateral, now); p != nil {
+			return v.checkKnownPlatform(rep, p, pool, now)
+		}
+		defer func() {
+			// Remember a platform whose collateral was fully verified (see platforms.go).
+			if rep.RevocationChecked && rep.lastColl != nil {
+				if p, err := newVerifiedPlatform(rep.lastRec, rep.lastColl, now); err == nil {
+					v.platforms.store(key, p)
+				}
+			}
+		}()
+	}
 	rec := &recordingGetter{inner: root.Collateral}
 	opts := &verify.Options{
 		GetCollateral:    !skipCollateral,
@@ -345,6 +365,7 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 			return fmt.Errorf("%w: %v", ErrCollateral, err)
 		}
 	}
+	rep.lastRec, rep.lastColl = rec, coll
 	rep.TCB = evaluateTCB(&coll.tcbInfo, &coll.qeIdentity, q.proto.GetTdQuoteBody(), coll.ext,
 		q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport().GetIsvSvn())
 	if gerr == nil && rep.TCB.Status != pcs.TcbComponentStatusUpToDate {
@@ -352,6 +373,29 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		// evaluations drifted apart, and the stricter one wins.
 		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest rated the TCB UpToDate, this verifier %q", rep.TCB.Status)
 	}
+	return nil
+}
+
+// checkKnownPlatform verifies a quote from a platform whose collateral was verified before and is
+// still served unchanged and unexpired: go-tdx-guest checks the PCK chain (and its validity now),
+// the QE report and quote signatures; then the QE report against the QE identity, the TDX module
+// against the TCB info and the TCB levels, as the full verification does.
+func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, pool *x509.CertPool, now time.Time) error {
+	q := rep.Quote
+	if err := tdxVerify(q, &verify.Options{Now: now, TrustedRoots: pool}); err != nil {
+		return classify(err)
+	}
+	rep.ChainVerified = true
+	qeReport := q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport()
+	if err := checkTDModule(q, p.coll); err != nil {
+		return err
+	}
+	if err := checkQEIdentity(qeReport, &p.coll.qeIdentity); err != nil {
+		return fmt.Errorf("%w: %v", ErrCollateral, err)
+	}
+	rep.RevocationChecked = true // the same chain against the same CRLs as before
+	rep.Collateral = p.coll.report
+	rep.TCB = evaluateTCB(&p.coll.tcbInfo, &p.coll.qeIdentity, q.proto.GetTdQuoteBody(), p.coll.ext, qeReport.GetIsvSvn())
 	return nil
 }
 
@@ -379,6 +423,7 @@ type recordingGetter struct {
 	inner trust.HTTPSGetter
 	mu    sync.Mutex
 	got   map[string][]byte
+	hdr   map[string]map[string][]string
 }
 
 func (r *recordingGetter) Get(u string) (map[string][]string, []byte, error) {
@@ -386,9 +431,9 @@ func (r *recordingGetter) Get(u string) (map[string][]string, []byte, error) {
 	if err == nil {
 		r.mu.Lock()
 		if r.got == nil {
-			r.got = map[string][]byte{}
+			r.got, r.hdr = map[string][]byte{}, map[string]map[string][]string{}
 		}
-		r.got[u] = b
+		r.got[u], r.hdr[u] = b, h
 		r.mu.Unlock()
 	}
 	return h, b, err

@@ -1,10 +1,12 @@
 package attest_test
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +104,11 @@ func TestVerifyRefusals(t *testing.T) {
 func TestVerifyEveryFlippedByte(t *testing.T) {
 	ev := evidence(t, attest.RoleProxy, attesttest.Quoter(t, attesttest.Measurements(attest.RoleProxy)))
 	v := attesttest.Verifier(t, attesttest.OpenPolicy())
+	// The genuine quote first: its platform's collateral is then known, and every flipped quote
+	// below goes through the short path for known platforms (platforms.go), which must refuse
+	// exactly what the full verification refuses.
+	_, err := v.Verify(ev)
+	require.NoError(t, err)
 	classes := []error{attest.ErrMalformedQuote, attest.ErrQuoteSignature, attest.ErrCollateral,
 		attest.ErrUntrustedRoot, attest.ErrReportDataMismatch, attest.ErrDebugTD, attest.ErrImageNotAllowed}
 	step := 1
@@ -396,4 +403,57 @@ func BenchmarkVerify(b *testing.B) {
 			return g
 		}, false, attest.ErrTCBStatus)
 	})
+}
+
+// switchingGetter serves its inner collateral, or, once tampered, a TCB info with one byte changed.
+type switchingGetter struct {
+	inner interface {
+		Get(string) (map[string][]string, []byte, error)
+	}
+	tampered atomic.Bool
+}
+
+func (g *switchingGetter) Get(u string) (map[string][]string, []byte, error) {
+	h, b, err := g.inner.Get(u)
+	if err == nil && g.tampered.Load() && strings.Contains(u, "/tcb?") {
+		b = bytes.Replace(b, []byte(`"tcbEvaluationDataNumber":`), []byte(`"tcbEvaluationDataNumber": `), 1)
+	}
+	return h, b, err
+}
+
+// TestKnownPlatform: a platform's collateral is checked in full once; later quotes from it are
+// accepted through the short path only while the very same collateral is served and unexpired.
+func TestKnownPlatform(t *testing.T) {
+	require := require.New(t)
+	root := attesttest.Root(t)
+	g := &switchingGetter{inner: root.Collateral()}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v, err := attest.NewVerifier(attest.VerifierConfig{
+		Roots:  []attest.TrustedRoot{{Cert: root.Certificate(), Collateral: g, Simulated: true}},
+		Policy: attesttest.OpenPolicy(), CacheTTL: -1, Now: clock,
+	})
+	require.NoError(err)
+	q := attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker))
+
+	first, err := v.Verify(evidence(t, attest.RoleWorker, q))
+	require.NoError(err)
+	again, err := v.Verify(evidence(t, attest.RoleWorker, q))
+	require.NoError(err, "a second quote from the same platform")
+	require.Equal(first.TCBStatus, again.TCBStatus)
+	require.Equal(first.ImageHash, again.ImageHash)
+
+	// The TCB info now served is not the one verified: the short path is not taken and the full
+	// verification refuses the changed document.
+	g.tampered.Store(true)
+	_, err = v.Verify(evidence(t, attest.RoleWorker, q))
+	require.ErrorIs(err, attest.ErrCollateral)
+	g.tampered.Store(false)
+	_, err = v.Verify(evidence(t, attest.RoleWorker, q))
+	require.NoError(err)
+
+	// Past the collateral's next update the platform is checked in full again, and refused.
+	now = now.Add(60 * 24 * time.Hour)
+	_, err = v.Verify(evidence(t, attest.RoleWorker, q))
+	require.ErrorIs(err, attest.ErrCollateralExpired)
 }
