@@ -656,7 +656,7 @@ wait:
 		return errors.New("bench: long-streams: streams did not end within a minute of being released")
 	}
 	// Cancellation must reach the proxy's accounting: wait until it sees no active requests.
-	err := pollUntil(ctx, setupTimeout, func() error {
+	err := pollUntil(ctx, setupTimeout, nil, func() error {
 		a, err := n.proxyActive()
 		st.ProxyActiveAt = float64(a)
 		if err == nil && a != 0 {
@@ -815,7 +815,7 @@ func benchManyWorkers(ctx context.Context, o *benchOptions, n *benchNet, rep *be
 	st.Registered, st.Errors, st.FirstError = len(dials), failures, errString(firstErr)
 	st.DialP50Ms, st.DialP99Ms = ms(percentile(dials, 0.5)), ms(percentile(dials, 0.99))
 	st.RegisterP50Ms, st.RegisterP99Ms = ms(percentile(registers, 0.5)), ms(percentile(registers, 0.99))
-	if err := pollUntil(ctx, setupTimeout, func() error {
+	if err := pollUntil(ctx, setupTimeout, nil, func() error {
 		got, err := n.proxyWorkers()
 		if err == nil && got != st.Registered {
 			err = fmt.Errorf("proxy lists %d workers, want %d", got, st.Registered)
@@ -861,7 +861,7 @@ func benchManyWorkers(ctx context.Context, o *benchOptions, n *benchNet, rep *be
 	conns = nil
 	mu.Unlock()
 	gone := time.Now()
-	err = pollUntil(ctx, setupTimeout, func() error {
+	err = pollUntil(ctx, setupTimeout, nil, func() error {
 		got, err := n.proxyWorkers()
 		if err == nil && got != 0 {
 			err = fmt.Errorf("proxy still lists %d workers", got)
@@ -1386,7 +1386,7 @@ func (n *benchNet) start(ctx context.Context, engineURL string, concurrency int)
 	if _, err := n.spawn("worker", args...); err != nil {
 		return err
 	}
-	if err := pollUntil(ctx, setupTimeout, func() error {
+	if err := pollUntil(ctx, setupTimeout, nil, func() error {
 		if err := n.died(); err != nil {
 			return err
 		}
@@ -1412,7 +1412,7 @@ func (n *benchNet) start(ctx context.Context, engineURL string, concurrency int)
 func (n *benchNet) waitHTTP(ctx context.Context, url string) error {
 	hc := newLoadClient(1)
 	defer hc.CloseIdleConnections()
-	err := pollUntil(ctx, setupTimeout, func() error {
+	err := pollUntil(ctx, setupTimeout, nil, func() error {
 		if err := n.died(); err != nil {
 			return err
 		}
@@ -1560,8 +1560,9 @@ func loopbackPort(network string) (string, error) {
 	return l.Addr().String(), nil
 }
 
-// pollUntil calls f every 20 ms until it returns nil, ctx ends or timeout passes.
-func pollUntil(ctx context.Context, timeout time.Duration, f func() error) error {
+// pollUntil calls f every 20 ms until it returns nil, ctx ends, timeout passes or something
+// arrives on stop (a process or role that stopped; nil: nothing to watch).
+func pollUntil(ctx context.Context, timeout time.Duration, stop <-chan error, f func() error) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -1574,6 +1575,8 @@ func pollUntil(ctx context.Context, timeout time.Duration, f func() error) error
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case serr := <-stop:
+			return fmt.Errorf("a role stopped: %v", serr)
 		case <-deadline.C:
 			return fmt.Errorf("gave up after %s: %w", timeout, err)
 		case <-tick.C:

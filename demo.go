@@ -136,7 +136,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 			}
 			return nil
 		}
-		if err := waitReady(ctx, held, done); err != nil {
+		if err := pollUntil(ctx, time.Minute, done, held); err != nil {
 			askErr = fmt.Errorf("payment states: %w", err)
 		} else if err := m.settleOnChain(ctx, out); err != nil {
 			askErr = fmt.Errorf("settle on chain: %w", err)
@@ -169,29 +169,6 @@ func firstErr(done <-chan error) error {
 		return err
 	default:
 		return errors.New("cancelled")
-	}
-}
-
-// waitReady polls ready until it reports nil, a role stops, or 60 seconds pass.
-func waitReady(ctx context.Context, ready func() error, done <-chan error) error {
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-done:
-			return fmt.Errorf("a role stopped: %v", err)
-		case <-deadline.C:
-			return err
-		case <-tick.C:
-		}
 	}
 }
 
@@ -273,10 +250,10 @@ func startNetwork(ctx context.Context, cfg config.Config, data string, log zerol
 		}
 		return nil
 	}
-	if err := waitReady(ctx, workerRegistered, dn.done); err != nil {
+	if err := pollUntil(ctx, time.Minute, dn.done, workerRegistered); err != nil {
 		return nil, fmt.Errorf("worker did not register: %w", err)
 	}
-	if err := waitReady(ctx, m.deposited, dn.done); err != nil {
+	if err := pollUntil(ctx, time.Minute, dn.done, m.deposited); err != nil {
 		return nil, fmt.Errorf("the client's deposit did not reach the proxy: %w", err)
 	}
 	return dn, nil

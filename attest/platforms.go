@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,7 @@ func (ps *platforms) lookup(key [32]byte, getter trust.HTTPSGetter, now time.Tim
 			return nil
 		}
 		for _, name := range collateralHeaders {
-			if !equalStrings(h[name], want.header[name]) {
+			if !slices.Equal(h[name], want.header[name]) {
 				return nil
 			}
 		}
@@ -89,18 +90,6 @@ func (ps *platforms) store(key [32]byte, p *verifiedPlatform) {
 		ps.m = map[[32]byte]*verifiedPlatform{}
 	}
 	ps.m[key] = p
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // newVerifiedPlatform records what a full verification checked, valid until the first expiry in
