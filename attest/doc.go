@@ -5,8 +5,9 @@
 // 64 bytes of REPORT_DATA in a TDX quote, so a quote vouches for exactly one certificate key.
 //
 // Quotes come from a Quoter: TDXQuoter inside a confidential VM (configfs-tsm, else /dev/tdx_guest),
-// or the simulator in attest/sim, whose development root of trust signs quotes in the real TDX v4
-// layout and serves its own collateral. Both kinds are checked by the same Verifier:
+// or the simulator in attest/sim, whose development root of trust signs quotes in the real TDX
+// layouts (v4, and v5 with a TDX 1.5 TD report) and serves its own collateral. Both kinds are
+// checked by the same Verifier:
 //
 //  1. go-tdx-guest verifies the PCK chain up to the trusted root (the Intel SGX Root CA, pinned by
 //     key in this package), the QE report signature, the attestation key's binding and the quote
@@ -14,15 +15,17 @@
 //     expiry) and revocation of every certificate involved.
 //  2. The TCB levels of the platform, the TDX module and the quoting enclave are evaluated here,
 //     from the collateral go-tdx-guest verified and with its matching rules, because go-tdx-guest
-//     accepts UpToDate only while a policy may also list SWHardeningNeeded or ConfigurationNeeded.
+//     accepts UpToDate only while a policy may also list SWHardeningNeeded or ConfigurationNeeded,
+//     and because for TDX modules of major version 1 and later it rates the module alone, while
+//     the platform's own level (CPU microcode, SGX and TDX components) counts too.
 //  3. The Policy decides: debug TDs refused, TD attributes, XFAM, MRSEAM, minimum TEE TCB SVN;
 //     per role the image hash, MRTD and RTMR sets (and model digests for workers); collateral age;
 //     TCB status; simulated roots refused unless allowed.
 //
 // Every rejection wraps one of the sentinel errors in errors.go. Collateral comes through a
 // CollateralGetter: Intel PCS or a PCCS, cached on disk until each document's own next-update
-// time, usable offline from that cache or a bundle file. Quote v5 (TDX 1.5 modules) is refused with
-// ErrQuoteVersion: go-tdx-guest v0.3.1, the newest release, verifies v4 only.
+// time, usable offline from that cache or a bundle file. Quotes v4 and v5 are verified alike; any
+// other version is refused with ErrQuoteVersion.
 //
 // A platform's collateral is verified in full once; later quotes from the same PCK chain skip the
 // collateral's own signatures, issuer chains and CRLs while exactly the same documents are served

@@ -72,3 +72,16 @@ func FuzzParseEventLog(f *testing.F) {
 		}
 	})
 }
+
+// A real TD's event log replays to the RTMRs of its quote: every event go-tdx-guest recorded
+// from a Container-Optimized OS TD, firmware to kernel command line.
+func TestEventLogReplaysRecordedTD(t *testing.T) {
+	rawQuote, rawLog := attesttest.RecordedTD(t)
+	q, err := attest.ParseQuote(rawQuote)
+	require.NoError(t, err)
+	events, err := attest.ParseEventLog(rawLog)
+	require.NoError(t, err)
+	require.Len(t, events, 43)
+	assert.Equal(t, q.Measurements.RTMR, attest.ReplayRTMRs(events))
+	assert.NotEqual(t, [48]byte{}, q.Measurements.RTMR[2], "the kernel and its command line were measured")
+}

@@ -54,7 +54,7 @@ type platforms struct {
 func platformKey(root TrustedRoot, q *Quote) [32]byte {
 	h := sha256.New()
 	h.Write(root.Cert.Raw)
-	h.Write(q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain())
+	h.Write(q.pckChain())
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -152,7 +152,7 @@ func chainNotAfter(v string) (time.Time, error) {
 // checkTDModule compares the TD's TDX module with the TCB info, as go-tdx-guest's
 // verifyTdQuoteBody does before it rates the TCB.
 func checkTDModule(q *Quote, c *parsedCollateral) error {
-	body := q.proto.GetTdQuoteBody()
+	body := q.body
 	m := c.tcbInfo.TdxModule
 	if c.ext.FMSPC != c.tcbInfo.Fmspc || c.ext.PCEID != c.tcbInfo.PceID {
 		return fmt.Errorf("%w: PCK certificate FMSPC/PCEID do not match the TCB info", ErrCollateral)

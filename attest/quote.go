@@ -61,20 +61,56 @@ func ParseImageHash(s string) (ImageHash, error) {
 	return h, nil
 }
 
-// Quote is a parsed TDX v4 quote. Parsing checks structure only; Verifier checks signatures.
+// TD quote body types of a v5 quote: the TD report of a TDX 1.0 or of a TDX 1.5 module.
+const (
+	BodyTDX10 = 2
+	BodyTDX15 = 3
+)
+
+// Quote is a parsed TDX quote, v4 or v5. Parsing checks structure only; Verifier checks signatures.
 type Quote struct {
-	Raw          []byte
-	Version      uint32
-	TeeType      uint32
+	Raw     []byte
+	Version uint32
+	TeeType uint32
+	// BodyType is the TD report's format: BodyTDX10, or BodyTDX15 (v5 quotes of TDX 1.5 modules,
+	// which add TEE_TCB_SVN2 and MRSERVICETD).
+	BodyType     int
 	Measurements Measurements
 	TeeTCBSVN    [16]byte
-	ReportData   [64]byte
+	// TeeTCBSVN2 is the TDX module's SVN after a TD-preserving update (BodyTDX15 only).
+	TeeTCBSVN2 [16]byte
+	// MRServiceTD measures the service TDs bound to this TD, such as a migration TD (BodyTDX15 only).
+	MRServiceTD [48]byte
+	ReportData  [64]byte
 	// Root is the last certificate of the quote's PCK chain: the root the chain claims to end in.
 	Root *x509.Certificate
 	// PCK is the chain's leaf, the platform's PCK certificate (FMSPC, TCB SVNs).
 	PCK *x509.Certificate
 
-	proto *pb.QuoteV4
+	proto  quoteProto // *pb.QuoteV4 or *pb.QuoteV5, as go-tdx-guest verifies it
+	body   tdBody
+	signed *pb.Ecdsa256BitQuoteV4AuthData
+}
+
+// quoteProto is what go-tdx-guest's v4 and v5 quotes have in common.
+type quoteProto interface {
+	GetHeader() *pb.Header
+	GetSignedData() *pb.Ecdsa256BitQuoteV4AuthData
+	GetExtraBytes() []byte
+}
+
+// tdBody is what the v4 TD quote body and the v5 ones have in common.
+type tdBody interface {
+	GetTeeTcbSvn() []byte
+	GetMrSeam() []byte
+	GetMrSignerSeam() []byte
+	GetSeamAttributes() []byte
+	GetTdAttributes() []byte
+	GetXfam() []byte
+	GetMrTd() []byte
+	GetMrConfigId() []byte
+	GetRtmrs() [][]byte
+	GetReportData() []byte
 }
 
 // ParseQuote parses a raw quote from untrusted bytes. It refuses quotes that go-tdx-guest would
@@ -84,38 +120,50 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	if len(raw) > MaxQuoteSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedQuote, len(raw), MaxQuoteSize)
 	}
-	// go-tdx-guest v0.3.1 parses and verifies v4 quotes only. v5 (TDX 1.5 modules) adds a body
-	// descriptor that the signature covers, so it cannot be mapped onto v4 and verified honestly.
-	if len(raw) >= 2 && binary.LittleEndian.Uint16(raw) == 5 {
-		return nil, fmt.Errorf("%w: TDX quote v5 (TDX 1.5 module) is not supported yet; this verifier checks v4 quotes", ErrQuoteVersion)
+	if len(raw) >= 2 {
+		if v := binary.LittleEndian.Uint16(raw); v != abi.QuoteVersionV4 && v != abi.QuoteVersionV5 {
+			return nil, fmt.Errorf("%w: version %d (this verifier checks TDX quotes v4 and v5)", ErrQuoteVersion, v)
+		}
 	}
-	any, err := quoteToProto(raw)
+	parsed, err := quoteToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedQuote, err)
 	}
-	q4, ok := any.(*pb.QuoteV4)
-	if !ok {
-		return nil, fmt.Errorf("%w: unsupported quote type %T", ErrMalformedQuote, any)
+	q := &Quote{Raw: raw}
+	switch p := parsed.(type) {
+	case *pb.QuoteV4:
+		q.proto, q.body, q.BodyType = p, p.GetTdQuoteBody(), BodyTDX10
+	case *pb.QuoteV5:
+		d := p.GetTdQuoteBodyDescriptor()
+		q.proto, q.BodyType = p, int(d.GetTdQuoteBodyType())
+		if b := d.GetTdQuoteBodyV5(); b != nil {
+			q.body = b
+			copy(q.TeeTCBSVN2[:], b.GetTeeTcbSvn2())
+			copy(q.MRServiceTD[:], b.GetMrServiceTd())
+		}
+	default:
+		return nil, fmt.Errorf("%w: unsupported quote type %T", ErrMalformedQuote, parsed)
 	}
-	if err := abi.CheckQuoteV4(q4); err != nil {
+	if err := abi.CheckQuote(q.proto); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedQuote, err)
 	}
-	again, err := abi.QuoteToAbiBytes(q4)
+	again, err := abi.QuoteToAbiBytes(q.proto)
 	if err != nil || !bytes.Equal(again, raw) {
 		return nil, fmt.Errorf("%w: not in canonical form", ErrMalformedQuote)
 	}
 	// go-tdx-guest ignores bytes after the signed data and tolerates padding in the PCK chain: the
 	// length fields around them are not signed. Refuse both, so that no unsigned byte carries meaning.
 	// Zero padding after the quote (a fixed-size buffer from the quoting library) is tolerated.
-	if len(bytes.Trim(q4.GetExtraBytes(), "\x00")) > 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the signed data", ErrMalformedQuote, len(q4.GetExtraBytes()))
+	if len(bytes.Trim(q.proto.GetExtraBytes(), "\x00")) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the signed data", ErrMalformedQuote, len(q.proto.GetExtraBytes()))
 	}
-	chain := q4.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
+	q.signed = q.proto.GetSignedData()
+	chain := q.pckChain()
 	if !canonicalChain(chain) {
 		return nil, fmt.Errorf("%w: PCK chain is not three plain PEM certificates", ErrMalformedQuote)
 	}
-	q := &Quote{Raw: raw, Version: q4.GetHeader().GetVersion(), TeeType: q4.GetHeader().GetTeeType(), proto: q4}
-	body := q4.GetTdQuoteBody()
+	q.Version, q.TeeType = q.proto.GetHeader().GetVersion(), q.proto.GetHeader().GetTeeType()
+	body := q.body
 	copy(q.Measurements.MRTD[:], body.GetMrTd())
 	for i, r := range body.GetRtmrs() {
 		if i < len(q.Measurements.RTMR) {
@@ -134,6 +182,14 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	}
 	q.PCK, q.Root = certs[0], certs[len(certs)-1]
 	return q, nil
+}
+
+func (q *Quote) qeReport() *pb.EnclaveReport {
+	return q.signed.GetCertificationData().GetQeReportCertificationData().GetQeReport()
+}
+
+func (q *Quote) pckChain() []byte {
+	return q.signed.GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
 }
 
 // canonicalChain reports whether chain is exactly three PEM certificates as pem.Encode writes

@@ -6,6 +6,8 @@ import (
 
 	tdxdata "github.com/google/go-tdx-guest/testing/testdata"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/attest/sim"
 )
 
 // recordedQuote is go-tdx-guest's recorded production quote without the text its authors appended
@@ -30,6 +32,20 @@ func TestParseRecordedIntelQuote(t *testing.T) {
 
 func FuzzParseQuote(f *testing.F) {
 	f.Add(recordedQuote())
+	f.Add(bytes.Clone(tdxdata.RawQuoteV5))
+	root, err := sim.New(sim.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	q, err := root.NewQuoter(sim.Measurements{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v5, err := q.QuoteV5([64]byte{1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v5)
 	for _, seed := range seedFiles(f, "quotes") {
 		f.Add(seed)
 	}

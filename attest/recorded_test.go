@@ -68,12 +68,7 @@ func TestRecordedIntelQuoteWithCollateral(t *testing.T) {
 	assert.ErrorContains(err, "no TCB level of the collateral matches the platform")
 	assert.Equal("Intel SGX Root CA", rep.Root)
 	assert.False(rep.Simulated)
-	assert.True(rep.ChainVerified)
-	assert.True(rep.RevocationChecked)
-	require.NotNil(rep.Collateral)
-	assert.Equal("50806f000000", rep.Collateral.FMSPC)
-	assert.Equal("platform", rep.Collateral.CA)
-	assert.Equal(15, rep.Collateral.TCBEvaluationDataNumber)
+	assertCheckedAgainst(t, rep, "50806f000000", 15)
 	assert.Equal(time.Date(2023, 7, 18, 8, 42, 58, 0, time.UTC), rep.Collateral.TCBInfoNextUpdate)
 	assert.Equal(time.Date(2023, 7, 8, 7, 24, 59, 0, time.UTC), rep.Collateral.NextUpdate())
 	require.NotNil(rep.TCB)
@@ -88,6 +83,18 @@ func TestRecordedIntelQuoteWithCollateral(t *testing.T) {
 		pcs.TcbComponentStatusConfigurationNeeded, pcs.TcbComponentStatusConfigurationAndSWHardeningNeeded}
 	_, err = intelVerifier(t, p, recordedAt, tdxtesting.TestGetter).Examine(intelQuote(), false)
 	require.ErrorIs(err, attest.ErrTCBStatus)
+}
+
+// assertCheckedAgainst asserts that rep's quote went through its signature chain, collateral and
+// revocation checks, with the TCB info of fmspc at the given evaluation data number.
+func assertCheckedAgainst(t *testing.T, rep *attest.Report, fmspc string, evaluationDataNumber int) {
+	t.Helper()
+	assert.True(t, rep.ChainVerified)
+	assert.True(t, rep.RevocationChecked)
+	require.NotNil(t, rep.Collateral)
+	assert.Equal(t, fmspc, rep.Collateral.FMSPC)
+	assert.Equal(t, "platform", rep.Collateral.CA)
+	assert.Equal(t, evaluationDataNumber, rep.Collateral.TCBEvaluationDataNumber)
 }
 
 // Offline, without collateral, the signature chain alone is checked, and passes.
@@ -157,10 +164,11 @@ func TestRecordedIntelQuoteRefusals(t *testing.T) {
 		"text after the signed data": {
 			quote: func([]byte) []byte { return bytes.Clone(tdxdata.RawQuote) }, wantErr: attest.ErrMalformedQuote,
 		},
-		"version 5": {
-			quote:   func(q []byte) []byte { q[0] = 5; return q },
-			wantErr: attest.ErrQuoteVersion, wantMsg: "v5",
+		"version 3": {
+			quote:   func(q []byte) []byte { q[0] = 3; return q },
+			wantErr: attest.ErrQuoteVersion, wantMsg: "version 3",
 		},
+		"v4 body under a v5 header": {quote: func(q []byte) []byte { q[0] = 5; return q }, wantErr: attest.ErrMalformedQuote},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
@@ -192,13 +200,15 @@ func TestRecordedIntelQuoteRefusals(t *testing.T) {
 	}
 }
 
-// The version check must not depend on the rest of the quote being v4-shaped.
-func TestQuoteVersion5IsNamed(t *testing.T) {
-	q := intelQuote()
-	q[0] = 5
-	_, err := attest.ParseQuote(q)
-	require.ErrorIs(t, err, attest.ErrQuoteVersion)
-	require.ErrorIs(t, err, attest.ErrMalformedQuote)
+// The version check must not depend on the rest of the quote being v4- or v5-shaped.
+func TestUnknownQuoteVersionIsNamed(t *testing.T) {
+	for _, v := range []byte{0, 3, 6} {
+		q := intelQuote()
+		q[0] = v
+		_, err := attest.ParseQuote(q)
+		require.ErrorIs(t, err, attest.ErrQuoteVersion)
+		require.ErrorIs(t, err, attest.ErrMalformedQuote)
+	}
 }
 
 func TestRecordedCollateralUnavailable(t *testing.T) {

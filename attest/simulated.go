@@ -35,8 +35,26 @@ func SimulatedMeasurements(binaryDigest []byte, role Role, configDigest [32]byte
 	return m
 }
 
-// NewSimulatedQuoter returns a Quoter that signs with the development root of trust.
+// NewSimulatedQuoter returns a Quoter that signs v4 quotes with the development root of trust.
 func NewSimulatedQuoter(root *sim.Root, m Measurements) (Quoter, error) {
+	return newSimulatedQuoter(root, m)
+}
+
+// NewSimulatedQuoterV5 returns a Quoter that signs v5 quotes with a TDX 1.5 TD report, as a
+// platform with a TDX 1.5 module does, with the development root of trust.
+func NewSimulatedQuoterV5(root *sim.Root, m Measurements) (Quoter, error) {
+	q, err := newSimulatedQuoter(root, m)
+	if err != nil {
+		return nil, err
+	}
+	return simQuoterV5{q}, nil
+}
+
+type simQuoterV5 struct{ q *sim.Quoter }
+
+func (s simQuoterV5) Quote(reportData [64]byte) ([]byte, error) { return s.q.QuoteV5(reportData) }
+
+func newSimulatedQuoter(root *sim.Root, m Measurements) (*sim.Quoter, error) {
 	q, err := root.NewQuoter(sim.Measurements{
 		MRTD:         m.MRTD,
 		RTMR:         m.RTMR,

@@ -87,14 +87,14 @@ func levelOf(l *pcs.TcbLevel) *TCBLevel {
 	return &TCBLevel{Status: l.TcbStatus, Date: l.TcbDate, AdvisoryIDs: l.AdvisoryIDs}
 }
 
-// evaluateTCB finds the TCB levels the platform, the TDX module and the QE match. The rules are
-// go-tdx-guest v0.3.1's (verify.go getMatchingTcbLevel, getMatchingTdxModuleTcbLevel,
-// checkQeTcbStatus): levels are taken in the collateral's order, the first whose every SVN the
-// platform reaches wins. go-tdx-guest only accepts UpToDate; evaluating here lets the policy accept
-// the statuses it lists.
-func evaluateTCB(info *pcs.TcbInfo, qe *pcs.EnclaveIdentity, body *pb.TDQuoteBody, ext *pcs.PckExtensions, qeSVN uint32) *TCBReport {
+// evaluateTCB finds the TCB levels the platform, the TDX module and the QE match. The matching
+// rules are go-tdx-guest's (verify.go getMatchingTcbLevel, getMatchingTdxModuleTcbLevel,
+// readQeTcbStatus): levels are taken in the collateral's order, the first whose every SVN the
+// platform reaches wins. Every component is rated, as Intel's verification does: go-tdx-guest rates
+// only the TDX module when its major version is above 0, and accepts only UpToDate; evaluating here
+// keeps the platform's level in the verdict and lets the policy accept the statuses it lists.
+func evaluateTCB(info *pcs.TcbInfo, qe *pcs.EnclaveIdentity, tee []byte, ext *pcs.PckExtensions, qeSVN uint32) *TCBReport {
 	t := &TCBReport{}
-	tee := body.GetTeeTcbSvn()
 	for i := range info.TcbLevels {
 		l := &info.TcbLevels[i]
 		if sgxSVNsReach(ext.TCB.CPUSvnComponents, l.Tcb.SgxTcbcomponents) && ext.TCB.PCESvn >= l.Tcb.Pcesvn &&

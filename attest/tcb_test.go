@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/google/go-tdx-guest/pcs"
-	pb "github.com/google/go-tdx-guest/proto/tdx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -69,7 +68,7 @@ func TestEvaluateTCB(t *testing.T) {
 			tee := make([]byte, 16)
 			copy(tee, tc.tee)
 			ext := &pcs.PckExtensions{TCB: pcs.PckCertTCB{PCESvn: tc.pce, CPUSvnComponents: cpu}}
-			r := evaluateTCB(&info, &qe, &pb.TDQuoteBody{TeeTcbSvn: tee}, ext, tc.qeSVN)
+			r := evaluateTCB(&info, &qe, tee, ext, tc.qeSVN)
 			if tc.problem != "" {
 				assert.Contains(r.Problem, tc.problem)
 				assert.Empty(r.Status)

@@ -79,6 +79,9 @@ type Verifier struct {
 	policy Policy
 	ttl    time.Duration
 	now    func() time.Time
+	// times is the instant each collateral document is checked at: now for all (tests of recorded
+	// collateral give each document an instant inside its own validity).
+	times func(now time.Time) *verify.TimeSet
 
 	mu    sync.Mutex
 	cache map[[32]byte]cacheEntry
@@ -114,7 +117,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			roots[i].Collateral = pcs
 		}
 	}
-	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, cache: map[[32]byte]cacheEntry{}}
+	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, times: timeSet, cache: map[[32]byte]cacheEntry{}}
 	if v.ttl == 0 {
 		v.ttl = DefaultCacheTTL
 	}
@@ -302,8 +305,8 @@ const (
 // checkQuote verifies the quote's signatures and, unless skipCollateral, its collateral and
 // revocation, with go-tdx-guest, and rates its TCB. It does not judge the TCB status: the policy does.
 //
-// go-tdx-guest demands UpToDate for the TD's platform and TDX module (then stops, before checking
-// the QE report against the QE identity) and for the QE. When it stops at one of those two status
+// go-tdx-guest demands UpToDate for the TD's TCB (then stops, before checking the QE report against
+// the QE identity) and for the QE. When it stops at one of those two status
 // checks everything before has passed; the QE report check it skipped is run here, and the TCB
 // levels are evaluated from the very collateral it verified, recorded as it was fetched.
 func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) error {
@@ -337,7 +340,7 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		GetCollateral:    !skipCollateral,
 		CheckRevocations: !skipCollateral,
 		Getter:           rec,
-		Now:              now,
+		Now:              v.times(now),
 		TrustedRoots:     pool,
 	}
 	gerr := tdxVerify(q, opts)
@@ -360,18 +363,17 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 	}
 	rep.Collateral = coll.report
 	if tdStage {
-		if err := checkQEIdentity(q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport(),
-			&coll.qeIdentity); err != nil {
+		if err := checkQEIdentity(q.qeReport(), &coll.qeIdentity); err != nil {
 			return fmt.Errorf("%w: %v", ErrCollateral, err)
 		}
 	}
 	rep.lastRec, rep.lastColl = rec, coll
-	rep.TCB = evaluateTCB(&coll.tcbInfo, &coll.qeIdentity, q.proto.GetTdQuoteBody(), coll.ext,
-		q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport().GetIsvSvn())
-	if gerr == nil && rep.TCB.Status != pcs.TcbComponentStatusUpToDate {
-		// go-tdx-guest found every component UpToDate and so must we; disagreeing means the two
-		// evaluations drifted apart, and the stricter one wins.
-		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest rated the TCB UpToDate, this verifier %q", rep.TCB.Status)
+	rep.TCB = evaluateTCB(&coll.tcbInfo, &coll.qeIdentity, q.TeeTCBSVN[:], coll.ext, q.qeReport().GetIsvSvn())
+	if gerr != nil && rep.TCB.Problem == "" && rep.TCB.Status == pcs.TcbComponentStatusUpToDate {
+		// go-tdx-guest refused a status this evaluation rates UpToDate: the two drifted apart, and
+		// the stricter one wins. (The other way round is expected: for TDX modules of major version
+		// 1 and later go-tdx-guest rates only the module, while the platform's level counts too.)
+		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest refused the TCB (%v), this verifier rated it UpToDate", gerr)
 	}
 	return nil
 }
@@ -382,20 +384,19 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 // against the TCB info and the TCB levels, as the full verification does.
 func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, pool *x509.CertPool, now time.Time) error {
 	q := rep.Quote
-	if err := tdxVerify(q, &verify.Options{Now: now, TrustedRoots: pool}); err != nil {
+	if err := tdxVerify(q, &verify.Options{Now: v.times(now), TrustedRoots: pool}); err != nil {
 		return classify(err)
 	}
 	rep.ChainVerified = true
-	qeReport := q.proto.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport()
 	if err := checkTDModule(q, p.coll); err != nil {
 		return err
 	}
-	if err := checkQEIdentity(qeReport, &p.coll.qeIdentity); err != nil {
+	if err := checkQEIdentity(q.qeReport(), &p.coll.qeIdentity); err != nil {
 		return fmt.Errorf("%w: %v", ErrCollateral, err)
 	}
 	rep.RevocationChecked = true // the same chain against the same CRLs as before
 	rep.Collateral = p.coll.report
-	rep.TCB = evaluateTCB(&p.coll.tcbInfo, &p.coll.qeIdentity, q.proto.GetTdQuoteBody(), p.coll.ext, qeReport.GetIsvSvn())
+	rep.TCB = evaluateTCB(&p.coll.tcbInfo, &p.coll.qeIdentity, q.TeeTCBSVN[:], p.coll.ext, q.qeReport().GetIsvSvn())
 	return nil
 }
 
@@ -408,6 +409,11 @@ func tdxVerify(q *Quote, opts *verify.Options) (err error) {
 		}
 	}()
 	return verify.TdxQuote(q.proto, opts)
+}
+
+// timeSet checks every document of the collateral at one time.
+func timeSet(now time.Time) *verify.TimeSet {
+	return &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now}
 }
 
 func rootName(r TrustedRoot) string {
@@ -510,7 +516,7 @@ func classify(err error) error {
 	case strings.Contains(msg, "has expired"):
 		return fmt.Errorf("%w: %v", ErrCollateralExpired, err)
 	case strings.Contains(msg, "TCB Status is not") || strings.Contains(msg, "no matching TCB level") ||
-		errors.Is(err, verify.ErrTcbStatus):
+		errors.Is(err, verify.ErrTdxTcbStatus) || errors.Is(err, verify.ErrEnclaveTcbStatus):
 		return fmt.Errorf("%w: %v", ErrTCBStatus, err)
 	case strings.Contains(msg, "collateral") || strings.Contains(msg, "tcbInfo") || strings.Contains(msg, "QeIdentity") ||
 		strings.Contains(msg, "CRL"):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-tdx-guest/pcs"
 	tdxtesting "github.com/google/go-tdx-guest/testing"
+	tdxdata "github.com/google/go-tdx-guest/testing/testdata"
 	"github.com/google/go-tdx-guest/verify/trust"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,20 +35,45 @@ func evidence(t testing.TB, role attest.Role, q attest.Quoter) attest.Evidence {
 	return attest.Evidence{Quote: quote, Claims: enc, Key: c.PublicKey, NotAfter: time.Now().Add(time.Hour)}
 }
 
-func TestVerifySimulated(t *testing.T) {
-	assert := assert.New(t)
-	require := require.New(t)
-	m := attesttest.Measurements(attest.RoleWorker)
-	ev := evidence(t, attest.RoleWorker, attesttest.Quoter(t, m))
-	v := attesttest.Verifier(t, attesttest.OpenPolicy())
+// quoteVersions make simulated quotes in each format the verifier takes: v4, and v5 with a TDX 1.5
+// TD report. The tests below run for both.
+var quoteVersions = map[string]func(*sim.Root, attest.Measurements) (attest.Quoter, error){
+	"v4": attest.NewSimulatedQuoter,
+	"v5": attest.NewSimulatedQuoterV5,
+}
 
-	p, err := v.Verify(ev)
-	require.NoError(err)
-	assert.True(p.Quoted)
-	assert.True(p.Simulated)
-	assert.Equal(m.ImageHash(), p.ImageHash)
-	assert.Equal(attest.RoleWorker, p.Claims.Role)
-	assert.Equal("test-model", p.Claims.Model)
+func forEachVersion(t *testing.T, f func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error))) {
+	for name, nq := range quoteVersions {
+		t.Run(name, func(t *testing.T) { f(t, nq) })
+	}
+}
+
+func TestVerifySimulated(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+		assert := assert.New(t)
+		require := require.New(t)
+		m := attesttest.Measurements(attest.RoleWorker)
+		q, err := newQuoter(attesttest.Root(t), m)
+		require.NoError(err)
+		ev := evidence(t, attest.RoleWorker, q)
+		v := attesttest.Verifier(t, attesttest.OpenPolicy())
+
+		p, err := v.Verify(ev)
+		require.NoError(err)
+		assert.True(p.Quoted)
+		assert.True(p.Simulated)
+		assert.Equal(m.ImageHash(), p.ImageHash)
+		assert.Equal(attest.RoleWorker, p.Claims.Role)
+		assert.Equal("test-model", p.Claims.Model)
+		assert.Equal("UpToDate", p.TCBStatus)
+
+		parsed, err := attest.ParseQuote(ev.Quote)
+		require.NoError(err)
+		if parsed.Version == 5 {
+			assert.Equal(attest.BodyTDX15, parsed.BodyType)
+			assert.Equal(parsed.TeeTCBSVN, parsed.TeeTCBSVN2)
+		}
+	})
 }
 
 func TestVerifyRefusals(t *testing.T) {
@@ -78,36 +104,47 @@ func TestVerifyRefusals(t *testing.T) {
 		},
 	}
 	for name, tc := range testCases {
-		t.Run(name, func(t *testing.T) {
-			require := require.New(t)
-			root, err := sim.New(tc.root)
-			require.NoError(err)
-			q, err := attest.NewSimulatedQuoter(root, worker)
-			require.NoError(err)
-			ev := evidence(t, attest.RoleWorker, q)
-			if tc.tamper != nil {
-				tc.tamper(&ev)
-			}
-			cfg := attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: attesttest.OpenPolicy()}
-			if tc.verify != nil {
-				tc.verify(&cfg)
-			}
-			v, err := attest.NewVerifier(cfg)
-			require.NoError(err)
-			_, err = v.Verify(ev)
-			require.ErrorIs(err, tc.wantErr)
+		forEachVersion(t, func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+			t.Run(name, func(t *testing.T) { verifyRefusal(t, newQuoter, worker, tc.root, tc.verify, tc.tamper, tc.wantErr) })
 		})
 	}
 }
 
+func verifyRefusal(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error), m attest.Measurements,
+	opts sim.Options, configure func(*attest.VerifierConfig), tamper func(*attest.Evidence), wantErr error) {
+	require := require.New(t)
+	root, err := sim.New(opts)
+	require.NoError(err)
+	q, err := newQuoter(root, m)
+	require.NoError(err)
+	ev := evidence(t, attest.RoleWorker, q)
+	if tamper != nil {
+		tamper(&ev)
+	}
+	cfg := attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: attesttest.OpenPolicy()}
+	if configure != nil {
+		configure(&cfg)
+	}
+	v, err := attest.NewVerifier(cfg)
+	require.NoError(err)
+	_, err = v.Verify(ev)
+	require.ErrorIs(err, wantErr)
+}
+
 // Every byte of a quote is covered by a signature or by its structure: flipping any one is refused.
 func TestVerifyEveryFlippedByte(t *testing.T) {
-	ev := evidence(t, attest.RoleProxy, attesttest.Quoter(t, attesttest.Measurements(attest.RoleProxy)))
+	forEachVersion(t, verifyEveryFlippedByte)
+}
+
+func verifyEveryFlippedByte(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+	q, err := newQuoter(attesttest.Root(t), attesttest.Measurements(attest.RoleProxy))
+	require.NoError(t, err)
+	ev := evidence(t, attest.RoleProxy, q)
 	v := attesttest.Verifier(t, attesttest.OpenPolicy())
 	// The genuine quote first: its platform's collateral is then known, and every flipped quote
 	// below goes through the short path for known platforms (platforms.go), which must refuse
 	// exactly what the full verification refuses.
-	_, err := v.Verify(ev)
+	_, err = v.Verify(ev)
 	require.NoError(t, err)
 	classes := []error{attest.ErrMalformedQuote, attest.ErrQuoteSignature, attest.ErrCollateral,
 		attest.ErrUntrustedRoot, attest.ErrReportDataMismatch, attest.ErrDebugTD, attest.ErrImageNotAllowed}
@@ -204,12 +241,7 @@ func TestIntelRootPinned(t *testing.T) {
 // go-tdx-guest accepts only UpToDate; the policy may accept lesser statuses it lists, and only those.
 func TestVerifyTCBStatusPolicy(t *testing.T) {
 	swh := []pcs.TcbComponentStatus{pcs.TcbComponentStatusSwHardeningNeeded}
-	testCases := map[string]struct {
-		root    sim.Options
-		accept  []pcs.TcbComponentStatus
-		wantErr string // the refused component and status; "" accepted
-		status  pcs.TcbComponentStatus
-	}{
+	testCases := map[string]tcbStatusCase{
 		"UpToDate by default":         {status: pcs.TcbComponentStatusUpToDate},
 		"SWHardeningNeeded refused":   {root: sim.Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, wantErr: "platform TCB status SWHardeningNeeded"},
 		"SWHardeningNeeded listed":    {root: sim.Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded}, accept: swh, status: pcs.TcbComponentStatusSwHardeningNeeded},
@@ -249,27 +281,38 @@ func TestVerifyTCBStatusPolicy(t *testing.T) {
 		},
 	}
 	for name, tc := range testCases {
-		t.Run(name, func(t *testing.T) {
-			assert := assert.New(t)
-			require := require.New(t)
-			root, err := sim.New(tc.root)
-			require.NoError(err)
-			q, err := attest.NewSimulatedQuoter(root, attesttest.Measurements(attest.RoleWorker))
-			require.NoError(err)
-			p := attesttest.OpenPolicy()
-			p.AcceptTCBStatuses = tc.accept
-			v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: p})
-			require.NoError(err)
-			peer, err := v.Verify(evidence(t, attest.RoleWorker, q))
-			if tc.wantErr != "" {
-				require.ErrorIs(err, attest.ErrTCBStatus)
-				assert.ErrorContains(err, tc.wantErr)
-				return
-			}
-			require.NoError(err)
-			assert.Equal(string(tc.status), peer.TCBStatus)
+		forEachVersion(t, func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+			t.Run(name, func(t *testing.T) { tc.run(t, newQuoter) })
 		})
 	}
+}
+
+type tcbStatusCase struct {
+	root    sim.Options
+	accept  []pcs.TcbComponentStatus
+	wantErr string // the refused component and status; "" accepted
+	status  pcs.TcbComponentStatus
+}
+
+func (tc tcbStatusCase) run(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+	assert := assert.New(t)
+	require := require.New(t)
+	root, err := sim.New(tc.root)
+	require.NoError(err)
+	q, err := newQuoter(root, attesttest.Measurements(attest.RoleWorker))
+	require.NoError(err)
+	p := attesttest.OpenPolicy()
+	p.AcceptTCBStatuses = tc.accept
+	v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: p})
+	require.NoError(err)
+	peer, err := v.Verify(evidence(t, attest.RoleWorker, q))
+	if tc.wantErr != "" {
+		require.ErrorIs(err, attest.ErrTCBStatus)
+		assert.ErrorContains(err, tc.wantErr)
+		return
+	}
+	require.NoError(err)
+	assert.Equal(string(tc.status), peer.TCBStatus)
 }
 
 // The platform and image rules of the one policy format, applied to simulated quotes.
@@ -368,6 +411,20 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+	b.Run("simulated-v5/first", func(b *testing.B) {
+		q, err := attest.NewSimulatedQuoterV5(attesttest.Root(b), attesttest.Measurements(attest.RoleWorker))
+		require.NoError(b, err)
+		ev5 := evidence(b, attest.RoleWorker, q)
+		v, err := attest.NewVerifier(attest.VerifierConfig{
+			Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
+		require.NoError(b, err)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.Verify(ev5); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("simulated/cached", func(b *testing.B) {
 		v := attesttest.Verifier(b, attesttest.OpenPolicy())
 		b.ReportAllocs()
@@ -394,6 +451,23 @@ func BenchmarkVerify(b *testing.B) {
 		g, err := attest.NewCollateralGetter(attest.CollateralConfig{HTTP: tdxtesting.TestGetter})
 		require.NoError(b, err)
 		intel(b, func() trust.HTTPSGetter { return g }, false, attest.ErrTCBStatus)
+	})
+	// The recorded v5 quote passes every check, TCB status included (see recorded_v5_test.go).
+	intelV5 := func(b *testing.B, getter trust.HTTPSGetter, skip bool) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v := intelVerifier(b, anyImage(), recordedV5At, getter)
+			attest.SetDocumentTimes(v, recordedDocumentTimes)
+			if _, err := v.Examine(tdxdata.RawQuoteV5, skip); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("intel-recorded-v5/chain-only", func(b *testing.B) { intelV5(b, failingGetter{}, true) })
+	b.Run("intel-recorded-v5/collateral-cached", func(b *testing.B) {
+		g, err := attest.NewCollateralGetter(attest.CollateralConfig{HTTP: tdxtesting.TestGetter})
+		require.NoError(b, err)
+		intelV5(b, g, false)
 	})
 	b.Run("intel-recorded/collateral-fetched", func(b *testing.B) {
 		srv := newPCCS(b)

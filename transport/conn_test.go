@@ -28,14 +28,19 @@ func TestMutualHandshake(t *testing.T) {
 	testCases := map[string]struct {
 		server, client attest.Role
 		clientQuoted   bool
+		v5             bool // both on TDX 1.5 platforms: v5 quotes
 	}{
-		"worker dials proxy": {server: attest.RoleProxy, client: attest.RoleWorker, clientQuoted: true},
-		"client dials proxy": {server: attest.RoleProxy, client: attest.RoleClient},
+		"worker dials proxy":            {server: attest.RoleProxy, client: attest.RoleWorker, clientQuoted: true},
+		"client dials proxy":            {server: attest.RoleProxy, client: attest.RoleClient},
+		"worker dials proxy, v5 quotes": {server: attest.RoleProxy, client: attest.RoleWorker, clientQuoted: true, v5: true},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
 			server, client := newNode(t, tc.server), newNode(t, tc.client)
+			if tc.v5 {
+				server, client = newNodeV5(t, tc.server), newNodeV5(t, tc.client)
+			}
 			sc, cc := pair(t, server, client)
 
 			assert.Equal(tc.client, sc.Peer().Claims.Role)
@@ -48,6 +53,14 @@ func TestMutualHandshake(t *testing.T) {
 				assert.Equal("simulated", sc.Peer().Label())
 			} else {
 				assert.Equal("unattested", sc.Peer().Label())
+			}
+			if tc.v5 {
+				c := client.identity.Certificate()
+				rc, err := ParseCertificate(c.Certificate, c.Leaf.NotBefore.Add(time.Minute), 0)
+				require.NoError(t, err)
+				q, err := attest.ParseQuote(rc.Quote)
+				require.NoError(t, err)
+				assert.EqualValues(5, q.Version)
 			}
 			assert.Equal(tc.server, cc.Peer().Claims.Role)
 			assert.True(cc.Peer().Quoted)

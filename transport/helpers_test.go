@@ -29,6 +29,19 @@ func newNode(t testing.TB, role attest.Role) *node {
 	if role != attest.RoleClient {
 		q = attesttest.Quoter(t, attesttest.Measurements(role))
 	}
+	return nodeWith(t, role, q)
+}
+
+// newNodeV5 is newNode on a platform with a TDX 1.5 module, whose quotes are v5.
+func newNodeV5(t testing.TB, role attest.Role) *node {
+	t.Helper()
+	q, err := attest.NewSimulatedQuoterV5(attesttest.Root(t), attesttest.Measurements(role))
+	require.NoError(t, err)
+	return nodeWith(t, role, q)
+}
+
+func nodeWith(t testing.TB, role attest.Role, q attest.Quoter) *node {
+	t.Helper()
 	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(role), Quoter: q})
 	require.NoError(t, err)
 	return &node{role: role, identity: id, policy: attesttest.OpenPolicy()}

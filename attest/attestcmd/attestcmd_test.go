@@ -80,7 +80,7 @@ func TestVerifyRecordedIntelQuote(t *testing.T) {
 		"from a PCCS": {
 			opts:    VerifyOptions{Collateral: srv.URL},
 			wantErr: attest.ErrTCBStatus,
-			wantText: []string{"quote           version 4, TEE type 0x81 (TDX)", "MRTD            6363b804", "RTMR3", "MRSEAM",
+			wantText: []string{"quote           version 4, TEE type 0x81 (TDX), TDX 1.0 TD report", "MRTD            6363b804", "RTMR3", "MRSEAM",
 				"TD attributes   0000004000000000 (PKS; debug off)", "image hash", "report data     6c62dec1",
 				"root of trust   Intel SGX Root CA", "PCK chain       verified", "FMSPC         50806f000000",
 				"TCB info      issued 2023-06-18T08:42:58Z, next update 2023-07-18T08:42:58Z", "revocation    checked",
@@ -231,6 +231,49 @@ func TestCollateralFetchArguments(t *testing.T) {
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			require.ErrorContains(t, CollateralFetch(tc.opts, &bytes.Buffer{}), tc.wantErr)
+		})
+	}
+}
+
+// Quotes recorded from real TDs: a v4 quote whose CC event log replays, and a v5 quote from a
+// TDX 1.5 module. Offline, each one's signature chain is verified.
+func TestRecordedTDs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+		return p
+	}
+	rawQuote, rawLog := attesttest.RecordedTD(t)
+	cos, ccel, v5 := write("cos.dat", rawQuote), write("ccel.bin", rawLog), write("v5.dat", tdxdata.RawQuoteV5)
+
+	var out bytes.Buffer
+	require.NoError(t, Inspect(cos, InspectOptions{SimDir: t.TempDir(), EventLog: ccel}, &out))
+	for _, w := range []string{"43 events", "RTMR0          replay matches", "RTMR1          replay matches",
+		"RTMR2          replay matches", "EV_EFI_BOOT_SERVICES_APPLICATION"} {
+		assert.Contains(t, out.String(), w)
+	}
+
+	testCases := map[string]struct {
+		quote    string
+		at       time.Time
+		wantText []string
+	}{
+		"v4 from a Container-Optimized OS TD": {quote: cos, at: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+			wantText: []string{"version 4, TEE type 0x81 (TDX), TDX 1.0 TD report", "SEPT_VE_DISABLE; debug off"}},
+		"v5 from a TDX 1.5 module": {quote: v5, at: time.Date(2026, 2, 3, 0, 0, 0, 0, time.UTC),
+			wantText: []string{"version 5, TEE type 0x81 (TDX), TDX 1.5 TD report", "TEE TCB SVN     0b010400",
+				"TEE TCB SVN2    0d010400", "MRSERVICETD     000000"}},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			o := VerifyOptions{Offline: true, At: tc.at, SimDir: t.TempDir(), CacheDir: t.TempDir()}
+			require.NoError(t, Verify(tc.quote, o, &out))
+			for _, w := range append(tc.wantText, "PCK chain       verified", "root of trust   Intel SGX Root CA",
+				"result          OK (signature chain only: collateral not checked)") {
+				assert.Contains(t, out.String(), w)
+			}
 		})
 	}
 }

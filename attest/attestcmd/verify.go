@@ -49,6 +49,9 @@ type verifyResult struct {
 	TDAttributeNames     string            `json:"td_attribute_names,omitempty"`
 	XFAM                 string            `json:"xfam,omitempty"`
 	TEETCBSVN            string            `json:"tee_tcb_svn,omitempty"`
+	TEETCBSVN2           string            `json:"tee_tcb_svn2,omitempty"`
+	MRServiceTD          string            `json:"mrservicetd,omitempty"`
+	TDReport             string            `json:"td_report,omitempty"`
 	ImageHash            string            `json:"image_hash,omitempty"`
 	ReportData           string            `json:"report_data,omitempty"`
 	ReportDataMatches    bool              `json:"report_data_matches_claims,omitempty"`
@@ -216,6 +219,12 @@ func (r *verifyResult) describe(q *attest.Quote) {
 	r.TDAttributeNames = attest.TDAttributeNames(m.TDAttributes)
 	r.XFAM = hex.EncodeToString(m.XFAM[:])
 	r.TEETCBSVN = hex.EncodeToString(q.TeeTCBSVN[:])
+	r.TDReport = "TDX 1.0"
+	if q.BodyType == attest.BodyTDX15 {
+		r.TDReport = "TDX 1.5"
+		r.TEETCBSVN2 = hex.EncodeToString(q.TeeTCBSVN2[:])
+		r.MRServiceTD = hex.EncodeToString(q.MRServiceTD[:])
+	}
 	r.ImageHash = m.ImageHash().String()
 	r.ReportData = hex.EncodeToString(q.ReportData[:])
 }
@@ -229,7 +238,7 @@ func (r *verifyResult) print(w io.Writer) {
 	}
 	line("verified at", "%s", r.At.Format(time.RFC3339))
 	if r.MRTD != "" {
-		line("quote", "version %d, TEE type %s", r.QuoteVersion, r.TEEType)
+		line("quote", "version %d, TEE type %s, %s TD report", r.QuoteVersion, r.TEEType, r.TDReport)
 		line("MRTD", "%s", r.MRTD)
 		for i, v := range r.RTMR {
 			line(fmt.Sprintf("RTMR%d", i), "%s", v)
@@ -238,6 +247,10 @@ func (r *verifyResult) print(w io.Writer) {
 		line("TD attributes", "%s (%s; debug %s)", r.TDAttributes, r.TDAttributeNames, onOff(strings.Contains(r.TDAttributeNames, "DEBUG")))
 		line("XFAM", "%s", r.XFAM)
 		line("TEE TCB SVN", "%s", r.TEETCBSVN)
+		if r.TEETCBSVN2 != "" {
+			line("TEE TCB SVN2", "%s", r.TEETCBSVN2)
+			line("MRSERVICETD", "%s", r.MRServiceTD)
+		}
 		line("image hash", "%s", r.ImageHash)
 		line("report data", "%s", r.ReportData)
 		if r.Kind == "RA-TLS certificate" {

@@ -3,8 +3,8 @@
 //
 // A Root holds its own root CA ("Intel SGX Root CA"), PCK platform CA, PCK leaf certificate and
 // TCB-signing certificate, and the collateral they sign (TCB info, QE identity, PCK CRL, root CA
-// CRL). A Quoter made from it produces quotes in the real TDX v4 quote layout: header and TD quote
-// body signed by an attestation key, that key bound by a QE report signed with the PCK key, and the
+// CRL). A Quoter made from it produces quotes in the real TDX layouts, v4 and v5 (with a TDX 1.5 TD
+// report): header and TD quote body signed by an attestation key, that key bound by a QE report signed with the PCK key, and the
 // PCK certificate chain embedded. go-tdx-guest's verifier accepts these quotes through exactly the
 // code path it runs for real Intel quotes, with collateral and revocation checks, provided it is
 // given this root in verify.Options.TrustedRoots and Root.Collateral as its Getter. Only the trust

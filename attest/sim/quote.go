@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
+	"google.golang.org/protobuf/proto"
 )
 
 // Measurements are the TD's own registers, as a TDX module would report them.
@@ -26,7 +27,7 @@ func Extend(rtmr [48]byte, digest []byte) [48]byte {
 	return sha512.Sum384(append(rtmr[:], digest...))
 }
 
-// Layout constants of the TDX v4 quote that go-tdx-guest's abi package keeps unexported.
+// Layout constants of TDX quotes that go-tdx-guest's abi package keeps unexported.
 const (
 	quoteVersion          = 4
 	certDataTypeQEReport  = 6 // certification data: QE report certification data
@@ -37,6 +38,8 @@ const (
 	qeAuthSizeFieldSize   = 2
 	certDataHeaderSize    = 6 // type (2) + size (4)
 	quoteAuthDataHeadSize = rawSignatureSize + attestationKeySize
+	tdReportTDX15         = 3   // v5 body descriptor type: TDX 1.5 TD report
+	tdReportTDX15Size     = 648 // its size: the TDX 1.0 report, TEE_TCB_SVN2 and MRSERVICETD
 )
 
 // A Quoter makes simulated TDX quotes for one TD. Like a quoting enclave it has its own
@@ -147,7 +150,58 @@ func (r *Root) NewQuoter(m Measurements) (*Quoter, error) {
 
 // Quote returns a raw TDX v4 quote over reportData, signed by the Quoter's attestation key.
 func (q *Quoter) Quote(reportData [64]byte) ([]byte, error) {
-	body := &pb.TDQuoteBody{
+	body := q.tdBody(reportData)
+	rawBody, err := abi.TdQuoteBodyToAbiBytes(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode td quote body: %w", err)
+	}
+	header := q.header
+	signed, err := q.sign(header, rawBody)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := abi.QuoteToAbiBytes(&pb.QuoteV4{Header: header, TdQuoteBody: body, SignedDataSize: q.signedSize, SignedData: signed})
+	if err != nil {
+		return nil, fmt.Errorf("encode quote: %w", err)
+	}
+	return raw, nil
+}
+
+// QuoteV5 returns a raw TDX v5 quote over reportData with a TDX 1.5 TD report, as the quoting
+// enclave of a platform with a TDX 1.5 module makes them: the TD report adds TEE_TCB_SVN2 (here the
+// same module, never updated in place) and MRSERVICETD (no service TD bound).
+func (q *Quoter) QuoteV5(reportData [64]byte) ([]byte, error) {
+	b := q.tdBody(reportData)
+	descriptor := &pb.TDQuoteBodyDescriptor{
+		TdQuoteBodyType: tdReportTDX15,
+		TdQuoteBodySize: tdReportTDX15Size,
+		TdQuoteBodyV5: &pb.TDQuoteBodyV5{
+			TeeTcbSvn: b.TeeTcbSvn, MrSeam: b.MrSeam, MrSignerSeam: b.MrSignerSeam, SeamAttributes: b.SeamAttributes,
+			TdAttributes: b.TdAttributes, Xfam: b.Xfam, MrTd: b.MrTd, MrConfigId: b.MrConfigId, MrOwner: b.MrOwner,
+			MrOwnerConfig: b.MrOwnerConfig, Rtmrs: b.Rtmrs, ReportData: b.ReportData,
+			TeeTcbSvn2: b.TeeTcbSvn, MrServiceTd: make([]byte, 48),
+		},
+	}
+	rawDescriptor, err := abi.TdQuoteBodyDescriptorToAbiBytes(descriptor)
+	if err != nil {
+		return nil, fmt.Errorf("encode td quote body descriptor: %w", err)
+	}
+	header := proto.Clone(q.header).(*pb.Header)
+	header.Version = abi.QuoteVersionV5
+	signed, err := q.sign(header, rawDescriptor)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := abi.QuoteToAbiBytes(&pb.QuoteV5{Header: header, TdQuoteBodyDescriptor: descriptor,
+		SignedDataSize: int32(q.signedSize), SignedData: signed})
+	if err != nil {
+		return nil, fmt.Errorf("encode quote: %w", err)
+	}
+	return raw, nil
+}
+
+func (q *Quoter) tdBody(reportData [64]byte) *pb.TDQuoteBody {
+	return &pb.TDQuoteBody{
 		TeeTcbSvn:      q.body.TeeTcbSvn,
 		MrSeam:         q.body.MrSeam,
 		MrSignerSeam:   q.body.MrSignerSeam,
@@ -159,34 +213,25 @@ func (q *Quoter) Quote(reportData [64]byte) ([]byte, error) {
 		MrOwner:        q.body.MrOwner,
 		MrOwnerConfig:  q.body.MrOwnerConfig,
 		Rtmrs:          q.body.Rtmrs,
-		ReportData:     reportData[:],
+		ReportData:     clone(reportData[:]),
 	}
-	hdr, err := abi.HeaderToAbiBytes(q.header)
+}
+
+// sign signs the header and the TD report (v4) or body descriptor (v5) with the attestation key.
+func (q *Quoter) sign(header *pb.Header, rawBody []byte) (*pb.Ecdsa256BitQuoteV4AuthData, error) {
+	hdr, err := abi.HeaderToAbiBytes(header)
 	if err != nil {
 		return nil, fmt.Errorf("encode quote header: %w", err)
-	}
-	rawBody, err := abi.TdQuoteBodyToAbiBytes(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode td quote body: %w", err)
 	}
 	sig, err := signRaw(q.attestKey, append(hdr, rawBody...))
 	if err != nil {
 		return nil, fmt.Errorf("sign quote: %w", err)
 	}
-	raw, err := abi.QuoteToAbiBytes(&pb.QuoteV4{
-		Header:         q.header,
-		TdQuoteBody:    body,
-		SignedDataSize: q.signedSize,
-		SignedData: &pb.Ecdsa256BitQuoteV4AuthData{
-			Signature:           sig,
-			EcdsaAttestationKey: q.signedData.EcdsaAttestationKey,
-			CertificationData:   q.signedData.CertificationData,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode quote: %w", err)
-	}
-	return raw, nil
+	return &pb.Ecdsa256BitQuoteV4AuthData{
+		Signature:           sig,
+		EcdsaAttestationKey: q.signedData.EcdsaAttestationKey,
+		CertificationData:   q.signedData.CertificationData,
+	}, nil
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

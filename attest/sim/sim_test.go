@@ -63,7 +63,7 @@ func verifyOptions(trusted *x509.Certificate, getter trust.HTTPSGetter, now time
 		CheckRevocations: true,
 		TrustedRoots:     pool,
 		Getter:           getter,
-		Now:              now,
+		Now:              &verify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now},
 	}
 }
 
@@ -202,13 +202,22 @@ func TestVerification(t *testing.T) {
 			opts:    Options{RevokePCK: true},
 			wantErr: "PCK Leaf certificate in PCK certificate chain was revoked",
 		},
-		"TCB out of date": {
-			opts:    Options{TCBStatus: pcs.TcbComponentStatusOutOfDate},
-			wantErr: `found "OutOfDate"`,
+		"TDX module out of date": {
+			opts:    Options{ModuleTCBStatus: pcs.TcbComponentStatusOutOfDate},
+			wantErr: "it is now OutOfDate",
 		},
-		"TCB needs software hardening": {
-			opts:    Options{TCBStatus: pcs.TcbComponentStatusSwHardeningNeeded},
+		"TDX module needs software hardening": {
+			opts:    Options{ModuleTCBStatus: pcs.TcbComponentStatusSwHardeningNeeded},
 			wantErr: `found "SWHardeningNeeded"`,
+		},
+		"QE out of date": {
+			opts:    Options{QETCBStatus: pcs.TcbComponentStatusOutOfDate},
+			wantErr: "Enclave TCB, it is now OutOfDate",
+		},
+		// go-tdx-guest rates only the TDX module's level when the module's major version is above 0
+		// (ours is 1), so a platform level out of date passes it; attest rates every component.
+		"platform out of date, module up to date": {
+			opts: Options{TCBStatus: pcs.TcbComponentStatusOutOfDate},
 		},
 	}
 	for name, tc := range testCases {
