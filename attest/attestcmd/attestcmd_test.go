@@ -254,6 +254,11 @@ func TestRecordedTDs(t *testing.T) {
 		assert.Contains(t, out.String(), w)
 	}
 
+	// The v5 quote names its platform (FMSPC 90c06f000000) for an offline bundle like a v4 quote.
+	out.Reset()
+	require.NoError(t, CollateralFetch(CollateralFetchOptions{Quote: v5, Out: filepath.Join(dir, "bundle"), URL: newPCCS(t).URL}, &out))
+	assert.Contains(t, out.String(), "tcb?fmspc=90c06f000000")
+
 	testCases := map[string]struct {
 		quote    string
 		at       time.Time
