@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,7 +155,8 @@ func chainNotAfter(v string) (time.Time, error) {
 func checkTDModule(q *Quote, c *parsedCollateral) error {
 	body := q.body
 	m := c.tcbInfo.TdxModule
-	if c.ext.FMSPC != c.tcbInfo.Fmspc || c.ext.PCEID != c.tcbInfo.PceID {
+	// FMSPC in either case, as go-tdx-guest compares it.
+	if !strings.EqualFold(c.ext.FMSPC, c.tcbInfo.Fmspc) || c.ext.PCEID != c.tcbInfo.PceID {
 		return fmt.Errorf("%w: PCK certificate FMSPC/PCEID do not match the TCB info", ErrCollateral)
 	}
 	if !bytes.Equal(m.Mrsigner.Bytes, body.GetMrSignerSeam()) {
