@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
@@ -128,4 +130,20 @@ func TestDigestIgnoresSecretsAndOtherRoles(t *testing.T) {
 	assert.Equal(t, a.Digest("client"), b.Digest("client"), "API token is not measured")
 	assert.NotEqual(t, a.Digest("proxy"), b.Digest("proxy"))
 	assert.NotEqual(t, a.Digest("proxy"), a.Digest("worker"))
+}
+
+// Connections drain before their certificates expire for longer than the longest request may last.
+func TestTransportDrainsLongerThanARequest(t *testing.T) {
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    time.Duration
+	}{{10 * time.Minute, 15 * time.Minute}, {30 * time.Minute, 31 * time.Minute}} {
+		c := Defaults()
+		c.Data = t.TempDir()
+		c.Attestation.Simulated = true
+		c.Proxy.RequestTimeout = Duration(tc.timeout)
+		tr, err := c.Transport(attest.RoleProxy, attest.Claims{}, "test", zerolog.Nop())
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, tr.DrainBefore)
+	}
 }

@@ -85,8 +85,11 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	if err != nil {
 		return transport.Config{}, fmt.Errorf("make %s certificate: %w", role, err)
 	}
+	// A connection drains before its certificates expire for longer than a request may last, so
+	// that requests under way finish before it closes.
+	longest := time.Duration(max(c.Proxy.RequestTimeout, c.Client.RequestTimeout))
 	tc := transport.Config{Identity: id, Verifier: verifier, SoftwareVersion: version, Log: log,
-		MaxCertValidity: 24 * time.Hour}
+		MaxCertValidity: 24 * time.Hour, DrainBefore: max(transport.DefaultDrainBefore, longest+time.Minute)}
 	if role != attest.RoleProxy {
 		tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	} else {

@@ -78,6 +78,10 @@ func NewCertificate(o CertOptions) (tls.Certificate, error) {
 	return selfSign(o.Key, string(claims.Role), o.Now, o.Validity, exts)
 }
 
+// clockSkew backdates a certificate's NotBefore, so that a peer whose clock is a little behind
+// accepts it.
+const clockSkew = time.Minute
+
 func selfSign(key ed25519.PrivateKey, cn string, now time.Time, validity time.Duration, exts []pkix.Extension) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
@@ -86,7 +90,7 @@ func selfSign(key ed25519.PrivateKey, cn string, now time.Time, validity time.Du
 	tmpl := &x509.Certificate{
 		SerialNumber:    serial,
 		Subject:         pkix.Name{CommonName: "cocoon " + cn},
-		NotBefore:       now.Add(-time.Minute), // tolerate small clock skew between peers
+		NotBefore:       now.Add(-clockSkew),
 		NotAfter:        now.Add(validity),
 		KeyUsage:        x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -153,7 +157,7 @@ func ParseCertificate(rawCerts [][]byte, now time.Time, maxValidity time.Duratio
 		maxValidity = MaxCertValidity
 	}
 	// One minute of backdating is what NewCertificate adds for clock skew.
-	if cert.NotAfter.Sub(cert.NotBefore) > maxValidity+time.Minute {
+	if cert.NotAfter.Sub(cert.NotBefore) > maxValidity+clockSkew {
 		return nil, fmt.Errorf("%w: %s", ErrCertValidityTooLong, cert.NotAfter.Sub(cert.NotBefore))
 	}
 	rc := &RACert{X509: cert, Key: key}

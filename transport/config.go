@@ -9,6 +9,9 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 )
 
+// DefaultDrainBefore is Config.DrainBefore's default: longer than the default request timeout.
+const DefaultDrainBefore = 15 * time.Minute
+
 // Config configures both ends of attested connections.
 type Config struct {
 	Identity *Identity
@@ -34,6 +37,12 @@ type Config struct {
 	// and QUIC alone would notice only at the idle timeout.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// DrainBefore is how long before a connection ends (when the earlier of the two certificates
+	// expires: each side closes when its peer's does) the connection starts draining: requests
+	// already under way finish on it, new ones should go over a replacement. Zero: DefaultDrainBefore.
+	// It is never more than a quarter of the connection's life at setup. It should exceed the
+	// longest request.
+	DrainBefore time.Duration
 	// SoftwareVersion is sent in Hello, for logs.
 	SoftwareVersion string
 	Log             zerolog.Logger
@@ -72,6 +81,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.Now == nil {
 		out.Now = time.Now
+	}
+	if out.DrainBefore <= 0 {
+		out.DrainBefore = DefaultDrainBefore
 	}
 	return out, nil
 }

@@ -53,6 +53,9 @@ type Conn struct {
 
 	pingEvery atomic.Int64 // nanoseconds; see SetPingInterval
 	pingWake  chan struct{}
+
+	ends     time.Time
+	draining chan struct{} // closed DrainBefore ahead of ends
 }
 
 // Peer is the verified peer at the other end.
@@ -63,6 +66,24 @@ func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
 
 // Done is closed when the connection has ended and its goroutines have stopped.
 func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Ends is when the connection will be closed: when the earlier of the two certificates expires.
+func (c *Conn) Ends() time.Time { return c.ends }
+
+// Draining is closed Config.DrainBefore ahead of Ends. From then on new requests should go over a
+// replacement connection, while those under way finish on this one; the connection still carries
+// whatever is sent on it.
+func (c *Conn) Draining() <-chan struct{} { return c.draining }
+
+// IsDraining reports whether the connection is draining.
+func (c *Conn) IsDraining() bool {
+	select {
+	case <-c.draining:
+		return true
+	default:
+		return false
+	}
+}
 
 // Err is why the connection ended, once Done is closed.
 func (c *Conn) Err() error { return context.Cause(c.qc.Context()) }
@@ -202,13 +223,17 @@ func (c *Conn) pump() {
 	}
 }
 
-func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn {
+// newConn starts serving an attested connection. localNotAfter is when the certificate this end
+// presented expires.
+func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localNotAfter time.Time) *Conn {
 	c := &Conn{
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
 		control:  make(chan proto.Message),
 		queued:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		pingWake: make(chan struct{}, 1),
+		draining: make(chan struct{}),
+		ends:     localNotAfter,
 		pings:    map[uint64]chan struct{}{},
 		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
 			Str("peer_role", string(peer.Claims.Role)).Logger(),
@@ -222,13 +247,23 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config) *Conn 
 		go func() { defer c.wg.Done(); c.liveness() }()
 	}
 	// The peer's attestation is only as fresh as its certificate: when that expires the connection
-	// ends, and the peer (or we) dial again and show current certificates.
+	// ends, and the peer (or we) dial again and show current certificates. The peer closes it when
+	// ours expires, so it ends at the earlier of the two; it drains before that, so that requests
+	// under way need not be cut.
 	if !peer.NotAfter.IsZero() {
 		expiry := time.AfterFunc(time.Until(peer.NotAfter), func() {
 			c.log.Info().Msg("peer certificate expired; closing the connection")
 			_ = qc.CloseWithError(wire.CodeShutdown, "peer certificate expired")
 		})
 		context.AfterFunc(qc.Context(), func() { expiry.Stop() })
+		if c.ends.IsZero() || peer.NotAfter.Before(c.ends) {
+			c.ends = peer.NotAfter
+		}
+	}
+	if !c.ends.IsZero() {
+		left := time.Until(c.ends)
+		drain := time.AfterFunc(left-min(cfg.DrainBefore, left/4), func() { close(c.draining) })
+		context.AfterFunc(qc.Context(), func() { drain.Stop() })
 	}
 	go func() {
 		<-qc.Context().Done()
@@ -335,6 +370,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	pv := newPeerVerifier(&c)
 	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
 	tlsConf := clientTLS(&c, pv, func(err error) { rejected.Store(&err) })
+	start := time.Now()
 	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
 	if err != nil {
 		if rejected := rejected.Load(); rejected != nil {
@@ -360,7 +396,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	return newConn(qc, peer, ctrl, &c), nil
+	return newConn(qc, peer, ctrl, &c, c.Identity.notAfterSince(start)), nil
 }
 
 // Listener accepts attested connections.
@@ -498,5 +534,6 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
 	}
-	return newConn(qc, peer, ctrl, &l.cfg), nil
+	// The handshake began at most HandshakeTimeout ago (quic-go's limit on it).
+	return newConn(qc, peer, ctrl, &l.cfg, l.cfg.Identity.notAfterSince(time.Now().Add(-l.cfg.HandshakeTimeout))), nil
 }

@@ -527,13 +527,7 @@ func TestFrameBuffered(t *testing.T) {
 // made with; both ends see it close when the peer's certificate expires.
 func TestConnectionEndsWithPeerCertificate(t *testing.T) {
 	require := require.New(t)
-	server := newNode(t, attest.RoleProxy)
-	client := newNode(t, attest.RoleWorker)
-	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker),
-		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: 2 * time.Second})
-	require.NoError(err)
-	client.identity = id
-	sc, cc := pair(t, server, client)
+	sc, cc, _ := expiringPair(t, 2*time.Second)
 	start := time.Now()
 	select {
 	case <-sc.Done():
@@ -550,4 +544,81 @@ func TestConnectionEndsWithPeerCertificate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the other end did not see the close")
 	}
+}
+
+// expiringPair connects a worker whose certificate expires after validity to a proxy whose
+// certificate lasts a day; it returns the proxy's end, the worker's end and the worker's identity.
+func expiringPair(t *testing.T, validity time.Duration) (*Conn, *Conn, *Identity) {
+	t.Helper()
+	client := newNode(t, attest.RoleWorker)
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker),
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: validity})
+	require.NoError(t, err)
+	client.identity = id
+	sc, cc := pair(t, newNode(t, attest.RoleProxy), client)
+	return sc, cc, id
+}
+
+// A connection drains a quarter of its life (at most DrainBefore) before the earlier of the two
+// certificates expires, on both ends at once, and still carries requests while it drains.
+func TestConnectionDrainsBeforeItEnds(t *testing.T) {
+	require := require.New(t)
+	sc, cc, id := expiringPair(t, 4*time.Second)
+
+	// The worker's certificate expires first; the proxy's lasts a day.
+	ends := id.Certificate().Leaf.NotAfter
+	require.Equal(ends, sc.Ends())
+	require.Equal(ends, cc.Ends())
+	require.False(sc.IsDraining())
+	for _, c := range []*Conn{sc, cc} {
+		select {
+		case <-c.Draining():
+		case <-c.Done():
+			t.Fatal("connection ended without draining first")
+		case <-time.After(10 * time.Second):
+			t.Fatal("connection never drained")
+		}
+		require.True(c.IsDraining())
+		require.Greater(time.Until(ends), 100*time.Millisecond, "drained too late")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go echo(ctx, sc)
+	s, err := cc.OpenStream(ctx)
+	require.NoError(err)
+	require.NoError(s.Send(&wire.Ping{Nonce: 7}))
+	got, err := s.Recv()
+	require.NoError(err, "a draining connection still carries requests")
+	require.EqualValues(7, got.(*wire.Ping).GetNonce())
+	select {
+	case <-sc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection outlived the certificate")
+	}
+}
+
+// A handshake that overlapped a rotation may have sent the old certificate, which expires first.
+func TestNotAfterAcrossRotation(t *testing.T) {
+	require := require.New(t)
+	clock := time.Now()
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker), Validity: time.Hour,
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Now: func() time.Time { return clock }})
+	require.NoError(err)
+	old := id.Certificate().Leaf.NotAfter
+	start := time.Now()
+	clock = clock.Add(40 * time.Minute)
+	require.NoError(id.Rotate())
+	require.Equal(old, id.notAfterSince(start))
+	require.Equal(id.Certificate().Leaf.NotAfter, id.notAfterSince(time.Now().Add(time.Second)))
+	require.True(old.Before(id.Certificate().Leaf.NotAfter))
+}
+
+// A certificate is renewed two thirds into its life counted from when it was made, not from its
+// backdated NotBefore: short-lived certificates are not renewed over and over.
+func TestRenewAt(t *testing.T) {
+	made := time.Now()
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleClient), Validity: 30 * time.Second,
+		Now: func() time.Time { return made }})
+	require.NoError(t, err)
+	require.WithinDuration(t, made.Add(20*time.Second), id.renewAt(), time.Second)
 }

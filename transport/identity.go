@@ -33,6 +33,9 @@ type Identity struct {
 
 	mu   sync.RWMutex
 	cert *tls.Certificate
+	// prev is the certificate cert replaced, at rotated: a handshake under way then may have sent it.
+	prev    *tls.Certificate
+	rotated time.Time
 }
 
 // NewIdentity makes the first certificate.
@@ -75,16 +78,32 @@ func (id *Identity) Rotate() error {
 		return err
 	}
 	id.mu.Lock()
-	id.cert = &cert
+	id.prev, id.rotated, id.cert = id.cert, time.Now(), &cert
 	id.mu.Unlock()
 	return nil
 }
 
-// renewAt is when the current certificate should be replaced: after two thirds of its life.
+// notAfterSince is the earliest expiry of the certificates this identity may have presented in a
+// handshake that started at start: the current one, and the one it replaced if that happened since.
+func (id *Identity) notAfterSince(start time.Time) time.Time {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	if id.cert == nil || id.cert.Leaf == nil {
+		return time.Time{}
+	}
+	t := id.cert.Leaf.NotAfter
+	if id.prev != nil && id.prev.Leaf != nil && !id.rotated.Before(start) && id.prev.Leaf.NotAfter.Before(t) {
+		t = id.prev.Leaf.NotAfter
+	}
+	return t
+}
+
+// renewAt is when the current certificate should be replaced: after two thirds of its life, which
+// starts when it was made (NotBefore is backdated by clockSkew).
 func (id *Identity) renewAt() time.Time {
 	c := id.Certificate()
-	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
-	return c.Leaf.NotBefore.Add(life * 2 / 3)
+	made := c.Leaf.NotBefore.Add(clockSkew)
+	return made.Add(c.Leaf.NotAfter.Sub(made) * 2 / 3)
 }
 
 // Run rotates the certificate before it expires until ctx ends. A failed rotation is retried

@@ -65,9 +65,13 @@ func (p *proxy) up(conn *transport.Conn) {
 	p.connects++
 }
 
-func (p *proxy) down(err error) {
+// down records that conn (nil: the one being dialled) is gone, unless a replacement already took its place.
+func (p *proxy) down(conn *transport.Conn, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.conn != conn {
+		return
+	}
 	p.conn = nil
 	if err != nil {
 		p.lastErr = err.Error()
@@ -92,11 +96,17 @@ type target struct {
 	conn *transport.Conn
 }
 
-// keep holds one connection to p until ctx ends, redialling with backoff whenever it drops.
+// keep holds one connection to p until ctx ends, redialling with backoff whenever it drops. A
+// connection that drains before its certificates expire is replaced before it ends: new requests
+// go over the replacement while those under way finish on the old one (unless the replacement would
+// end no later, the proxy not having renewed its certificate).
 func (c *Client) keep(ctx context.Context, p *proxy) {
 	log := c.log.With().Str("proxy", p.addr).Logger()
 	attempt := 0
 	var lastLogged string
+	var sessions sync.WaitGroup
+	defer sessions.Wait()
+	var lastEnds time.Time
 	for {
 		conn, err := transport.Dial(ctx, p.addr, c.tc)
 		if ctx.Err() != nil {
@@ -107,7 +117,7 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 			return
 		}
 		if err != nil {
-			p.down(err)
+			p.down(nil, err)
 			// One line per distinct failure: a proxy that stays down or stays refused must not
 			// flood the log at every retry.
 			if msg := err.Error(); msg != lastLogged {
@@ -131,9 +141,25 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 				msg = "connected to proxy (SIMULATED attestation: development root of trust, not real TDX)"
 			}
 			log.Info().Str("attestation", conn.Peer().Label()).Str("image_hash", conn.Peer().ImageHash.String()).Msg(msg)
-			c.session(ctx, p, conn)
-			p.down(conn.Err())
-			c.notify()
+			ended := make(chan struct{})
+			sessions.Go(func() {
+				defer close(ended)
+				c.session(ctx, p, conn)
+				p.down(conn, conn.Err())
+				c.notify()
+			})
+			draining := conn.Draining()
+			if !conn.Ends().After(lastEnds) {
+				draining = nil
+			}
+			lastEnds = conn.Ends()
+			select {
+			case <-ended:
+			case <-draining:
+				log.Info().Time("ends", conn.Ends()).Msg("proxy connection drains before its certificates expire; connecting a replacement")
+				attempt = 0
+				continue
+			}
 			if ctx.Err() != nil {
 				return
 			}

@@ -291,3 +291,51 @@ func TestCodeMapping(t *testing.T) {
 		})
 	}
 }
+
+// A proxy connection is replaced before the certificates it was made with expire: the client's
+// certificate lives 6 s and is renewed at 4 s; the connection drains at 4.5 s, a replacement made
+// with the renewed certificate takes new requests, and the client never goes without a connection.
+func TestConnectionReplacedBeforeExpiry(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	stub := newStub(t, answerStream)
+	h := startClient(t, []*stubProxy{stub}, func(t testing.TB, _ *Config, tc *transport.Config, _ *Client) {
+		if tc == nil {
+			return
+		}
+		id, err := transport.NewIdentity(transport.IdentityConfig{Claims: attesttest.Claims(attest.RoleClient), Validity: 6 * time.Second})
+		require.NoError(err)
+		tc.Identity = id
+	})
+	h.waitConnected(t, 1)
+	first, _ := h.c.proxies[0].current()
+	select {
+	case <-first.Draining():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not drain")
+	}
+	require.Eventually(func() bool {
+		conn, _ := h.c.proxies[0].current()
+		return conn != nil && conn != first
+	}, 5*time.Second, 5*time.Millisecond, "no replacement")
+	select {
+	case <-first.Done():
+		t.Fatal("the old connection ended before its replacement was up")
+	default:
+	}
+	resp := h.post(t, "/v1/chat/completions", chatBody)
+	require.Equal(http.StatusOK, resp.StatusCode)
+	assert.Equal("[DONE]", newSSEReader(resp.Body).all(t)[4])
+
+	select {
+	case <-first.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old connection outlived its certificate")
+	}
+	// The old session winds down after its connection ended; it must not take the replacement down.
+	require.Never(func() bool { conn, _ := h.c.proxies[0].current(); return conn == nil }, 500*time.Millisecond,
+		5*time.Millisecond, "still connected after the old connection ended")
+	assert.EqualValues(2, h.c.snapshot().Proxies[0].Connects)
+	assert.Contains(h.logs.String(), "connecting a replacement")
+	assert.NotContains(h.logs.String(), "proxy connection lost")
+}

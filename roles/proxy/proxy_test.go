@@ -81,8 +81,13 @@ func endEarly(s *transport.Stream, req *wire.Request) {
 // fakeWorker registers model with the proxy and answers streams with b. It returns a counter of streams served.
 func fakeWorker(t *testing.T, addr, model string, b behaviour) *atomic.Int64 {
 	t.Helper()
+	return fakeWorkerWith(t, addr, model, b, tconfig(t, attest.RoleWorker, model))
+}
+
+func fakeWorkerWith(t *testing.T, addr, model string, b behaviour, cfg transport.Config) *atomic.Int64 {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := transport.Dial(ctx, addr, tconfig(t, attest.RoleWorker, model))
+	c, err := transport.Dial(ctx, addr, cfg)
 	require.NoError(t, err)
 	require.NoError(t, c.SendControl(&wire.Register{Model: model, WeightsDigest: attesttest.Claims(attest.RoleWorker).WeightsDigest,
 		Coefficient: 1000, MaxActive: 8}))
@@ -274,4 +279,36 @@ func TestClientCancelReachesWorker(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("worker did not see the cancellation")
 	}
+}
+
+// A worker whose connection drains (its certificate expires soon; it is connecting a replacement)
+// gets new requests only when no other worker can take them.
+func TestDrainingWorkerAvoided(t *testing.T) {
+	require := require.New(t)
+	p, addr := startProxy(t)
+	cfg := tconfig(t, attest.RoleWorker, "m")
+	claims := attesttest.Claims(attest.RoleWorker)
+	claims.Model = "m"
+	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims,
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: 8 * time.Second})
+	require.NoError(err)
+	cfg.Identity = id
+	expiring := fakeWorkerWith(t, addr, "m", answerOK(1), cfg)
+	require.Eventually(func() bool { return len(p.reg.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	select {
+	case <-p.reg.all()[0].conn.Draining():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker's connection did not drain")
+	}
+	c := dialClient(t, addr)
+	require.NotNil(ask(t, c, "m").done, "the only worker serves while it drains")
+	require.EqualValues(1, expiring.Load())
+
+	fresh := fakeWorker(t, addr, "m", answerOK(1))
+	require.Eventually(func() bool { return len(p.reg.all()) == 2 }, 5*time.Second, 5*time.Millisecond)
+	for range 4 {
+		require.NotNil(ask(t, c, "m").done)
+	}
+	require.EqualValues(4, fresh.Load())
+	require.EqualValues(1, expiring.Load())
 }

@@ -111,15 +111,23 @@ func (r *registry) hasModel(model string) bool {
 }
 
 // choose picks a worker for model: under its maximum, coefficient at or under maxCoef (0: any), not
-// in exclude, with the least running requests × average latency; ties broken at random. The chosen
-// worker's active count is already incremented.
+// in exclude, with the least running requests × average latency; ties broken at random. Connections
+// that drain before their certificates expire are chosen only when no other will do: their worker
+// is connecting a replacement. The chosen worker's active count is already incremented.
 func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool) *workerEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	if w := r.chooseAmong(model, maxCoef, exclude, false); w != nil {
+		return w
+	}
+	return r.chooseAmong(model, maxCoef, exclude, true)
+}
+
+func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*workerEntry]bool, draining bool) *workerEntry {
 	var best []*workerEntry
 	var bestScore float64
 	for _, w := range r.byModel[model] {
-		if exclude[w] || (maxCoef != 0 && w.coefficient > maxCoef) {
+		if exclude[w] || (maxCoef != 0 && w.coefficient > maxCoef) || w.conn.IsDraining() != draining {
 			continue
 		}
 		active := w.active.Load()

@@ -13,10 +13,11 @@ import (
 func (w *Worker) session(ctx context.Context, addr string, c *transport.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w.setProxy(addr, func(p *proxyState) {
-		p.Connected, p.Attestation, p.Image = true, c.Peer().Label(), c.Peer().ImageHash.String()
-	})
-	defer w.setProxy(addr, func(p *proxyState) { p.Connected, p.Registered = false, false })
+	w.mu.Lock()
+	p := w.proxies[addr]
+	p.conn, p.Connected, p.Attestation, p.Image = c, true, c.Peer().Label(), c.Peer().ImageHash.String()
+	w.mu.Unlock()
+	defer w.setProxy(addr, c, func(p *proxyState) { p.conn, p.Connected, p.Registered = nil, false, false })
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -71,7 +72,7 @@ func (w *Worker) register(ctx context.Context, addr string, c *transport.Conn) {
 					Coefficient: w.cfg.Coefficient, MaxActive: uint32(w.cfg.MaxActive), OwnerAddress: w.cfg.OwnerAddress})
 			} else {
 				err = c.SendControl(&wire.Unregister{Reason: "engine not answering"})
-				w.setProxy(addr, func(p *proxyState) { p.Registered = false })
+				w.setProxy(addr, c, func(p *proxyState) { p.Registered = false })
 			}
 			if err != nil {
 				return
@@ -90,7 +91,7 @@ func (w *Worker) register(ctx context.Context, addr string, c *transport.Conn) {
 			}
 			switch m := m.(type) {
 			case *wire.Registered:
-				w.setProxy(addr, func(p *proxyState) { p.Registered = true })
+				w.setProxy(addr, c, func(p *proxyState) { p.Registered = true })
 				w.log.Info().Str("proxy", addr).Str("worker_id", m.GetWorkerId()).Msg("registered")
 			case *wire.Error:
 				w.log.Error().Str("proxy", addr).Uint32("code", m.GetCode()).Str("reason", m.GetMessage()).Msg("proxy refused registration")

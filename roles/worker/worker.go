@@ -57,6 +57,8 @@ type proxyState struct {
 	Registered  bool   `json:"registered"`
 	Attestation string `json:"attestation,omitempty"`
 	Image       string `json:"image_hash,omitempty"`
+
+	conn *transport.Conn // the current connection; a replaced one drains on its own
 }
 
 // New checks cfg and returns a worker. The engine and transport config are its dependencies.
@@ -182,8 +184,12 @@ func (w *Worker) healthChanged() <-chan struct{} {
 	return w.healthCh
 }
 
-func (w *Worker) setProxy(addr string, f func(*proxyState)) {
+// setProxy applies f to the state of the proxy at addr while c is its current connection: a
+// connection that was replaced before its certificates expire no longer speaks for the proxy.
+func (w *Worker) setProxy(addr string, c *transport.Conn, f func(*proxyState)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f(w.proxies[addr])
+	if p := w.proxies[addr]; p.conn == c {
+		f(p)
+	}
 }

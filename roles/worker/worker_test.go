@@ -68,11 +68,17 @@ func newStubProxy(t *testing.T) *stubProxy {
 // startWorker runs a worker against the stub proxy and returns the proxy's end of its connection.
 func startWorker(t *testing.T, sp *stubProxy, engine gpu.Engine, maxActive int) *transport.Conn {
 	t.Helper()
+	_, c := startWorkerWith(t, sp, engine, maxActive, tconfig(t, attest.RoleWorker))
+	return c
+}
+
+func startWorkerWith(t *testing.T, sp *stubProxy, engine gpu.Engine, maxActive int, tc transport.Config) (*Worker, *transport.Conn) {
+	t.Helper()
 	claims := attesttest.Claims(attest.RoleWorker)
 	w, err := New(Config{Proxies: []string{sp.l.Addr().String()}, Model: claims.Model, WeightsDigest: claims.WeightsDigest,
 		MaxActive: maxActive, HealthInterval: 20 * time.Millisecond,
 		Backoff: redial.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}},
-		engine, tconfig(t, attest.RoleWorker), zerolog.New(zerolog.NewTestWriter(t)))
+		engine, tc, zerolog.New(zerolog.NewTestWriter(t)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -88,7 +94,7 @@ func startWorker(t *testing.T, sp *stubProxy, engine gpu.Engine, maxActive int) 
 		require.NoError(t, <-done)
 		_ = c.Close(0, "")
 	})
-	return c
+	return w, c
 }
 
 func nextControl(t *testing.T, c *transport.Conn) proto.Message {
@@ -288,3 +294,41 @@ func (gpuBuiltinFake) Do(context.Context, gpu.Request, gpu.Sink) (gpu.Usage, err
 	return gpu.Usage{}, errors.New("not used")
 }
 func (gpuBuiltinFake) Health(context.Context) error { return nil }
+
+// The worker replaces its proxy connection before the certificates expire and registers on the
+// replacement; when the old connection ends, the worker is still connected and registered.
+func TestProxyConnectionReplacedBeforeExpiry(t *testing.T) {
+	require := require.New(t)
+	sp := newStubProxy(t)
+	tc := tconfig(t, attest.RoleWorker)
+	id, err := transport.NewIdentity(transport.IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker),
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: 6 * time.Second})
+	require.NoError(err)
+	tc.Identity = id
+	eng := gputest.New(gputest.Config{Chunks: 2, Model: "test-model"})
+	t.Cleanup(eng.Close)
+	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
+	require.NoError(err)
+	w, first := startWorkerWith(t, sp, e, 4, tc)
+	expectRegister(t, first, 4)
+	require.Eventually(func() bool { return w.Healthy() == nil }, 5*time.Second, 5*time.Millisecond)
+
+	var second *transport.Conn
+	select {
+	case second = <-sp.conns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no replacement connection")
+	}
+	require.True(first.IsDraining(), "replaced while the old connection drains")
+	expectRegister(t, second, 4)
+	select {
+	case <-first.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old connection outlived its certificate")
+	}
+	// The old session winds down after its connection ended; it must not unregister the worker.
+	require.Never(func() bool { return w.Healthy() != nil }, 500*time.Millisecond, 5*time.Millisecond,
+		"still registered through the replacement after the old connection ended")
+	_, read := request(t, second, chat, true)
+	require.NotNil(read().done)
+}

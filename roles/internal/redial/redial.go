@@ -6,6 +6,7 @@ package redial
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,9 +25,17 @@ var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 // Loop dials addr until ctx ends. Each established connection is passed to session, which returns
 // when it is done with it; the connection is then closed and, unless ctx ended, dialled again.
 // Backoff resets after a connection that lasted longer than the maximum backoff.
+//
+// A connection that starts draining (its certificates expire soon) is replaced before it ends:
+// the next one is dialled at once while session goes on with the old one until it closes, so that
+// requests under way are not cut. A replacement that would end no later than the connection it
+// replaces (the peer has not renewed its certificate) is not replaced again.
 func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log zerolog.Logger,
 	session func(ctx context.Context, c *transport.Conn)) {
+	var sessions sync.WaitGroup
+	defer sessions.Wait()
 	wait := b.Min
+	var lastEnds time.Time
 	for ctx.Err() == nil {
 		c, err := transport.Dial(ctx, addr, cfg)
 		if err != nil {
@@ -38,8 +47,27 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 			start := time.Now()
 			log.Info().Str("proxy", addr).Str("attestation", c.Peer().Label()).
 				Str("image", c.Peer().ImageHash.String()).Msg("connected")
-			session(ctx, c)
-			_ = c.Close(0, "session ended")
+			ended := make(chan struct{})
+			sessions.Go(func() {
+				defer close(ended)
+				session(ctx, c)
+				_ = c.Close(0, "session ended")
+			})
+			draining := c.Draining()
+			if !c.Ends().After(lastEnds) {
+				draining = nil
+			}
+			lastEnds = c.Ends()
+			select {
+			case <-ctx.Done():
+				return
+			case <-draining:
+				log.Info().Str("proxy", addr).Time("ends", c.Ends()).
+					Msg("connection draining before its certificates expire; connecting a replacement")
+				wait = b.Min
+				continue
+			case <-ended:
+			}
 			if ctx.Err() != nil {
 				return
 			}
