@@ -720,3 +720,75 @@ func TestNoGrowthAcrossRuns(t *testing.T) {
 		assert.Less(t, second[i].Runtime.HeapBytes, uint64(64<<20), "%s heap", role)
 	}
 }
+
+// TestCertificatesExpireUnderLoad: with 20 s certificates, the connections of the worker and the
+// client reach their certificates' expiry while streams of a second and a half run back to back.
+// Each is replaced while it drains, and no stream is cut.
+func TestCertificatesExpireUnderLoad(t *testing.T) {
+	eng := gputest.New(gputest.Config{Chunks: 15, Delay: 100 * time.Millisecond})
+	t.Cleanup(eng.Close)
+	cfg := filepath.Join(t.TempDir(), "cocoon.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("attestation:\n  cert_validity: 20s\n"), 0o600))
+	n := newNetwork(t, "--config", cfg)
+	worker, _ := n.worker("worker", eng.URL, gputest.DefaultModel, "--config", cfg)
+	n.workers(1)
+	client, api := n.client("--config", cfg)
+
+	var (
+		mu       sync.Mutex
+		done     int
+		failures []string
+	)
+	stream := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), timescale(20*time.Second))
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/chat/completions",
+			strings.NewReader(chatBody(gputest.DefaultModel, true, "")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.Status
+		}
+		events := readSSE(t, resp.Body)
+		if len(events) == 0 || events[len(events)-1].data != "[DONE]" {
+			return fmt.Sprintf("stream cut after %d events", len(events))
+		}
+		return ""
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				msg := stream()
+				mu.Lock()
+				done++
+				if msg != "" {
+					failures = append(failures, msg)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// The proxy started first, so its certificate expires first: the worker and the client each
+	// close their first connection when it does, after replacing it.
+	closed := func() int {
+		return strings.Count(worker.out.String(), "peer certificate expired") +
+			strings.Count(client.out.String(), "peer certificate expired")
+	}
+	waitFor(t, "the first connections to reach their certificates' expiry", func() bool { return closed() >= 2 })
+	close(stop)
+	wg.Wait()
+	assert.Empty(t, failures, "streams cut or refused out of %d", done)
+	assert.Greater(t, done, 20)
+	assert.True(t, strings.Contains(worker.out.String(), "connecting a replacement"), "the worker replaced its connection")
+	assert.True(t, strings.Contains(client.out.String(), "connecting a replacement"), "the client replaced its connection")
+}
