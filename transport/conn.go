@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -369,7 +370,8 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	}
 	pv := newPeerVerifier(&c)
 	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
-	tlsConf := clientTLS(&c, pv, func(err error) { rejected.Store(&err) })
+	var served atomic.Pointer[tls.Certificate]
+	tlsConf := clientTLS(&c, pv, &served, func(err error) { rejected.Store(&err) })
 	start := time.Now()
 	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
 	if err != nil {
@@ -378,10 +380,14 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	peer, err := pv.pickUp(qc.ConnectionState().TLS)
+	peer, _, err := pv.pickUp(qc.ConnectionState().TLS)
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
+	}
+	local := c.Identity.notAfterSince(start)
+	if cert := served.Load(); cert != nil && cert.Leaf != nil {
+		local = cert.Leaf.NotAfter
 	}
 	s, err := qc.OpenStreamSync(ctx)
 	if err != nil {
@@ -396,7 +402,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	return newConn(qc, peer, ctrl, &c, c.Identity.notAfterSince(start)), nil
+	return newConn(qc, peer, ctrl, &c, local), nil
 }
 
 // Listener accepts attested connections.
@@ -517,7 +523,7 @@ func (l *Listener) acceptLoop() {
 }
 
 func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
-	peer, err := l.pv.pickUp(qc.ConnectionState().TLS)
+	peer, local, err := l.pv.pickUp(qc.ConnectionState().TLS)
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, err
@@ -534,6 +540,10 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
 	}
-	// The handshake began at most HandshakeTimeout ago (quic-go's limit on it).
-	return newConn(qc, peer, ctrl, &l.cfg, l.cfg.Identity.notAfterSince(time.Now().Add(-l.cfg.HandshakeTimeout))), nil
+	if local.IsZero() {
+		// Not recorded (the handshake outlived its parked entry): the certificates served since
+		// the handshake could have begun, at most HandshakeTimeout ago.
+		local = l.cfg.Identity.notAfterSince(time.Now().Add(-l.cfg.HandshakeTimeout))
+	}
+	return newConn(qc, peer, ctrl, &l.cfg, local), nil
 }

@@ -622,3 +622,20 @@ func TestRenewAt(t *testing.T) {
 	require.NoError(t, err)
 	require.WithinDuration(t, made.Add(20*time.Second), id.renewAt(), time.Second)
 }
+
+// Both ends know which certificate the listener served, also just after it renewed it: the
+// connection ends with the certificate it was made with, not with the one replaced.
+func TestEndsWithTheServedCertificate(t *testing.T) {
+	require := require.New(t)
+	clock := time.Now().Add(-10 * time.Minute)
+	server := newNode(t, attest.RoleProxy)
+	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleProxy), Validity: time.Hour,
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleProxy)), Now: func() time.Time { return clock }})
+	require.NoError(err)
+	server.identity = id
+	clock = clock.Add(10 * time.Minute)
+	require.NoError(id.Rotate())
+	sc, cc := pair(t, server, newNode(t, attest.RoleWorker))
+	require.Equal(id.Certificate().Leaf.NotAfter, sc.Ends())
+	require.Equal(id.Certificate().Leaf.NotAfter, cc.Ends())
+}

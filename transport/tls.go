@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/tls"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 
@@ -28,29 +29,38 @@ func serverTLS(c *Config, pv *peerVerifier, onReject func(remote string, err err
 			if hello.Conn != nil {
 				remote = hello.Conn.RemoteAddr().String()
 			}
+			// The certificate served is remembered for this handshake: the connection ends when it
+			// expires, if the client's does not first.
+			var served atomic.Pointer[tls.Certificate]
 			return &tls.Config{
 				MinVersion: tls.VersionTLS13,
 				NextProtos: []string{wire.ALPN},
 				ClientAuth: tls.RequireAnyClientCert,
 				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-					return c.Identity.Certificate(), nil
+					cert := c.Identity.Certificate()
+					served.Store(cert)
+					return cert, nil
 				},
-				VerifyPeerCertificate: pv.hook(func(err error) { onReject(remote, err) }),
+				VerifyPeerCertificate: pv.hook(&served, func(err error) { onReject(remote, err) }),
 			}, nil
 		},
 	}
 }
 
 // clientTLS verifies the server's RA-TLS certificate itself: there is no CA, the quote is the trust.
-func clientTLS(c *Config, pv *peerVerifier, onReject func(error)) *tls.Config {
+// The certificate it presents is stored in served.
+func clientTLS(c *Config, pv *peerVerifier, served *atomic.Pointer[tls.Certificate], onReject func(error)) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{wire.ALPN},
 		ServerName:         "cocoon",
 		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate, which checks the attestation
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return c.Identity.Certificate(), nil
+			cert := c.Identity.Certificate()
+			served.Store(cert)
+			return cert, nil
 		},
-		VerifyPeerCertificate: pv.hook(onReject),
+		// The server's certificate is verified before ours is asked for: served is not known yet.
+		VerifyPeerCertificate: pv.hook(&atomic.Pointer[tls.Certificate]{}, onReject),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest"
@@ -25,6 +26,8 @@ type peerVerifier struct {
 type parkedPeer struct {
 	peer *attest.Peer
 	at   time.Time
+	// local is when the certificate this end presented in that handshake expires.
+	local time.Time
 }
 
 func newPeerVerifier(cfg *Config) *peerVerifier {
@@ -47,20 +50,25 @@ func (pv *peerVerifier) verify(rawCerts [][]byte) (*attest.Peer, error) {
 	return peer, nil
 }
 
-// hook returns a VerifyPeerCertificate callback; onReject sees every refusal.
-func (pv *peerVerifier) hook(onReject func(error)) func([][]byte, [][]*x509.Certificate) error {
+// hook returns a VerifyPeerCertificate callback; onReject sees every refusal. served is the
+// certificate this end presented in the same handshake (nil until it has presented one).
+func (pv *peerVerifier) hook(served *atomic.Pointer[tls.Certificate], onReject func(error)) func([][]byte, [][]*x509.Certificate) error {
 	return func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 		peer, err := pv.verify(rawCerts)
 		if err != nil {
 			onReject(err)
 			return err
 		}
-		pv.park(rawCerts[0], peer)
+		var local time.Time
+		if c := served.Load(); c != nil && c.Leaf != nil {
+			local = c.Leaf.NotAfter
+		}
+		pv.park(rawCerts[0], peer, local)
 		return nil
 	}
 }
 
-func (pv *peerVerifier) park(raw []byte, p *attest.Peer) {
+func (pv *peerVerifier) park(raw []byte, p *attest.Peer, local time.Time) {
 	now := time.Now()
 	pv.mu.Lock()
 	defer pv.mu.Unlock()
@@ -70,13 +78,14 @@ func (pv *peerVerifier) park(raw []byte, p *attest.Peer) {
 			delete(pv.parked, k)
 		}
 	}
-	pv.parked[sha256.Sum256(raw)] = parkedPeer{peer: p, at: now}
+	pv.parked[sha256.Sum256(raw)] = parkedPeer{peer: p, at: now, local: local}
 }
 
-// pickUp returns the verified peer of a completed handshake.
-func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, error) {
+// pickUp returns the verified peer of a completed handshake, and when the certificate this end
+// presented in it expires (zero if that is not known).
+func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Time, error) {
 	if len(state.PeerCertificates) != 1 {
-		return nil, fmt.Errorf("%w: got %d certificates", ErrNotSelfSigned, len(state.PeerCertificates))
+		return nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ErrNotSelfSigned, len(state.PeerCertificates))
 	}
 	k := sha256.Sum256(state.PeerCertificates[0].Raw)
 	pv.mu.Lock()
@@ -84,8 +93,9 @@ func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, error) 
 	delete(pv.parked, k)
 	pv.mu.Unlock()
 	if ok {
-		return e.peer, nil
+		return e.peer, e.local, nil
 	}
 	// Parked entry aged out (a very slow handshake): verify again.
-	return pv.verify([][]byte{state.PeerCertificates[0].Raw})
+	p, err := pv.verify([][]byte{state.PeerCertificates[0].Raw})
+	return p, time.Time{}, err
 }
