@@ -303,6 +303,7 @@ func TestDrainingWorkerAvoided(t *testing.T) {
 	c := dialClient(t, addr)
 	require.NotNil(ask(t, c, "m").done, "the only worker serves while it drains")
 	require.EqualValues(1, expiring.Load())
+	require.EqualValues(1, p.reg.models()[0].GetWorkers(), "a draining worker alone still counts")
 
 	fresh := fakeWorker(t, addr, "m", answerOK(1))
 	require.Eventually(func() bool { return len(p.reg.all()) == 2 }, 5*time.Second, 5*time.Millisecond)
@@ -311,4 +312,13 @@ func TestDrainingWorkerAvoided(t *testing.T) {
 	}
 	require.EqualValues(4, fresh.Load())
 	require.EqualValues(1, expiring.Load())
+	// Read as a replacement of the draining worker, the pair counts once.
+	require.EqualValues(1, p.reg.models()[0].GetWorkers())
+	drained := 0
+	for _, w := range p.Stats().(map[string]any)["workers"].([]workerStats) {
+		if w.Draining {
+			drained++
+		}
+	}
+	require.Equal(1, drained)
 }

@@ -165,12 +165,20 @@ func (r *registry) models() []*wire.ModelInfo {
 	defer r.mu.RUnlock()
 	out := make([]*wire.ModelInfo, 0, len(r.byModel))
 	for name, list := range r.byModel {
-		mi := &wire.ModelInfo{Name: name, Workers: uint32(len(list)), MinCoefficient: ^uint32(0)}
+		mi := &wire.ModelInfo{Name: name, MinCoefficient: ^uint32(0)}
 		digests := map[string]bool{}
 		for _, w := range list {
+			// A draining connection's worker is, or soon will be, registered again on its
+			// replacement: count it only where nothing else is left.
+			if !w.conn.IsDraining() {
+				mi.Workers++
+			}
 			mi.MinCoefficient = min(mi.MinCoefficient, w.coefficient)
 			mi.MaxCoefficient = max(mi.MaxCoefficient, w.coefficient)
 			digests[w.digest] = true
+		}
+		if mi.Workers == 0 {
+			mi.Workers = uint32(len(list))
 		}
 		for d := range digests {
 			mi.WeightsDigests = append(mi.WeightsDigests, d)

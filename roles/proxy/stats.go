@@ -45,6 +45,10 @@ type workerStats struct {
 	Failures    int64   `json:"failures"`
 	AvgMs       float64 `json:"avg_latency_ms"`
 	Owner       string  `json:"owner_address,omitempty"`
+	// Draining: the connection's certificates expire soon and the worker is connecting a
+	// replacement, which shows up as another entry; this one gets no new requests while another
+	// worker can take them.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Stats is the proxy's /jsonstats document.
@@ -55,6 +59,7 @@ func (p *Proxy) Stats() any {
 			ID: w.id, Model: w.model, Address: w.conn.RemoteAddr().String(), Image: w.image, Attestation: w.attestation,
 			Coefficient: w.coefficient, Active: w.active.Load(), MaxActive: w.maxActive, Served: w.served.Load(),
 			Failures: w.failures.Load(), AvgMs: float64(w.avgNanos.Load()) / 1e6, Owner: w.ownerText,
+			Draining: w.conn.IsDraining(),
 		})
 	}
 	p50, p99 := p.stats.latency.Percentiles()
