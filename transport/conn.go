@@ -56,7 +56,8 @@ type Conn struct {
 	pingWake  chan struct{}
 
 	ends     time.Time
-	draining chan struct{} // closed DrainBefore ahead of ends
+	drainAt  time.Time
+	draining chan struct{} // closed at drainAt
 }
 
 // Peer is the verified peer at the other end.
@@ -71,7 +72,7 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Ends is when the connection will be closed: when the earlier of the two certificates expires.
 func (c *Conn) Ends() time.Time { return c.ends }
 
-// Draining is closed Config.DrainBefore ahead of Ends. From then on new requests should go over a
+// Draining is closed Config.DrainBefore ahead of Ends (or the peer's, if longer). From then on new requests should go over a
 // replacement connection, while those under way finish on this one; the connection still carries
 // whatever is sent on it.
 func (c *Conn) Draining() <-chan struct{} { return c.draining }
@@ -224,9 +225,14 @@ func (c *Conn) pump() {
 	}
 }
 
+// peerDrain is the drain window the peer announced in its Hello.
+func peerDrain(h *wire.Hello) time.Duration {
+	return time.Duration(min(h.GetDrainBeforeMs(), uint64(MaxCertValidity/time.Millisecond))) * time.Millisecond
+}
+
 // newConn starts serving an attested connection. localNotAfter is when the certificate this end
-// presented expires.
-func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localNotAfter time.Time) *Conn {
+// presented expires; peerDrainBefore is the peer's Config.DrainBefore.
+func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localNotAfter time.Time, peerDrainBefore time.Duration) *Conn {
 	c := &Conn{
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
 		control:  make(chan proto.Message),
@@ -262,8 +268,11 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localN
 		}
 	}
 	if !c.ends.IsZero() {
+		// Both ends drain at the same moment: the longer window of the two, which each announced
+		// in its Hello, within a quarter of what is left.
 		left := time.Until(c.ends)
-		drain := time.AfterFunc(left-min(cfg.DrainBefore, left/4), func() { close(c.draining) })
+		c.drainAt = c.ends.Add(-min(max(cfg.DrainBefore, peerDrainBefore), left/4))
+		drain := time.AfterFunc(time.Until(c.drainAt), func() { close(c.draining) })
 		context.AfterFunc(qc.Context(), func() { drain.Stop() })
 	}
 	go func() {
@@ -326,39 +335,41 @@ func (c *Conn) liveness() {
 }
 
 // hello exchanges Hello on the control stream within the handshake timeout.
-func hello(ctx context.Context, ctrl *Stream, cfg *Config, first bool) error {
+// hello exchanges Hello messages, the dialer's first, and returns the peer's.
+func hello(ctx context.Context, ctrl *Stream, cfg *Config, first bool) (*wire.Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ctrl.s.CancelRead(quic.StreamErrorCode(wire.CodeTimeout)) })
 	defer stop()
 	send := func() error {
-		return ctrl.Send(&wire.Hello{ProtocolVersion: wire.ProtocolVersion, SoftwareVersion: cfg.SoftwareVersion})
+		return ctrl.Send(&wire.Hello{ProtocolVersion: wire.ProtocolVersion, SoftwareVersion: cfg.SoftwareVersion,
+			DrainBeforeMs: uint64(cfg.DrainBefore / time.Millisecond)})
 	}
 	if first {
 		if err := send(); err != nil {
-			return fmt.Errorf("send hello: %w", err)
+			return nil, fmt.Errorf("send hello: %w", err)
 		}
 	}
 	m, err := ctrl.Recv()
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("hello: %w", ctx.Err())
+			return nil, fmt.Errorf("hello: %w", ctx.Err())
 		}
-		return fmt.Errorf("read hello: %w", err)
+		return nil, fmt.Errorf("read hello: %w", err)
 	}
 	h, ok := m.(*wire.Hello)
 	if !ok {
-		return fmt.Errorf("%w: expected hello, got %T", wire.ErrMalformedFrame, m)
+		return nil, fmt.Errorf("%w: expected hello, got %T", wire.ErrMalformedFrame, m)
 	}
 	if h.GetProtocolVersion() != wire.ProtocolVersion {
-		return fmt.Errorf("peer speaks protocol version %d, we speak %d", h.GetProtocolVersion(), wire.ProtocolVersion)
+		return nil, fmt.Errorf("peer speaks protocol version %d, we speak %d", h.GetProtocolVersion(), wire.ProtocolVersion)
 	}
 	if !first {
 		if err := send(); err != nil {
-			return fmt.Errorf("send hello: %w", err)
+			return nil, fmt.Errorf("send hello: %w", err)
 		}
 	}
-	return nil
+	return h, nil
 }
 
 // Dial connects to a listener, verifying it during the handshake. It returns once the listener has
@@ -395,14 +406,15 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("dial %s: open control stream: %w", addr, err)
 	}
 	ctrl := newStream(s, c.MaxFrameSize)
-	if err := hello(ctx, ctrl, &c, true); err != nil {
+	h, err := hello(ctx, ctrl, &c, true)
+	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "hello failed")
 		if cause := context.Cause(qc.Context()); cause != nil {
 			return nil, fmt.Errorf("dial %s: %w (connection: %v)", addr, err, cause)
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	return newConn(qc, peer, ctrl, &c, local), nil
+	return newConn(qc, peer, ctrl, &c, local, peerDrain(h)), nil
 }
 
 // Listener accepts attested connections.
@@ -536,7 +548,8 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		return nil, fmt.Errorf("accept control stream: %w", err)
 	}
 	ctrl := newStream(s, l.cfg.MaxFrameSize)
-	if err := hello(ctx, ctrl, &l.cfg, false); err != nil {
+	h, err := hello(ctx, ctrl, &l.cfg, false)
+	if err != nil {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
 	}
@@ -545,5 +558,5 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		// the handshake could have begun, at most HandshakeTimeout ago.
 		local = l.cfg.Identity.notAfterSince(time.Now().Add(-l.cfg.HandshakeTimeout))
 	}
-	return newConn(qc, peer, ctrl, &l.cfg, local), nil
+	return newConn(qc, peer, ctrl, &l.cfg, local, peerDrain(h)), nil
 }

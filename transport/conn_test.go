@@ -639,3 +639,24 @@ func TestEndsWithTheServedCertificate(t *testing.T) {
 	require.Equal(id.Certificate().Leaf.NotAfter, sc.Ends())
 	require.Equal(id.Certificate().Leaf.NotAfter, cc.Ends())
 }
+
+// The two ends drain at the same moment even when configured differently: each announces its
+// window in Hello, and both use the longer.
+func TestDrainWindowAgreed(t *testing.T) {
+	server, client := newNode(t, attest.RoleProxy), newNode(t, attest.RoleWorker)
+	scfg, ccfg := server.config(t), client.config(t)
+	scfg.DrainBefore, ccfg.DrainBefore = time.Minute, 3*time.Minute
+	l, err := Listen("127.0.0.1:0", scfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := Dial(ctx, l.Addr().String(), ccfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close(0, "") })
+	sc, err := l.Accept(ctx)
+	require.NoError(t, err)
+	require.Equal(t, cc.Ends(), sc.Ends())
+	require.Equal(t, cc.Ends().Add(-3*time.Minute), sc.drainAt)
+	require.Equal(t, sc.drainAt, cc.drainAt)
+}

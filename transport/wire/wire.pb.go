@@ -82,8 +82,11 @@ type Hello struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	SoftwareVersion string                 `protobuf:"bytes,2,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How long before the connection's end (when the earlier of the two certificates expires) the
+	// sender starts draining it. Both ends drain at the longer of the two windows.
+	DrainBeforeMs uint64 `protobuf:"varint,3,opt,name=drain_before_ms,json=drainBeforeMs,proto3" json:"drain_before_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -128,6 +131,13 @@ func (x *Hello) GetSoftwareVersion() string {
 		return x.SoftwareVersion
 	}
 	return ""
+}
+
+func (x *Hello) GetDrainBeforeMs() uint64 {
+	if x != nil {
+		return x.DrainBeforeMs
+	}
+	return 0
 }
 
 // Ping asks for a Pong with the same nonce, to measure round-trip time and liveness.
@@ -1009,10 +1019,11 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\x0ecocoon.wire.v1\"]\n" +
+	"wire.proto\x12\x0ecocoon.wire.v1\"\x85\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12)\n" +
-	"\x10software_version\x18\x02 \x01(\tR\x0fsoftwareVersion\"\x1c\n" +
+	"\x10software_version\x18\x02 \x01(\tR\x0fsoftwareVersion\x12&\n" +
+	"\x0fdrain_before_ms\x18\x03 \x01(\x04R\rdrainBeforeMs\"\x1c\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
