@@ -447,18 +447,11 @@ func TestStreamCancelSeenByPeer(t *testing.T) {
 
 func TestFrameTooLarge(t *testing.T) {
 	require := require.New(t)
-	server, client := newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy)
-	l, err := Listen("127.0.0.1:0", func() Config { c := server.config(t); c.MaxFrameSize = 1024; return c }())
-	require.NoError(err)
-	defer l.Close()
+	scfg := newNode(t, attest.RoleWorker).config(t)
+	scfg.MaxFrameSize = 1024
+	sc, cc := pairConfigs(t, scfg, newNode(t, attest.RoleProxy).config(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cc, err := Dial(ctx, l.Addr().String(), client.config(t))
-	require.NoError(err)
-	defer cc.Close(0, "")
-	sc, err := l.Accept(ctx)
-	require.NoError(err)
-	defer sc.Close(0, "")
 
 	cs, err := cc.OpenStream(ctx)
 	require.NoError(err)
@@ -643,19 +636,9 @@ func TestEndsWithTheServedCertificate(t *testing.T) {
 // The two ends drain at the same moment even when configured differently: each announces its
 // window in Hello, and both use the longer.
 func TestDrainWindowAgreed(t *testing.T) {
-	server, client := newNode(t, attest.RoleProxy), newNode(t, attest.RoleWorker)
-	scfg, ccfg := server.config(t), client.config(t)
+	scfg, ccfg := newNode(t, attest.RoleProxy).config(t), newNode(t, attest.RoleWorker).config(t)
 	scfg.DrainBefore, ccfg.DrainBefore = time.Minute, 3*time.Minute
-	l, err := Listen("127.0.0.1:0", scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cc, err := Dial(ctx, l.Addr().String(), ccfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.Close(0, "") })
-	sc, err := l.Accept(ctx)
-	require.NoError(t, err)
+	sc, cc := pairConfigs(t, scfg, ccfg)
 	require.Equal(t, cc.Ends(), sc.Ends())
 	require.Equal(t, cc.Ends().Add(-3*time.Minute), sc.drainAt)
 	require.Equal(t, sc.drainAt, cc.drainAt)

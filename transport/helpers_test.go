@@ -89,10 +89,18 @@ func listen(t testing.TB, n *node, opts ...ListenOption) *Listener {
 // pair dials server from client and returns both ends.
 func pair(t testing.TB, server, client *node) (*Conn, *Conn) {
 	t.Helper()
-	l := listen(t, server)
+	return pairConfigs(t, server.config(t), client.config(t))
+}
+
+// pairConfigs is pair for ends configured by hand.
+func pairConfigs(t testing.TB, server, client Config) (*Conn, *Conn) {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0", server)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cc, err := Dial(ctx, l.Addr().String(), client.config(t))
+	cc, err := Dial(ctx, l.Addr().String(), client)
 	require.NoError(t, err)
 	sc, err := l.Accept(ctx)
 	require.NoError(t, err)
