@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoon-network/cocoon/attest/internal/atomicfile"
+
 	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
@@ -216,7 +218,7 @@ func (g *CollateralGetter) store(e *CollateralEntry) {
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err == nil {
 		// A cache that cannot be written only costs a fetch next time.
-		_ = writeFileAtomic(filepath.Join(g.dir, cacheFileName(e.URL)), b)
+		_ = atomicfile.Write(filepath.Join(g.dir, cacheFileName(e.URL)), b, 0o644)
 	}
 }
 
@@ -363,33 +365,7 @@ func WriteCollateralBundle(path string, entries []*CollateralEntry) error {
 	if err != nil {
 		return fmt.Errorf("write collateral bundle: %w", err)
 	}
-	return writeFileAtomic(path, b)
-}
-
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, b, 0o644)
 }
 
 // httpGetter fetches over HTTP(S) with a timeout and a size limit.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cocoon-network/cocoon/attest/internal/atomicfile"
 )
 
 // Names of the files in a state directory; the package doc describes them.
@@ -129,7 +131,7 @@ func createHierarchy(dir string, now time.Time) (*certSet, *keySet, error) {
 			return nil, nil, fmt.Errorf("marshal key: %w", err)
 		}
 		keyName := p.name[:len(p.name)-len(".pem")] + ".key"
-		if err := writeAtomic(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, nil, err
 		}
 		if p.name == fileRootCert {
@@ -142,7 +144,7 @@ func createHierarchy(dir string, now time.Time) (*certSet, *keySet, error) {
 				return nil, nil, err
 			}
 		}
-		if err := writeAtomic(filepath.Join(dir, p.name), pemCert(p.cert), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, p.name), pemCert(p.cert), 0o644); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -252,7 +254,7 @@ func writeCollateral(dir string, c *collateral) error {
 		{fileTCBInfo, c.tcbInfo}, {fileQEIdentity, c.qeIdentity},
 		{filePCKCRL, c.pckCRL}, {fileRootCRL, c.rootCRL},
 	} {
-		if err := writeAtomic(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -293,34 +295,4 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("parse key %s: %T is not an ECDSA key", path, k)
 	}
 	return ek, nil
-}
-
-// writeAtomic replaces path with data so that readers see the old or the new file, never a part.
-func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
