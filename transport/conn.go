@@ -383,7 +383,6 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
 	var served atomic.Pointer[tls.Certificate]
 	tlsConf := clientTLS(&c, pv, &served, func(err error) { rejected.Store(&err) })
-	start := time.Now()
 	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
 	if err != nil {
 		if rejected := rejected.Load(); rejected != nil {
@@ -396,7 +395,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
 	}
-	local := c.Identity.notAfterSince(start)
+	var local time.Time // the listener always asks for our certificate, so served is set
 	if cert := served.Load(); cert != nil && cert.Leaf != nil {
 		local = cert.Leaf.NotAfter
 	}
@@ -553,10 +552,7 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
 	}
-	if local.IsZero() {
-		// Not recorded (the handshake outlived its parked entry): the certificates served since
-		// the handshake could have begun, at most HandshakeTimeout ago.
-		local = l.cfg.Identity.notAfterSince(time.Now().Add(-l.cfg.HandshakeTimeout))
-	}
+	// local is zero only if the handshake outlived its parked entry; the connection then ends,
+	// on this side, with the peer's certificate, and the peer still closes it when ours expires.
 	return newConn(qc, peer, ctrl, &l.cfg, local, peerDrain(h)), nil
 }

@@ -590,22 +590,6 @@ func TestConnectionDrainsBeforeItEnds(t *testing.T) {
 	}
 }
 
-// A handshake that overlapped a rotation may have sent the old certificate, which expires first.
-func TestNotAfterAcrossRotation(t *testing.T) {
-	require := require.New(t)
-	clock := time.Now()
-	id, err := NewIdentity(IdentityConfig{Claims: attesttest.Claims(attest.RoleWorker), Validity: time.Hour,
-		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Now: func() time.Time { return clock }})
-	require.NoError(err)
-	old := id.Certificate().Leaf.NotAfter
-	start := time.Now()
-	clock = clock.Add(40 * time.Minute)
-	require.NoError(id.Rotate())
-	require.Equal(old, id.notAfterSince(start))
-	require.Equal(id.Certificate().Leaf.NotAfter, id.notAfterSince(time.Now().Add(time.Second)))
-	require.True(old.Before(id.Certificate().Leaf.NotAfter))
-}
-
 // A certificate is renewed two thirds into its life counted from when it was made, not from its
 // backdated NotBefore: short-lived certificates are not renewed over and over.
 func TestRenewAt(t *testing.T) {

@@ -33,9 +33,6 @@ type Identity struct {
 
 	mu   sync.RWMutex
 	cert *tls.Certificate
-	// prev is the certificate cert replaced, at rotated: a handshake under way then may have sent it.
-	prev    *tls.Certificate
-	rotated time.Time
 }
 
 // NewIdentity makes the first certificate.
@@ -78,24 +75,9 @@ func (id *Identity) Rotate() error {
 		return err
 	}
 	id.mu.Lock()
-	id.prev, id.rotated, id.cert = id.cert, time.Now(), &cert
+	id.cert = &cert
 	id.mu.Unlock()
 	return nil
-}
-
-// notAfterSince is the earliest expiry of the certificates this identity may have presented in a
-// handshake that started at start: the current one, and the one it replaced if that happened since.
-func (id *Identity) notAfterSince(start time.Time) time.Time {
-	id.mu.RLock()
-	defer id.mu.RUnlock()
-	if id.cert == nil || id.cert.Leaf == nil {
-		return time.Time{}
-	}
-	t := id.cert.Leaf.NotAfter
-	if id.prev != nil && id.prev.Leaf != nil && !id.rotated.Before(start) && id.prev.Leaf.NotAfter.Before(t) {
-		t = id.prev.Leaf.NotAfter
-	}
-	return t
 }
 
 // renewAt is when the current certificate should be replaced: after two thirds of its life, which
