@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -148,11 +149,7 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 				p.down(conn, conn.Err())
 				c.notify()
 			})
-			draining := conn.Draining()
-			if !conn.Ends().After(lastEnds) {
-				draining = nil
-			}
-			lastEnds = conn.Ends()
+			draining := redial.ReplaceWhen(conn, &lastEnds)
 			select {
 			case <-ended:
 			case <-draining:

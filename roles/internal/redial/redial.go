@@ -53,11 +53,7 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 				session(ctx, c)
 				_ = c.Close(0, "session ended")
 			})
-			draining := c.Draining()
-			if !c.Ends().After(lastEnds) {
-				draining = nil
-			}
-			lastEnds = c.Ends()
+			draining := ReplaceWhen(c, &lastEnds)
 			select {
 			case <-ctx.Done():
 				return
@@ -85,4 +81,16 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 		}
 		wait = min(wait*2, b.Max)
 	}
+}
+
+// ReplaceWhen is when c should be replaced by a new connection: when it starts draining, unless it
+// ends no later than the connection it replaced (ends, then updated), which means the peer has not
+// renewed its certificate and another connection would end just as soon. Then it is nil: never.
+func ReplaceWhen(c *transport.Conn, ends *time.Time) <-chan struct{} {
+	later := c.Ends().After(*ends)
+	*ends = c.Ends()
+	if !later {
+		return nil
+	}
+	return c.Draining()
 }
