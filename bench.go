@@ -1,7 +1,7 @@
 package main
 
 // cocoon bench: the cost of confidentiality, measured side by side. One load generator drives a
-// vLLM look-alike engine (gputest, served from this process) directly and through the whole
+// vLLM look-alike engine (scripted, served from this process) directly and through the whole
 // network — client, proxy and worker as separate processes of this binary, on loopback, with
 // simulated TDX — and, from this process acting as a client, through proxy and worker alone.
 // Per role it reads CPU time and peak RSS from /proc. Other scenarios measure memory per open
@@ -39,7 +39,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/sim"
-	"github.com/cocoon-network/cocoon/gpu/gputest"
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -85,8 +85,8 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "measured time per target (default: per scenario)"},
 			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before each target (default: per scenario)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "concurrent streams, open streams, worker connections or dialers (default: per scenario)"},
-			&cli.IntFlag{Name: "chunks", Usage: "engine: content chunks per answer", Value: gputest.DefaultChunks},
-			&cli.IntFlag{Name: "chunk-bytes", Usage: "engine: bytes of text per chunk", Value: gputest.DefaultChunkBytes},
+			&cli.IntFlag{Name: "chunks", Usage: "engine: content chunks per answer", Value: scripted.DefaultChunks},
+			&cli.IntFlag{Name: "chunk-bytes", Usage: "engine: bytes of text per chunk", Value: scripted.DefaultChunkBytes},
 			&cli.DurationFlag{Name: "chunk-delay", Usage: "engine: pause before each event"},
 			&cli.IntFlag{Name: "open-at-once", Usage: "long-streams: requests being set up at the same time", Value: defaultOpenAtOnce},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of tables"},
@@ -156,10 +156,10 @@ func (o *benchOptions) defaults() error {
 		o.concurrency = conc
 	}
 	if o.chunks <= 0 {
-		o.chunks = gputest.DefaultChunks
+		o.chunks = scripted.DefaultChunks
 	}
 	if o.chunkBytes <= 0 {
-		o.chunkBytes = gputest.DefaultChunkBytes
+		o.chunkBytes = scripted.DefaultChunkBytes
 	}
 	if o.openAtOnce <= 0 {
 		o.openAtOnce = defaultOpenAtOnce
@@ -393,7 +393,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 
 // benchDefault: the same closed-loop load against the engine, the full path and proxy → worker.
 func benchDefault(ctx context.Context, o *benchOptions, n *benchNet, rep *benchReport) error {
-	eng := gputest.New(engineConfig(o))
+	eng := scripted.New(engineConfig(o))
 	defer eng.Close()
 	rep.Engine = &engineShape{Chunks: o.chunks, ChunkBytes: o.chunkBytes, DelayMs: ms(o.chunkDelay), UsageLine: true}
 	body := chatRequestBody()
@@ -501,8 +501,8 @@ func errorBudget(targets map[string]*targetStats) error {
 	return errors.Join(errs...)
 }
 
-func engineConfig(o *benchOptions) gputest.Config {
-	cfg := gputest.Reference()
+func engineConfig(o *benchOptions) scripted.Config {
+	cfg := scripted.Reference()
 	cfg.Chunks, cfg.ChunkBytes, cfg.Delay, cfg.NoRecord = o.chunks, o.chunkBytes, o.chunkDelay, true
 	return cfg
 }
@@ -511,13 +511,13 @@ func engineConfig(o *benchOptions) gputest.Config {
 func chatRequestBody() []byte {
 	return fmt.Appendf(nil, `{"model":%q,"stream":true,"stream_options":{"include_usage":true},`+
 		`"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is remote attestation?"}]}`,
-		gputest.DefaultModel)
+		scripted.DefaultModel)
 }
 
 // benchLongStreams opens many streams that stay open mid-answer (the engine holds each after its
 // first event) and compares each role's RSS with the streams open against its RSS idle.
 func benchLongStreams(ctx context.Context, o *benchOptions, n *benchNet, rep *benchReport) error {
-	eng := gputest.New(engineConfig(o))
+	eng := scripted.New(engineConfig(o))
 	defer eng.Close()
 	rep.Engine = &engineShape{Chunks: o.chunks, ChunkBytes: o.chunkBytes, DelayMs: ms(o.chunkDelay), UsageLine: true}
 	if err := n.start(ctx, eng.URL, o.concurrency); err != nil {
@@ -541,7 +541,7 @@ func benchLongStreams(ctx context.Context, o *benchOptions, n *benchNet, rep *be
 		idle[p.name] = rss
 		rep.Roles[p.name] = &roleStats{PID: p.pid(), IdleRSSMB: mib(rss)}
 	}
-	eng.Configure(func(c *gputest.Config) { c.Stall, c.StallAfter = true, 1 })
+	eng.Configure(func(c *scripted.Config) { c.Stall, c.StallAfter = true, 1 })
 
 	st := &streamsStats{Wanted: o.concurrency}
 	rep.Streams = st
@@ -892,7 +892,7 @@ func registerWorker(ctx context.Context, addr string, tc transport.Config, diges
 		return nil, 0, 0, fmt.Errorf("dial proxy: %w", err)
 	}
 	dial := time.Since(start)
-	if err := c.SendControl(&wire.Register{Model: gputest.DefaultModel, WeightsDigest: digest, Coefficient: 1000, MaxActive: 64}); err != nil {
+	if err := c.SendControl(&wire.Register{Model: scripted.DefaultModel, WeightsDigest: digest, Coefficient: 1000, MaxActive: 64}); err != nil {
 		return c, dial, 0, fmt.Errorf("register: %w", err)
 	}
 	for {
@@ -995,18 +995,18 @@ func newBenchIdentities(simDir string, role attest.Role) (*benchIdentities, erro
 	if err != nil {
 		return nil, fmt.Errorf("bench: development root of trust: %w", err)
 	}
-	sum := sha256.Sum256([]byte("cocoon bench worker/" + gputest.DefaultModel))
+	sum := sha256.Sum256([]byte("cocoon bench worker/" + scripted.DefaultModel))
 	b := &benchIdentities{role: role, digest: "sha256:" + hex.EncodeToString(sum[:])}
 	b.claims = attest.Claims{Role: role, Version: version, ConfigDigest: sha256.Sum256([]byte("cocoon bench " + string(role)))}
 	if role == attest.RoleWorker {
-		b.claims.Model, b.claims.WeightsDigest = gputest.DefaultModel, b.digest
+		b.claims.Model, b.claims.WeightsDigest = scripted.DefaultModel, b.digest
 		bin := sha256.Sum256([]byte("cocoon bench binary"))
-		if b.quoter, err = attest.NewSimulatedQuoter(root, attest.SimulatedMeasurements(bin[:], role, b.claims.ConfigDigest)); err != nil {
+		if b.quoter, err = root.Quoter(attest.SimulatedMeasurements(bin[:], role, b.claims.ConfigDigest)); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 	}
 	b.verifier, err = attest.NewVerifier(attest.VerifierConfig{
-		Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)},
+		Roots: []attest.TrustedRoot{root.TrustedRoot()},
 		Policy: attest.Policy{AllowSimulated: true, Roles: map[attest.Role]attest.RolePolicy{
 			attest.RoleProxy: {ImageHashes: []string{attest.AnyImage}},
 		}},
@@ -1238,7 +1238,7 @@ func quicRequester(conn *transport.Conn, body []byte) requester {
 		stop := context.AfterFunc(ctx, func() { s.Cancel(wire.CodeCancelled) })
 		defer stop()
 		req := &wire.Request{Id: "bench-" + strconv.FormatInt(requestSeq.Add(1), 10), Kind: wire.Kind_KIND_CHAT,
-			Model: gputest.DefaultModel, Stream: true, Body: body, TimeoutMs: uint64(benchRequestTimeout.Milliseconds())}
+			Model: scripted.DefaultModel, Stream: true, Body: body, TimeoutMs: uint64(benchRequestTimeout.Milliseconds())}
 		if err := s.Send(req); err != nil {
 			return 0, 0, err
 		}
@@ -1380,7 +1380,7 @@ func (n *benchNet) start(ctx context.Context, engineURL string, concurrency int)
 		return err
 	}
 	sum := sha256.Sum256([]byte("cocoon bench engine " + engineURL))
-	args := append([]string{"--proxies", n.proxyAddr, "--stats-listen", web, "--model", gputest.DefaultModel,
+	args := append([]string{"--proxies", n.proxyAddr, "--stats-listen", web, "--model", scripted.DefaultModel,
 		"--engine-url", engineURL, "--weights-digest", "sha256:" + hex.EncodeToString(sum[:]),
 		"--max-active", strconv.Itoa(max(64, concurrency))}, n.common("worker")...)
 	if _, err := n.spawn("worker", args...); err != nil {

@@ -2,7 +2,7 @@ package main
 
 // End-to-end tests: build the cocoon binary once, run proxy, worker and client as separate
 // processes on loopback with simulated TDX, and drive them through the client's OpenAI API, as an
-// app would. Engines are the built-in one (inside the worker process) or gputest, a vLLM look-alike
+// app would. Engines are the built-in one (inside the worker process) or scripted, a vLLM look-alike
 // served from this test process. Waits are on conditions, never fixed sleeps; COCOON_TIMESCALE
 // stretches every deadline on slow machines.
 
@@ -28,7 +28,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cocoon-network/cocoon/gpu/gputest"
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 )
 
 var (
@@ -272,13 +272,13 @@ func chatBody(model string, stream bool, extra string) string {
 
 // TestEndToEnd runs the answer paths with the built-in engine and with a vLLM look-alike.
 func TestEndToEnd(t *testing.T) {
-	vllm := gputest.New(gputest.Config{Chunks: 12, ChunkBytes: 32, Delay: 2 * time.Millisecond})
+	vllm := scripted.New(scripted.Config{Chunks: 12, ChunkBytes: 32, Delay: 2 * time.Millisecond})
 	t.Cleanup(vllm.Close)
 	testCases := map[string]struct {
 		engineURL, model string
 	}{
 		"built-in engine":  {model: "cocoon-builtin"},
-		"vLLM-like engine": {engineURL: vllm.URL, model: gputest.DefaultModel},
+		"vLLM-like engine": {engineURL: vllm.URL, model: scripted.DefaultModel},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
@@ -389,13 +389,13 @@ func TestEndToEndErrors(t *testing.T) {
 // mid-answer ends the client's stream with an error promptly.
 func TestWorkerKilled(t *testing.T) {
 	t.Run("before the first token", func(t *testing.T) {
-		stalled := gputest.New(gputest.Config{Stall: true, StallAfter: 0})
+		stalled := scripted.New(scripted.Config{Stall: true, StallAfter: 0})
 		t.Cleanup(stalled.Close)
-		healthy := gputest.New(gputest.Config{Chunks: 5})
+		healthy := scripted.New(scripted.Config{Chunks: 5})
 		t.Cleanup(healthy.Close)
 		n := newNetwork(t)
-		victim, _ := n.worker("victim", stalled.URL, gputest.DefaultModel)
-		n.worker("survivor", healthy.URL, gputest.DefaultModel)
+		victim, _ := n.worker("victim", stalled.URL, scripted.DefaultModel)
+		n.worker("survivor", healthy.URL, scripted.DefaultModel)
 		n.workers(2)
 		_, api := n.client()
 		ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
@@ -409,7 +409,7 @@ func TestWorkerKilled(t *testing.T) {
 			}
 			res := make(chan result, 1)
 			go func() {
-				resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, false, ""))
+				resp := post(t, ctx, api+"/v1/chat/completions", chatBody(scripted.DefaultModel, false, ""))
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				res <- result{resp.StatusCode, string(b)}
@@ -429,15 +429,15 @@ func TestWorkerKilled(t *testing.T) {
 	})
 
 	t.Run("mid-answer", func(t *testing.T) {
-		eng := gputest.New(gputest.Config{Stall: true, StallAfter: 3})
+		eng := scripted.New(scripted.Config{Stall: true, StallAfter: 3})
 		t.Cleanup(eng.Close)
 		n := newNetwork(t)
-		victim, _ := n.worker("victim", eng.URL, gputest.DefaultModel)
+		victim, _ := n.worker("victim", eng.URL, scripted.DefaultModel)
 		n.workers(1)
 		_, api := n.client()
 		ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
 		defer cancel()
-		resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, true, ""))
+		resp := post(t, ctx, api+"/v1/chat/completions", chatBody(scripted.DefaultModel, true, ""))
 		defer resp.Body.Close()
 		require.Equal(t, 200, resp.StatusCode)
 		sc := bufio.NewScanner(resp.Body)
@@ -463,7 +463,7 @@ func TestWorkerKilled(t *testing.T) {
 }
 
 // waitRequest fires when eng has received a request.
-func waitRequest(ctx context.Context, eng *gputest.Server) <-chan struct{} {
+func waitRequest(ctx context.Context, eng *scripted.Server) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
 		if _, err := eng.Await(ctx, 1); err == nil {
@@ -475,14 +475,14 @@ func waitRequest(ctx context.Context, eng *gputest.Server) <-chan struct{} {
 
 // TestEngineDownAndBack: a worker leaves the registry while its engine is down and returns after.
 func TestEngineDownAndBack(t *testing.T) {
-	eng := gputest.New(gputest.Config{Chunks: 3})
+	eng := scripted.New(scripted.Config{Chunks: 3})
 	t.Cleanup(eng.Close)
 	n := newNetwork(t)
-	n.worker("worker", eng.URL, gputest.DefaultModel)
+	n.worker("worker", eng.URL, scripted.DefaultModel)
 	n.workers(1)
-	eng.Configure(func(c *gputest.Config) { c.Down = true })
+	eng.Configure(func(c *scripted.Config) { c.Down = true })
 	n.workers(0)
-	eng.Configure(func(c *gputest.Config) { c.Down = false })
+	eng.Configure(func(c *scripted.Config) { c.Down = false })
 	n.workers(1)
 }
 
@@ -513,14 +513,14 @@ func TestProxyRestart(t *testing.T) {
 
 // TestClientCancel: an app that hangs up cancels the engine's request.
 func TestClientCancel(t *testing.T) {
-	eng := gputest.New(gputest.Config{Stall: true, StallAfter: 2})
+	eng := scripted.New(scripted.Config{Stall: true, StallAfter: 2})
 	t.Cleanup(eng.Close)
 	n := newNetwork(t)
-	n.worker("worker", eng.URL, gputest.DefaultModel)
+	n.worker("worker", eng.URL, scripted.DefaultModel)
 	n.workers(1)
 	_, api := n.client()
 	ctx, cancel := context.WithCancel(context.Background())
-	resp := post(t, ctx, api+"/v1/chat/completions", chatBody(gputest.DefaultModel, true, ""))
+	resp := post(t, ctx, api+"/v1/chat/completions", chatBody(scripted.DefaultModel, true, ""))
 	require.Equal(t, 200, resp.StatusCode)
 	reqs, err := eng.Await(context.Background(), 1)
 	require.NoError(t, err)
@@ -725,12 +725,12 @@ func TestNoGrowthAcrossRuns(t *testing.T) {
 // client reach their certificates' expiry while streams of a second and a half run back to back.
 // Each is replaced while it drains, and no stream is cut.
 func TestCertificatesExpireUnderLoad(t *testing.T) {
-	eng := gputest.New(gputest.Config{Chunks: 15, Delay: 100 * time.Millisecond})
+	eng := scripted.New(scripted.Config{Chunks: 15, Delay: 100 * time.Millisecond})
 	t.Cleanup(eng.Close)
 	cfg := filepath.Join(t.TempDir(), "cocoon.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("attestation:\n  cert_validity: 20s\n"), 0o600))
 	n := newNetwork(t, "--config", cfg)
-	worker, _ := n.worker("worker", eng.URL, gputest.DefaultModel, "--config", cfg)
+	worker, _ := n.worker("worker", eng.URL, scripted.DefaultModel, "--config", cfg)
 	n.workers(1)
 	client, api := n.client("--config", cfg)
 
@@ -743,7 +743,7 @@ func TestCertificatesExpireUnderLoad(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), timescale(20*time.Second))
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/chat/completions",
-			strings.NewReader(chatBody(gputest.DefaultModel, true, "")))
+			strings.NewReader(chatBody(scripted.DefaultModel, true, "")))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err.Error()

@@ -5,8 +5,9 @@
 // The [Engine] interface is what the worker role depends on. [HTTPEngine]
 // talks to any OpenAI-compatible engine (vLLM, SGLang, llama.cpp server,
 // Ollama); package builtin is a deterministic in-process engine for demos,
-// tests and benchmarks, and package gputest is a vLLM look-alike HTTP server
-// for tests. [WeightsDigest] computes the model digest a worker announces.
+// tests and benchmarks, and package scripted is a vLLM look-alike HTTP
+// server for tests and the benchmark. [WeightsDigest] computes the model
+// digest a worker announces.
 //
 // Nothing in this package logs or formats prompt or completion text: error
 // values carry sizes, counts and statuses only.

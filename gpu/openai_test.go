@@ -17,7 +17,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/builtin"
-	"github.com/cocoon-network/cocoon/gpu/gputest"
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 )
 
 // testTimeout bounds every wait in these tests, so a bug fails a test
@@ -36,9 +36,9 @@ func newEngine(t *testing.T, url string, mod ...func(*gpu.HTTPConfig)) *gpu.HTTP
 	return e
 }
 
-func newFake(t *testing.T, cfg gputest.Config) *gputest.Server {
+func newFake(t *testing.T, cfg scripted.Config) *scripted.Server {
 	t.Helper()
-	s := gputest.New(cfg)
+	s := scripted.New(cfg)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -74,7 +74,7 @@ const chatBody = `{"model":"gputest-model","messages":[{"role":"user","content":
 
 func TestHTTPEngineStream(t *testing.T) {
 	testCases := map[string]struct {
-		cfg           gputest.Config
+		cfg           scripted.Config
 		kind          gpu.Kind
 		body          string
 		wantChunks    int
@@ -82,7 +82,7 @@ func TestHTTPEngineStream(t *testing.T) {
 		wantUsageOnly bool
 	}{
 		"chat, usage injected": {
-			cfg:           gputest.Reference(),
+			cfg:           scripted.Reference(),
 			kind:          gpu.KindChat,
 			body:          chatBody,
 			wantChunks:    1 + 50 + 1,
@@ -90,14 +90,14 @@ func TestHTTPEngineStream(t *testing.T) {
 			wantUsageOnly: true,
 		},
 		"chat, client asked for usage": {
-			cfg:        gputest.Config{Chunks: 3},
+			cfg:        scripted.Config{Chunks: 3},
 			kind:       gpu.KindChat,
 			body:       `{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`,
 			wantChunks: 1 + 3 + 1,
 			wantUsage:  gpu.Usage{PromptTokens: 16, CompletionTokens: 3},
 		},
 		"completion with cached and reasoning tokens": {
-			cfg:           gputest.Config{Chunks: 5, PromptTokens: 100, CachedTokens: 64, ReasoningTokens: 2},
+			cfg:           scripted.Config{Chunks: 5, PromptTokens: 100, CachedTokens: 64, ReasoningTokens: 2},
 			kind:          gpu.KindCompletion,
 			body:          `{"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":false}}`,
 			wantChunks:    5 + 1,
@@ -136,7 +136,7 @@ func TestHTTPEngineStreamsChunkByChunk(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)
 	step := make(chan struct{})
-	fake := newFake(t, gputest.Config{Chunks: 3, Step: step})
+	fake := newFake(t, scripted.Config{Chunks: 3, Step: step})
 	eng := newEngine(t, fake.URL)
 	ctx := ctxT(t)
 	firstSeen := make(chan struct{})
@@ -166,7 +166,7 @@ func TestHTTPEngineStreamsChunkByChunk(t *testing.T) {
 func TestHTTPEnginePassThrough(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)
-	fake := newFake(t, gputest.Config{Chunks: 1})
+	fake := newFake(t, scripted.Config{Chunks: 1})
 	eng := newEngine(t, fake.URL)
 	body := `{"model":"gputest-model","messages":[{"role":"user","content":"What's the weather?"}],` +
 		`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],` +
@@ -185,23 +185,23 @@ func TestHTTPEnginePassThrough(t *testing.T) {
 
 func TestHTTPEngineWhole(t *testing.T) {
 	testCases := map[string]struct {
-		cfg       gputest.Config
+		cfg       scripted.Config
 		kind      gpu.Kind
 		wantUsage gpu.Usage
 		wantErr   error
 	}{
 		"chat": {
-			cfg:       gputest.Config{Chunks: 4, PromptTokens: 10, CachedTokens: 3, ReasoningTokens: 1},
+			cfg:       scripted.Config{Chunks: 4, PromptTokens: 10, CachedTokens: 3, ReasoningTokens: 1},
 			kind:      gpu.KindChat,
 			wantUsage: gpu.Usage{PromptTokens: 10, CachedTokens: 3, CompletionTokens: 4, ReasoningTokens: 1},
 		},
 		"completion": {
-			cfg:       gputest.Config{Chunks: 2},
+			cfg:       scripted.Config{Chunks: 2},
 			kind:      gpu.KindCompletion,
 			wantUsage: gpu.Usage{PromptTokens: 16, CompletionTokens: 2},
 		},
 		"no usage is withheld": {
-			cfg:     gputest.Config{NoUsage: true},
+			cfg:     scripted.Config{NoUsage: true},
 			kind:    gpu.KindChat,
 			wantErr: gpu.ErrNoUsage,
 		},
@@ -231,7 +231,7 @@ func TestHTTPEngineWhole(t *testing.T) {
 func TestHTTPEngineErrors(t *testing.T) {
 	errSink := errors.New("client gone")
 	testCases := map[string]struct {
-		cfg        gputest.Config
+		cfg        scripted.Config
 		httpCfg    func(*gpu.HTTPConfig)
 		body       string
 		stream     bool
@@ -242,35 +242,35 @@ func TestHTTPEngineErrors(t *testing.T) {
 		wantChunks int
 	}{
 		"engine error status": {
-			cfg:        gputest.Config{Status: http.StatusServiceUnavailable},
+			cfg:        scripted.Config{Status: http.StatusServiceUnavailable},
 			stream:     true,
 			wantStatus: http.StatusServiceUnavailable,
 		},
 		"engine bad request, not streaming": {
-			cfg:        gputest.Config{Status: http.StatusBadRequest},
+			cfg:        scripted.Config{Status: http.StatusBadRequest},
 			wantStatus: http.StatusBadRequest,
 		},
 		"connection dropped": {
-			cfg:        gputest.Config{Chunks: 5, Drop: true, DropAfter: 3},
+			cfg:        scripted.Config{Chunks: 5, Drop: true, DropAfter: 3},
 			stream:     true,
 			wantErr:    gpu.ErrTruncated,
 			wantChunks: 3,
 		},
 		"no DONE": {
-			cfg:        gputest.Config{Chunks: 2, NoDone: true},
+			cfg:        scripted.Config{Chunks: 2, NoDone: true},
 			stream:     true,
 			wantErr:    gpu.ErrTruncated,
 			wantChunks: 4,
 			wantUsage:  gpu.Usage{PromptTokens: 16, CompletionTokens: 2},
 		},
 		"no usage": {
-			cfg:        gputest.Config{Chunks: 2, NoUsage: true},
+			cfg:        scripted.Config{Chunks: 2, NoUsage: true},
 			stream:     true,
 			wantErr:    gpu.ErrNoUsage,
 			wantChunks: 3,
 		},
 		"oversized event": {
-			cfg:     gputest.Config{Chunks: 2, ChunkBytes: 4096},
+			cfg:     scripted.Config{Chunks: 2, ChunkBytes: 4096},
 			httpCfg: func(c *gpu.HTTPConfig) { c.MaxEventSize = 1024 },
 			stream:  true,
 			wantErr: gpu.ErrEventTooLarge,
@@ -278,14 +278,14 @@ func TestHTTPEngineErrors(t *testing.T) {
 			wantChunks: 1,
 		},
 		"stalled engine": {
-			cfg:        gputest.Config{Chunks: 5, Stall: true, StallAfter: 2},
+			cfg:        scripted.Config{Chunks: 5, Stall: true, StallAfter: 2},
 			httpCfg:    func(c *gpu.HTTPConfig) { c.IdleTimeout = 50 * time.Millisecond },
 			stream:     true,
 			wantErr:    gpu.ErrStalled,
 			wantChunks: 2,
 		},
 		"sink error": {
-			cfg:        gputest.Config{Chunks: 5},
+			cfg:        scripted.Config{Chunks: 5},
 			stream:     true,
 			sinkErr:    errSink,
 			wantErr:    errSink,
@@ -332,14 +332,14 @@ func TestHTTPEngineErrors(t *testing.T) {
 
 func TestHTTPEngineCancellationReachesEngine(t *testing.T) {
 	testCases := map[string]struct {
-		cfg    gputest.Config
+		cfg    scripted.Config
 		step   bool
 		stream bool
 		sink   func(cancel context.CancelFunc) gpu.Sink
 		want   error
 	}{
 		"ctx cancelled mid-stream": {
-			cfg:    gputest.Config{Chunks: 10, Stall: true, StallAfter: 2},
+			cfg:    scripted.Config{Chunks: 10, Stall: true, StallAfter: 2},
 			stream: true,
 			sink: func(cancel context.CancelFunc) gpu.Sink {
 				n := 0
@@ -353,7 +353,7 @@ func TestHTTPEngineCancellationReachesEngine(t *testing.T) {
 			want: context.Canceled,
 		},
 		"sink fails mid-stream": {
-			cfg:    gputest.Config{Chunks: 10},
+			cfg:    scripted.Config{Chunks: 10},
 			step:   true,
 			stream: true,
 			sink: func(context.CancelFunc) gpu.Sink {
@@ -361,7 +361,7 @@ func TestHTTPEngineCancellationReachesEngine(t *testing.T) {
 			},
 		},
 		"ctx cancelled while not streaming": {
-			cfg: gputest.Config{Stall: true},
+			cfg: scripted.Config{Stall: true},
 			sink: func(context.CancelFunc) gpu.Sink {
 				return func(gpu.Chunk) error { return nil }
 			},
@@ -408,13 +408,13 @@ func TestHTTPEngineCancellationReachesEngine(t *testing.T) {
 
 func TestHTTPEngineHealth(t *testing.T) {
 	assert := assert.New(t)
-	fake := newFake(t, gputest.Config{})
+	fake := newFake(t, scripted.Config{})
 	eng := newEngine(t, fake.URL)
 	ctx := ctxT(t)
 	assert.NoError(eng.Health(ctx))
-	fake.Configure(func(c *gputest.Config) { c.Down = true })
+	fake.Configure(func(c *scripted.Config) { c.Down = true })
 	assert.Error(eng.Health(ctx))
-	fake.Configure(func(c *gputest.Config) { c.Down = false })
+	fake.Configure(func(c *scripted.Config) { c.Down = false })
 	assert.NoError(eng.Health(ctx))
 
 	// An engine without /health (Ollama) is healthy when /v1/models answers.
@@ -526,9 +526,9 @@ func text(t *testing.T, chunks []string) string {
 }
 
 // BenchmarkHTTPEngine streams the reference benchmark's answer (50 chunks of
-// 128 bytes and a usage line) from gputest through the HTTP engine.
+// 128 bytes and a usage line) from scripted through the HTTP engine.
 func BenchmarkHTTPEngine(b *testing.B) {
-	fake := gputest.New(gputest.Reference())
+	fake := scripted.New(scripted.Reference())
 	defer fake.Close()
 	eng, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: fake.URL})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attesttest"
 	"github.com/cocoon-network/cocoon/gpu"
-	"github.com/cocoon-network/cocoon/gpu/gputest"
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -165,7 +165,7 @@ func request(t *testing.T, c *transport.Conn, body string, stream bool) (*transp
 const chat = `{"model":"test-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 
 func TestServeStream(t *testing.T) {
-	eng := gputest.New(gputest.Config{Chunks: 4, Model: "test-model"})
+	eng := scripted.New(scripted.Config{Chunks: 4, Model: "test-model"})
 	t.Cleanup(eng.Close)
 	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestServeStream(t *testing.T) {
 	assert.Equal(t, 1, r.usage, "the usage the worker asked for travels as a usage chunk")
 	require.NotNil(t, r.done)
 	assert.Equal(t, uint64(4), r.done.GetUsage().GetCompletionTokens())
-	assert.Equal(t, uint64(gputest.DefaultPromptTokens), r.done.GetUsage().GetPromptTokens())
+	assert.Equal(t, uint64(scripted.DefaultPromptTokens), r.done.GetUsage().GetPromptTokens())
 	reqs := eng.Requests()
 	require.Len(t, reqs, 1)
 	assert.True(t, reqs[0].IncludeUsage(), "the worker asks the engine for usage")
@@ -188,18 +188,18 @@ func TestServeStream(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	testCases := map[string]struct {
-		engine   gputest.Config
+		engine   scripted.Config
 		model    string
 		wantCode uint32
 		status   uint32
 	}{
 		"unknown model": {model: "other", wantCode: uint32(wire.CodeNotFound)},
-		"engine error":  {engine: gputest.Config{Status: 400}, model: "test-model", wantCode: uint32(wire.CodeBadRequest), status: 400},
-		"engine 500":    {engine: gputest.Config{Status: 500}, model: "test-model", wantCode: uint32(wire.CodeUpstream), status: 500},
+		"engine error":  {engine: scripted.Config{Status: 400}, model: "test-model", wantCode: uint32(wire.CodeBadRequest), status: 400},
+		"engine 500":    {engine: scripted.Config{Status: 500}, model: "test-model", wantCode: uint32(wire.CodeUpstream), status: 500},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
-			eng := gputest.New(tc.engine)
+			eng := scripted.New(tc.engine)
 			t.Cleanup(eng.Close)
 			e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
 			require.NoError(t, err)
@@ -220,7 +220,7 @@ func TestRefusals(t *testing.T) {
 
 func TestBeyondMaxActive(t *testing.T) {
 	step := make(chan struct{})
-	eng := gputest.New(gputest.Config{Step: step})
+	eng := scripted.New(scripted.Config{Step: step})
 	t.Cleanup(eng.Close)
 	t.Cleanup(func() { close(step) })
 	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
@@ -240,7 +240,7 @@ func TestBeyondMaxActive(t *testing.T) {
 }
 
 func TestCancelReachesEngine(t *testing.T) {
-	eng := gputest.New(gputest.Config{Stall: true, StallAfter: 1})
+	eng := scripted.New(scripted.Config{Stall: true, StallAfter: 1})
 	t.Cleanup(eng.Close)
 	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
 	require.NoError(t, err)
@@ -260,16 +260,16 @@ func TestCancelReachesEngine(t *testing.T) {
 }
 
 func TestEngineHealthDrivesRegistration(t *testing.T) {
-	eng := gputest.New(gputest.Config{})
+	eng := scripted.New(scripted.Config{})
 	t.Cleanup(eng.Close)
 	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
 	require.NoError(t, err)
 	c := startWorker(t, newStubProxy(t), e, 2)
 	expectRegister(t, c, 2)
-	eng.Configure(func(c *gputest.Config) { c.Down = true })
+	eng.Configure(func(c *scripted.Config) { c.Down = true })
 	m := nextControl(t, c)
 	require.IsType(t, &wire.Unregister{}, m)
-	eng.Configure(func(c *gputest.Config) { c.Down = false })
+	eng.Configure(func(c *scripted.Config) { c.Down = false })
 	expectRegister(t, c, 2)
 }
 
@@ -305,7 +305,7 @@ func TestProxyConnectionReplacedBeforeExpiry(t *testing.T) {
 		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)), Validity: 6 * time.Second})
 	require.NoError(err)
 	tc.Identity = id
-	eng := gputest.New(gputest.Config{Chunks: 2, Model: "test-model"})
+	eng := scripted.New(scripted.Config{Chunks: 2, Model: "test-model"})
 	t.Cleanup(eng.Close)
 	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
 	require.NoError(err)

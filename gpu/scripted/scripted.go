@@ -1,6 +1,8 @@
-// Package gputest provides a fake inference engine for tests and benchmarks
-// in any package: an [httptest.Server] that answers the OpenAI API the way
-// vLLM does, byte for byte in shape.
+// Package scripted is a scripted OpenAI-compatible engine over HTTP on
+// loopback, streaming configured shapes, for tests and `cocoon bench`: it
+// answers the OpenAI API the way vLLM does, byte for byte in shape. It is an
+// ordinary package, not a test one, because the benchmark ships in the
+// binary; so it links neither testing nor net/http/httptest.
 //
 // A streamed answer is vLLM's: a role chunk (chat only), Config.Chunks
 // content chunks of Config.ChunkBytes bytes of text each (one token each, the
@@ -13,21 +15,21 @@
 // including whether the engine saw it cancelled, and can be told to fail,
 // stall, drop the connection mid-stream, pace chunks one by one, or be down:
 //
-//	eng := gputest.New(gputest.Config{Delay: time.Millisecond})
+//	eng := scripted.New(scripted.Config{Delay: time.Millisecond})
 //	defer eng.Close()
 //	... point the code under test at eng.URL ...
-//	eng.Configure(func(c *gputest.Config) { c.Stall, c.StallAfter = true, 3 })
+//	eng.Configure(func(c *scripted.Config) { c.Stall, c.StallAfter = true, 3 })
 //	reqs, err := eng.Await(ctx, 1)
 //	<-reqs[0].Cancelled()
-package gputest
+package scripted
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,7 +160,9 @@ func (r *Request) markCancelled() { r.cancelOnce.Do(func() { close(r.cancelled) 
 type Server struct {
 	URL string
 
-	srv       *httptest.Server
+	srv       *http.Server
+	served    chan struct{} // closed when Serve has returned
+	handlers  sync.WaitGroup
 	mu        sync.Mutex
 	cfg       Config
 	reqs      []*Request
@@ -169,9 +173,11 @@ type Server struct {
 	once      sync.Once
 }
 
-// New starts a fake engine on a loopback port. Close it when done.
+// New starts a fake engine on a loopback port. Close it when done. It
+// panics if it cannot listen, as httptest.NewServer does: callers are tests
+// and the benchmark, for which no loopback port is a broken machine.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg.withDefaults(), arrived: make(chan struct{}), closed: make(chan struct{})}
+	s := &Server{cfg: cfg.withDefaults(), arrived: make(chan struct{}), closed: make(chan struct{}), served: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, true) })
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.serveCompletion(w, r, false) })
@@ -181,16 +187,44 @@ func New(cfg Config) *Server {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	s.srv = httptest.NewServer(mux)
-	s.URL = s.srv.URL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("scripted: listen on loopback: %v", err))
+	}
+	// Count handlers so Close can wait for them: http.Server.Close closes
+	// connections but does not wait for the handlers still running on them.
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		select {
+		case <-s.closed: // Close is waiting: a late handler must not Add
+			s.mu.Unlock()
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		default:
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
+		mux.ServeHTTP(w, r)
+	})
+	s.srv = &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second}
+	s.URL = "http://" + ln.Addr().String()
+	go func() {
+		defer close(s.served)
+		_ = s.srv.Serve(ln) // always http.ErrServerClosed after Close
+	}()
 	return s
 }
 
-// Close stops the server, releasing stalled requests first.
+// Close stops the server, releasing stalled requests first, closes every
+// connection and waits for the handlers to return.
 func (s *Server) Close() {
+	s.mu.Lock()
 	s.once.Do(func() { close(s.closed) })
-	s.srv.CloseClientConnections()
-	s.srv.Close()
+	s.mu.Unlock()
+	_ = s.srv.Close()
+	<-s.served
+	s.handlers.Wait()
 }
 
 // Configure changes the configuration for requests that start afterwards.
@@ -287,7 +321,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		vllmError(w, http.StatusServiceUnavailable, "engine is down")
 		return
 	case cfg.Status != 0:
-		vllmError(w, cfg.Status, "gputest: configured failure")
+		vllmError(w, cfg.Status, "scripted: configured failure")
 		return
 	case rerr != nil:
 		vllmError(w, http.StatusBadRequest, "could not read body")

@@ -1,4 +1,4 @@
-package gputest_test
+package scripted_test
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/cocoon-network/cocoon/gpu/gputest"
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func post(t *testing.T, s *gputest.Server, path, body string) (int, string) {
+func post(t *testing.T, s *scripted.Server, path, body string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -44,18 +44,18 @@ func TestStream(t *testing.T) {
 		"chat, reference, usage asked": {
 			path:       "/v1/chat/completions",
 			body:       `{"stream":true,"stream_options":{"include_usage":true}}`,
-			wantEvents: 1 + gputest.DefaultChunks + 1,
+			wantEvents: 1 + scripted.DefaultChunks + 1,
 			wantUsage:  true,
 		},
 		"chat, no usage asked": {
 			path:       "/v1/chat/completions",
 			body:       `{"stream":true}`,
-			wantEvents: 1 + gputest.DefaultChunks,
+			wantEvents: 1 + scripted.DefaultChunks,
 		},
 		"completion": {
 			path:       "/v1/completions",
 			body:       `{"stream":true,"stream_options":{"include_usage":true}}`,
-			wantEvents: gputest.DefaultChunks + 1,
+			wantEvents: scripted.DefaultChunks + 1,
 			wantUsage:  true,
 		},
 	}
@@ -63,7 +63,7 @@ func TestStream(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
 			require := require.New(t)
-			s := gputest.New(gputest.Reference())
+			s := scripted.New(scripted.Reference())
 			t.Cleanup(s.Close)
 			status, body := post(t, s, tc.path, tc.body)
 			require.Equal(http.StatusOK, status)
@@ -84,14 +84,14 @@ func TestStream(t *testing.T) {
 					} `json:"usage"`
 				}
 				require.NoError(json.Unmarshal([]byte(strings.TrimPrefix(ev, "data: ")), &v))
-				if len(v.Choices) == 1 && len(v.Choices[0].Text+v.Choices[0].Delta.Content) == gputest.DefaultChunkBytes {
+				if len(v.Choices) == 1 && len(v.Choices[0].Text+v.Choices[0].Delta.Content) == scripted.DefaultChunkBytes {
 					contentChunks++
 				}
 				if v.Usage != nil {
-					assert.Equal(gputest.DefaultChunks, v.Usage.CompletionTokens)
+					assert.Equal(scripted.DefaultChunks, v.Usage.CompletionTokens)
 				}
 			}
-			assert.Equal(gputest.DefaultChunks, contentChunks)
+			assert.Equal(scripted.DefaultChunks, contentChunks)
 			assert.Equal(tc.wantUsage, strings.Contains(events[len(events)-2], `"choices":[],"usage"`))
 			reqs, err := s.Await(t.Context(), 1)
 			require.NoError(err)
@@ -104,7 +104,7 @@ func TestStream(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	assert := assert.New(t)
-	s := gputest.New(gputest.Config{})
+	s := scripted.New(scripted.Config{})
 	t.Cleanup(s.Close)
 	status, body := post(t, s, "/v1/chat/completions", `{}`)
 	assert.Equal(http.StatusOK, status)
@@ -112,11 +112,11 @@ func TestFaults(t *testing.T) {
 	assert.Contains(body, `"usage":{`)
 	status, _ = post(t, s, "/v1/chat/completions", `{`)
 	assert.Equal(http.StatusBadRequest, status)
-	s.Configure(func(c *gputest.Config) { c.Status = http.StatusTooManyRequests })
+	s.Configure(func(c *scripted.Config) { c.Status = http.StatusTooManyRequests })
 	status, body = post(t, s, "/v1/completions", `{}`)
 	assert.Equal(http.StatusTooManyRequests, status)
 	assert.Contains(body, `"code":429`)
-	s.Configure(func(c *gputest.Config) { c.Status, c.Down = 0, true })
+	s.Configure(func(c *scripted.Config) { c.Status, c.Down = 0, true })
 	status, _ = post(t, s, "/v1/completions", `{}`)
 	assert.Equal(http.StatusServiceUnavailable, status)
 	assert.Len(s.Requests(), 4)
@@ -125,7 +125,7 @@ func TestFaults(t *testing.T) {
 func TestNoRecord(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)
-	s := gputest.New(gputest.Config{NoRecord: true, Chunks: 1})
+	s := scripted.New(scripted.Config{NoRecord: true, Chunks: 1})
 	t.Cleanup(s.Close)
 	for range 3 {
 		status, _ := post(t, s, "/v1/completions", `{"stream":true}`)
