@@ -8,6 +8,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/cocoon-network/cocoon/gpu/oaierr"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -59,33 +60,10 @@ func (e *apiError) JSON() []byte {
 	if e.body != nil {
 		return e.body
 	}
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	d := detail{Message: e.msg, Type: e.typ}
-	if e.code != "" {
-		d.Code = &e.code
-	}
-	if e.param != "" {
-		d.Param = &e.param
-	}
-	b, _ := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{d})
-	return b
+	return (&oaierr.Error{Status: e.status, Type: e.typ, Param: e.param, Code: e.code, Message: e.msg}).JSON()
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	b := e.JSON()
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(e.status)
-	_, _ = w.Write(b)
-}
+func writeError(w http.ResponseWriter, e *apiError) { oaierr.Write(w, e.status, e.JSON()) }
 
 func newError(status int, typ, code, msg string) *apiError {
 	return &apiError{status: status, typ: typ, code: code, msg: msg}
