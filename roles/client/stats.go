@@ -108,11 +108,7 @@ func (r *ring) percentiles() percentiles {
 		return percentiles{}
 	}
 	d := slices.Clone(r.buf[:r.n])
-	slices.Sort(d)
-	at := func(q float64) float64 {
-		i := min(int(q*float64(len(d))), len(d)-1)
-		return float64(d[i].Microseconds()) / 1000
-	}
+	at := func(q float64) float64 { return float64(statsweb.Percentile(d, q).Microseconds()) / 1000 }
 	return percentiles{Count: r.n, P50: at(0.50), P99: at(0.99)}
 }
 

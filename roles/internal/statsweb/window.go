@@ -1,8 +1,9 @@
 package statsweb
 
 import (
+	"math"
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -28,12 +29,21 @@ func (w *Window) Percentiles() (p50, p99 float64) {
 	w.mu.Lock()
 	s := append([]time.Duration(nil), w.buf[:w.n]...)
 	w.mu.Unlock()
-	if len(s) == 0 {
-		return 0, 0
-	}
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return ms(s[len(s)*50/100]), ms(s[min(len(s)-1, len(s)*99/100)])
+	return ms(Percentile(s, 0.50)), ms(Percentile(s, 0.99))
+}
+
+// Percentile is the nearest-rank percentile q (0..1) of ds: the smallest value at least q of
+// them do not exceed; 0 for none. It sorts ds in place, so a second call on the same slice costs
+// little. Every figure the project reports (role stats pages, the benchmark) uses this one
+// definition, so that their p50 and p99 can be compared.
+func Percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(math.Ceil(q*float64(len(ds)))) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
 }
 
 // Runtime is the process's goroutine count and Go heap, shown in every role's stats so that growth
