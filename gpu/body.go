@@ -122,3 +122,72 @@ func splice(b []byte, i, j int, s string) []byte {
 	out = append(out, s...)
 	return append(out, b[j:]...)
 }
+
+// Facts are the members of a request body that an engine acts on and that the network routes and
+// charges by, read once as the engine reads them: exact, case-sensitive keys ("MODEL" is not
+// "model"), escapes decoded, and the last of duplicate keys winning, as in the Python JSON
+// parsers engines use.
+type Facts struct {
+	Model     string // "" when the body names none
+	HasModel  bool
+	Stream    bool // false when absent or null, the engines' default
+	HasStream bool
+}
+
+// ReadFacts reads the model and stream members of a request body. A body that is not a JSON
+// object, a model that is not a string or a stream that is not a boolean is an ErrBadRequest:
+// engines coerce such values in ways a relay cannot foresee (pydantic takes "yes" as true).
+func ReadFacts(body []byte) (Facts, error) {
+	var f Facts
+	if !json.Valid(body) {
+		return f, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
+	}
+	var model, stream member
+	var raw []byte
+	if walkObject(body, func(k []byte, vs, ve int) {
+		switch string(k) {
+		case "model":
+			model = member{start: vs, end: ve, found: true}
+		case "stream":
+			stream = member{start: vs, end: ve, found: true}
+		}
+	}) {
+		raw = body
+	} else {
+		// Escaped keys or deep nesting: decode the top level properly (the last duplicate wins).
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(body, &top); err != nil || top == nil {
+			return f, fmt.Errorf("%w: not a JSON object", ErrBadRequest)
+		}
+		raw = nil
+		if v, ok := top["model"]; ok {
+			raw = append(raw, v...)
+			model = member{start: 0, end: len(v), found: true}
+		}
+		if v, ok := top["stream"]; ok {
+			stream = member{start: len(raw), end: len(raw) + len(v), found: true}
+			raw = append(raw, v...)
+		}
+	}
+	if model.found {
+		v := raw[model.start:model.end]
+		if string(v) != "null" {
+			if v[0] != '"' || json.Unmarshal(v, &f.Model) != nil {
+				return f, fmt.Errorf("%w: model is not a string", ErrBadRequest)
+			}
+			f.HasModel = true
+		}
+	}
+	if stream.found {
+		switch string(raw[stream.start:stream.end]) {
+		case "true":
+			f.Stream, f.HasStream = true, true
+		case "false":
+			f.HasStream = true
+		case "null":
+		default:
+			return f, fmt.Errorf("%w: stream is not a boolean", ErrBadRequest)
+		}
+	}
+	return f, nil
+}

@@ -119,3 +119,39 @@ func FuzzScanObject(f *testing.F) {
 		}
 	})
 }
+
+func TestReadFacts(t *testing.T) {
+	testCases := map[string]struct {
+		in      string
+		want    Facts
+		wantErr bool
+	}{
+		"model and stream":         {in: `{"model":"m","stream":true}`, want: Facts{Model: "m", HasModel: true, Stream: true, HasStream: true}},
+		"stream false":             {in: `{"model":"m","stream":false}`, want: Facts{Model: "m", HasModel: true, HasStream: true}},
+		"absent":                   {in: `{"messages":[]}`},
+		"nulls":                    {in: `{"model":null,"stream":null}`},
+		"last duplicate wins":      {in: `{"model":"a","stream":true,"model":"b","stream":false}`, want: Facts{Model: "b", HasModel: true, HasStream: true}},
+		"keys are case-sensitive":  {in: `{"MODEL":"a","Stream":true,"model":"m"}`, want: Facts{Model: "m", HasModel: true}},
+		"escaped key":              {in: `{"model":"a","mod\u0065l":"b"}`, want: Facts{Model: "b", HasModel: true}},
+		"escaped value":            {in: `{"model":"\u0062"}`, want: Facts{Model: "b", HasModel: true}},
+		"nested keys do not count": {in: `{"model":"m","x":{"model":"n","stream":true}}`, want: Facts{Model: "m", HasModel: true}},
+		"model not a string":       {in: `{"model":1}`, wantErr: true},
+		"stream not a boolean":     {in: `{"model":"m","stream":"true"}`, wantErr: true},
+		"stream a number":          {in: `{"model":"m","stream":1}`, wantErr: true},
+		"not an object":            {in: `["model"]`, wantErr: true},
+		"null body":                {in: `null`, wantErr: true},
+		"malformed":                {in: `{"model":"m"`, wantErr: true},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			f, err := ReadFacts([]byte(tc.in))
+			if tc.wantErr {
+				assert.ErrorIs(err, ErrBadRequest)
+				return
+			}
+			assert.NoError(err)
+			assert.Equal(tc.want, f)
+		})
+	}
+}

@@ -31,6 +31,12 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		w.refuse(s, wire.CodeNotFound, "this worker serves "+w.cfg.Model)
 		return
 	}
+	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
+	if msg := bodyDisagrees(req, w.cfg.Model); msg != "" {
+		w.stats.refused.Add(1)
+		w.refuse(s, wire.CodeBadRequest, msg)
+		return
+	}
 	if w.active.Add(1) > int64(w.cfg.MaxActive) {
 		w.active.Add(-1)
 		w.stats.refused.Add(1)
@@ -114,4 +120,24 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 func (w *Worker) refuse(s *transport.Stream, code quic.ApplicationErrorCode, msg string) {
 	_ = s.Send(&wire.Error{Code: uint32(code), Message: msg})
 	_ = s.CloseSend()
+}
+
+// bodyDisagrees says why the body of req would make the engine do something other than what the
+// request was routed and charged for, or "" when it agrees: the body must name the model this
+// worker serves (an engine serving several models, such as Ollama or vLLM with LoRA adapters,
+// would otherwise serve whichever the body names) and stream exactly when the request says so.
+// The body is read as the engine reads it (gpu.ReadFacts).
+func bodyDisagrees(req *wire.Request, model string) string {
+	f, err := gpu.ReadFacts(req.GetBody())
+	switch {
+	case err != nil:
+		return "request body: " + err.Error()
+	case !f.HasModel:
+		return fmt.Sprintf("request body names no model; this worker serves %q", model)
+	case f.Model != model:
+		return fmt.Sprintf("request body names model %q but the request was routed to %q", f.Model, model)
+	case f.Stream != req.GetStream():
+		return fmt.Sprintf("request body has stream=%t but the request says stream=%t", f.Stream, req.GetStream())
+	}
+	return ""
 }
