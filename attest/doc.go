@@ -36,5 +36,7 @@
 // (see SimulatedMeasurements), so a different binary, role or configuration gives a different hash.
 // ParseEventLog and ReplayRTMRs show which CC event log entries produced each RTMR.
 //
-// attest never imports transport: it deals in bytes and keys, not connections.
+// attest never imports transport: it deals in bytes and keys, not connections. Nor does it import
+// attest/sim: the simulator builds on attest (sim.Root.Quoter, sim.Root.TrustedRoot), as
+// go-tdx-guest's testing package builds on its verify package.
 package attest

@@ -149,10 +149,16 @@ func ReplayRTMRs(events []Event) [4][48]byte {
 	var rtmr [4][48]byte
 	for i := range events {
 		if j := events[i].RTMR(); j >= 0 {
-			rtmr[j] = sha512.Sum384(append(rtmr[j][:], events[i].Digest[:]...))
+			rtmr[j] = ExtendRTMR(rtmr[j], events[i].Digest[:])
 		}
 	}
 	return rtmr
+}
+
+// ExtendRTMR returns SHA-384(rtmr || digest): the TDX RTMR extend operation. TDX extends by a
+// 48-byte (SHA-384) digest; pass one to mirror it exactly.
+func ExtendRTMR(rtmr [48]byte, digest []byte) [48]byte {
+	return sha512.Sum384(append(rtmr[:], digest...))
 }
 
 type logReader struct {

@@ -1,7 +1,9 @@
 package attest_test
 
 import (
+	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/hex"
 	"fmt"
 	"testing"
 
@@ -10,7 +12,6 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attesttest"
-	"github.com/cocoon-network/cocoon/attest/sim"
 )
 
 func logEvents() []attest.Event {
@@ -37,7 +38,7 @@ func TestEventLogReplay(t *testing.T) {
 	var want [4][48]byte
 	for _, e := range events[:5] {
 		j := int(e.MRIndex) - 1
-		want[j] = sim.Extend(want[j], e.Digest[:])
+		want[j] = attest.ExtendRTMR(want[j], e.Digest[:])
 	}
 	assert.Equal(want, attest.ReplayRTMRs(parsed))
 }
@@ -84,4 +85,20 @@ func TestEventLogReplaysRecordedTD(t *testing.T) {
 	require.Len(t, events, 43)
 	assert.Equal(t, q.Measurements.RTMR, attest.ReplayRTMRs(events))
 	assert.NotEqual(t, [48]byte{}, q.Measurements.RTMR[2], "the kernel and its command line were measured")
+}
+
+func TestExtendRTMR(t *testing.T) {
+	assert := assert.New(t)
+	var zero [48]byte
+	d := sha256.Sum256([]byte("kernel"))
+	got := attest.ExtendRTMR(zero, d[:])
+	assert.NotEqual(zero, got)
+	assert.Equal(attest.ExtendRTMR(zero, d[:]), got, "deterministic")
+	assert.NotEqual(attest.ExtendRTMR(got, d[:]), got, "extending again changes the register")
+	// Order matters: extend(extend(0, a), b) != extend(extend(0, b), a).
+	e := sha256.Sum256([]byte("initrd"))
+	assert.NotEqual(attest.ExtendRTMR(attest.ExtendRTMR(zero, d[:]), e[:]), attest.ExtendRTMR(attest.ExtendRTMR(zero, e[:]), d[:]))
+	// Known answer, from Python: hashlib.sha384(bytes(48) + b"abc").hexdigest().
+	abc := attest.ExtendRTMR(zero, []byte("abc"))
+	assert.Equal("b1c16eb7634112b7c9d5ebd27e62a2d4528bbfcfd68b62d3afd9ecf98e0f413a84314acce78317fb69fd895155343e09", hex.EncodeToString(abc[:]))
 }

@@ -6,8 +6,6 @@ import (
 
 	tdxdata "github.com/google/go-tdx-guest/testing/testdata"
 	"github.com/stretchr/testify/require"
-
-	"github.com/cocoon-network/cocoon/attest/sim"
 )
 
 // recordedQuote is go-tdx-guest's recorded production quote without the text its authors appended
@@ -28,35 +26,4 @@ func TestParseRecordedIntelQuote(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformedQuote, "non-zero bytes after the signed data")
 	_, err = ParseQuote(append(recordedQuote(), 0, 0, 0))
 	require.NoError(t, err, "zero padding is tolerated")
-}
-
-func FuzzParseQuote(f *testing.F) {
-	f.Add(recordedQuote())
-	f.Add(bytes.Clone(tdxdata.RawQuoteV5))
-	root, err := sim.New(sim.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	q, err := root.NewQuoter(sim.Measurements{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	v5, err := q.QuoteV5([64]byte{1})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(v5)
-	for _, seed := range seedFiles(f, "quotes") {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		q, err := ParseQuote(raw)
-		if err != nil {
-			return
-		}
-		_ = q.Measurements.ImageHash()
-		if q.Root == nil {
-			t.Fatal("parsed quote without a chain root")
-		}
-	})
 }

@@ -130,7 +130,7 @@ func TestRecordedIntelQuoteRefusals(t *testing.T) {
 		},
 		"PCK chain expired": {at: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), skipCollateral: true, wantErr: attest.ErrQuoteSignature},
 		"wrong root: only the development root trusted": {
-			roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(t))}, wantErr: attest.ErrUntrustedRoot,
+			roots: []attest.TrustedRoot{attesttest.Root(t).TrustedRoot()}, wantErr: attest.ErrUntrustedRoot,
 		},
 		"wrong root: an Intel-named root with another key": {
 			roots: []attest.TrustedRoot{{Cert: otherRoot, Collateral: tdxtesting.TestGetter}}, wantErr: attest.ErrUntrustedRoot,

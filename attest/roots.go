@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"github.com/google/go-tdx-guest/verify/trust"
-
-	"github.com/cocoon-network/cocoon/attest/sim"
 )
 
 // intelRootPEM is Intel's SGX Root CA, the anchor of every genuine TDX quote. It is pinned here
@@ -23,6 +21,7 @@ type TrustedRoot struct {
 	// Collateral serves TCB info, QE identity and CRLs at the Intel PCS URLs. Nil means Intel PCS over HTTPS.
 	Collateral trust.HTTPSGetter
 	// Simulated marks the development root: a quote resting on it proves nothing about hardware.
+	// attest/sim makes such roots (sim.Root.TrustedRoot); attest only refuses them unless allowed.
 	Simulated bool
 }
 
@@ -34,9 +33,4 @@ func IntelRoot(getter trust.HTTPSGetter) TrustedRoot {
 		panic(fmt.Sprintf("embedded Intel root CA: %v", err)) // a build defect, not a runtime condition
 	}
 	return TrustedRoot{Cert: cert, Collateral: getter}
-}
-
-// SimulatedRoot is a development root of trust, with the collateral it signed.
-func SimulatedRoot(r *sim.Root) TrustedRoot {
-	return TrustedRoot{Cert: r.Certificate(), Collateral: r.Collateral(), Simulated: true}
 }

@@ -38,8 +38,8 @@ func evidence(t testing.TB, role attest.Role, q attest.Quoter) attest.Evidence {
 // quoteVersions make simulated quotes in each format the verifier takes: v4, and v5 with a TDX 1.5
 // TD report. The tests below run for both.
 var quoteVersions = map[string]func(*sim.Root, attest.Measurements) (attest.Quoter, error){
-	"v4": attest.NewSimulatedQuoter,
-	"v5": attest.NewSimulatedQuoterV5,
+	"v4": (*sim.Root).Quoter,
+	"v5": (*sim.Root).QuoterV5,
 }
 
 func forEachVersion(t *testing.T, f func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error))) {
@@ -121,7 +121,7 @@ func verifyRefusal(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) 
 	if tamper != nil {
 		tamper(&ev)
 	}
-	cfg := attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: attesttest.OpenPolicy()}
+	cfg := attest.VerifierConfig{Roots: []attest.TrustedRoot{root.TrustedRoot()}, Policy: attesttest.OpenPolicy()}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -184,7 +184,7 @@ func TestVerifyCache(t *testing.T) {
 	ev := evidence(t, attest.RoleWorker, attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker)))
 	ev.NotAfter = now.Add(2 * time.Minute)
 	v, err := attest.NewVerifier(attest.VerifierConfig{
-		Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(t))}, Policy: attesttest.OpenPolicy(),
+		Roots: []attest.TrustedRoot{attesttest.Root(t).TrustedRoot()}, Policy: attesttest.OpenPolicy(),
 		CacheTTL: 5 * time.Minute, Now: clock,
 	})
 	require.NoError(err)
@@ -303,7 +303,7 @@ func (tc tcbStatusCase) run(t *testing.T, newQuoter func(*sim.Root, attest.Measu
 	require.NoError(err)
 	p := attesttest.OpenPolicy()
 	p.AcceptTCBStatuses = tc.accept
-	v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{attest.SimulatedRoot(root)}, Policy: p})
+	v, err := attest.NewVerifier(attest.VerifierConfig{Roots: []attest.TrustedRoot{root.TrustedRoot()}, Policy: p})
 	require.NoError(err)
 	peer, err := v.Verify(evidence(t, attest.RoleWorker, q))
 	if tc.wantErr != "" {
@@ -402,7 +402,7 @@ func BenchmarkVerify(b *testing.B) {
 	ev := evidence(b, attest.RoleWorker, attesttest.Quoter(b, attesttest.Measurements(attest.RoleWorker)))
 	b.Run("simulated/first", func(b *testing.B) {
 		v, err := attest.NewVerifier(attest.VerifierConfig{
-			Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
+			Roots: []attest.TrustedRoot{attesttest.Root(b).TrustedRoot()}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
 		require.NoError(b, err)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -412,11 +412,11 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 	b.Run("simulated-v5/first", func(b *testing.B) {
-		q, err := attest.NewSimulatedQuoterV5(attesttest.Root(b), attesttest.Measurements(attest.RoleWorker))
+		q, err := attesttest.Root(b).QuoterV5(attesttest.Measurements(attest.RoleWorker))
 		require.NoError(b, err)
 		ev5 := evidence(b, attest.RoleWorker, q)
 		v, err := attest.NewVerifier(attest.VerifierConfig{
-			Roots: []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
+			Roots: []attest.TrustedRoot{attesttest.Root(b).TrustedRoot()}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
 		require.NoError(b, err)
 		b.ReportAllocs()
 		for b.Loop() {

@@ -24,7 +24,7 @@ func BenchmarkHandshake(b *testing.B) {
 			mk := func(role attest.Role) Config {
 				n := newNode(b, role)
 				v, err := attest.NewVerifier(attest.VerifierConfig{
-					Roots:  []attest.TrustedRoot{attest.SimulatedRoot(attesttest.Root(b))},
+					Roots:  []attest.TrustedRoot{attesttest.Root(b).TrustedRoot()},
 					Policy: attesttest.OpenPolicy(), CacheTTL: durationOf(ttl)})
 				require.NoError(err)
 				return Config{Identity: n.identity, Verifier: v, Log: zerolog.Nop(), PingInterval: -1}

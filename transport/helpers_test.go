@@ -35,7 +35,7 @@ func newNode(t testing.TB, role attest.Role) *node {
 // newNodeV5 is newNode on a platform with a TDX 1.5 module, whose quotes are v5.
 func newNodeV5(t testing.TB, role attest.Role) *node {
 	t.Helper()
-	q, err := attest.NewSimulatedQuoterV5(attesttest.Root(t), attesttest.Measurements(role))
+	q, err := attesttest.Root(t).QuoterV5(attesttest.Measurements(role))
 	require.NoError(t, err)
 	return nodeWith(t, role, q)
 }

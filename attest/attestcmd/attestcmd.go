@@ -60,7 +60,7 @@ func Cert(o CertOptions, stdout io.Writer) error {
 				return err
 			}
 			m = attest.SimulatedMeasurements(digest, o.Role, o.ConfigDigest)
-			if quoter, err = attest.NewSimulatedQuoter(root, m); err != nil {
+			if quoter, err = root.Quoter(m); err != nil {
 				return err
 			}
 		}

@@ -180,7 +180,7 @@ func TestInspectEventLog(t *testing.T) {
 	require.NoError(t, err)
 	m := attesttest.Measurements(attest.RoleProxy)
 	m.RTMR = attest.ReplayRTMRs(events)
-	q, err := attest.NewSimulatedQuoter(root, m)
+	q, err := root.Quoter(m)
 	require.NoError(t, err)
 	raw, err := q.Quote([64]byte{})
 	require.NoError(t, err)

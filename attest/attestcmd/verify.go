@@ -95,7 +95,7 @@ func Verify(path string, o VerifyOptions, stdout io.Writer) error {
 	// The development root is known even when not allowed, so that a simulated quote is refused as
 	// simulated rather than as signed by a stranger; the policy decides whether it passes.
 	if r, err := sim.OpenPublic(o.SimDir); err == nil {
-		roots = append(roots, attest.SimulatedRoot(r))
+		roots = append(roots, r.TrustedRoot())
 	} else if policy.AllowSimulated && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("load development root of trust: %w", err)
 	}

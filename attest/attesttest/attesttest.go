@@ -46,7 +46,7 @@ func OpenPolicy() attest.Policy {
 func Verifier(t testing.TB, p attest.Policy, extra ...attest.TrustedRoot) *attest.Verifier {
 	t.Helper()
 	v, err := attest.NewVerifier(attest.VerifierConfig{
-		Roots:  append([]attest.TrustedRoot{attest.SimulatedRoot(Root(t))}, extra...),
+		Roots:  append([]attest.TrustedRoot{Root(t).TrustedRoot()}, extra...),
 		Policy: p,
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func Measurements(role attest.Role) attest.Measurements {
 // Quoter returns a simulated quoter for m.
 func Quoter(t testing.TB, m attest.Measurements) attest.Quoter {
 	t.Helper()
-	q, err := attest.NewSimulatedQuoter(Root(t), m)
+	q, err := Root(t).Quoter(m)
 	if err != nil {
 		t.Fatalf("simulated quoter: %v", err)
 	}

@@ -93,9 +93,19 @@ func issue(s certSpec) (*x509.Certificate, error) {
 		parent, signer = tmpl, s.key
 		tmpl.AuthorityKeyId = ski // Intel's root names itself as its authority too
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &s.key.PublicKey, signer)
-	if err != nil {
-		return nil, fmt.Errorf("create %q certificate: %w", s.cn, err)
+	// Signed until the DER length is a multiple of 3, so its PEM form has no base64 padding: padding
+	// leaves unused bits that lenient decoders ignore, and every byte of a simulated quote's embedded
+	// chain should matter, as TestEveryByteIsCovered checks. ECDSA signatures vary in length by a few
+	// bytes, so a handful of attempts suffice.
+	var der []byte
+	for attempt := 0; attempt == 0 || len(der)%3 != 0; attempt++ {
+		if attempt == maxSignAttempts {
+			return nil, fmt.Errorf("create %q certificate: no unpadded encoding in %d signatures", s.cn, attempt)
+		}
+		var err error
+		if der, err = x509.CreateCertificate(rand.Reader, tmpl, parent, &s.key.PublicKey, signer); err != nil {
+			return nil, fmt.Errorf("create %q certificate: %w", s.cn, err)
+		}
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -103,6 +113,10 @@ func issue(s certSpec) (*x509.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// maxSignAttempts bounds the re-signing for an unpadded encoding; each attempt succeeds with
+// probability about one third.
+const maxSignAttempts = 64
 
 // keySet is the private half of a development root of trust.
 type keySet struct {

@@ -3,7 +3,6 @@ package sim
 import (
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
 
@@ -19,12 +18,6 @@ type Measurements struct {
 	MRConfigID, MROwner, MROwnerConfig [48]byte
 	TDAttributes                       [8]byte // bit 0 of byte 0 = DEBUG
 	XFAM                               [8]byte
-}
-
-// Extend returns SHA-384(rtmr || digest) – the TDX RTMR extend operation, for callers deriving
-// simulated measurements. TDX extends by a 48-byte (SHA-384) digest; pass one to mirror it exactly.
-func Extend(rtmr [48]byte, digest []byte) [48]byte {
-	return sha512.Sum384(append(rtmr[:], digest...))
 }
 
 // Layout constants of TDX quotes that go-tdx-guest's abi package keeps unexported.
