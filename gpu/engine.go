@@ -87,6 +87,9 @@ type Chunk struct {
 	// the client exactly the stream it asked for. When the client asked for
 	// usage itself the chunk is an ordinary one and UsageOnly is false.
 	UsageOnly bool
+	// Usage marks the final usage chunk of a stream (choices empty, usage set), whether or not the
+	// client asked for it: a relay that knows what the client asked decides from this alone.
+	Usage bool
 	// More is set when more of the answer was already read from the engine, so a relay can send
 	// this chunk together with the next ones instead of one network write each.
 	More bool

@@ -262,7 +262,7 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sin
 			usage, have = u, true
 		}
 		chunks++
-		if err := sink(Chunk{Data: data, UsageOnly: ok && noChoices && !asked, More: sr.Buffered()}); err != nil {
+		if err := sink(Chunk{Data: data, Usage: ok && noChoices, UsageOnly: ok && noChoices && !asked, More: sr.Buffered()}); err != nil {
 			return usage, fmt.Errorf("engine stream sink: %w", err)
 		}
 	}

@@ -239,8 +239,8 @@ const (
 	chunkUsage = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"test-model","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":1}}}`
 )
 
-// answerStream answers like a worker behind a proxy: head, chunks, the usage chunk the worker
-// always asked for (a usage-only frame unless the app asked for usage itself), done.
+// answerStream answers like a worker behind a proxy: head, chunks, the usage chunk (only when the
+// app asked for it: Request.IncludeUsage), done.
 func answerStream(_ *stubProxy, s *transport.Stream, req *wire.Request) {
 	sendHead(s, req)
 	if !req.GetStream() {
@@ -252,9 +252,7 @@ func answerStream(_ *stubProxy, s *transport.Stream, req *wire.Request) {
 	for _, c := range []string{chunkRole, chunkHello, chunkWorld, chunkStop} {
 		sendChunk(s, c)
 	}
-	if bytes.Contains(req.GetBody(), []byte(`"include_usage":true`)) {
-		sendChunk(s, chunkUsage)
-	} else {
+	if req.GetIncludeUsage() {
 		_ = s.SendFrame(wire.TypeUsageChunk, []byte(chunkUsage))
 	}
 	sendDone(s, 1234)

@@ -16,9 +16,6 @@ import (
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
-// usageObject marks the one chunk of a stream that carries usage; the others say "usage":null.
-var usageObject = []byte(`"usage":{`)
-
 // maxAnswerBytes bounds a non-streamed answer, which the client must hold whole before sending it.
 const maxAnswerBytes = 64 << 20
 
@@ -189,7 +186,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 		}
 	}()
 
-	req := &wire.Request{Id: x.id, Kind: x.kind, Model: x.model, Stream: x.stream, Body: x.body,
+	req := &wire.Request{Id: x.id, Kind: x.kind, Model: x.model, Stream: x.stream, IncludeUsage: x.includeUsage, Body: x.body,
 		MaxCoefficient: x.c.cfg.MaxCoefficient, TimeoutMs: uint64(max(time.Until(x.deadline).Milliseconds(), 1))}
 	if err := s.Send(req); err != nil {
 		return x.recvError(ctx, t, err)
@@ -228,7 +225,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				return errProtocol("chunk before response head"), true
 			}
 			if typ == wire.TypeUsageChunk && (!x.stream || !x.includeUsage) {
-				// The worker always asks the engine for usage, to meter it; the app sees it only if it asked.
+				// The worker passes the usage chunk on only when the app asked for it (IncludeUsage).
 				continue
 			}
 			x.started = true
@@ -247,7 +244,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			if x.sse.pending == nil {
 				x.sse.pending = s.FrameBuffered
 			}
-			if x.includeUsage && bytes.Contains(payload, usageObject) {
+			if typ == wire.TypeUsageChunk {
 				held = append([]byte(nil), payload...)
 				continue
 			}

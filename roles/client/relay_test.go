@@ -85,6 +85,8 @@ func TestUsageChunkOnlyWhenAsked(t *testing.T) {
 			require := require.New(t)
 			resp := h.post(t, "/v1/chat/completions", tc.body)
 			require.Equal(http.StatusOK, resp.StatusCode)
+			seen := stub.seen()
+			assert.Equal(tc.wantUsage, seen[len(seen)-1].GetIncludeUsage(), "the request tells the worker what the app asked")
 			events := newSSEReader(resp.Body).all(t)
 			want := []string{chunkRole, chunkHello, chunkWorld, chunkStop}
 			if !tc.wantUsage {

@@ -129,9 +129,14 @@ type reply struct {
 
 func request(t *testing.T, c *transport.Conn, body string, stream bool) (*transport.Stream, func() reply) {
 	t.Helper()
+	return send(t, c, &wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: stream, Body: []byte(body)})
+}
+
+func send(t *testing.T, c *transport.Conn, req *wire.Request) (*transport.Stream, func() reply) {
+	t.Helper()
 	s, err := c.OpenStream(context.Background())
 	require.NoError(t, err)
-	require.NoError(t, s.Send(&wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: stream, Body: []byte(body)}))
+	require.NoError(t, s.Send(req))
 	require.NoError(t, s.CloseSend())
 	return s, func() reply {
 		var r reply
@@ -165,25 +170,37 @@ func request(t *testing.T, c *transport.Conn, body string, stream bool) (*transp
 const chat = `{"model":"test-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 
 func TestServeStream(t *testing.T) {
-	eng := scripted.New(scripted.Config{Chunks: 4, Model: "test-model"})
-	t.Cleanup(eng.Close)
-	e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
-	require.NoError(t, err)
-	c := startWorker(t, newStubProxy(t), e, 4)
-	expectRegister(t, c, 4)
+	testCases := map[string]struct {
+		includeUsage bool
+		wantUsage    int
+	}{
+		"app asked for usage": {includeUsage: true, wantUsage: 1},
+		"app did not ask":     {wantUsage: 0},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			eng := scripted.New(scripted.Config{Chunks: 4, Model: "test-model"})
+			t.Cleanup(eng.Close)
+			e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
+			require.NoError(t, err)
+			c := startWorker(t, newStubProxy(t), e, 4)
+			expectRegister(t, c, 4)
 
-	_, read := request(t, c, chat, true)
-	r := read()
-	require.Nil(t, r.err)
-	require.NotNil(t, r.head)
-	assert.Equal(t, 5, r.chunks, "role chunk and four content chunks")
-	assert.Equal(t, 1, r.usage, "the usage the worker asked for travels as a usage chunk")
-	require.NotNil(t, r.done)
-	assert.Equal(t, uint64(4), r.done.GetUsage().GetCompletionTokens())
-	assert.Equal(t, uint64(scripted.DefaultPromptTokens), r.done.GetUsage().GetPromptTokens())
-	reqs := eng.Requests()
-	require.Len(t, reqs, 1)
-	assert.True(t, reqs[0].IncludeUsage(), "the worker asks the engine for usage")
+			_, read := send(t, c, &wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true,
+				IncludeUsage: tc.includeUsage, Body: []byte(chat)})
+			r := read()
+			require.Nil(t, r.err)
+			require.NotNil(t, r.head)
+			assert.Equal(t, 5, r.chunks, "role chunk and four content chunks")
+			assert.Equal(t, tc.wantUsage, r.usage, "the usage the worker asked for travels as a usage chunk, when the app asked too")
+			require.NotNil(t, r.done)
+			assert.Equal(t, uint64(4), r.done.GetUsage().GetCompletionTokens())
+			assert.Equal(t, uint64(scripted.DefaultPromptTokens), r.done.GetUsage().GetPromptTokens())
+			reqs := eng.Requests()
+			require.Len(t, reqs, 1)
+			assert.True(t, reqs[0].IncludeUsage(), "the worker asks the engine for usage")
+		})
+	}
 }
 
 func TestRefusals(t *testing.T) {

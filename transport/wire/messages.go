@@ -19,7 +19,7 @@ const (
 	TypeRequest       Type = 10
 	TypeResponseHead  Type = 11
 	TypeChunk         Type = 12 // raw bytes: one SSE data payload or a piece of a JSON answer
-	TypeUsageChunk    Type = 13 // raw bytes: the final usage-only SSE payload of a stream
+	TypeUsageChunk    Type = 13 // raw bytes: a stream's final usage SSE payload, sent by the worker only when Request.IncludeUsage is set
 	TypeDone          Type = 14
 	TypeModelsRequest Type = 15
 	TypeModelsList    Type = 16

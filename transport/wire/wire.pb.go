@@ -308,8 +308,12 @@ type Request struct {
 	Body           []byte                 `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`                                            // the OpenAI request JSON as the app sent it
 	MaxCoefficient uint32                 `protobuf:"varint,6,opt,name=max_coefficient,json=maxCoefficient,proto3" json:"max_coefficient,omitempty"` // the highest worker price coefficient the client accepts (1000 = 1.0x); 0 = any
 	TimeoutMs      uint64                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`                // how long the client waits for the whole answer; 0 = the proxy's default
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The app asked for usage at the end of its stream (stream_options.include_usage, read from the
+	// body by the client). The worker always asks the engine for it, to meter the request; it passes
+	// the engine's usage chunk on only when this is set.
+	IncludeUsage  bool `protobuf:"varint,8,opt,name=include_usage,json=includeUsage,proto3" json:"include_usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
@@ -389,6 +393,13 @@ func (x *Request) GetTimeoutMs() uint64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *Request) GetIncludeUsage() bool {
+	if x != nil {
+		return x.IncludeUsage
+	}
+	return false
 }
 
 // ResponseHead is sent before the first chunk: the answer has started.
@@ -1033,7 +1044,7 @@ const file_wire_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
 	"\vhttp_status\x18\x03 \x01(\rR\n" +
 	"httpStatus\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\"\xcd\x01\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\xf2\x01\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cocoon.wire.v1.KindR\x04kind\x12\x14\n" +
@@ -1042,7 +1053,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12'\n" +
 	"\x0fmax_coefficient\x18\x06 \x01(\rR\x0emaxCoefficient\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\"y\n" +
+	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\x12#\n" +
+	"\rinclude_usage\x18\b \x01(\bR\fincludeUsage\"y\n" +
 	"\fResponseHead\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\rR\n" +
 	"httpStatus\x12\x14\n" +
