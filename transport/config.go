@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 )
 
 // DefaultDrainBefore is Config.DrainBefore's default: longer than the default request timeout.
@@ -19,7 +20,7 @@ type Config struct {
 	// PeerRoles, when set, are the only roles accepted on the other end (a worker dials proxies only),
 	// on top of what the verifier's policy allows.
 	PeerRoles []attest.Role
-	// MaxCertValidity is the longest validity accepted on a peer certificate; zero: MaxCertValidity.
+	// MaxCertValidity is the longest validity accepted on a peer certificate; zero: ratls.MaxValidity.
 	MaxCertValidity time.Duration
 	// MaxFrameSize bounds one frame; zero: wire.DefaultMaxFrameSize.
 	MaxFrameSize int
@@ -59,7 +60,7 @@ func (c *Config) withDefaults() (Config, error) {
 		return out, errors.New("transport: config has no verifier")
 	}
 	if out.MaxCertValidity <= 0 {
-		out.MaxCertValidity = MaxCertValidity
+		out.MaxCertValidity = ratls.MaxValidity
 	}
 	if out.KeepAlive <= 0 {
 		out.KeepAlive = 10 * time.Second

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -227,7 +228,7 @@ func (c *Conn) pump() {
 
 // peerDrain is the drain window the peer announced in its Hello.
 func peerDrain(h *wire.Hello) time.Duration {
-	return time.Duration(min(h.GetDrainBeforeMs(), uint64(MaxCertValidity/time.Millisecond))) * time.Millisecond
+	return time.Duration(min(h.GetDrainBeforeMs(), uint64(ratls.MaxValidity/time.Millisecond))) * time.Millisecond
 }
 
 // newConn starts serving an attested connection. localNotAfter is when the certificate this end

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attesttest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -56,7 +57,7 @@ func TestMutualHandshake(t *testing.T) {
 			}
 			if tc.v5 {
 				c := client.identity.Certificate()
-				rc, err := ParseCertificate(c.Certificate, c.Leaf.NotBefore.Add(time.Minute), 0)
+				rc, err := ratls.ParseCertificate(c.Certificate, c.Leaf.NotBefore.Add(time.Minute), 0)
 				require.NoError(t, err)
 				q, err := attest.ParseQuote(rc.Quote)
 				require.NoError(t, err)
@@ -79,7 +80,7 @@ func TestMutualHandshake(t *testing.T) {
 type badCert func(t *testing.T, role attest.Role) tls.Certificate
 
 func quotedCert(t *testing.T, role attest.Role, m attest.Measurements, now time.Time, validity time.Duration) tls.Certificate {
-	c, err := NewCertificate(CertOptions{Key: newKey(t), Claims: attesttest.Claims(role),
+	c, err := ratls.NewCertificate(ratls.CertOptions{Key: newKey(t), Claims: attesttest.Claims(role),
 		Quoter: attesttest.Quoter(t, m), Now: now, Validity: validity})
 	require.NoError(t, err)
 	return c
@@ -90,7 +91,7 @@ func rebuild(t *testing.T, c tls.Certificate, exts ...pkix.Extension) tls.Certif
 	leaf := c.Leaf
 	var out []pkix.Extension
 	for _, e := range leaf.Extensions {
-		if e.Id.Equal(OIDQuote) || e.Id.Equal(OIDClaims) {
+		if e.Id.Equal(ratls.OIDQuote) || e.Id.Equal(ratls.OIDClaims) {
 			out = append(out, e)
 		}
 	}
@@ -106,7 +107,7 @@ func rebuild(t *testing.T, c tls.Certificate, exts ...pkix.Extension) tls.Certif
 		}
 	}
 	key := c.PrivateKey.(ed25519Private)
-	nc, err := selfSign(key, "rebuilt", time.Now(), time.Hour, out)
+	nc, err := ratls.SelfSign(key, "rebuilt", time.Now(), time.Hour, out)
 	require.NoError(t, err)
 	return nc
 }
@@ -137,8 +138,8 @@ func handshakeRefusals() map[string]struct {
 				b := quotedCert(t, role, m, time.Now(), time.Hour)
 				// a's key with b's claims and quote: b's quote is genuine but vouches for b's key.
 				return rebuild(t, a,
-					pkix.Extension{Id: OIDQuote, Critical: true, Value: extValue(b, OIDQuote)},
-					pkix.Extension{Id: OIDClaims, Critical: true, Value: extValue(b, OIDClaims)})
+					pkix.Extension{Id: ratls.OIDQuote, Critical: true, Value: extValue(b, ratls.OIDQuote)},
+					pkix.Extension{Id: ratls.OIDClaims, Critical: true, Value: extValue(b, ratls.OIDClaims)})
 			},
 			wantErr: attest.ErrKeyMismatch,
 		},
@@ -147,16 +148,16 @@ func handshakeRefusals() map[string]struct {
 				m := attesttest.Measurements(role)
 				a := quotedCert(t, role, m, time.Now(), time.Hour)
 				b := quotedCert(t, role, m, time.Now(), time.Hour)
-				return rebuild(t, a, pkix.Extension{Id: OIDQuote, Critical: true, Value: extValue(b, OIDQuote)})
+				return rebuild(t, a, pkix.Extension{Id: ratls.OIDQuote, Critical: true, Value: extValue(b, ratls.OIDQuote)})
 			},
 			wantErr: attest.ErrReportDataMismatch,
 		},
 		"flipped byte in quote body": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
 				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
-				q := append([]byte(nil), extValue(c, OIDQuote)...)
+				q := append([]byte(nil), extValue(c, ratls.OIDQuote)...)
 				q[200] ^= 0x01 // inside MRTD
-				return rebuild(t, c, pkix.Extension{Id: OIDQuote, Critical: true, Value: q})
+				return rebuild(t, c, pkix.Extension{Id: ratls.OIDQuote, Critical: true, Value: q})
 			},
 			wantErr: attest.ErrQuoteSignature,
 		},
@@ -193,14 +194,14 @@ func handshakeRefusals() map[string]struct {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
 				return quotedCert(t, role, attesttest.Measurements(role), time.Now().Add(-3*time.Hour), time.Hour)
 			},
-			wantErr: ErrCertExpired,
+			wantErr: ratls.ErrCertExpired,
 		},
 		"unknown critical extension": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
 				c := quotedCert(t, role, attesttest.Measurements(role), time.Now(), time.Hour)
 				return rebuild(t, c, pkix.Extension{Id: []int{1, 3, 6, 1, 4, 1, 64447, 1, 99}, Critical: true, Value: []byte{5, 0}})
 			},
-			wantErr: ErrUnknownCriticalExt,
+			wantErr: ratls.ErrUnknownCriticalExt,
 		},
 		"non-Ed25519 key": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
@@ -210,13 +211,13 @@ func handshakeRefusals() map[string]struct {
 				tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Minute),
 					NotAfter: time.Now().Add(time.Hour), Subject: pkix.Name{CommonName: "ecdsa"},
 					ExtraExtensions: []pkix.Extension{
-						{Id: OIDQuote, Critical: true, Value: extValue(c, OIDQuote)},
-						{Id: OIDClaims, Critical: true, Value: extValue(c, OIDClaims)}}}
+						{Id: ratls.OIDQuote, Critical: true, Value: extValue(c, ratls.OIDQuote)},
+						{Id: ratls.OIDClaims, Critical: true, Value: extValue(c, ratls.OIDClaims)}}}
 				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 				require.NoError(t, err)
 				return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 			},
-			wantErr: ErrKeyType,
+			wantErr: ratls.ErrKeyType,
 		},
 		"chain instead of self-signed": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
@@ -232,14 +233,14 @@ func handshakeRefusals() map[string]struct {
 				leaf := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "leaf"},
 					NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 					ExtraExtensions: []pkix.Extension{
-						{Id: OIDQuote, Critical: true, Value: extValue(c, OIDQuote)},
-						{Id: OIDClaims, Critical: true, Value: extValue(c, OIDClaims)}}}
+						{Id: ratls.OIDQuote, Critical: true, Value: extValue(c, ratls.OIDQuote)},
+						{Id: ratls.OIDClaims, Critical: true, Value: extValue(c, ratls.OIDClaims)}}}
 				key := c.PrivateKey.(ed25519Private)
 				leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
 				require.NoError(t, err)
 				return tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}
 			},
-			wantErr: ErrNotSelfSigned,
+			wantErr: ratls.ErrNotSelfSigned,
 		},
 	}
 }

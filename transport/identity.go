@@ -12,13 +12,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 )
 
 // IdentityConfig describes the node a certificate speaks for.
 type IdentityConfig struct {
 	Claims   attest.Claims // role, version, config digest, model…; the key and time are filled in per certificate
 	Quoter   attest.Quoter // nil for clients
-	Validity time.Duration // zero: MaxCertValidity
+	Validity time.Duration // zero: ratls.MaxValidity
 	Now      func() time.Time
 	// Key, when set, signs every certificate instead of a fresh key each time: a client's key is its
 	// wallet key, which is how a proxy knows whose deposit pays (clients have no quote to rotate).
@@ -38,7 +39,7 @@ type Identity struct {
 // NewIdentity makes the first certificate.
 func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	if cfg.Validity <= 0 {
-		cfg.Validity = MaxCertValidity
+		cfg.Validity = ratls.MaxValidity
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -69,7 +70,7 @@ func (id *Identity) Rotate() error {
 			return fmt.Errorf("generate certificate key: %w", err)
 		}
 	}
-	cert, err := NewCertificate(CertOptions{Key: key, Claims: id.cfg.Claims, Quoter: id.cfg.Quoter,
+	cert, err := ratls.NewCertificate(ratls.CertOptions{Key: key, Claims: id.cfg.Claims, Quoter: id.cfg.Quoter,
 		Validity: id.cfg.Validity, Now: id.cfg.Now()})
 	if err != nil {
 		return err
@@ -81,10 +82,10 @@ func (id *Identity) Rotate() error {
 }
 
 // renewAt is when the current certificate should be replaced: after two thirds of its life, which
-// starts when it was made (NotBefore is backdated by clockSkew).
+// starts when it was made (NotBefore is backdated by ratls.Backdate).
 func (id *Identity) renewAt() time.Time {
 	c := id.Certificate()
-	made := c.Leaf.NotBefore.Add(clockSkew)
+	made := c.Leaf.NotBefore.Add(ratls.Backdate)
 	return made.Add(c.Leaf.NotAfter.Sub(made) * 2 / 3)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -27,7 +28,7 @@ func TestUpdateTestdata(t *testing.T) {
 		n := newNode(t, role)
 		c := n.identity.Certificate()
 		write("certs", string(role)+".der", c.Certificate[0])
-		rc, err := ParseCertificate(c.Certificate, c.Leaf.NotBefore.Add(2*60e9), 0)
+		rc, err := ratls.ParseCertificate(c.Certificate, c.Leaf.NotBefore.Add(2*60e9), 0)
 		require.NoError(err)
 		write("claims", string(role)+".bin", rc.Claims)
 		if rc.Quote != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 )
 
 // peerVerifier runs inside the TLS handshake: it parses the peer's RA-TLS certificate and verifies
@@ -36,7 +37,7 @@ func newPeerVerifier(cfg *Config) *peerVerifier {
 
 // verify checks a peer certificate chain as presented in the handshake.
 func (pv *peerVerifier) verify(rawCerts [][]byte) (*attest.Peer, error) {
-	rc, err := ParseCertificate(rawCerts, pv.cfg.Now(), pv.cfg.MaxCertValidity)
+	rc, err := ratls.ParseCertificate(rawCerts, pv.cfg.Now(), pv.cfg.MaxCertValidity)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (pv *peerVerifier) park(raw []byte, p *attest.Peer, local time.Time) {
 // presented in it expires (zero if that is not known).
 func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Time, error) {
 	if len(state.PeerCertificates) != 1 {
-		return nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ErrNotSelfSigned, len(state.PeerCertificates))
+		return nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
 	}
 	k := sha256.Sum256(state.PeerCertificates[0].Raw)
 	pv.mu.Lock()

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/attest/sim"
-	"github.com/cocoon-network/cocoon/transport"
 )
 
 // CertOptions are the options of `cocoon attest cert`.
@@ -69,7 +69,7 @@ func Cert(o CertOptions, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
-	cert, err := transport.NewCertificate(transport.CertOptions{
+	cert, err := ratls.NewCertificate(ratls.CertOptions{
 		Key: key, Quoter: quoter, Validity: o.Validity,
 		Claims: attest.Claims{Role: o.Role, Version: o.Version, Model: o.Model, WeightsDigest: o.WeightsDigest, ConfigDigest: o.ConfigDigest},
 	})
@@ -90,7 +90,7 @@ func Cert(o CertOptions, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(o.Out, "key.pem"), pkcs8, 0o600); err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
-	rc, err := transport.ParseCertificate(cert.Certificate, time.Now(), o.Validity)
+	rc, err := ratls.ParseCertificate(cert.Certificate, time.Now(), o.Validity)
 	if err != nil {
 		return err
 	}
@@ -116,8 +116,8 @@ func Cert(o CertOptions, stdout io.Writer) error {
 
 // Evidence is a certificate or a bare quote read from a file.
 type Evidence struct {
-	Cert  *transport.RACert // nil for a bare quote
-	Quote *attest.Quote     // nil for a certificate without a quote
+	Cert  *ratls.Certificate // nil for a bare quote
+	Quote *attest.Quote      // nil for a certificate without a quote
 }
 
 // ReadEvidence reads a PEM or DER certificate, or a raw quote.
@@ -152,9 +152,9 @@ func ReadEvidence(path string) (*Evidence, error) {
 }
 
 // parseAnyTime parses a certificate at its own NotBefore, so structure is checked but not expiry.
-func parseAnyTime(der []byte) (*transport.RACert, error) {
-	rc, err := transport.ParseCertificate([][]byte{der}, time.Now(), 365*24*time.Hour)
-	if errors.Is(err, transport.ErrCertExpired) {
+func parseAnyTime(der []byte) (*ratls.Certificate, error) {
+	rc, err := ratls.ParseCertificate([][]byte{der}, time.Now(), 365*24*time.Hour)
+	if errors.Is(err, ratls.ErrCertExpired) {
 		return parseAtNotBefore(der)
 	}
 	return rc, err

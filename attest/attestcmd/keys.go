@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 )
 
 func marshalKey(key ed25519.PrivateKey) ([]byte, error) {
@@ -18,10 +18,10 @@ func marshalKey(key ed25519.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func parseAtNotBefore(der []byte) (*transport.RACert, error) {
+func parseAtNotBefore(der []byte) (*ratls.Certificate, error) {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
 	}
-	return transport.ParseCertificate([][]byte{der}, c.NotBefore.Add(time.Second), 365*24*time.Hour)
+	return ratls.ParseCertificate([][]byte{der}, c.NotBefore.Add(time.Second), 365*24*time.Hour)
 }

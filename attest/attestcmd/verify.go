@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/attest/sim"
-	"github.com/cocoon-network/cocoon/transport"
 )
 
 // VerifyOptions are the options of `cocoon attest verify`.
@@ -111,7 +111,7 @@ func Verify(path string, o VerifyOptions, stdout io.Writer) error {
 		rep, verr = v.Examine(ev.Quote.Raw, skip)
 	} else {
 		res.Kind = "RA-TLS certificate"
-		if _, err := transport.ParseCertificate([][]byte{ev.Cert.X509.Raw}, at, 0); err != nil {
+		if _, err := ratls.ParseCertificate([][]byte{ev.Cert.X509.Raw}, at, 0); err != nil {
 			verr = err
 		} else {
 			var p *attest.Peer

@@ -1,19 +1,25 @@
-package transport
+package ratls
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/attesttest"
 	"github.com/cocoon-network/cocoon/testdata"
 )
 
 func TestNewCertificateShape(t *testing.T) {
 	require := require.New(t)
-	n := newNode(t, attest.RoleWorker)
-	c := n.identity.Certificate()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(err)
+	c, err := NewCertificate(CertOptions{Key: key, Claims: attesttest.Claims(attest.RoleWorker),
+		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker))})
+	require.NoError(err)
 	rc, err := ParseCertificate(c.Certificate, time.Now(), 0)
 	require.NoError(err)
 	require.NotNil(rc.Quote)
@@ -21,7 +27,7 @@ func TestNewCertificateShape(t *testing.T) {
 	require.NoError(err)
 	require.Equal(attest.RoleWorker, claims.Role)
 	require.Equal([]byte(rc.Key), []byte(claims.PublicKey))
-	require.LessOrEqual(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore), MaxCertValidity+time.Minute)
+	require.LessOrEqual(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore), MaxValidity+time.Minute)
 
 	_, err = ParseCertificate(c.Certificate, time.Now(), time.Hour)
 	require.ErrorIs(err, ErrCertValidityTooLong)
