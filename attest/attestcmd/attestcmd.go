@@ -1,9 +1,3 @@
-// Package attestcmd implements the `cocoon attest` operator commands: make a simulated RA-TLS
-// certificate, inspect a certificate or quote (replaying a CC event log against its RTMRs), verify
-// one against Intel collateral and a policy (online, from a PCCS, or offline from a fetched bundle),
-// and fetch that collateral. The functions take plain options and writers and return errors; main
-// wires them to the command line. It sits beside attest rather than in it because it also reads
-// RA-TLS certificates, which are transport's.
 package attestcmd
 
 import (
