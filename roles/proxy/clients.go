@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -63,14 +64,20 @@ func (p *Proxy) serveClient(ctx context.Context, c *transport.Conn) {
 
 func (p *Proxy) serveStream(ctx context.Context, rq requester) {
 	s := rq.stream
-	m, err := s.Recv()
+	t, payload, err := s.RecvFrame()
+	if err != nil {
+		s.Cancel(wire.CodeProtocol)
+		return
+	}
+	m, err := wire.Unmarshal(t, payload)
 	if err != nil {
 		s.Cancel(wire.CodeProtocol)
 		return
 	}
 	switch m := m.(type) {
 	case *wire.Request:
-		p.relay(ctx, rq, m)
+		// Decoded once for the routing fields; the worker gets the payload as the client sent it.
+		p.relay(ctx, rq, inbound{req: m, payload: bytes.Clone(payload)})
 	case *wire.ModelsRequest:
 		_ = s.Send(&wire.ModelsList{Models: p.reg.models()})
 		_ = s.CloseSend()

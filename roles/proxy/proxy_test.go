@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attesttest"
@@ -86,6 +87,18 @@ func fakeWorker(t *testing.T, addr, model string, b behaviour) *atomic.Int64 {
 
 func fakeWorkerWith(t *testing.T, addr, model string, b behaviour, cfg transport.Config) *atomic.Int64 {
 	t.Helper()
+	return fakeWorkerRaw(t, addr, model, func(s *transport.Stream, payload []byte) {
+		m, err := wire.Unmarshal(wire.TypeRequest, payload)
+		if err != nil {
+			return
+		}
+		b(s, m.(*wire.Request))
+	}, cfg)
+}
+
+// fakeWorkerRaw is fakeWorkerWith for a behaviour that reads the request frame's payload itself.
+func fakeWorkerRaw(t *testing.T, addr, model string, b func(s *transport.Stream, payload []byte), cfg transport.Config) *atomic.Int64 {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := transport.Dial(ctx, addr, cfg)
 	require.NoError(t, err)
@@ -109,11 +122,11 @@ func fakeWorkerWith(t *testing.T, addr, model string, b behaviour, cfg transport
 			}
 			n.Add(1)
 			go func() {
-				m, err := s.Recv()
-				if err != nil {
+				typ, payload, err := s.RecvFrame()
+				if err != nil || typ != wire.TypeRequest {
 					return
 				}
-				b(s, m.(*wire.Request))
+				b(s, payload)
 			}()
 		}
 	}()
@@ -321,4 +334,47 @@ func TestDrainingWorkerAvoided(t *testing.T) {
 		}
 	}
 	require.Equal(1, drained)
+}
+
+// The worker receives the request frame exactly as the client sent it: the proxy decodes it to
+// route, never re-encodes it (field order, repeated fields and fields it does not know survive).
+func TestRequestForwardedAsSent(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	p, addr := startProxy(t)
+	seen := make(chan []byte, 1)
+	fakeWorkerRaw(t, addr, "m", func(s *transport.Stream, payload []byte) {
+		seen <- append([]byte(nil), payload...)
+		answerOK(1)(s, &wire.Request{Model: "m"})
+	}, tconfig(t, attest.RoleWorker, "m"))
+	require.Eventually(func() bool { return len(p.reg.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	// Fields out of order, model twice (the last wins), and a field from a newer protocol.
+	var sent []byte
+	sent = protowire.AppendTag(sent, 5, protowire.BytesType)
+	sent = protowire.AppendBytes(sent, []byte(`{"model":"m"}`))
+	sent = protowire.AppendTag(sent, 3, protowire.BytesType)
+	sent = protowire.AppendString(sent, "other")
+	sent = protowire.AppendTag(sent, 3, protowire.BytesType)
+	sent = protowire.AppendString(sent, "m")
+	sent = protowire.AppendTag(sent, 99, protowire.VarintType)
+	sent = protowire.AppendVarint(sent, 7)
+	sent = protowire.AppendTag(sent, 1, protowire.BytesType)
+	sent = protowire.AppendString(sent, "r")
+	c := dialClient(t, addr)
+	s, err := c.OpenStream(context.Background())
+	require.NoError(err)
+	require.NoError(s.SendFrame(wire.TypeRequest, sent))
+	require.NoError(s.CloseSend())
+	select {
+	case got := <-seen:
+		assert.Equal(sent, got)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not reach the worker")
+	}
+	for {
+		if _, _, err := s.RecvFrame(); err != nil {
+			break
+		}
+	}
 }

@@ -25,6 +25,13 @@ type requester struct {
 	account ton.AccountID
 }
 
+// inbound is a client's request: decoded once, for the fields the proxy routes and prices by, and
+// the frame payload as it arrived, which is what the worker receives.
+type inbound struct {
+	req     *wire.Request
+	payload []byte
+}
+
 // attempt outcomes.
 type outcome int
 
@@ -43,8 +50,8 @@ type result struct {
 
 // relay runs one request: choose a worker, reserve the request's maximum cost, forward, relay the
 // answer, charge what was used; fail over before the first byte, fail fast after it.
-func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
-	cs := rq.stream
+func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
+	cs, req := rq.stream, in.req
 	start := time.Now()
 	timeout := p.cfg.RequestTimeout
 	if t := time.Duration(req.GetTimeoutMs()) * time.Millisecond; t > 0 && t < timeout {
@@ -87,7 +94,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, req *wire.Request) {
 			p.stats.failed.Add(1)
 			return
 		}
-		out, r, err := p.try(rctx, cs, req, w, log)
+		out, r, err := p.try(rctx, cs, in.payload, w, log)
 		w.release()
 		if out == answered {
 			p.finish(rq, w, res, r, log)
@@ -189,8 +196,9 @@ func (p *Proxy) finish(rq requester, w *workerEntry, res *ledger.Reservation, r 
 	}
 }
 
-// try forwards the request to one worker and relays its answer up to (not including) Done.
-func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Request, w *workerEntry, log zerolog.Logger) (outcome, result, error) {
+// try forwards the request (its frame payload, as the client sent it) to one worker and relays
+// its answer up to (not including) Done.
+func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byte, w *workerEntry, log zerolog.Logger) (outcome, result, error) {
 	var r result
 	ws, err := w.conn.OpenStream(rctx)
 	if err != nil {
@@ -198,7 +206,7 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, req *wire.Reques
 	}
 	stop := context.AfterFunc(rctx, func() { ws.Cancel(wire.CodeCancelled) })
 	defer stop()
-	if err := ws.Send(req); err != nil {
+	if err := ws.SendFrame(wire.TypeRequest, reqPayload); err != nil {
 		return retry, r, err
 	}
 	_ = ws.CloseSend()
