@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cocoon-network/cocoon/gpu/scripted"
+)
+
+// Scenarios.
+const (
+	scenarioDefault        = "default"
+	scenarioLongStreams    = "long-streams"
+	scenarioManyWorkers    = "many-workers"
+	scenarioHandshakeStorm = "handshake-storm"
+)
+
+var scenarios = []string{scenarioDefault, scenarioLongStreams, scenarioManyWorkers, scenarioHandshakeStorm}
+
+// Defaults of Options, for flags and their help.
+const (
+	DefaultScenario   = scenarioDefault
+	DefaultChunks     = scripted.DefaultChunks
+	DefaultChunkBytes = scripted.DefaultChunkBytes
+	// DefaultOpenAtOnce bounds the long-streams requests being set up at the same time.
+	DefaultOpenAtOnce = 200
+)
+
+// Scenarios returns the names of the scenarios, the default first.
+func Scenarios() []string { return slices.Clone(scenarios) }
+
+// Targets the issue sets; reported, never asserted by tests.
+const (
+	targetRatio          = 0.5
+	targetAddedTTFCMs    = 2.0
+	targetStreamKiB      = 64.0
+	targetManyWorkersMiB = 200.0
+	targetHandshakesPerS = 200.0
+)
+
+var targetPeakRSSMB = map[string]float64{"proxy": 32, "worker": 26, "client": 25}
+
+// Bounds that keep every run finite whatever the flags say.
+const (
+	maxBenchDuration    = 10 * time.Minute
+	maxRequestsPerLoop  = 10_000_000
+	benchRequestTimeout = 60 * time.Second
+	setupTimeout        = 60 * time.Second
+)
+
+// Options is one run. Zero values take the scenario's defaults.
+type Options struct {
+	Scenario    string        // one of Scenarios(); "": DefaultScenario
+	Duration    time.Duration // measured window per target; 0: scenario default
+	Warmup      time.Duration // unmeasured time before each target; 0: scenario default; negative: none
+	Concurrency int           // streams, open streams, worker connections or dialers; 0: scenario default
+	Chunks      int           // engine: content chunks per answer; 0: DefaultChunks
+	ChunkBytes  int           // engine: bytes of text per chunk; 0: DefaultChunkBytes
+	ChunkDelay  time.Duration // engine: pause before each event
+	OpenAtOnce  int           // long-streams: requests set up at once; 0: DefaultOpenAtOnce
+	JSON        bool          // report as one JSON object instead of tables
+
+	// Bin is the cocoon binary the roles run as (the caller's own, so that the roles are the
+	// code being measured).
+	Bin string
+	// Version is the software version the bench's own connections announce, that of Bin.
+	Version string
+	// Progress receives progress lines; nil: none.
+	Progress io.Writer
+}
+
+// Run runs one scenario and writes its report to out. The report is written even when Run also
+// returns an error (too many failed requests, a role that died), so that the figures are never
+// lost.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	rep, err := run(ctx, o)
+	if rep != nil {
+		if werr := rep.write(out, o.JSON); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+func (o *Options) defaults() error {
+	dur, warm, conc := 10*time.Second, 2*time.Second, 30
+	switch o.Scenario {
+	case "", scenarioDefault:
+		o.Scenario = scenarioDefault
+	case scenarioLongStreams:
+		dur, warm, conc = 5*time.Second, time.Second, 5000
+	case scenarioManyWorkers:
+		dur, warm, conc = 5*time.Second, 0, 500
+	case scenarioHandshakeStorm:
+		dur, warm, conc = 10*time.Second, time.Second, 8
+	default:
+		return fmt.Errorf("bench: unknown scenario %q (want one of %s)", o.Scenario, strings.Join(scenarios, ", "))
+	}
+	if o.Duration == 0 {
+		o.Duration = dur
+	}
+	if o.Warmup == 0 {
+		o.Warmup = warm
+	}
+	o.Warmup = max(o.Warmup, 0)
+	if o.Concurrency == 0 {
+		o.Concurrency = conc
+	}
+	if o.Chunks <= 0 {
+		o.Chunks = DefaultChunks
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = DefaultChunkBytes
+	}
+	if o.OpenAtOnce <= 0 {
+		o.OpenAtOnce = DefaultOpenAtOnce
+	}
+	limit := map[string]int{scenarioDefault: 1000, scenarioLongStreams: 9000, scenarioManyWorkers: 5000, scenarioHandshakeStorm: 256}[o.Scenario]
+	switch {
+	case o.Duration < 0 || o.Duration > maxBenchDuration:
+		return fmt.Errorf("bench: --duration %s: want (0, %s]", o.Duration, maxBenchDuration)
+	case o.Warmup > maxBenchDuration:
+		return fmt.Errorf("bench: --warmup %s: at most %s", o.Warmup, maxBenchDuration)
+	case o.Concurrency < 1 || o.Concurrency > limit:
+		return fmt.Errorf("bench: --concurrency %d: want 1..%d for %s", o.Concurrency, limit, o.Scenario)
+	case o.ChunkDelay < 0 || time.Duration(o.Chunks)*o.ChunkDelay > benchRequestTimeout/2:
+		return fmt.Errorf("bench: --chunk-delay %s × %d chunks: an answer must take under %s", o.ChunkDelay, o.Chunks, benchRequestTimeout/2)
+	case o.Bin == "":
+		return errors.New("bench: no cocoon binary to run the roles with")
+	}
+	return nil
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: "+format+"\n", args...)
+	}
+}
+
+// run runs one scenario. It returns the report even when it also returns an error (too many
+// failed requests, a role that died), so that the figures are never lost.
+func run(ctx context.Context, o Options) (*report, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	// Nothing in a run may outlive this, whatever happens to a role.
+	ctx, cancel := context.WithTimeout(ctx, 2*setupTimeout+o.Warmup*3+o.Duration*3+2*benchRequestTimeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "cocoon-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	rep := &report{
+		Scenario: o.Scenario, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Concurrency: o.Concurrency,
+		Machine: machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: loadAvg()},
+	}
+	n := &network{o: &o, dir: dir, sim: filepath.Join(dir, "tdx-sim")}
+	defer n.stop()
+	switch o.Scenario {
+	case scenarioDefault:
+		err = runDefault(ctx, &o, n, rep)
+	case scenarioLongStreams:
+		err = runLongStreams(ctx, &o, n, rep)
+	case scenarioManyWorkers:
+		err = runManyWorkers(ctx, &o, n, rep)
+	case scenarioHandshakeStorm:
+		err = runHandshakeStorm(ctx, &o, n, rep)
+	}
+	for _, p := range n.procs {
+		if rs := rep.Roles[p.name]; rs != nil {
+			// The kernel updates VmHWM lazily: never report a peak below an RSS already sampled.
+			if _, hwm, err := procMem(p.pid()); err == nil {
+				rs.PeakRSSMB = max(mib(hwm), rs.LoadRSSMB, rs.OpenRSSMB)
+			}
+		}
+	}
+	if rep.Roles != nil && o.Scenario == scenarioDefault {
+		for _, name := range []string{"proxy", "worker", "client"} {
+			if rs := rep.Roles[name]; rs != nil && rs.PeakRSSMB > 0 {
+				limit := targetPeakRSSMB[name]
+				rep.check(name+" peak RSS (VmHWM)", fmt.Sprintf("< %g MB", limit), rs.PeakRSSMB, " MB", rs.PeakRSSMB < limit)
+				rep.check(name+" highest RSS under load", fmt.Sprintf("< %g MB", limit), rs.LoadRSSMB, " MB", rs.LoadRSSMB < limit)
+			}
+		}
+	}
+	rep.Machine.LoadAfter = loadAvg()
+	if rep.Machine.LoadBefore > float64(rep.Machine.CPUs)/2 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the machine was busy before the run (load %.1f on %d CPUs): figures are pessimistic",
+			rep.Machine.LoadBefore, rep.Machine.CPUs))
+	}
+	if err == nil {
+		err = n.died()
+	}
+	return rep, err
+}
+
+// startEngine serves the scripted engine in the shape the options ask for, recorded in rep.
+func startEngine(o *Options, rep *report) *scripted.Server {
+	rep.Engine = &engineShape{Chunks: o.Chunks, ChunkBytes: o.ChunkBytes, DelayMs: ms(o.ChunkDelay), UsageLine: true}
+	return scripted.New(engineConfig(o))
+}
+
+// engineConfig is the reference engine with the options' shape; it records no requests, since a
+// run sends millions.
+func engineConfig(o *Options) scripted.Config {
+	cfg := scripted.Reference()
+	cfg.Chunks, cfg.ChunkBytes, cfg.Delay, cfg.NoRecord = o.Chunks, o.ChunkBytes, o.ChunkDelay, true
+	return cfg
+}
+
+// chatRequestBody is an OpenAI SDK's streamed chat request, asking for usage as vLLM needs.
+func chatRequestBody() []byte {
+	return fmt.Appendf(nil, `{"model":%q,"stream":true,"stream_options":{"include_usage":true},`+
+		`"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is remote attestation?"}]}`,
+		scripted.DefaultModel)
+}
