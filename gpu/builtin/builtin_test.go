@@ -17,6 +17,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/builtin"
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 func TestMain(m *testing.M) {
@@ -34,7 +35,7 @@ func ctxT(t *testing.T) context.Context {
 type result struct {
 	chunks    []string
 	usageOnly []bool
-	usage     gpu.Usage
+	usage     settle.Usage
 }
 
 func do(t *testing.T, e *builtin.Engine, kind gpu.Kind, body string, stream bool) result {
@@ -71,9 +72,9 @@ type object struct {
 	Model   string   `json:"model"`
 	Choices []choice `json:"choices"`
 	Usage   *struct {
-		PromptTokens     int64 `json:"prompt_tokens"`
-		CompletionTokens int64 `json:"completion_tokens"`
-		TotalTokens      int64 `json:"total_tokens"`
+		PromptTokens     uint64 `json:"prompt_tokens"`
+		CompletionTokens uint64 `json:"completion_tokens"`
+		TotalTokens      uint64 `json:"total_tokens"`
 	} `json:"usage"`
 }
 
