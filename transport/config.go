@@ -32,10 +32,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxStreams is how many request streams a peer may have open at once; zero: 10000.
 	MaxStreams int64
-	// PingInterval is how often a connection pings its peer on the control stream; zero: 1s;
-	// negative: never. A peer that does not answer within PingTimeout (zero: 3s) is taken for dead
-	// and the connection is closed, failing its streams at once: a killed process sends no close,
-	// and QUIC alone would notice only at the idle timeout.
+	// PingInterval is how often a connection pings its peer on the control stream; zero:
+	// DefaultPingInterval; negative: never. A peer that does not answer within PingTimeout (zero:
+	// DefaultPingTimeout) is taken for dead and the connection is closed, failing its streams at
+	// once: a killed process sends no close, and QUIC alone would notice only at the idle timeout.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
 	// DrainBefore is how long before a connection ends (when the earlier of the two certificates
@@ -75,10 +75,10 @@ func (c *Config) withDefaults() (Config, error) {
 		out.MaxStreams = 10000
 	}
 	if out.PingInterval == 0 {
-		out.PingInterval = time.Second
+		out.PingInterval = DefaultPingInterval
 	}
 	if out.PingTimeout <= 0 {
-		out.PingTimeout = 3 * time.Second
+		out.PingTimeout = DefaultPingTimeout
 	}
 	if out.Now == nil {
 		out.Now = time.Now

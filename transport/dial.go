@@ -1,0 +1,57 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// Dial connects to a listener, verifying it during the handshake. It returns once the listener has
+// verified this node too (its Hello arrived), so a returned Conn is attested in both directions.
+func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pv := newPeerVerifier(&c)
+	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
+	var served atomic.Pointer[tls.Certificate]
+	tlsConf := clientTLS(&c, pv, &served, func(err error) { rejected.Store(&err) })
+	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
+	if err != nil {
+		if rejected := rejected.Load(); rejected != nil {
+			return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, *rejected)
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	peer, _, err := pv.pickUp(qc.ConnectionState().TLS)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
+		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
+	}
+	var local time.Time // the listener always asks for our certificate, so served is set
+	if cert := served.Load(); cert != nil && cert.Leaf != nil {
+		local = cert.Leaf.NotAfter
+	}
+	s, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeInternal, "")
+		return nil, fmt.Errorf("dial %s: open control stream: %w", addr, err)
+	}
+	ctrl := newStream(s, c.MaxFrameSize)
+	h, err := hello(ctx, ctrl, &c, true)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "hello failed")
+		if cause := context.Cause(qc.Context()); cause != nil {
+			return nil, fmt.Errorf("dial %s: %w (connection: %v)", addr, err, cause)
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return newConn(qc, peer, ctrl, &c, local, peerDrain(h)), nil
+}

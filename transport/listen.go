@@ -1,0 +1,153 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/cocoon-network/cocoon/transport/wire"
+)
+
+// Listener accepts attested connections.
+type Listener struct {
+	tr       *quic.Transport
+	ql       *quic.Listener
+	cfg      Config
+	pv       *peerVerifier
+	accepted chan *Conn
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	// OnReject, when set before the first connection, sees every refused peer (for tests and metrics).
+	onReject func(remote string, err error)
+}
+
+// ListenOption adjusts a Listener.
+type ListenOption func(*Listener)
+
+// WithRejectHook calls f for every peer refused during the handshake.
+func WithRejectHook(f func(remote string, err error)) ListenOption {
+	return func(l *Listener) { l.onReject = f }
+}
+
+// Listen listens for attested connections on a UDP address ("127.0.0.1:0" picks a port).
+func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{cfg: c, accepted: make(chan *Conn, 64)}
+	for _, o := range opts {
+		o(l)
+	}
+	l.pv = newPeerVerifier(&l.cfg)
+	reject := func(remote string, err error) {
+		l.cfg.Log.Warn().Str("peer", remote).Err(err).Msg("refused peer at handshake")
+		if l.onReject != nil {
+			l.onReject(remote, err)
+		}
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	// Our own transport, so that Close ends every connection and goroutine the listener started.
+	l.tr = &quic.Transport{Conn: udp}
+	ql, err := l.tr.Listen(serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig())
+	if err != nil {
+		_ = udp.Close()
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	l.ql = ql
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
+
+// Accept returns the next connection that completed the handshake and the Hello exchange.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c, ok := <-l.accepted:
+		if !ok {
+			return nil, ErrClosed
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops listening and closes every connection the listener accepted.
+func (l *Listener) Close() error {
+	l.cancel()
+	err := l.ql.Close()
+	l.wg.Wait()
+	for c := range l.accepted {
+		_ = c.Close(wire.CodeShutdown, "listener closed")
+	}
+	_ = l.tr.Close()
+	_ = l.tr.Conn.Close()
+	return err
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	defer close(l.accepted)
+	var hs sync.WaitGroup
+	defer hs.Wait()
+	for {
+		qc, err := l.ql.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		hs.Add(1)
+		go func() {
+			defer hs.Done()
+			c, err := l.handshake(qc)
+			if err != nil {
+				l.cfg.Log.Debug().Str("peer", qc.RemoteAddr().String()).Err(err).Msg("connection setup failed")
+				return
+			}
+			select {
+			case l.accepted <- c:
+			case <-l.ctx.Done():
+				_ = qc.CloseWithError(wire.CodeShutdown, "listener closed")
+			}
+		}()
+	}
+}
+
+func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
+	peer, local, err := l.pv.pickUp(qc.ConnectionState().TLS)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	defer cancel()
+	s, err := qc.AcceptStream(ctx)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeProtocol, "no control stream")
+		return nil, fmt.Errorf("accept control stream: %w", err)
+	}
+	ctrl := newStream(s, l.cfg.MaxFrameSize)
+	h, err := hello(ctx, ctrl, &l.cfg, false)
+	if err != nil {
+		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
+		return nil, err
+	}
+	// local is zero only if the handshake outlived its parked entry; the connection then ends,
+	// on this side, with the peer's certificate, and the peer still closes it when ours expires.
+	return newConn(qc, peer, ctrl, &l.cfg, local, peerDrain(h)), nil
+}
