@@ -56,22 +56,9 @@ func decodeRequest(body []byte) (apiRequest, error) {
 	}
 	body = bytes.TrimSpace(body) // keeps the walk within the value
 	var model, maxTokens, maxCompletionTokens, n, stream, streamOptions []byte
-	err := members(body, func(k, v []byte) error {
-		for _, f := range []struct {
-			key string
-			dst *[]byte
-		}{
-			{"model", &model}, {"messages", &req.messages}, {"prompt", &req.prompt},
-			{"max_tokens", &maxTokens}, {"max_completion_tokens", &maxCompletionTokens}, {"n", &n},
-			{"stream", &stream}, {"stream_options", &streamOptions},
-		} {
-			if keyIs(k, f.key) {
-				*f.dst = v
-				return nil
-			}
-		}
-		return nil
-	})
+	err := pick(body, field{"model", &model}, field{"messages", &req.messages}, field{"prompt", &req.prompt},
+		field{"max_tokens", &maxTokens}, field{"max_completion_tokens", &maxCompletionTokens}, field{"n", &n},
+		field{"stream", &stream}, field{"stream_options", &streamOptions})
 	if err != nil {
 		return req, err
 	}
@@ -98,14 +85,11 @@ func decodeRequest(body []byte) (apiRequest, error) {
 		}
 	}
 	if streamOptions != nil {
-		err := members(streamOptions, func(k, v []byte) error {
-			if !keyIs(k, "include_usage") {
-				return nil
-			}
-			var err error
-			req.includeUsage, err = boolValue(v)
-			return err
-		})
+		var iu []byte
+		err := pick(streamOptions, field{"include_usage", &iu})
+		if err == nil {
+			req.includeUsage, err = boolValue(iu)
+		}
 		if err != nil {
 			return req, fmt.Errorf("stream_options: %w", err)
 		}
@@ -127,16 +111,7 @@ func decodeRequest(body []byte) (apiRequest, error) {
 func eachMessage(messages []byte, f func(role, content []byte) error) error {
 	return elements(messages, func(m []byte) error {
 		var role, content []byte
-		err := members(m, func(k, v []byte) error {
-			switch {
-			case keyIs(k, "role"):
-				role = v
-			case keyIs(k, "content"):
-				content = v
-			}
-			return nil
-		})
-		if err != nil {
+		if err := pick(m, field{"role", &role}, field{"content", &content}); err != nil {
 			return err
 		}
 		return f(role, content)
@@ -245,16 +220,7 @@ func contentText(raw []byte) (string, bool) {
 	var out []byte
 	err := elements(raw, func(part []byte) error {
 		var typ, text []byte
-		err := members(part, func(k, v []byte) error {
-			switch {
-			case keyIs(k, "type"):
-				typ = v
-			case keyIs(k, "text"):
-				text = v
-			}
-			return nil
-		})
-		if err != nil {
+		if err := pick(part, field{"type", &typ}, field{"text", &text}); err != nil {
 			return err
 		}
 		t, err := stringValue(typ)

@@ -79,6 +79,26 @@ func members(v []byte, f func(key, val []byte) error) error {
 	})
 }
 
+// field asks pick for the value of one key.
+type field struct {
+	key string
+	val *[]byte
+}
+
+// pick sets each field's val to its key's value in v, an object or null; a key that repeats
+// keeps its last value, as in Python's json. A key not present leaves val as it is.
+func pick(v []byte, fields ...field) error {
+	return members(v, func(k, val []byte) error {
+		for _, f := range fields {
+			if keyIs(k, f.key) {
+				*f.val = val
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
 // elements calls f with each element of v, an array or null.
 func elements(v []byte, f func(val []byte) error) error {
 	if isNull(v) {
