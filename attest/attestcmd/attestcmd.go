@@ -33,8 +33,8 @@ type CertOptions struct {
 	ConfigDigest  [32]byte
 }
 
-// Cert writes a PEM certificate and its key to o.Out and prints the image hash.
-func Cert(o CertOptions, stdout io.Writer) error {
+// runCert writes a PEM certificate and its key to o.Out and prints the image hash.
+func runCert(o CertOptions, stdout io.Writer) error {
 	var quoter attest.Quoter
 	var m attest.Measurements
 	if o.Role != attest.RoleClient {
@@ -161,9 +161,9 @@ type InspectOptions struct {
 	EventLog string
 }
 
-// Inspect prints what a certificate or quote says about itself, without judging it. Given an
+// runInspect prints what a certificate or quote says about itself, without judging it. Given an
 // event log, it also shows which events produced each RTMR and whether the replay matches.
-func Inspect(path string, o InspectOptions, stdout io.Writer) error {
+func runInspect(path string, o InspectOptions, stdout io.Writer) error {
 	simDir := o.SimDir
 	ev, err := ReadEvidence(path)
 	if err != nil {

@@ -66,9 +66,9 @@ func TestVerifyRecordedIntelQuote(t *testing.T) {
 	quote := intelQuoteFile(t)
 	fetched := filepath.Join(t.TempDir(), "bundle")
 	var out bytes.Buffer
-	require.NoError(t, CollateralFetch(CollateralFetchOptions{Quote: quote, Out: fetched, URL: srv.URL}, &out))
+	require.NoError(t, runCollateralFetch(CollateralFetchOptions{Quote: quote, Out: fetched, URL: srv.URL}, &out))
 	bundle := filepath.Join(t.TempDir(), "bundle.json")
-	require.NoError(t, CollateralFetch(CollateralFetchOptions{FMSPC: "50806F000000", Out: bundle, URL: srv.URL}, &out))
+	require.NoError(t, runCollateralFetch(CollateralFetchOptions{FMSPC: "50806F000000", Out: bundle, URL: srv.URL}, &out))
 	assert.Contains(t, out.String(), "skipped  https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=processor")
 
 	testCases := map[string]struct {
@@ -116,7 +116,7 @@ func TestVerifyRecordedIntelQuote(t *testing.T) {
 			}
 			o.SimDir, o.CacheDir = t.TempDir(), t.TempDir()
 			var out bytes.Buffer
-			err := Verify(quote, o, &out)
+			err := runVerify(quote, o, &out)
 			if tc.wantErr != nil {
 				require.ErrorIs(err, tc.wantErr)
 			} else {
@@ -128,7 +128,7 @@ func TestVerifyRecordedIntelQuote(t *testing.T) {
 
 			o.JSON = true
 			out.Reset()
-			_ = Verify(quote, o, &out)
+			_ = runVerify(quote, o, &out)
 			var res map[string]any
 			require.NoError(json.Unmarshal(out.Bytes(), &res), out.String())
 			assert.Equal(tc.wantErr == nil, res["ok"])
@@ -142,7 +142,7 @@ func TestVerifySimulatedCertificate(t *testing.T) {
 	simDir := filepath.Join(t.TempDir(), "sim")
 	certDir := t.TempDir()
 	var out bytes.Buffer
-	require.NoError(t, Cert(CertOptions{Simulated: true, SimDir: simDir, Role: attest.RoleWorker, Out: certDir, Version: "test"}, &out))
+	require.NoError(t, runCert(CertOptions{Simulated: true, SimDir: simDir, Role: attest.RoleWorker, Out: certDir, Version: "test"}, &out))
 	cert := filepath.Join(certDir, "cert.pem")
 
 	testCases := map[string]struct {
@@ -156,7 +156,7 @@ func TestVerifySimulatedCertificate(t *testing.T) {
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := Verify(cert, VerifyOptions{AllowSimulated: tc.allow, SimDir: simDir, CacheDir: t.TempDir()}, &out)
+			err := runVerify(cert, VerifyOptions{AllowSimulated: tc.allow, SimDir: simDir, CacheDir: t.TempDir()}, &out)
 			if tc.wantErr != nil {
 				require.ErrorIs(t, err, tc.wantErr)
 			} else {
@@ -205,7 +205,7 @@ func TestInspectEventLog(t *testing.T) {
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := Inspect(quote, InspectOptions{SimDir: t.TempDir(), EventLog: tc.log}, &out)
+			err := runInspect(quote, InspectOptions{SimDir: t.TempDir(), EventLog: tc.log}, &out)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 			} else {
@@ -230,7 +230,7 @@ func TestCollateralFetchArguments(t *testing.T) {
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
-			require.ErrorContains(t, CollateralFetch(tc.opts, &bytes.Buffer{}), tc.wantErr)
+			require.ErrorContains(t, runCollateralFetch(tc.opts, &bytes.Buffer{}), tc.wantErr)
 		})
 	}
 }
@@ -248,7 +248,7 @@ func TestRecordedTDs(t *testing.T) {
 	cos, ccel, v5 := write("cos.dat", rawQuote), write("ccel.bin", rawLog), write("v5.dat", tdxdata.RawQuoteV5)
 
 	var out bytes.Buffer
-	require.NoError(t, Inspect(cos, InspectOptions{SimDir: t.TempDir(), EventLog: ccel}, &out))
+	require.NoError(t, runInspect(cos, InspectOptions{SimDir: t.TempDir(), EventLog: ccel}, &out))
 	for _, w := range []string{"43 events", "RTMR0          replay matches", "RTMR1          replay matches",
 		"RTMR2          replay matches", "EV_EFI_BOOT_SERVICES_APPLICATION"} {
 		assert.Contains(t, out.String(), w)
@@ -256,7 +256,7 @@ func TestRecordedTDs(t *testing.T) {
 
 	// The v5 quote names its platform (FMSPC 90c06f000000) for an offline bundle like a v4 quote.
 	out.Reset()
-	require.NoError(t, CollateralFetch(CollateralFetchOptions{Quote: v5, Out: filepath.Join(dir, "bundle"), URL: newPCCS(t).URL}, &out))
+	require.NoError(t, runCollateralFetch(CollateralFetchOptions{Quote: v5, Out: filepath.Join(dir, "bundle"), URL: newPCCS(t).URL}, &out))
 	assert.Contains(t, out.String(), "tcb?fmspc=90c06f000000")
 
 	testCases := map[string]struct {
@@ -274,7 +274,7 @@ func TestRecordedTDs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			o := VerifyOptions{Offline: true, At: tc.at, SimDir: t.TempDir(), CacheDir: t.TempDir()}
-			require.NoError(t, Verify(tc.quote, o, &out))
+			require.NoError(t, runVerify(tc.quote, o, &out))
 			for _, w := range append(tc.wantText, "PCK chain       verified", "root of trust   Intel SGX Root CA",
 				"result          OK (signature chain only: collateral not checked)") {
 				assert.Contains(t, out.String(), w)

@@ -23,9 +23,9 @@ type CollateralFetchOptions struct {
 	URL string // PCCS or PCS base URL; "" means Intel PCS
 }
 
-// CollateralFetch fetches the collateral a platform's quotes are verified against, for verifying
+// runCollateralFetch fetches the collateral a platform's quotes are verified against, for verifying
 // offline later.
-func CollateralFetch(o CollateralFetchOptions, stdout io.Writer) error {
+func runCollateralFetch(o CollateralFetchOptions, stdout io.Writer) error {
 	if (o.Quote == "") == (o.FMSPC == "") {
 		return errors.New("collateral fetch: give --quote FILE or --fmspc HEX")
 	}

@@ -35,7 +35,7 @@ func Command(version string) *cli.Command {
 					if err != nil {
 						return err
 					}
-					return Cert(CertOptions{
+					return runCert(CertOptions{
 						Simulated: c.Bool("sim"), SimDir: c.String("sim-dir"), Role: role, Out: c.String("out"),
 						Validity: c.Duration("validity"), Version: version,
 						Model: c.String("model"), WeightsDigest: c.String("weights-digest"),
@@ -52,7 +52,7 @@ func Command(version string) *cli.Command {
 					if c.NArg() != 1 {
 						return cli.Exit("attest inspect: want one FILE", 2)
 					}
-					return Inspect(c.Args().First(), InspectOptions{SimDir: c.String("sim-dir"), EventLog: c.String("event-log")}, c.App.Writer)
+					return runInspect(c.Args().First(), InspectOptions{SimDir: c.String("sim-dir"), EventLog: c.String("event-log")}, c.App.Writer)
 				},
 			},
 			{
@@ -84,7 +84,7 @@ func Command(version string) *cli.Command {
 						}
 						o.Policy = &pol
 					}
-					if err := Verify(c.Args().First(), o, c.App.Writer); err != nil {
+					if err := runVerify(c.Args().First(), o, c.App.Writer); err != nil {
 						return fmt.Errorf("attest verify: %w", err)
 					}
 					return nil
@@ -104,7 +104,7 @@ func Command(version string) *cli.Command {
 						&cli.StringFlag{Name: "collateral", Usage: "PCCS or PCS base URL (default: Intel PCS)"},
 					},
 					Action: func(c *cli.Context) error {
-						return CollateralFetch(CollateralFetchOptions{Quote: c.String("quote"), FMSPC: c.String("fmspc"),
+						return runCollateralFetch(CollateralFetchOptions{Quote: c.String("quote"), FMSPC: c.String("fmspc"),
 							Out: c.String("out"), URL: c.String("collateral")}, c.App.Writer)
 					},
 				}},

@@ -66,10 +66,10 @@ type verifyResult struct {
 	coll                 *attest.CollateralReport
 }
 
-// Verify verifies a certificate or quote and prints what it found; it returns nil only when
+// runVerify verifies a certificate or quote and prints what it found; it returns nil only when
 // everything required passed. Offline without collateral it checks the signature chain only,
 // says so, and passes if the chain is good.
-func Verify(path string, o VerifyOptions, stdout io.Writer) error {
+func runVerify(path string, o VerifyOptions, stdout io.Writer) error {
 	ev, err := ReadEvidence(path)
 	if err != nil {
 		return err
