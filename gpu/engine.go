@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 // Kind is the OpenAI endpoint a request is for.
@@ -65,16 +67,6 @@ type Request struct {
 	Stream bool
 }
 
-// Usage is the token usage of one request, as the engine reports it.
-// CachedTokens is a part of PromptTokens and ReasoningTokens a part of
-// CompletionTokens, as in the OpenAI usage object.
-type Usage struct {
-	PromptTokens     int64
-	CachedTokens     int64
-	CompletionTokens int64
-	ReasoningTokens  int64
-}
-
 // Chunk is one SSE `data:` payload (streaming) or the whole JSON body
 // (non-streaming). The stream's final "[DONE]" is not a chunk: Do returning
 // without error means the stream ended with it, and a relay adds it back.
@@ -101,10 +93,10 @@ type Sink func(Chunk) error
 // Engine runs inference requests.
 type Engine interface {
 	// Do runs one request, calling sink for each chunk as the engine produces
-	// it, and returns the usage. It stops the engine request when ctx is
+	// it, and returns the usage as the engine reported it. It stops the engine request when ctx is
 	// cancelled or sink returns an error. The usage is returned as far as it
 	// is known even when err is not nil.
-	Do(ctx context.Context, req Request, sink Sink) (Usage, error)
+	Do(ctx context.Context, req Request, sink Sink) (settle.Usage, error)
 	// Health reports whether the engine answers (used to register and
 	// unregister the worker).
 	Health(ctx context.Context) error

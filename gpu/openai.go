@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 // HTTPConfig configures an [HTTPEngine]. Zero values take the defaults below.
@@ -160,23 +162,23 @@ func (e *HTTPEngine) Close() {
 // not a JSON object; ErrTruncated when the stream breaks off; ErrNoUsage;
 // ErrEventTooLarge; ErrStalled; the context's error when ctx ends; the
 // sink's error, wrapped.
-func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (Usage, error) {
+func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usage, error) {
 	path := req.Kind.Path()
 	if path == "" {
-		return Usage{}, fmt.Errorf("engine request: unknown kind %v", req.Kind)
+		return settle.Usage{}, fmt.Errorf("engine request: unknown kind %v", req.Kind)
 	}
 	body, asked := req.Body, false
 	if req.Stream {
 		var err error
 		if body, asked, err = withIncludeUsage(req.Body); err != nil {
-			return Usage{}, fmt.Errorf("prepare engine request: %w", err)
+			return settle.Usage{}, fmt.Errorf("prepare engine request: %w", err)
 		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, e.base+path, bytes.NewReader(body))
 	if err != nil {
-		return Usage{}, fmt.Errorf("engine request: %w", err)
+		return settle.Usage{}, fmt.Errorf("engine request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	if req.Stream {
@@ -189,12 +191,12 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (Usage, err
 	}
 	resp, err := e.client.Do(hreq)
 	if err != nil {
-		return Usage{}, fmt.Errorf("engine request %s: %w", req.Kind, err)
+		return settle.Usage{}, fmt.Errorf("engine request %s: %w", req.Kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, int64(e.cfg.MaxErrorBody)))
-		return Usage{}, &HTTPError{Status: resp.StatusCode, Body: b}
+		return settle.Usage{}, &HTTPError{Status: resp.StatusCode, Body: b}
 	}
 	if !req.Stream {
 		return e.whole(resp.Body, sink)
@@ -220,7 +222,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (Usage, err
 	return u, nil
 }
 
-func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sink Sink) (Usage, error) {
+func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sink Sink) (settle.Usage, error) {
 	sr, _ := e.readers.Get().(*SSEReader)
 	if sr == nil {
 		sr = NewSSEReader(body, e.cfg.MaxEventSize)
@@ -232,7 +234,7 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sin
 		e.readers.Put(sr)
 	}()
 	var (
-		usage  Usage
+		usage  settle.Usage
 		have   bool
 		chunks int
 	)
@@ -272,20 +274,20 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sin
 	return usage, nil
 }
 
-func (e *HTTPEngine) whole(body io.Reader, sink Sink) (Usage, error) {
+func (e *HTTPEngine) whole(body io.Reader, sink Sink) (settle.Usage, error) {
 	b, err := io.ReadAll(io.LimitReader(body, int64(e.cfg.MaxBodySize)+1))
 	if err != nil {
-		return Usage{}, fmt.Errorf("read engine answer: %w: %w", ErrTruncated, err)
+		return settle.Usage{}, fmt.Errorf("read engine answer: %w: %w", ErrTruncated, err)
 	}
 	if len(b) > e.cfg.MaxBodySize {
-		return Usage{}, fmt.Errorf("read engine answer: larger than %d bytes", e.cfg.MaxBodySize)
+		return settle.Usage{}, fmt.Errorf("read engine answer: larger than %d bytes", e.cfg.MaxBodySize)
 	}
 	u, ok, _, err := parseUsage(b)
 	if err != nil {
-		return Usage{}, fmt.Errorf("read engine answer: %w", err)
+		return settle.Usage{}, fmt.Errorf("read engine answer: %w", err)
 	}
 	if !ok {
-		return Usage{}, fmt.Errorf("read engine answer of %d bytes: %w", len(b), ErrNoUsage)
+		return settle.Usage{}, fmt.Errorf("read engine answer of %d bytes: %w", len(b), ErrNoUsage)
 	}
 	if err := sink(Chunk{Data: b}); err != nil {
 		return u, fmt.Errorf("engine answer sink: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/builtin"
 	"github.com/cocoon-network/cocoon/gpu/scripted"
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 // testTimeout bounds every wait in these tests, so a bug fails a test
@@ -78,7 +79,7 @@ func TestHTTPEngineStream(t *testing.T) {
 		kind          gpu.Kind
 		body          string
 		wantChunks    int
-		wantUsage     gpu.Usage
+		wantUsage     settle.Usage
 		wantUsageOnly bool
 	}{
 		"chat, usage injected": {
@@ -86,7 +87,7 @@ func TestHTTPEngineStream(t *testing.T) {
 			kind:          gpu.KindChat,
 			body:          chatBody,
 			wantChunks:    1 + 50 + 1,
-			wantUsage:     gpu.Usage{PromptTokens: 16, CompletionTokens: 50},
+			wantUsage:     settle.Usage{PromptTokens: 16, CompletionTokens: 50},
 			wantUsageOnly: true,
 		},
 		"chat, client asked for usage": {
@@ -94,14 +95,14 @@ func TestHTTPEngineStream(t *testing.T) {
 			kind:       gpu.KindChat,
 			body:       `{"messages":[],"stream":true,"stream_options":{"include_usage":true}}`,
 			wantChunks: 1 + 3 + 1,
-			wantUsage:  gpu.Usage{PromptTokens: 16, CompletionTokens: 3},
+			wantUsage:  settle.Usage{PromptTokens: 16, CompletionTokens: 3},
 		},
 		"completion with cached and reasoning tokens": {
 			cfg:           scripted.Config{Chunks: 5, PromptTokens: 100, CachedTokens: 64, ReasoningTokens: 2},
 			kind:          gpu.KindCompletion,
 			body:          `{"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":false}}`,
 			wantChunks:    5 + 1,
-			wantUsage:     gpu.Usage{PromptTokens: 100, CachedTokens: 64, CompletionTokens: 5, ReasoningTokens: 2},
+			wantUsage:     settle.Usage{PromptTokens: 100, CachedTokens: 64, CompletionTokens: 5, ReasoningTokens: 2},
 			wantUsageOnly: true,
 		},
 	}
@@ -160,7 +161,7 @@ func TestHTTPEngineStreamsChunkByChunk(t *testing.T) {
 	u, err := eng.Do(ctx, gpu.Request{Kind: gpu.KindChat, Body: []byte(chatBody), Stream: true}, c.sink)
 	require.NoError(err, "the sink never saw chunk 1 before the engine sent chunk 2")
 	assert.Len(c.chunks, 1+3+1)
-	assert.Equal(int64(3), u.CompletionTokens)
+	assert.Equal(uint64(3), u.CompletionTokens)
 }
 
 func TestHTTPEnginePassThrough(t *testing.T) {
@@ -187,18 +188,18 @@ func TestHTTPEngineWhole(t *testing.T) {
 	testCases := map[string]struct {
 		cfg       scripted.Config
 		kind      gpu.Kind
-		wantUsage gpu.Usage
+		wantUsage settle.Usage
 		wantErr   error
 	}{
 		"chat": {
 			cfg:       scripted.Config{Chunks: 4, PromptTokens: 10, CachedTokens: 3, ReasoningTokens: 1},
 			kind:      gpu.KindChat,
-			wantUsage: gpu.Usage{PromptTokens: 10, CachedTokens: 3, CompletionTokens: 4, ReasoningTokens: 1},
+			wantUsage: settle.Usage{PromptTokens: 10, CachedTokens: 3, CompletionTokens: 4, ReasoningTokens: 1},
 		},
 		"completion": {
 			cfg:       scripted.Config{Chunks: 2},
 			kind:      gpu.KindCompletion,
-			wantUsage: gpu.Usage{PromptTokens: 16, CompletionTokens: 2},
+			wantUsage: settle.Usage{PromptTokens: 16, CompletionTokens: 2},
 		},
 		"no usage is withheld": {
 			cfg:     scripted.Config{NoUsage: true},
@@ -238,7 +239,7 @@ func TestHTTPEngineErrors(t *testing.T) {
 		sinkErr    error
 		wantErr    error
 		wantStatus int
-		wantUsage  gpu.Usage
+		wantUsage  settle.Usage
 		wantChunks int
 	}{
 		"engine error status": {
@@ -261,7 +262,7 @@ func TestHTTPEngineErrors(t *testing.T) {
 			stream:     true,
 			wantErr:    gpu.ErrTruncated,
 			wantChunks: 4,
-			wantUsage:  gpu.Usage{PromptTokens: 16, CompletionTokens: 2},
+			wantUsage:  settle.Usage{PromptTokens: 16, CompletionTokens: 2},
 		},
 		"no usage": {
 			cfg:        scripted.Config{Chunks: 2, NoUsage: true},

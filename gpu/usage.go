@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 var usageKey = []byte(`"usage"`)
@@ -36,7 +38,7 @@ func (c *choicesEmpty) UnmarshalJSON(b []byte) error {
 // UsageOf extracts the token usage from an OpenAI response body or stream
 // chunk. ok is false when the object has no usage (absent or null).
 // Negative counts are an error: they cannot be metered honestly.
-func UsageOf(data []byte) (u Usage, ok bool, err error) {
+func UsageOf(data []byte) (u settle.Usage, ok bool, err error) {
 	u, ok, _, err = parseUsage(data)
 	return u, ok, err
 }
@@ -47,37 +49,37 @@ func UsageOf(data []byte) (u Usage, ok bool, err error) {
 // Keys are matched exactly, as the engines' and OpenAI clients' JSON parsers
 // do (encoding/json alone would also take "Usage"), and the last of duplicate
 // keys wins.
-func parseUsage(data []byte) (u Usage, ok, noChoices bool, err error) {
+func parseUsage(data []byte) (u settle.Usage, ok, noChoices bool, err error) {
 	if !bytes.Contains(data, usageKey) {
 		// Fast path for the ordinary chunks of a stream.
-		return Usage{}, false, false, nil
+		return settle.Usage{}, false, false, nil
 	}
 	usage, choices, scanned := scanTop(data)
 	if !scanned {
 		// Escaped keys, very deep nesting or malformed JSON: decode properly.
 		var top map[string]json.RawMessage
 		if err := json.Unmarshal(data, &top); err != nil {
-			return Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
+			return settle.Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
 		}
 		usage, choices = top["usage"], top["choices"]
 	}
 	noChoices = isEmptyArray(choices)
 	if len(usage) == 0 || string(usage) == "null" {
 		// SGLang sends "usage":null in every chunk; this is its fast path.
-		return Usage{}, false, noChoices, nil
+		return settle.Usage{}, false, noChoices, nil
 	}
 	var j usageJSON
 	if err := json.Unmarshal(usage, &j); err != nil {
-		return Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
+		return settle.Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
 	}
-	u = Usage{
-		PromptTokens:     j.PromptTokens,
-		CachedTokens:     j.PromptTokensDetails.CachedTokens,
-		CompletionTokens: j.CompletionTokens,
-		ReasoningTokens:  j.CompletionTokensDetails.ReasoningTokens,
+	if j.PromptTokens < 0 || j.PromptTokensDetails.CachedTokens < 0 || j.CompletionTokens < 0 || j.CompletionTokensDetails.ReasoningTokens < 0 {
+		return settle.Usage{}, false, false, errors.New("parse usage: negative token count")
 	}
-	if u.PromptTokens < 0 || u.CachedTokens < 0 || u.CompletionTokens < 0 || u.ReasoningTokens < 0 {
-		return Usage{}, false, false, errors.New("parse usage: negative token count")
+	u = settle.Usage{
+		PromptTokens:     uint64(j.PromptTokens),
+		CachedTokens:     uint64(j.PromptTokensDetails.CachedTokens),
+		CompletionTokens: uint64(j.CompletionTokens),
+		ReasoningTokens:  uint64(j.CompletionTokensDetails.ReasoningTokens),
 	}
 	return u, true, noChoices, nil
 }

@@ -7,7 +7,7 @@ import (
 
 func BenchmarkCost(b *testing.B) {
 	p := Prices{PricePerToken: 20, PromptMult: 10000, CachedPromptMult: 2500, CompletionMult: 40000, ReasoningMult: 40000}
-	u := Usage{Prompt: 1200, CachedPrompt: 300, Completion: 800, Reasoning: 200}
+	u := Usage{PromptTokens: 1500, CachedTokens: 300, CompletionTokens: 1000, ReasoningTokens: 200}
 	for b.Loop() {
 		if _, err := Cost(u, p, 1250); err != nil {
 			b.Fatal(err)

@@ -24,13 +24,24 @@ type Prices struct {
 	ReasoningMult     uint32
 }
 
-// Usage counts a request's tokens by class. The classes are disjoint: Prompt excludes the
-// cached prompt tokens, Completion excludes the reasoning tokens.
+// Usage is a request's token usage as the engine reports it, in the OpenAI usage object's terms:
+// CachedTokens are a part of PromptTokens and ReasoningTokens a part of CompletionTokens. It is the
+// one type that carries usage from the engine through worker and proxy to the ledger; pricing
+// splits it into the disjoint classes it charges for (see [Usage.classes]).
 type Usage struct {
-	Prompt       uint64
-	CachedPrompt uint64
-	Completion   uint64
-	Reasoning    uint64
+	PromptTokens     uint64
+	CachedTokens     uint64
+	CompletionTokens uint64
+	ReasoningTokens  uint64
+}
+
+// classes splits u into the disjoint classes that are priced: uncached prompt, cached prompt,
+// completion without reasoning, reasoning. A part reported larger than its whole counts as the
+// whole (the engine's details never add tokens).
+func (u Usage) classes() (prompt, cached, completion, reasoning uint64) {
+	cached = min(u.CachedTokens, u.PromptTokens)
+	reasoning = min(u.ReasoningTokens, u.CompletionTokens)
+	return u.PromptTokens - cached, cached, u.CompletionTokens - reasoning, reasoning
 }
 
 // Cost is what a client pays for usage served at a worker's coefficient (CoefficientOne = 1.0x):
@@ -52,14 +63,15 @@ func WorkerEarning(u Usage, p Prices, coefficient uint32) (uint64, error) {
 func price(u Usage, p Prices, coefficient uint32, perToken uint64) (uint64, error) {
 	sum := new(big.Int)
 	term := new(big.Int)
+	prompt, cached, completion, reasoning := u.classes()
 	for _, c := range [...]struct {
 		tokens uint64
 		mult   uint32
 	}{
-		{u.Prompt, p.PromptMult},
-		{u.CachedPrompt, p.CachedPromptMult},
-		{u.Completion, p.CompletionMult},
-		{u.Reasoning, p.ReasoningMult},
+		{prompt, p.PromptMult},
+		{cached, p.CachedPromptMult},
+		{completion, p.CompletionMult},
+		{reasoning, p.ReasoningMult},
 	} {
 		term.SetUint64(c.tokens)
 		term.Mul(term, new(big.Int).SetUint64(uint64(c.mult)))

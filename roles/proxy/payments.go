@@ -51,18 +51,7 @@ func (pm *Payments) maxUsage(body []byte) settle.Usage {
 	} else if limits.MaxTokens != nil && *limits.MaxTokens > 0 {
 		completion = *limits.MaxTokens
 	}
-	return settle.Usage{Prompt: uint64(len(body)) + promptMargin, Completion: completion}
-}
-
-// usageOf converts the engine's counts to settle's disjoint classes: OpenAI's prompt_tokens
-// include the cached ones and completion_tokens include the reasoning ones.
-func usageOf(u *wire.Usage) settle.Usage {
-	cached := min(u.GetCachedTokens(), u.GetPromptTokens())
-	reasoning := min(u.GetReasoningTokens(), u.GetCompletionTokens())
-	return settle.Usage{
-		Prompt: u.GetPromptTokens() - cached, CachedPrompt: cached,
-		Completion: u.GetCompletionTokens() - reasoning, Reasoning: reasoning,
-	}
+	return settle.Usage{PromptTokens: uint64(len(body)) + promptMargin, CompletionTokens: completion}
 }
 
 // halt records that the ledger is behind a state it signed. From then on the proxy serves no

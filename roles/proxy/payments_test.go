@@ -158,7 +158,7 @@ func TestThousandPaidRequests(t *testing.T) {
 		a := askID(t, c, fmt.Sprint(i))
 		require.Nil(a.err)
 		require.NotNil(a.done)
-		u := usageOf(a.done.GetUsage())
+		u := wire.DecodeUsage(a.done.GetUsage())
 		cost, err := settle.Cost(u, testPrices, 1000)
 		require.NoError(err)
 		earn, err := settle.WorkerEarning(u, testPrices, 1000)

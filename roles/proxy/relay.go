@@ -161,9 +161,9 @@ func (p *Proxy) finish(rq requester, w *workerEntry, res *ledger.Reservation, r 
 	var usage settle.Usage
 	switch {
 	case r.done != nil:
-		usage = usageOf(r.done.GetUsage())
+		usage = wire.DecodeUsage(r.done.GetUsage())
 	case r.started:
-		usage = settle.Usage{Completion: uint64(r.chunks)}
+		usage = settle.Usage{CompletionTokens: uint64(r.chunks)}
 	}
 	if res != nil {
 		pm := p.cfg.Payments

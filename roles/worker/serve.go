@@ -113,8 +113,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		_ = s.CloseSend()
 		return
 	}
-	if err := s.Send(&wire.Done{Usage: &wire.Usage{PromptTokens: uint64(usage.PromptTokens), CachedTokens: uint64(usage.CachedTokens),
-		CompletionTokens: uint64(usage.CompletionTokens), ReasoningTokens: uint64(usage.ReasoningTokens)}}); err != nil {
+	if err := s.Send(&wire.Done{Usage: wire.EncodeUsage(usage)}); err != nil {
 		s.Cancel(wire.CodeCancelled)
 		return
 	}
@@ -122,7 +121,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	w.stats.served.Add(1)
 	w.stats.latency.Observe(dur)
 	log.Debug().Dur("duration", dur).Int("chunks", chunks).Int("bytes", bytes).
-		Int64("prompt_tokens", usage.PromptTokens).Int64("completion_tokens", usage.CompletionTokens).Msg("request served")
+		Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).Msg("request served")
 }
 
 func (w *Worker) refuse(s *transport.Stream, code quic.ApplicationErrorCode, msg string) {

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
+	"github.com/cocoon-network/cocoon/settle"
 )
 
 type counters struct {
@@ -19,10 +19,10 @@ type counters struct {
 }
 
 type tokenTotals struct {
-	prompt, cached, completion, reasoning atomic.Int64
+	prompt, cached, completion, reasoning atomic.Uint64
 }
 
-func (t *tokenTotals) add(u gpu.Usage) {
+func (t *tokenTotals) add(u settle.Usage) {
 	t.prompt.Add(u.PromptTokens)
 	t.cached.Add(u.CachedTokens)
 	t.completion.Add(u.CompletionTokens)
@@ -69,7 +69,7 @@ func (w *Worker) Stats() any {
 			"served": w.stats.served.Load(), "failed": w.stats.failed.Load(),
 			"cancelled": w.stats.cancelled.Load(), "refused": w.stats.refused.Load(),
 		},
-		"tokens": map[string]int64{
+		"tokens": map[string]uint64{
 			"prompt": w.stats.tokens.prompt.Load(), "cached": w.stats.tokens.cached.Load(),
 			"completion": w.stats.tokens.completion.Load(), "reasoning": w.stats.tokens.reasoning.Load(),
 		},

@@ -18,6 +18,7 @@ import (
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -307,8 +308,8 @@ func TestReconnectsAfterProxyLoss(t *testing.T) {
 // gpuBuiltinFake is an always-healthy engine that answers nothing.
 type gpuBuiltinFake struct{}
 
-func (gpuBuiltinFake) Do(context.Context, gpu.Request, gpu.Sink) (gpu.Usage, error) {
-	return gpu.Usage{}, errors.New("not used")
+func (gpuBuiltinFake) Do(context.Context, gpu.Request, gpu.Sink) (settle.Usage, error) {
+	return settle.Usage{}, errors.New("not used")
 }
 func (gpuBuiltinFake) Health(context.Context) error { return nil }
 

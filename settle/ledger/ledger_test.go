@@ -44,7 +44,8 @@ func TestThousandRequestsAddUp(t *testing.T) {
 	var sumCost, sumEarn uint64
 	var last Receipt
 	for range 1000 {
-		u := settle.Usage{Prompt: rng.Uint64N(4000), CachedPrompt: rng.Uint64N(1000), Completion: rng.Uint64N(2000), Reasoning: rng.Uint64N(500)}
+		prompt, cached, completion, reasoning := rng.Uint64N(4000), rng.Uint64N(1000), rng.Uint64N(2000), rng.Uint64N(500)
+		u := settle.Usage{PromptTokens: prompt + cached, CachedTokens: cached, CompletionTokens: completion + reasoning, ReasoningTokens: reasoning}
 		coef := uint32(500 + rng.IntN(1500))
 		cost, err := settle.Cost(u, prices, coef)
 		require.NoError(err)
