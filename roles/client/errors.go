@@ -81,6 +81,17 @@ func errNoProxy() *apiError {
 	return newError(http.StatusServiceUnavailable, "server_error", "no_proxy", "no proxy is connected")
 }
 
+// codeKinds is the OpenAI type and code of the app's answer for each status a wire code maps to;
+// any other status is an internal_error.
+var codeKinds = map[int]struct{ typ, code string }{
+	http.StatusBadRequest:         {"invalid_request_error", ""},
+	http.StatusPaymentRequired:    {"insufficient_quota", "payment_required"},
+	http.StatusNotFound:           {"invalid_request_error", "model_not_found"},
+	http.StatusServiceUnavailable: {"server_error", "overloaded"},
+	http.StatusGatewayTimeout:     {"server_error", "timeout"},
+	http.StatusBadGateway:         {"server_error", "upstream_error"},
+}
+
 // errFromCode maps a wire code (from an Error message or a stream reset) to the app's answer.
 func errFromCode(code quic.ApplicationErrorCode, msg string) *apiError {
 	status := wire.HTTPStatus(code)
@@ -91,19 +102,8 @@ func errFromCode(code quic.ApplicationErrorCode, msg string) *apiError {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	switch status {
-	case http.StatusBadRequest:
-		return newError(status, "invalid_request_error", "", msg)
-	case http.StatusPaymentRequired:
-		return newError(status, "insufficient_quota", "payment_required", msg)
-	case http.StatusNotFound:
-		return newError(status, "invalid_request_error", "model_not_found", msg)
-	case http.StatusServiceUnavailable:
-		return newError(status, "server_error", "overloaded", msg)
-	case http.StatusGatewayTimeout:
-		return newError(status, "server_error", "timeout", msg)
-	case http.StatusBadGateway:
-		return newError(status, "server_error", "upstream_error", msg)
+	if k, ok := codeKinds[status]; ok {
+		return newError(status, k.typ, k.code, msg)
 	}
 	return newError(status, "server_error", "internal_error", msg)
 }
