@@ -50,10 +50,10 @@ var targetPeakRSSMB = map[string]float64{"proxy": 32, "worker": 26, "client": 25
 
 // Bounds that keep every run finite whatever the flags say.
 const (
-	maxBenchDuration    = 10 * time.Minute
-	maxRequestsPerLoop  = 10_000_000
-	benchRequestTimeout = 60 * time.Second
-	setupTimeout        = 60 * time.Second
+	maxDuration        = 10 * time.Minute
+	maxRequestsPerLoop = 10_000_000
+	requestTimeout     = 60 * time.Second
+	setupTimeout       = 60 * time.Second
 )
 
 // Options is one run. Zero values take the scenario's defaults.
@@ -125,14 +125,14 @@ func (o *Options) defaults() error {
 	}
 	limit := map[string]int{scenarioDefault: 1000, scenarioLongStreams: 9000, scenarioManyWorkers: 5000, scenarioHandshakeStorm: 256}[o.Scenario]
 	switch {
-	case o.Duration < 0 || o.Duration > maxBenchDuration:
-		return fmt.Errorf("bench: --duration %s: want (0, %s]", o.Duration, maxBenchDuration)
-	case o.Warmup > maxBenchDuration:
-		return fmt.Errorf("bench: --warmup %s: at most %s", o.Warmup, maxBenchDuration)
+	case o.Duration < 0 || o.Duration > maxDuration:
+		return fmt.Errorf("bench: --duration %s: want (0, %s]", o.Duration, maxDuration)
+	case o.Warmup > maxDuration:
+		return fmt.Errorf("bench: --warmup %s: at most %s", o.Warmup, maxDuration)
 	case o.Concurrency < 1 || o.Concurrency > limit:
 		return fmt.Errorf("bench: --concurrency %d: want 1..%d for %s", o.Concurrency, limit, o.Scenario)
-	case o.ChunkDelay < 0 || time.Duration(o.Chunks)*o.ChunkDelay > benchRequestTimeout/2:
-		return fmt.Errorf("bench: --chunk-delay %s × %d chunks: an answer must take under %s", o.ChunkDelay, o.Chunks, benchRequestTimeout/2)
+	case o.ChunkDelay < 0 || time.Duration(o.Chunks)*o.ChunkDelay > requestTimeout/2:
+		return fmt.Errorf("bench: --chunk-delay %s × %d chunks: an answer must take under %s", o.ChunkDelay, o.Chunks, requestTimeout/2)
 	case o.Bin == "":
 		return errors.New("bench: no cocoon binary to run the roles with")
 	}
@@ -152,7 +152,7 @@ func run(ctx context.Context, o Options) (*report, error) {
 		return nil, err
 	}
 	// Nothing in a run may outlive this, whatever happens to a role.
-	ctx, cancel := context.WithTimeout(ctx, 2*setupTimeout+o.Warmup*3+o.Duration*3+2*benchRequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 2*setupTimeout+o.Warmup*3+o.Duration*3+2*requestTimeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "cocoon-bench-")
 	if err != nil {

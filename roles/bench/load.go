@@ -67,7 +67,7 @@ func runLoad(ctx context.Context, c int, warmup, d time.Duration, do requester, 
 				if !now.Before(tEnd) || ctx.Err() != nil {
 					break
 				}
-				rctx, cancel := context.WithTimeout(ctx, benchRequestTimeout)
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 				ttfc, chunks, err := do(rctx)
 				cancel()
 				total := time.Since(now)
@@ -210,7 +210,7 @@ func quicRequester(conn *transport.Conn, body []byte) requester {
 		stop := context.AfterFunc(ctx, func() { s.Cancel(wire.CodeCancelled) })
 		defer stop()
 		req := &wire.Request{Id: "bench-" + strconv.FormatInt(requestSeq.Add(1), 10), Kind: wire.Kind_KIND_CHAT,
-			Model: scripted.DefaultModel, Stream: true, Body: body, TimeoutMs: uint64(benchRequestTimeout.Milliseconds())}
+			Model: scripted.DefaultModel, Stream: true, Body: body, TimeoutMs: uint64(requestTimeout.Milliseconds())}
 		if err := s.Send(req); err != nil {
 			return 0, 0, err
 		}

@@ -154,7 +154,7 @@ wait:
 	o.logf("long-streams: releasing the streams")
 	released := time.Now()
 	release()
-	if !waitGroupTimeout(&wg, benchRequestTimeout) {
+	if !waitGroupTimeout(&wg, requestTimeout) {
 		return errors.New("bench: long-streams: streams did not end within a minute of being released")
 	}
 	// Cancellation must reach the proxy's accounting: wait until it sees no active requests.

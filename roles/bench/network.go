@@ -17,12 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/sim"
 	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/roles/internal/poll"
 	"github.com/cocoon-network/cocoon/transport"
-	"github.com/rs/zerolog"
 )
 
 // network is the role processes of one run.
@@ -285,7 +286,7 @@ func (n *network) dialAsClient(ctx context.Context) (*transport.Conn, error) {
 	return c, nil
 }
 
-// freePort finds a free loopback port; the role binds it a moment later.
+// loopbackPort finds a free loopback port; the role binds it a moment later.
 func loopbackPort(network string) (string, error) {
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
