@@ -110,8 +110,8 @@ func TestEngine(t *testing.T) {
 	testCases := map[string]struct {
 		kind       gpu.Kind
 		body       string
-		wantPrompt int64
-		wantTokens int64 // 0: the natural length, finish "stop"
+		wantPrompt uint64
+		wantTokens uint64 // 0: the natural length, finish "stop"
 		wantObject string
 	}{
 		"chat": {
@@ -166,14 +166,14 @@ func TestEngine(t *testing.T) {
 			assert.Equal(o.Usage.PromptTokens+o.Usage.CompletionTokens, o.Usage.TotalTokens)
 			assert.Equal(tc.wantPrompt, whole.usage.PromptTokens)
 			text, finish := answer(t, whole)
-			assert.Equal(int64(builtin.CountTokens(text)), whole.usage.CompletionTokens, "completion tokens are the answer's tokens")
+			assert.Equal(uint64(builtin.CountTokens(text)), whole.usage.CompletionTokens, "completion tokens are the answer's tokens")
 			if tc.wantTokens != 0 {
 				assert.Equal(tc.wantTokens, whole.usage.CompletionTokens)
 				assert.Equal("length", finish)
 			} else {
 				// At least the target less 20%, then on to the end of a sentence.
-				assert.GreaterOrEqual(whole.usage.CompletionTokens, int64(builtin.DefaultTokens-builtin.DefaultTokens/5))
-				assert.LessOrEqual(whole.usage.CompletionTokens, int64(builtin.DefaultTokens+builtin.DefaultTokens/5+40))
+				assert.GreaterOrEqual(whole.usage.CompletionTokens, uint64(builtin.DefaultTokens-builtin.DefaultTokens/5))
+				assert.LessOrEqual(whole.usage.CompletionTokens, uint64(builtin.DefaultTokens+builtin.DefaultTokens/5+40))
 				assert.Equal("stop", finish)
 				assert.True(strings.HasSuffix(text, "."))
 			}
@@ -374,8 +374,8 @@ func TestEngineSinkError(t *testing.T) {
 		return nil
 	})
 	assert.ErrorIs(err, boom)
-	assert.Equal(int64(2), u.PromptTokens)
-	assert.Equal(int64(3), u.CompletionTokens, "tokens produced so far")
+	assert.Equal(uint64(2), u.PromptTokens)
+	assert.Equal(uint64(3), u.CompletionTokens, "tokens produced so far")
 }
 
 func TestCountTokens(t *testing.T) {
