@@ -29,6 +29,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/gpu/scripted"
+	"github.com/cocoon-network/cocoon/roles/node/demo"
+	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 )
 
 var (
@@ -66,14 +68,6 @@ func cocoonBinary(t *testing.T) string {
 	})
 	require.NoError(t, buildErr)
 	return binPath
-}
-
-// timescale stretches deadlines: COCOON_TIMESCALE=3 on a slow machine.
-func timescale(d time.Duration) time.Duration {
-	if f, err := strconv.ParseFloat(os.Getenv("COCOON_TIMESCALE"), 64); err == nil && f > 0 {
-		return time.Duration(float64(d) * f)
-	}
-	return d
 }
 
 // proc is one cocoon process.
@@ -198,19 +192,6 @@ func (n *network) workers(count int) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timescale(30 * time.Second))
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 func waitHTTP(t *testing.T, url string, status int) {
 	t.Helper()
 	waitFor(t, url+" → "+strconv.Itoa(status), func() bool {
@@ -221,25 +202,6 @@ func waitHTTP(t *testing.T, url string, status int) {
 		resp.Body.Close()
 		return resp.StatusCode == status
 	})
-}
-
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url) //nolint:noctx // test helper
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func post(t *testing.T, ctx context.Context, url, body string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	return resp
 }
 
 // sseEvent is one `data:` line of a streamed answer and when it arrived.
@@ -266,9 +228,14 @@ type usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 }
 
-func chatBody(model string, stream bool, extra string) string {
-	return fmt.Sprintf(`{"model":%q,"stream":%t,"messages":[{"role":"user","content":"what is remote attestation?"}]%s}`, model, stream, extra)
-}
+// The helpers the node tests share.
+var (
+	timescale = nodetest.Timescale
+	waitFor   = nodetest.WaitFor
+	getJSON   = nodetest.GetJSON
+	post      = nodetest.Post
+	chatBody  = nodetest.ChatBody
+)
 
 // TestEndToEnd runs the answer paths with the built-in engine and with a vLLM look-alike.
 func TestEndToEnd(t *testing.T) {
@@ -579,7 +546,7 @@ func TestDemoOnce(t *testing.T) {
 	// (runDemo fails when it does not).
 	assert.Contains(t, string(out), "nanoTON")
 	assert.Contains(t, string(out), "Settled on the local chain")
-	var urls demoURLs
+	var urls demo.URLs
 	b, err := os.ReadFile(filepath.Join(data, "demo.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &urls))
@@ -595,14 +562,14 @@ func TestDemoOnce(t *testing.T) {
 func TestDemoKilledUnderLoad(t *testing.T) {
 	bin := cocoonBinary(t)
 	data := t.TempDir()
-	demo := start(t, "demo", "demo", "--listen", "127.0.0.1:0", "--data", data, "--token-delay", "1ms")
-	var urls demoURLs
+	dp := start(t, "demo", "demo", "--listen", "127.0.0.1:0", "--data", data, "--token-delay", "1ms")
+	var urls demo.URLs
 	waitFor(t, "demo.json", func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "demo.json"))
 		return err == nil && json.Unmarshal(b, &urls) == nil
 	})
 	api := strings.TrimSuffix(urls.Client.API, "/v1")
-	waitFor(t, "the demo's sample request", func() bool { return strings.Contains(demo.out.String(), "Serving until interrupted") })
+	waitFor(t, "the demo's sample request", func() bool { return strings.Contains(dp.out.String(), "Serving until interrupted") })
 
 	var mu sync.Mutex
 	var seen uint64 // Σ total_cost of the answers the app received
@@ -638,7 +605,7 @@ func TestDemoKilledUnderLoad(t *testing.T) {
 		defer mu.Unlock()
 		return seen > 200_000
 	})
-	demo.kill() // kill -9, requests in flight
+	dp.kill() // kill -9, requests in flight
 	stop()
 	wg.Wait()
 

@@ -1,5 +1,7 @@
 // Command cocoon runs a node of the cocoon confidential inference network: a client, a proxy or a
-// worker, or all three on one machine for a demo; and the operator tools around them.
+// worker, or all three on one machine for a demo; and the operator tools around them. This
+// package is the command line and nothing else: roles/node builds the roles from the
+// configuration, and each command hands its work to the package that does it.
 package main
 
 import (
@@ -8,13 +10,20 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attestcmd"
 	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/client"
+	"github.com/cocoon-network/cocoon/roles/node"
+	"github.com/cocoon-network/cocoon/roles/node/demo"
+	"github.com/cocoon-network/cocoon/settle/chaincmd"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -50,14 +59,14 @@ func newApp() *cli.App {
 		Version:              version,
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
-			proxyCommand(),
-			workerCommand(),
-			clientCommand(),
+			roleCommand("proxy", "run a proxy: route client requests to attested workers", node.Proxy),
+			roleCommand("worker", "run a worker: serve a model from an inference engine to proxies", node.Worker),
+			roleCommand("client", "run a client: an OpenAI-compatible API on localhost backed by attested proxies", node.Client),
 			askCommand(),
 			demoCommand(),
 			benchCommand(),
-			attestCommand(),
-			chainCommand(),
+			attestcmd.Command(version),
+			chaincmd.Command(),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -70,104 +79,86 @@ func newApp() *cli.App {
 	}
 }
 
-func attestCommand() *cli.Command {
-	simDir := &cli.StringFlag{Name: "sim-dir", Usage: "development root of trust directory", Value: config.SimDir(), EnvVars: []string{"COCOON_SIM_DIR"}}
+// newLogger writes readable lines to a terminal and JSON otherwise.
+func newLogger(level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	var l zerolog.Logger
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(lvl).With().Timestamp().Logger()
+}
+
+// roleCommand is `cocoon proxy`, `worker` or `client`: load the configuration, build the node,
+// run it.
+func roleCommand(role, usage string, build func(context.Context, config.Config, string, zerolog.Logger) (*node.Node, error)) *cli.Command {
 	return &cli.Command{
-		Name:  "attest",
-		Usage: "make, inspect and verify RA-TLS certificates and TDX quotes; fetch Intel collateral",
-		Subcommands: []*cli.Command{
-			{
-				Name:      "cert",
-				Usage:     "make an RA-TLS certificate and key (simulated TDX with --sim)",
-				ArgsUsage: " ",
-				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "sim", Usage: "sign the quote with the development root of trust (SIMULATED)"},
-					&cli.StringFlag{Name: "role", Usage: "proxy, worker or client", Required: true},
-					&cli.StringFlag{Name: "out", Usage: "directory for cert.pem and key.pem", Required: true},
-					&cli.DurationFlag{Name: "validity", Usage: "certificate lifetime (at most 24h)", Value: 0},
-					&cli.StringFlag{Name: "model", Usage: "worker: model name"},
-					&cli.StringFlag{Name: "weights-digest", Usage: "worker: model weights digest"},
-					simDir,
-				},
-				Action: func(c *cli.Context) error {
-					role, err := attest.ParseRole(c.String("role"))
-					if err != nil {
-						return err
-					}
-					return attestcmd.Cert(attestcmd.CertOptions{
-						Simulated: c.Bool("sim"), SimDir: c.String("sim-dir"), Role: role, Out: c.String("out"),
-						Validity: c.Duration("validity"), Version: version,
-						Model: c.String("model"), WeightsDigest: c.String("weights-digest"),
-					}, c.App.Writer)
-				},
-			},
-			{
-				Name:      "inspect",
-				Usage:     "show what a certificate or quote says: role, measurements, image hash, report-data check, validity; replay a CC event log",
-				ArgsUsage: "FILE",
-				Flags: []cli.Flag{simDir,
-					&cli.StringFlag{Name: "event-log", Usage: "CC event log to replay against the RTMRs (e.g. /sys/firmware/acpi/tables/data/CCEL)"}},
-				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return cli.Exit("attest inspect: want one FILE", 2)
-					}
-					return attestcmd.Inspect(c.Args().First(), attestcmd.InspectOptions{SimDir: c.String("sim-dir"), EventLog: c.String("event-log")}, c.App.Writer)
-				},
-			},
-			{
-				Name:      "verify",
-				Usage:     "verify a certificate or quote against Intel collateral and a policy; exit 0 only when it passes",
-				ArgsUsage: "QUOTE|CERT",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "policy", Usage: "JSON policy file (default: any image, every role)"},
-					&cli.BoolFlag{Name: "allow-simulated", Usage: "accept quotes from the development root of trust"},
-					&cli.StringFlag{Name: "collateral", Usage: "PCCS/PCS base URL, collateral directory or bundle file (default: Intel PCS, cached)"},
-					&cli.BoolFlag{Name: "offline", Usage: "no network: collateral from --collateral only; without it, check the signature chain alone"},
-					&cli.TimestampFlag{Name: "at", Usage: "verify at this time (RFC 3339)", Layout: "2006-01-02T15:04:05Z07:00"},
-					&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
-					simDir,
-				},
-				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return cli.Exit("attest verify: want one QUOTE or CERT file", 2)
-					}
-					o := attestcmd.VerifyOptions{AllowSimulated: c.Bool("allow-simulated"), SimDir: c.String("sim-dir"),
-						Collateral: c.String("collateral"), Offline: c.Bool("offline"), JSON: c.Bool("json")}
-					if at := c.Timestamp("at"); at != nil {
-						o.At = *at
-					}
-					if p := c.String("policy"); p != "" {
-						pol, err := attest.LoadPolicy(p)
-						if err != nil {
-							return err
-						}
-						o.Policy = &pol
-					}
-					if err := attestcmd.Verify(c.Args().First(), o, c.App.Writer); err != nil {
-						return fmt.Errorf("attest verify: %w", err)
-					}
-					return nil
-				},
-			},
-			{
-				Name:  "collateral",
-				Usage: "Intel collateral for verifying offline",
-				Subcommands: []*cli.Command{{
-					Name:      "fetch",
-					Usage:     "fetch TCB info, QE identity and CRLs for a platform into a directory or bundle file (.json)",
-					ArgsUsage: " ",
-					Flags: []cli.Flag{
-						&cli.StringFlag{Name: "quote", Usage: "quote or RA-TLS certificate of the platform"},
-						&cli.StringFlag{Name: "fmspc", Usage: "the platform's FMSPC (6 bytes hex)"},
-						&cli.StringFlag{Name: "out", Usage: "directory, or bundle file ending in .json", Required: true},
-						&cli.StringFlag{Name: "collateral", Usage: "PCCS or PCS base URL (default: Intel PCS)"},
-					},
-					Action: func(c *cli.Context) error {
-						return attestcmd.CollateralFetch(attestcmd.CollateralFetchOptions{Quote: c.String("quote"), FMSPC: c.String("fmspc"),
-							Out: c.String("out"), URL: c.String("collateral")}, c.App.Writer)
-					},
-				}},
-			},
+		Name:  role,
+		Usage: usage,
+		Flags: config.Flags(role),
+		Action: func(c *cli.Context) error {
+			cfg, err := config.FromCLI(c, role)
+			if err != nil {
+				return err
+			}
+			n, err := build(c.Context, cfg, version, newLogger(cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			return n.Run(c.Context)
+		},
+	}
+}
+
+func askCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ask",
+		Usage:     "ask a question through a running client and stream the answer",
+		ArgsUsage: "PROMPT (or - to read stdin)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "client", Usage: "client API URL", Value: "http://127.0.0.1:8080", EnvVars: []string{"COCOON_CLIENT"}},
+			&cli.StringFlag{Name: "model", Usage: "model (default: the first one offered)", EnvVars: []string{"COCOON_MODEL"}},
+			&cli.StringFlag{Name: "system", Usage: "system prompt"},
+			&cli.IntFlag{Name: "max-tokens", Usage: "most completion tokens"},
+			&cli.BoolFlag{Name: "json", Usage: "print the raw answer JSON"},
+			&cli.StringFlag{Name: "api-token", Usage: "client API bearer token", EnvVars: []string{"COCOON_API_TOKEN"}},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("ask: want one PROMPT argument (or - for stdin)", 2)
+			}
+			return client.Ask(c.Context, client.AskOptions{
+				ClientURL: c.String("client"), Model: c.String("model"), System: c.String("system"),
+				MaxTokens: c.Int("max-tokens"), JSON: c.Bool("json"), Prompt: c.Args().First(), APIToken: c.String("api-token"),
+			}, os.Stdin, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run proxy, worker and client on this machine (simulated TDX, built-in engine) and ask one question",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "engine", Usage: "OpenAI-compatible engine URL for the worker (default: the built-in engine)", EnvVars: []string{"COCOON_ENGINE_URL"}},
+			&cli.StringFlag{Name: "model", Usage: "model name", Value: "cocoon-builtin", EnvVars: []string{"COCOON_MODEL"}},
+			&cli.StringFlag{Name: "listen", Usage: "the client's OpenAI API address", Value: "127.0.0.1:8080", EnvVars: []string{"COCOON_LISTEN"}},
+			&cli.StringFlag{Name: "data", Usage: "state directory", Value: filepath.Join(config.StateDir(), "demo"), EnvVars: []string{"COCOON_DATA"}},
+			&cli.BoolFlag{Name: "once", Usage: "exit after the sample request (status 0 only if it succeeded)"},
+			&cli.DurationFlag{Name: "token-delay", Usage: "built-in engine: time per token", Value: 15 * time.Millisecond},
+			&cli.StringFlag{Name: "log-level", Usage: "log level of the three roles", Value: "warn", EnvVars: []string{"COCOON_LOG_LEVEL"}},
+		},
+		Action: func(c *cli.Context) error {
+			o := demo.Options{
+				Engine: c.String("engine"), Model: c.String("model"), Listen: c.String("listen"), Data: c.String("data"),
+				Once: c.Bool("once"), TokenDelay: c.Duration("token-delay"), LogLevel: c.String("log-level"), Version: version,
+			}
+			return demo.Run(c.Context, o, newLogger(o.LogLevel), c.App.Writer)
 		},
 	}
 }

@@ -37,8 +37,8 @@ type Payments struct {
 	// <data>/keys/<role>.key, made on first use. A client's wallet key is also its certificate key:
 	// that is how a proxy knows whose deposit pays.
 	Key           string `yaml:"key" json:"-"`
-	Registry      string `yaml:"registry" json:"registry"`             // proxy: the registry contract (prices)
-	ProxyContract string `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
+	Registry      Address `yaml:"registry" json:"registry"`             // proxy: the registry contract (prices)
+	ProxyContract Address `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
 	// SubmitThreshold: a client or worker submits its latest state once it is this many nanoTON
 	// ahead of what the contract accepted; 0 leaves it to `cocoon chain submit`.
 	SubmitThreshold uint64 `yaml:"submit_threshold" json:"submit_threshold"`

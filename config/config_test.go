@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cocoon-network/cocoon/attest"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
@@ -132,18 +130,44 @@ func TestDigestIgnoresSecretsAndOtherRoles(t *testing.T) {
 	assert.NotEqual(t, a.Digest("proxy"), a.Digest("worker"))
 }
 
-// Connections drain before their certificates expire for longer than the longest request may last.
-func TestTransportDrainsLongerThanARequest(t *testing.T) {
-	for _, tc := range []struct {
-		timeout time.Duration
-		want    time.Duration
-	}{{10 * time.Minute, 15 * time.Minute}, {30 * time.Minute, 31 * time.Minute}} {
-		c := Defaults()
-		c.Data = t.TempDir()
-		c.Attestation.Simulated = true
-		c.Proxy.RequestTimeout = Duration(tc.timeout)
-		tr, err := c.Transport(attest.RoleProxy, attest.Claims{}, "test", zerolog.Nop())
-		require.NoError(t, err)
-		assert.Equal(t, tc.want, tr.DrainBefore)
+// TestAddressesParsedOnce: a TON address is parsed where it is read, so a bad one is refused
+// there with the field named, and a good one reaches the roles as an account.
+func TestAddressesParsedOnce(t *testing.T) {
+	const raw = "0:0000000000000000000000000000000000000000000000000000000000000001"
+	testCases := map[string]struct {
+		yaml    string
+		args    []string
+		wantErr string
+	}{
+		"file":            {yaml: "payments:\n  chain: local\n  registry: " + raw + "\n  proxy_contract: " + raw + "\n"},
+		"flags":           {yaml: "payments:\n  chain: local\n", args: []string{"--registry", raw, "--proxy-contract", raw}},
+		"bad in the file": {yaml: "payments:\n  registry: nope\n", wantErr: `line 2: "nope" is not a TON address`},
+		"bad flag":        {yaml: "payments:\n  chain: local\n", args: []string{"--registry", "nope"}, wantErr: `--registry: "nope" is not a TON address`},
+		"missing":         {yaml: "payments:\n  chain: local\n", wantErr: "payments.registry: required"},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			file := filepath.Join(t.TempDir(), "c.yaml")
+			require.NoError(os.WriteFile(file, []byte(tc.yaml), 0o600))
+			var got Config
+			app := &cli.App{
+				Flags: Flags("proxy"),
+				Action: func(c *cli.Context) error {
+					var err error
+					got, err = FromCLI(c, "proxy")
+					return err
+				},
+			}
+			err := app.Run(append([]string{"cocoon", "--config", file}, tc.args...))
+			if tc.wantErr != "" {
+				require.ErrorContains(err, tc.wantErr)
+				return
+			}
+			require.NoError(err)
+			require.True(got.Payments.Registry.Set)
+			require.Equal(raw, got.Payments.Registry.ToRaw())
+			require.Equal(raw, got.Payments.ProxyContract.String())
+		})
 	}
 }

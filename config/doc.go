@@ -1,5 +1,6 @@
-// Package config holds cocoon's configuration: the file schema, defaults, environment variables,
-// command-line flags, their precedence (defaults → file → environment → flags) and validation, and
-// the conversion into the plain per-role structs the role packages take. Besides main, it is the
-// only package that imports urfave/cli.
+// Package config is cocoon's configuration schema: the file format, the defaults, the COCOON_
+// environment variables and command-line flags, their precedence (defaults → file → environment →
+// flags) and validation. Values are parsed where they are read (durations, TON addresses), so
+// what runs never parses them again. It opens no device, root of trust, chain or file besides the
+// configuration itself: roles/node turns a Config into running roles.
 package config

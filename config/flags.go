@@ -11,41 +11,41 @@ import (
 // flag ties one command-line flag (and its COCOON_ environment variable) to the field it sets.
 type flag struct {
 	def   cli.Flag
-	apply func(c *cli.Context, cfg *Config)
+	apply func(c *cli.Context, cfg *Config) error
 }
 
 func str(name, env, usage string, set func(*Config, string)) flag {
 	return flag{
 		def:   &cli.StringFlag{Name: name, Usage: usage, EnvVars: []string{env}},
-		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.String(name)) },
+		apply: func(c *cli.Context, cfg *Config) error { set(cfg, c.String(name)); return nil },
 	}
 }
 
 func boolean(name, env, usage string, set func(*Config, bool)) flag {
 	return flag{
 		def:   &cli.BoolFlag{Name: name, Usage: usage, EnvVars: []string{env}},
-		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Bool(name)) },
+		apply: func(c *cli.Context, cfg *Config) error { set(cfg, c.Bool(name)); return nil },
 	}
 }
 
 func duration(name, env, usage string, set func(*Config, time.Duration)) flag {
 	return flag{
 		def:   &cli.DurationFlag{Name: name, Usage: usage, EnvVars: []string{env}},
-		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Duration(name)) },
+		apply: func(c *cli.Context, cfg *Config) error { set(cfg, c.Duration(name)); return nil },
 	}
 }
 
 func integer(name, env, usage string, set func(*Config, int64)) flag {
 	return flag{
 		def:   &cli.Int64Flag{Name: name, Usage: usage, EnvVars: []string{env}},
-		apply: func(c *cli.Context, cfg *Config) { set(cfg, c.Int64(name)) },
+		apply: func(c *cli.Context, cfg *Config) error { set(cfg, c.Int64(name)); return nil },
 	}
 }
 
 func list(name, env, usage string, set func(*Config, []string)) flag {
 	return flag{
 		def: &cli.StringFlag{Name: name, Usage: usage + " (comma-separated)", EnvVars: []string{env}},
-		apply: func(c *cli.Context, cfg *Config) {
+		apply: func(c *cli.Context, cfg *Config) error {
 			var out []string
 			for _, p := range strings.Split(c.String(name), ",") {
 				if p = strings.TrimSpace(p); p != "" {
@@ -53,6 +53,22 @@ func list(name, env, usage string, set func(*Config, []string)) flag {
 				}
 			}
 			set(cfg, out)
+			return nil
+		},
+	}
+}
+
+// address is a TON address flag, parsed once here.
+func address(name, env, usage string, set func(*Config, Address)) flag {
+	return flag{
+		def: &cli.StringFlag{Name: name, Usage: usage, EnvVars: []string{env}},
+		apply: func(c *cli.Context, cfg *Config) error {
+			a, err := ParseAddress(c.String(name))
+			if err != nil {
+				return fmt.Errorf("--%s: %w", name, err)
+			}
+			set(cfg, a)
+			return nil
 		},
 	}
 }
@@ -84,8 +100,8 @@ func roleFlags(role string) []flag {
 			str("listen", "COCOON_LISTEN", "QUIC address for workers and clients", func(c *Config, v string) { c.Proxy.Listen = v }),
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Proxy.StatsListen = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "longest a request may take", func(c *Config, v time.Duration) { c.Proxy.RequestTimeout = Duration(v) }),
-			str("registry", "COCOON_REGISTRY", "payments: registry contract address", func(c *Config, v string) { c.Payments.Registry = v }),
-			str("proxy-contract", "COCOON_PROXY_CONTRACT", "payments: this proxy's contract address", func(c *Config, v string) { c.Payments.ProxyContract = v }),
+			address("registry", "COCOON_REGISTRY", "payments: registry contract address", func(c *Config, v Address) { c.Payments.Registry = v }),
+			address("proxy-contract", "COCOON_PROXY_CONTRACT", "payments: this proxy's contract address", func(c *Config, v Address) { c.Payments.ProxyContract = v }),
 		}
 	case "worker":
 		return []flag{
@@ -135,7 +151,9 @@ func FromCLI(c *cli.Context, role string) (Config, error) {
 	}
 	for _, f := range append(common(), roleFlags(role)...) {
 		if c.IsSet(f.def.Names()[0]) {
-			f.apply(c, &cfg)
+			if err := f.apply(c, &cfg); err != nil {
+				return cfg, fmt.Errorf("%s configuration: %w", role, err)
+			}
 		}
 	}
 	if err := cfg.Validate(role); err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/tonkeeper/tongo/ton"
 )
 
 // Validate checks the sections a role uses; errors name the field.
@@ -125,11 +124,11 @@ func (p *Payments) validate(role string) error {
 		return fmt.Errorf("payments.chain: %q must be empty, ton or local", p.Chain)
 	}
 	if role == "proxy" {
-		if _, err := ton.ParseAccountID(p.Registry); err != nil {
-			return fmt.Errorf("payments.registry: %q is not a TON address", p.Registry)
+		if !p.Registry.Set {
+			return fmt.Errorf("payments.registry: required with payments (the registry contract's address)")
 		}
-		if _, err := ton.ParseAccountID(p.ProxyContract); err != nil {
-			return fmt.Errorf("payments.proxy_contract: %q is not a TON address", p.ProxyContract)
+		if !p.ProxyContract.Set {
+			return fmt.Errorf("payments.proxy_contract: required with payments (this proxy's contract address)")
 		}
 	}
 	return nil

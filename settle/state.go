@@ -267,3 +267,6 @@ func readAddr(c *boc.Cell) (ton.AccountID, error) {
 	}
 	return ton.AccountID{Workchain: int32(m.AddrStd.WorkchainId), Address: m.AddrStd.Address}, nil
 }
+
+// ErrStateRefused is returned when a signed state is stale or the contract refused it.
+var ErrStateRefused = errors.New("signed state refused")

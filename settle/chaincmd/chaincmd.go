@@ -1,7 +1,9 @@
-// Package chaincmd implements the `cocoon chain …` commands as plain functions: each takes
-// a chain.Chain, its parameters and an io.Writer for human-readable output, and returns an
-// error. main.go wires them to urfave/cli flags (see settle/README.md for the intended CLI);
-// nothing here parses flags or exits.
+// Package chaincmd is the `cocoon chain …` command: wallet keys, the registry and proxy
+// contracts, client deposits and worker payouts, on the local chain or on TON. chaincmd.go holds
+// each operation as a plain function that takes a chain.Chain and an io.Writer for
+// human-readable output; command.go maps urfave/cli arguments and flags onto them (Command).
+// What runtime code needs too (amounts, opening a chain, submitting states) lives in settle,
+// settle/chain/chains and settle/paystate, so nothing outside main imports this package.
 package chaincmd
 
 import (
@@ -11,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,68 +22,13 @@ import (
 	"github.com/cocoon-network/cocoon/settle"
 
 	"github.com/cocoon-network/cocoon/settle/chain"
-	"github.com/cocoon-network/cocoon/settle/chain/local"
-	"github.com/cocoon-network/cocoon/settle/chain/tonchain"
 	"github.com/cocoon-network/cocoon/settle/contracts"
+	"github.com/cocoon-network/cocoon/settle/paystate"
 )
-
-// ErrBadAmount is returned for amounts that are not a decimal number of TON with at most
-// nine fractional digits.
-var ErrBadAmount = errors.New("bad TON amount")
-
-// ErrStateRefused is returned when a signed state is stale or the contract refused it.
-var ErrStateRefused = errors.New("signed state refused")
-
-// ParseTON parses "1.5" (TON) into nanoTON exactly, without floating point.
-func ParseTON(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	whole, frac, _ := strings.Cut(s, ".")
-	if whole == "" && frac == "" || len(frac) > 9 || strings.ContainsAny(s, "+-eE") {
-		return 0, fmt.Errorf("%w: %q", ErrBadAmount, s)
-	}
-	n, ok := new(big.Int).SetString(whole+frac+strings.Repeat("0", 9-len(frac)), 10)
-	if !ok || !n.IsUint64() {
-		return 0, fmt.Errorf("%w: %q", ErrBadAmount, s)
-	}
-	return n.Uint64(), nil
-}
-
-// FormatTON prints nanoTON as TON with all nine decimals trimmed of trailing zeros.
-func FormatTON(nano uint64) string {
-	s := fmt.Sprintf("%d.%09d", nano/1e9, nano%1e9)
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
-}
-
-// Backend says which chain to open.
-type Backend struct {
-	Local      string           // path of the local chain's data file; used when ConfigPath is empty
-	ConfigPath string           // TON global config file: selects the lite-server chain
-	Network    tonchain.Network // mainnet or testnet, with ConfigPath
-}
 
 // Faucet is implemented by chains that can mint test TON (the local chain).
 type Faucet interface {
 	Faucet(ctx context.Context, to ton.AccountID, amount uint64) error
-}
-
-// Open opens the chain a command runs against; close it when done.
-func Open(ctx context.Context, b Backend) (chain.Chain, func() error, error) {
-	if b.ConfigPath != "" {
-		c, err := tonchain.Dial(ctx, b.ConfigPath, b.Network)
-		if err != nil {
-			return nil, nil, err
-		}
-		return c, func() error { return nil }, nil
-	}
-	if b.Local == "" {
-		return nil, nil, errors.New("open chain: neither a local data file nor a TON config file given")
-	}
-	c, err := local.Open(b.Local, local.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, c.Close, nil
 }
 
 // ShowRegistry prints the registry: version, owner, prices, allow-lists and proxies.
@@ -101,7 +46,7 @@ func ShowRegistry(ctx context.Context, c chain.Chain, w io.Writer, registry ton.
 	fmt.Fprintf(tw, "worker_fee_per_token\t%d nanoTON\n", p.WorkerFeePerToken)
 	fmt.Fprintf(tw, "multipliers (10000 = 1x)\tprompt %d, cached %d, completion %d, reasoning %d\n",
 		p.PromptMult, p.CachedPromptMult, p.CompletionMult, p.ReasoningMult)
-	fmt.Fprintf(tw, "min stakes\tproxy %s TON, client %s TON\n", FormatTON(p.MinProxyStake), FormatTON(p.MinClientStake))
+	fmt.Fprintf(tw, "min stakes\tproxy %s TON, client %s TON\n", settle.FormatTON(p.MinProxyStake), settle.FormatTON(p.MinClientStake))
 	fmt.Fprintf(tw, "close delays\tclient %s, proxy %s\n",
 		time.Duration(p.ClientCloseDelay)*time.Second, time.Duration(p.ProxyCloseDelay)*time.Second)
 	for _, l := range []struct {
@@ -177,7 +122,7 @@ func DeployProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Pr
 	}
 	if stake < r.Params.MinProxyStake+contracts.OpFee {
 		return ton.AccountID{}, fmt.Errorf("deploy proxy: stake %s TON is below the registry minimum %s TON (plus the %s TON fee)",
-			FormatTON(stake), FormatTON(r.Params.MinProxyStake), FormatTON(contracts.OpFee))
+			settle.FormatTON(stake), settle.FormatTON(r.Params.MinProxyStake), settle.FormatTON(contracts.OpFee))
 	}
 	cfg := contracts.ProxyConfig{Registry: registry, MinClientStake: r.Params.MinClientStake,
 		ClientCloseDelay: r.Params.ClientCloseDelay, ProxyCloseDelay: r.Params.ProxyCloseDelay}
@@ -208,22 +153,22 @@ func ShowProxy(ctx context.Context, c chain.Chain, w io.Writer, proxy ton.Accoun
 	fmt.Fprintf(tw, "payment key\t%s\n", hex.EncodeToString(p.Key))
 	fmt.Fprintf(tw, "owner\t%s\n", p.Owner.ToRaw())
 	fmt.Fprintf(tw, "registry\t%s\n", p.Config.Registry.ToRaw())
-	fmt.Fprintf(tw, "balance\t%s TON\n", FormatTON(balance))
-	fmt.Fprintf(tw, "proxy stake\t%s TON\n", FormatTON(p.ProxyStake))
-	fmt.Fprintf(tw, "client funds\t%s TON in %d open accounts\n", FormatTON(p.ClientFunds), p.OpenClients)
+	fmt.Fprintf(tw, "balance\t%s TON\n", settle.FormatTON(balance))
+	fmt.Fprintf(tw, "proxy stake\t%s TON\n", settle.FormatTON(p.ProxyStake))
+	fmt.Fprintf(tw, "client funds\t%s TON in %d open accounts\n", settle.FormatTON(p.ClientFunds), p.OpenClients)
 	if party != nil {
 		if a, ok := p.Clients[*party]; ok {
 			fmt.Fprintf(tw, "client\t%s\n", party.ToRaw())
-			fmt.Fprintf(tw, "  balance\t%s TON\n", FormatTON(a.Balance))
-			fmt.Fprintf(tw, "  stake\t%s TON\n", FormatTON(a.Stake))
-			fmt.Fprintf(tw, "  charged\t%s TON (seqno %d)\n", FormatTON(a.Charged), a.Seqno)
+			fmt.Fprintf(tw, "  balance\t%s TON\n", settle.FormatTON(a.Balance))
+			fmt.Fprintf(tw, "  stake\t%s TON\n", settle.FormatTON(a.Stake))
+			fmt.Fprintf(tw, "  charged\t%s TON (seqno %d)\n", settle.FormatTON(a.Charged), a.Seqno)
 			if a.ClosingAt != 0 && a.Open {
 				fmt.Fprintf(tw, "  stake free after\t%s\n", time.Unix(int64(a.ClosingAt), 0).UTC().Format(time.RFC3339))
 			}
 		}
 		if a, ok := p.Workers[*party]; ok {
 			fmt.Fprintf(tw, "worker\t%s\n", party.ToRaw())
-			fmt.Fprintf(tw, "  paid\t%s TON (seqno %d)\n", FormatTON(a.Paid), a.Seqno)
+			fmt.Fprintf(tw, "  paid\t%s TON (seqno %d)\n", settle.FormatTON(a.Paid), a.Seqno)
 		}
 	} else {
 		fmt.Fprintf(tw, "clients\t%d\n", len(p.Clients))
@@ -266,34 +211,19 @@ func Payout(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Private
 	if err != nil {
 		return err
 	}
-	p, err := chain.Proxy(ctx, c, s.State.Proxy)
-	if err != nil {
-		return err
-	}
-	if err := s.Verify(p.Key); err != nil {
-		return err
-	}
 	if s.State.Kind != settle.KindWorkerEarned {
-		return fmt.Errorf("payout: %w: a %s state pays no one", ErrStateRefused, s.State.Kind)
+		return fmt.Errorf("payout: %w: a %s state pays no one", settle.ErrStateRefused, s.State.Kind)
 	}
-	prev := p.Workers[s.State.Party]
-	if s.State.Seqno <= prev.Seqno || s.State.Total < prev.Paid {
-		return fmt.Errorf("payout: %w: seqno %d total %d is not newer than seqno %d total %d",
-			ErrStateRefused, s.State.Seqno, s.State.Total, prev.Seqno, prev.Paid)
-	}
-	before := prev.Paid
-	if err := chain.SubmitState(ctx, c, key, s); err != nil {
-		return err
-	}
-	p, err = chain.Proxy(ctx, c, s.State.Proxy)
+	r, err := paystate.Submit(ctx, c, key, s)
 	if err != nil {
-		return err
+		return fmt.Errorf("payout: %w", err)
 	}
-	after := p.Workers[s.State.Party]
-	if after.Seqno != s.State.Seqno {
-		return fmt.Errorf("payout: %w: the proxy contract kept seqno %d", ErrStateRefused, after.Seqno)
+	if r.Skipped {
+		return fmt.Errorf("payout: %w: seqno %d total %d is not newer than seqno %d total %d",
+			settle.ErrStateRefused, s.State.Seqno, s.State.Total, r.Seqno, r.Before.Settled)
 	}
-	fmt.Fprintf(w, "paid %s TON to %s; total paid %s TON\n", FormatTON(after.Paid-before), s.State.Party.ToRaw(), FormatTON(after.Paid))
+	fmt.Fprintf(w, "paid %s TON to %s; total paid %s TON\n", settle.FormatTON(r.After.Settled-r.Before.Settled),
+		s.State.Party.ToRaw(), settle.FormatTON(r.After.Settled))
 	return nil
 }
 
@@ -307,7 +237,7 @@ func Balance(ctx context.Context, c chain.Chain, w io.Writer, pub ed25519.Public
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "wallet %s balance %s TON\n", addr.ToRaw(), FormatTON(b))
+	fmt.Fprintf(w, "wallet %s balance %s TON\n", addr.ToRaw(), settle.FormatTON(b))
 	return nil
 }
 

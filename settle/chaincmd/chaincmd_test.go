@@ -12,58 +12,15 @@ import (
 
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
-
-func TestParseFormatTON(t *testing.T) {
-	testCases := map[string]struct {
-		in      string
-		want    uint64
-		wantErr bool
-	}{
-		"whole":           {in: "2", want: 2_000_000_000},
-		"fraction":        {in: "1.5", want: 1_500_000_000},
-		"nano":            {in: "0.000000001", want: 1},
-		"leading dot":     {in: ".25", want: 250_000_000},
-		"too many digits": {in: "0.0000000001", wantErr: true},
-		"negative":        {in: "-1", wantErr: true},
-		"exponent":        {in: "1e9", wantErr: true},
-		"empty":           {in: "", wantErr: true},
-		"dot":             {in: ".", wantErr: true},
-		"overflow":        {in: "18446744074", wantErr: true},
-		"words":           {in: "one", wantErr: true},
-	}
-	for name, tc := range testCases {
-		t.Run(name, func(t *testing.T) {
-			got, err := ParseTON(tc.in)
-			if tc.wantErr {
-				require.ErrorIs(t, err, ErrBadAmount)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-			again, err := ParseTON(FormatTON(got))
-			require.NoError(t, err)
-			assert.Equal(t, got, again, "format round-trips")
-		})
-	}
-	assert.Equal(t, "0", FormatTON(0))
-	assert.Equal(t, "1.000000001", FormatTON(1_000_000_001))
-}
-
-func key(seed byte) ed25519.PrivateKey {
-	s := make([]byte, ed25519.SeedSize)
-	s[0] = seed
-	return ed25519.NewKeyFromSeed(s)
-}
-
-func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
 
 func TestCommandsOnLocalChain(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)
 	ctx := context.Background()
-	c, closeChain, err := Open(ctx, Backend{Local: filepath.Join(t.TempDir(), "chain.db")})
+	c, closeChain, err := chains.Open(ctx, chains.Where{Local: filepath.Join(t.TempDir(), "chain.db")})
 	require.NoError(err)
 	defer func() { require.NoError(closeChain()) }()
 	var out bytes.Buffer
@@ -110,7 +67,7 @@ func TestCommandsOnLocalChain(t *testing.T) {
 	out.Reset()
 	require.NoError(Payout(ctx, c, &out, worker, b))
 	assert.Contains(out.String(), "paid 1 TON")
-	require.ErrorIs(Payout(ctx, c, &out, worker, b), ErrStateRefused, "a replayed state is refused")
+	require.ErrorIs(Payout(ctx, c, &out, worker, b), settle.ErrStateRefused, "a replayed state is refused")
 	forged, err := settle.Sign(s.State, key(66))
 	require.NoError(err)
 	fb, err := forged.MarshalBinary()
@@ -130,3 +87,11 @@ func TestCommandsOnLocalChain(t *testing.T) {
 	assert.Contains(out.String(), "status")
 	assert.Regexp(`workers\s+1`, out.String())
 }
+
+func key(seed byte) ed25519.PrivateKey {
+	s := make([]byte, ed25519.SeedSize)
+	s[0] = seed
+	return ed25519.NewKeyFromSeed(s)
+}
+
+func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }

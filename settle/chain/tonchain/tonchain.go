@@ -5,10 +5,12 @@ package tonchain
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/tonkeeper/tongo/config"
 	"github.com/tonkeeper/tongo/liteapi"
+	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/settle/chain"
 )
@@ -60,4 +62,14 @@ func New(b chain.Backend, network Network) (chain.Chain, error) {
 		return nil, err
 	}
 	return chain.New(b, chain.Options{NetworkGlobalID: &id}), nil
+}
+
+// WalletAddress is the address of pub's wallet on network, which follows from the key alone.
+// The local chain uses mainnet's wallet id, so its addresses are mainnet's.
+func WalletAddress(pub ed25519.PublicKey, network Network) (ton.AccountID, error) {
+	c, err := New(nil, network)
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	return c.WalletAddress(pub)
 }

@@ -1,4 +1,4 @@
-package main
+package chaincmd
 
 import (
 	"context"
@@ -22,21 +22,21 @@ import (
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chain/local"
 	"github.com/cocoon-network/cocoon/settle/chain/tonchain"
-	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
+	"github.com/cocoon-network/cocoon/settle/paystate"
 )
 
-// chainCommand is `cocoon chain …`: wallet keys, the registry and proxy contracts, client
-// deposits and worker payouts, on the local chain of `cocoon demo` or on TON. The work is done by
-// settle/chaincmd; this file only maps arguments and flags onto it (settle/README.md, "Intended
-// CLI").
+// Command is `cocoon chain …`: wallet keys, the registry and proxy contracts, client deposits
+// and worker payouts, on the local chain of `cocoon demo` or on TON. This file only maps
+// arguments and flags onto the functions of go (settle/README.md, "Intended CLI").
 //
 // The chain flags (--data, --chain-data, --ton-config, --network, --key) are accepted both on
 // `chain` itself and after any subcommand; the one given last on the command line wins, then the
 // COCOON_* environment variable, then the default.
-func chainCommand() *cli.Command {
+func Command() *cli.Command {
 	return &cli.Command{
 		Name:  "chain",
 		Usage: "wallets, registry and proxy contracts, deposits and payouts (the demo's local chain by default, or TON)",
@@ -62,7 +62,7 @@ func chainCommand() *cli.Command {
 				Flags:     chainFlags(false, true),
 				Action: chainAction("balance", 0, "", func(c *cli.Context) error {
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						return chaincmd.Balance(ctx, ch, c.App.Writer, chainPub(key))
+						return Balance(ctx, ch, c.App.Writer, chainPub(key))
 					})
 				}),
 			},
@@ -77,7 +77,7 @@ func chainCommand() *cli.Command {
 						return err
 					}
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						return chaincmd.Fund(ctx, ch, c.App.Writer, chainPub(key), amount)
+						return Fund(ctx, ch, c.App.Writer, chainPub(key), amount)
 					})
 				}),
 			},
@@ -114,7 +114,7 @@ func chainCommand() *cli.Command {
 								party = &a
 							}
 							return withChain(c, func(ctx context.Context, ch chain.Chain) error {
-								return chaincmd.ShowProxy(ctx, ch, c.App.Writer, proxy, party)
+								return ShowProxy(ctx, ch, c.App.Writer, proxy, party)
 							})
 						}),
 					},
@@ -140,12 +140,12 @@ func chainCommand() *cli.Command {
 								return err
 							}
 							return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-								return chaincmd.TopUp(ctx, ch, c.App.Writer, key, proxy, amount)
+								return TopUp(ctx, ch, c.App.Writer, key, proxy, amount)
 							})
 						}),
 					},
-					clientCall("withdraw", "close the account: the unspent balance comes back now, the stake after the close delay", chaincmd.Withdraw),
-					clientCall("withdraw-stake", "take the stake back once the close delay has passed", chaincmd.WithdrawStake),
+					clientCall("withdraw", "close the account: the unspent balance comes back now, the stake after the close delay", Withdraw),
+					clientCall("withdraw-stake", "take the stake back once the close delay has passed", WithdrawStake),
 				},
 			},
 			{
@@ -162,7 +162,7 @@ func chainCommand() *cli.Command {
 							return err
 						}
 						return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-							return chaincmd.Payout(ctx, ch, c.App.Writer, key, b)
+							return Payout(ctx, ch, c.App.Writer, key, b)
 						})
 					}),
 				}},
@@ -199,7 +199,7 @@ func registryCommand() *cli.Command {
 						return err
 					}
 					return withChain(c, func(ctx context.Context, ch chain.Chain) error {
-						return chaincmd.ShowRegistry(ctx, ch, c.App.Writer, reg)
+						return ShowRegistry(ctx, ch, c.App.Writer, reg)
 					})
 				}),
 			},
@@ -214,12 +214,12 @@ func registryCommand() *cli.Command {
 					if _, err := applyParams(c, &p); err != nil {
 						return err
 					}
-					amount, err := chaincmd.ParseTON(c.String("amount"))
+					amount, err := settle.ParseTON(c.String("amount"))
 					if err != nil {
 						return fmt.Errorf("--amount: %w", err)
 					}
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						_, err := chaincmd.DeployRegistry(ctx, ch, c.App.Writer, key, p, amount)
+						_, err := DeployRegistry(ctx, ch, c.App.Writer, key, p, amount)
 						return err
 					})
 				}),
@@ -247,7 +247,7 @@ func registryCommand() *cli.Command {
 						if !changed {
 							return chainUsage("no parameter flag given (see --help)")
 						}
-						return chaincmd.SetParams(ctx, ch, c.App.Writer, key, reg, p)
+						return SetParams(ctx, ch, c.App.Writer, key, reg, p)
 					})
 				}),
 			},
@@ -276,7 +276,7 @@ func registryCommand() *cli.Command {
 						return chainUsage("endpoint %q is not HOST:PORT", endpoint)
 					}
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						return chaincmd.SetProxy(ctx, ch, c.App.Writer, key, reg, pay, &contracts.ProxyEntry{Key: pay, Contract: contract, Endpoint: endpoint})
+						return SetProxy(ctx, ch, c.App.Writer, key, reg, pay, &contracts.ProxyEntry{Key: pay, Contract: contract, Endpoint: endpoint})
 					})
 				}),
 			},
@@ -295,7 +295,7 @@ func registryCommand() *cli.Command {
 						return err
 					}
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						return chaincmd.SetProxy(ctx, ch, c.App.Writer, key, reg, pay, nil)
+						return SetProxy(ctx, ch, c.App.Writer, key, reg, pay, nil)
 					})
 				}),
 			},
@@ -331,7 +331,7 @@ func allowCommand(name string, allowed bool) *cli.Command {
 				return err
 			}
 			return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-				return chaincmd.Allow(ctx, ch, c.App.Writer, key, reg, list, hash, allowed)
+				return Allow(ctx, ch, c.App.Writer, key, reg, list, hash, allowed)
 			})
 		}),
 	}
@@ -365,7 +365,7 @@ func chainFlags(global, withKey bool) []cli.Flag {
 		{"chain-data", "local chain data `FILE`", "", "<data>/chain.db", "COCOON_CHAIN_DATA"},
 		{"ton-config", "TON global config `FILE` (lite servers): use TON instead of the local chain", "", "", "COCOON_TON_CONFIG"},
 		{"network", "`NETWORK` of --ton-config: mainnet or testnet", "", "", "COCOON_TON_NETWORK"},
-		{"key", "wallet key `FILE` (hex seed or 24-word mnemonic, mode 0600)", "", "", "COCOON_CHAIN_KEY"},
+		{"key", "wallet key `FILE` (hex seed or 24-word mnemonic, mode 0600)", "", "", "COCOON_KEY"},
 	}
 	var fs []cli.Flag
 	for _, d := range defs {
@@ -431,7 +431,7 @@ func chainAction(name string, nargs int, argsUsage string, f cli.ActionFunc) cli
 
 // openChain opens the chain the flags name.
 func openChain(c *cli.Context) (chain.Chain, func() error, error) {
-	b := chaincmd.Backend{ConfigPath: chainFlag(c, "ton-config"), Network: tonchain.Network(chainFlag(c, "network"))}
+	b := chains.Where{ConfigPath: chainFlag(c, "ton-config"), Network: tonchain.Network(chainFlag(c, "network"))}
 	chainData := chainFlag(c, "chain-data")
 	switch {
 	case b.ConfigPath != "" && chainData != "":
@@ -450,7 +450,7 @@ func openChain(c *cli.Context) (chain.Chain, func() error, error) {
 			}
 		}
 	}
-	ch, closeChain, err := chaincmd.Open(c.Context, b)
+	ch, closeChain, err := chains.Open(c.Context, b)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, nil, fmt.Errorf("the local chain %s is locked by another process (a running `cocoon demo` holds it): stop the demo first, then retry", b.Local)
 	}
@@ -501,16 +501,11 @@ func keyNew(c *cli.Context) error {
 		return err
 	}
 	pub := chainPub(key)
-	// Addresses follow from the key alone: the local chain uses mainnet's wallet id.
-	mainnet, err := chain.New(nil, chain.Options{}).WalletAddress(pub)
+	mainnet, err := tonchain.WalletAddress(pub, tonchain.Mainnet)
 	if err != nil {
 		return err
 	}
-	tn, err := tonchain.New(nil, tonchain.Testnet)
-	if err != nil {
-		return err
-	}
-	testnet, err := tn.WalletAddress(pub)
+	testnet, err := tonchain.WalletAddress(pub, tonchain.Testnet)
 	if err != nil {
 		return err
 	}
@@ -533,7 +528,7 @@ func proxyDeploy(c *cli.Context) error {
 	}
 	var stake uint64
 	if c.IsSet("stake") {
-		if stake, err = chaincmd.ParseTON(c.String("stake")); err != nil {
+		if stake, err = settle.ParseTON(c.String("stake")); err != nil {
 			return fmt.Errorf("--stake: %w", err)
 		}
 	}
@@ -545,7 +540,7 @@ func proxyDeploy(c *cli.Context) error {
 			}
 			stake = r.Params.MinProxyStake + contracts.OpFee
 		}
-		_, err := chaincmd.DeployProxy(ctx, ch, c.App.Writer, key, reg, pay, stake)
+		_, err := DeployProxy(ctx, ch, c.App.Writer, key, reg, pay, stake)
 		return err
 	})
 }
@@ -571,8 +566,8 @@ func paramFlags(def *contracts.RegistryParams) []cli.Flag {
 		&cli.Uint64Flag{Name: "mult-cached", Usage: "cached prompt token multiplier (10000 = 1x)", DefaultText: show(p.CachedPromptMult)},
 		&cli.Uint64Flag{Name: "mult-completion", Usage: "completion token multiplier (10000 = 1x)", DefaultText: show(p.CompletionMult)},
 		&cli.Uint64Flag{Name: "mult-reasoning", Usage: "reasoning token multiplier (10000 = 1x)", DefaultText: show(p.ReasoningMult)},
-		&cli.StringFlag{Name: "min-proxy-stake", Usage: "`TON` a proxy contract must stake", DefaultText: show(chaincmd.FormatTON(p.MinProxyStake))},
-		&cli.StringFlag{Name: "min-client-stake", Usage: "`TON` of each client deposit held as stake", DefaultText: show(chaincmd.FormatTON(p.MinClientStake))},
+		&cli.StringFlag{Name: "min-proxy-stake", Usage: "`TON` a proxy contract must stake", DefaultText: show(settle.FormatTON(p.MinProxyStake))},
+		&cli.StringFlag{Name: "min-client-stake", Usage: "`TON` of each client deposit held as stake", DefaultText: show(settle.FormatTON(p.MinClientStake))},
 		&cli.DurationFlag{Name: "client-close-delay", Usage: "how long a closing client's stake stays locked (whole seconds)", DefaultText: show(delay(p.ClientCloseDelay))},
 		&cli.DurationFlag{Name: "proxy-close-delay", Usage: "how long a closing proxy's stake stays locked (whole seconds)", DefaultText: show(delay(p.ProxyCloseDelay))},
 	}
@@ -598,7 +593,7 @@ func applyParams(c *cli.Context, p *contracts.RegistryParams) (bool, error) {
 	}
 	for name, dst := range map[string]*uint64{"min-proxy-stake": &p.MinProxyStake, "min-client-stake": &p.MinClientStake} {
 		if c.IsSet(name) {
-			v, err := chaincmd.ParseTON(c.String(name))
+			v, err := settle.ParseTON(c.String(name))
 			if err != nil {
 				return false, fmt.Errorf("--%s: %w", name, err)
 			}
@@ -628,7 +623,7 @@ func parseAccount(s string) (ton.AccountID, error) {
 }
 
 func argTON(c *cli.Context, i int) (uint64, error) {
-	v, err := chaincmd.ParseTON(c.Args().Get(i))
+	v, err := settle.ParseTON(c.Args().Get(i))
 	if err != nil {
 		return 0, chainUsage("%v", err)
 	}
@@ -708,16 +703,6 @@ func kindRole(k settle.Kind) string {
 	return "client"
 }
 
-// settledOnChain is what a proxy contract holds for a party: the last accepted seqno and total.
-func settledOnChain(p contracts.ProxyState, s settle.State) (seqno, total uint64) {
-	if s.Kind == settle.KindWorkerEarned {
-		a := p.Workers[s.Party]
-		return a.Seqno, a.Paid
-	}
-	a := p.Clients[s.Party]
-	return a.Seqno, a.Charged
-}
-
 func submitState(ctx context.Context, ch chain.Chain, w io.Writer, key ed25519.PrivateKey, file string, kind settle.Kind) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -729,24 +714,7 @@ func submitState(ctx context.Context, ch chain.Chain, w io.Writer, key ed25519.P
 	}
 	st := s.State
 	if st.Kind != kind {
-		return fmt.Errorf("%w: a %s state among the %s's", chaincmd.ErrStateRefused, st.Kind, kindRole(kind))
-	}
-	p, err := chain.Proxy(ctx, ch, st.Proxy)
-	if err != nil {
-		return err
-	}
-	// Check before paying a fee for a message the contract would bounce.
-	if err := s.Verify(p.Key); err != nil {
-		return fmt.Errorf("not signed by proxy contract %s's payment key: %w", st.Proxy.ToRaw(), err)
-	}
-	seqno, before := settledOnChain(p, st)
-	if st.Seqno <= seqno {
-		fmt.Fprintf(w, "%s %s: seqno %d already settled on proxy contract %s (seqno %d, total %s TON)\n",
-			kindRole(kind), st.Party.ToRaw(), st.Seqno, st.Proxy.ToRaw(), seqno, chaincmd.FormatTON(before))
-		return nil
-	}
-	if st.Total < before {
-		return fmt.Errorf("%w: total %s TON is below the %s TON on chain", chaincmd.ErrStateRefused, chaincmd.FormatTON(st.Total), chaincmd.FormatTON(before))
+		return fmt.Errorf("%w: a %s state among the %s's", settle.ErrStateRefused, st.Kind, kindRole(kind))
 	}
 	var walletBefore uint64
 	if kind == settle.KindWorkerEarned {
@@ -754,30 +722,28 @@ func submitState(ctx context.Context, ch chain.Chain, w io.Writer, key ed25519.P
 			return err
 		}
 	}
-	if err := chain.SubmitState(ctx, ch, key, s); err != nil {
+	r, err := paystate.Submit(ctx, ch, key, s)
+	if err != nil {
 		return err
 	}
-	if p, err = chain.Proxy(ctx, ch, st.Proxy); err != nil {
-		return err
+	if r.Skipped {
+		fmt.Fprintf(w, "%s %s: seqno %d already settled on proxy contract %s (seqno %d, total %s TON)\n",
+			kindRole(kind), st.Party.ToRaw(), st.Seqno, st.Proxy.ToRaw(), r.Seqno, settle.FormatTON(r.Before.Settled))
+		return nil
 	}
-	seqno, after := settledOnChain(p, st)
-	if seqno != st.Seqno {
-		return fmt.Errorf("%w: proxy contract %s kept seqno %d", chaincmd.ErrStateRefused, st.Proxy.ToRaw(), seqno)
-	}
-	moved := chaincmd.FormatTON(after - before)
+	moved := settle.FormatTON(r.After.Settled - r.Before.Settled)
 	if kind == settle.KindWorkerEarned {
 		walletAfter, err := chain.Balance(ctx, ch, st.Party)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "worker %s: paid %s TON by proxy contract %s (seqno %d, total paid %s TON); wallet %s → %s TON\n",
-			st.Party.ToRaw(), moved, st.Proxy.ToRaw(), st.Seqno, chaincmd.FormatTON(after),
-			chaincmd.FormatTON(walletBefore), chaincmd.FormatTON(walletAfter))
+			st.Party.ToRaw(), moved, st.Proxy.ToRaw(), st.Seqno, settle.FormatTON(r.After.Settled),
+			settle.FormatTON(walletBefore), settle.FormatTON(walletAfter))
 		return nil
 	}
-	a := p.Clients[st.Party]
 	fmt.Fprintf(w, "client %s: %s TON charged to proxy contract %s (seqno %d, total charged %s TON); deposit left %s TON, stake %s TON\n",
-		st.Party.ToRaw(), moved, st.Proxy.ToRaw(), st.Seqno, chaincmd.FormatTON(after),
-		chaincmd.FormatTON(a.Balance), chaincmd.FormatTON(a.Stake))
+		st.Party.ToRaw(), moved, st.Proxy.ToRaw(), st.Seqno, settle.FormatTON(r.After.Settled),
+		settle.FormatTON(r.After.Balance), settle.FormatTON(r.After.Stake))
 	return nil
 }

@@ -1,4 +1,4 @@
-package config
+package node
 
 import (
 	"crypto/ed25519"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/sim"
+	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/transport"
 )
 
@@ -20,11 +21,11 @@ import (
 //
 // key, when given, signs every certificate (a client's wallet key); otherwise each certificate
 // gets a fresh key.
-func (c *Config) Transport(role attest.Role, claims attest.Claims, version string, log zerolog.Logger, key ...ed25519.PrivateKey) (transport.Config, error) {
+func Transport(c *config.Config, role attest.Role, claims attest.Claims, version string, log zerolog.Logger, key ...ed25519.PrivateKey) (transport.Config, error) {
 	claims.Role, claims.Version = role, version
 	claims.ConfigDigest = c.Digest(string(role))
 
-	policy, err := c.policy(role, log)
+	policy, err := peerPolicy(c, role, log)
 	if err != nil {
 		return transport.Config{}, err
 	}
@@ -43,7 +44,7 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 				return transport.Config{}, err
 			}
 			m := attest.SimulatedMeasurements(digest, role, claims.ConfigDigest)
-			if quoter, err = attest.NewSimulatedQuoter(root, m); err != nil {
+			if quoter, err = root.Quoter(m); err != nil {
 				return transport.Config{}, err
 			}
 			log.Warn().Str("image_hash", m.ImageHash().String()).Str("sim_dir", c.SimRoot()).
@@ -68,7 +69,7 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	}
 	roots := []attest.TrustedRoot{attest.IntelRoot(collateral)}
 	if root != nil {
-		roots = append(roots, attest.SimulatedRoot(root))
+		roots = append(roots, root.TrustedRoot())
 	}
 	if policy.AllowSimulated {
 		log.Warn().Msg("accepting peers with SIMULATED TDX quotes (allow_simulated)")
@@ -95,13 +96,13 @@ func (c *Config) Transport(role attest.Role, claims attest.Claims, version strin
 	} else {
 		// Idle peers are pinged every few seconds; the proxy pings a worker every 250ms while it
 		// serves requests (roles/proxy), so a request cut off mid-answer fails within seconds.
-		tc.PingInterval, tc.PingTimeout = 5*time.Second, time.Second
+		tc.PingInterval, tc.PingTimeout = transport.IdlePingInterval, time.Second
 	}
 	return tc, nil
 }
 
-// policy loads the configured policy file, or builds the permissive default for the role.
-func (c *Config) policy(role attest.Role, log zerolog.Logger) (attest.Policy, error) {
+// peerPolicy loads the configured policy file, or builds the permissive default for the role.
+func peerPolicy(c *config.Config, role attest.Role, log zerolog.Logger) (attest.Policy, error) {
 	if c.Attestation.Policy != "" {
 		p, err := attest.LoadPolicy(c.Attestation.Policy)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package chaincmd
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ import (
 
 // runChain runs `cocoon chain args…` in-process and returns what it printed.
 func runChain(ctx context.Context, args ...string) (string, error) {
-	app := newApp()
+	app := &cli.App{Name: "cocoon", Commands: []*cli.Command{Command()}}
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
 	err := app.RunContext(ctx, append([]string{"cocoon", "chain"}, args...))

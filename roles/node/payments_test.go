@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -32,11 +34,15 @@ func TestStandalonePayments(t *testing.T) {
 	old := submitEvery
 	submitEvery = 100 * time.Millisecond
 	t.Cleanup(func() { submitEvery = old })
-	ctx, cancel := context.WithTimeout(context.Background(), timescale(60*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
 	defer cancel()
 	data := t.TempDir()
 	pay := config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db")}
-	ch, err := roleChain(ctx, pay, data)
+	var set chains.Set
+	defer func() { require.NoError(set.Close()) }()
+	cfg := LoopbackConfig(data, "warn")
+	cfg.Payments = pay
+	ch, err := openChain(ctx, &set, cfg)
 	require.NoError(err)
 
 	keys := map[string]ed25519.PrivateKey{}
@@ -52,60 +58,61 @@ func TestStandalonePayments(t *testing.T) {
 	require.NoError(err)
 	require.NoError(chain.TopUp(ctx, ch, keys["client"], contract, 3_000_000_000))
 
-	cfg := loopbackConfig(data, "warn")
 	log := zerolog.New(zerolog.NewTestWriter(t))
 	withKey := func(name string, threshold uint64) config.Config {
 		c := cfg
 		c.Payments = pay
 		c.Payments.Key, c.Payments.SubmitThreshold = filepath.Join(data, name+".key"), threshold
-		c.Payments.Registry, c.Payments.ProxyContract = registry.ToRaw(), contract.ToRaw()
+		c.Payments.Registry, c.Payments.ProxyContract = config.Address{AccountID: registry, Set: true}, config.Address{AccountID: contract, Set: true}
 		require.NoError(c.Validate(map[string]string{"payment": "proxy", "worker": "worker", "client": "client", "broke": "client"}[name]))
 		return c
 	}
-	pp, err := standaloneProxyPay(ctx, withKey("payment", 0), log)
+	pp, err := proxyMeter(ctx, &set, withKey("payment", 0), log)
 	require.NoError(err)
-	defer pp.ledger.Close()
-	p, err := buildProxy(withKey("payment", 0), log, pp)
+	defer pp.Close()
+	p, err := BuildProxy(withKey("payment", 0), "test", log, pp)
 	require.NoError(err)
-	done := make(chan error, 3)
+	done := make(chan error, 8)
+	go func() { done <- pp.Run(ctx) }()
 	go func() { done <- p.Run(ctx) }()
 	paddr := p.Addr(ctx).String()
 
 	wcfg := withKey("worker", 1) // submit as soon as anything is earned
 	wcfg.Worker.Proxies = []string{paddr}
-	wp, err := standaloneParty(ctx, wcfg, "worker", settle.KindWorkerEarned, log)
+	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
-	w, err := buildWorker(wcfg, log, wp)
+	w, err := BuildWorker(wcfg, "test", log, wp)
 	require.NoError(err)
 	go func() { done <- w.Run(ctx) }()
+	go func() { done <- wp.Submitter.Run(ctx) }()
 
 	ccfg := withKey("client", 0)
 	ccfg.Client.Proxies = []string{paddr}
-	cp, err := standaloneParty(ctx, ccfg, "client", settle.KindClientCharged, log)
+	cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	cl, err := buildClient(ccfg, log, cp)
+	cl, err := BuildClient(ccfg, "test", log, cp)
 	require.NoError(err)
 	go func() { done <- cl.Run(ctx) }()
 	// A second client whose wallet never deposited with this proxy.
 	bcfg := withKey("broke", 0)
 	bcfg.Client.Proxies = []string{paddr}
-	bp, err := standaloneParty(ctx, bcfg, "client", settle.KindClientCharged, log)
+	bp, err := party(ctx, &set, bcfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	broke, err := buildClient(bcfg, log, bp)
+	broke, err := BuildClient(bcfg, "test", log, bp)
 	require.NoError(err)
 	go func() { done <- broke.Run(ctx) }()
 	defer func() {
 		cancel()
-		for range 4 {
+		for range 6 {
 			<-done
 		}
 	}()
 
-	waitFor(t, "deposit and worker", func() bool {
-		c, _ := pp.ledger.Client(cp.account)
+	nodetest.WaitFor(t, "deposit and worker", func() bool {
+		c, _ := pp.Ledger().Client(cp.Account)
 		return p.WorkerCount() == 1 && c.Available() > 0
 	})
-	resp := post(t, ctx, "http://"+cl.Addr().String()+"/v1/chat/completions", chatBody("cocoon-builtin", false, ""))
+	resp := nodetest.Post(t, ctx, "http://"+cl.Addr().String()+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
 	defer resp.Body.Close()
 	require.Equal(200, resp.StatusCode)
 	var got struct {
@@ -117,7 +124,7 @@ func TestStandalonePayments(t *testing.T) {
 	require.Positive(got.Usage.TotalCost)
 
 	// No deposit: the app gets 402 in OpenAI's error shape, and nothing is charged or reserved.
-	resp402 := post(t, ctx, "http://"+broke.Addr().String()+"/v1/chat/completions", chatBody("cocoon-builtin", false, ""))
+	resp402 := nodetest.Post(t, ctx, "http://"+broke.Addr().String()+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
 	defer resp402.Body.Close()
 	require.Equal(402, resp402.StatusCode)
 	var e402 struct {
@@ -127,20 +134,20 @@ func TestStandalonePayments(t *testing.T) {
 	}
 	require.NoError(json.NewDecoder(resp402.Body).Decode(&e402))
 	assert.Contains(t, e402.Error.Message, "insufficient funds")
-	bc, err := pp.ledger.Client(bp.account)
+	bc, err := pp.Ledger().Client(bp.Account)
 	require.NoError(err)
 	assert.Zero(t, bc.Charged)
 	assert.Zero(t, bc.Reserved)
 
 	// The worker's threshold submission pays it on chain.
-	waitFor(t, "the worker's payout", func() bool {
+	nodetest.WaitFor(t, "the worker's payout", func() bool {
 		ps, err := chain.Proxy(ctx, ch, contract)
-		return err == nil && ps.Workers[wp.account].Paid > 0
+		return err == nil && ps.Workers[wp.Account].Paid > 0
 	})
-	c, err := pp.ledger.Client(cp.account)
+	c, err := pp.Ledger().Client(cp.Account)
 	require.NoError(err)
 	assert.Equal(t, got.Usage.TotalCost, c.Charged)
-	held, ok := cp.states.Latest(keys["payment"].Public().(ed25519.PublicKey))
+	held, ok := cp.States.Latest(keys["payment"].Public().(ed25519.PublicKey))
 	require.True(ok, "the client holds its charged state")
 	assert.Equal(t, c.Charged, held.State.Total)
 
@@ -153,7 +160,7 @@ func TestStandalonePayments(t *testing.T) {
 			Balance     *uint64 `json:"balance"`
 		} `json:"payments"`
 	}
-	require.NoError(getJSON("http://"+cl.Addr().String()+"/jsonstats", &cs))
+	require.NoError(nodetest.GetJSON("http://"+cl.Addr().String()+"/jsonstats", &cs))
 	require.Len(cs.Payments, 1)
 	for _, p := range cs.Payments {
 		assert.Equal(t, c.Charged, p.Charged)
@@ -167,7 +174,7 @@ func TestStandalonePayments(t *testing.T) {
 			Paid   uint64 `json:"paid"`
 		} `json:"payments"`
 	}
-	require.NoError(getJSON("http://"+w.StatsAddr(ctx).String()+"/jsonstats", &ws))
+	require.NoError(nodetest.GetJSON("http://"+w.StatsAddr(ctx).String()+"/jsonstats", &ws))
 	require.Len(ws.Payments, 1)
 	for _, p := range ws.Payments {
 		assert.Positive(t, p.Earned)

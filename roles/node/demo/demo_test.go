@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cocoon-network/cocoon/roles/node"
+	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -25,16 +27,16 @@ func TestRegistryPriceChange(t *testing.T) {
 	}
 	require := require.New(t)
 	data := t.TempDir()
-	cfg := loopbackConfig(data, "warn")
-	ctx, cancel := context.WithTimeout(context.Background(), timescale(60*time.Second))
+	cfg := node.LoopbackConfig(data, "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
 	defer cancel()
-	dn, err := startNetwork(ctx, cfg, data, zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
+	dn, err := Start(ctx, cfg, data, "test", zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
 	require.NoError(err)
 	defer dn.stop()
-	api := "http://" + dn.client.Addr().String()
+	api := "http://" + dn.Client.Addr().String()
 
 	cost := func() uint64 {
-		resp := post(t, ctx, api+"/v1/chat/completions", chatBody("cocoon-builtin", false, ""))
+		resp := nodetest.Post(t, ctx, api+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
 		defer resp.Body.Close()
 		require.Equal(200, resp.StatusCode)
 		var got struct {
@@ -48,14 +50,14 @@ func TestRegistryPriceChange(t *testing.T) {
 	before := cost()
 	require.Positive(before)
 
-	owner, err := keyIn(filepath.Join(data, "keys"), "registry-owner")
+	owner, err := node.KeyIn(filepath.Join(data, "keys"), "registry-owner")
 	require.NoError(err)
 	params := contracts.DefaultParams()
 	params.PricePerToken *= 2
 	params.WorkerFeePerToken *= 2
-	require.NoError(chaincmd.SetParams(ctx, dn.money.chain, io.Discard, owner, dn.money.net.Registry, params))
-	waitFor(t, "the proxy to see the new price", func() bool {
-		return dn.money.proxy.prices.Load().PricePerToken == params.PricePerToken
+	require.NoError(chaincmd.SetParams(ctx, dn.Money.Chain, io.Discard, owner, dn.Money.Net.Registry, params))
+	nodetest.WaitFor(t, "the proxy to see the new price", func() bool {
+		return dn.Money.Meter.Prices().PricePerToken == params.PricePerToken
 	})
 	assert.Equal(t, 2*before, cost(), "the same request costs twice as much")
 
@@ -64,7 +66,7 @@ func TestRegistryPriceChange(t *testing.T) {
 			Prices struct{ PricePerToken uint64 } `json:"prices"`
 		} `json:"payments"`
 	}
-	resp, err := http.Get("http://" + dn.proxy.StatsAddr(ctx).String() + "/jsonstats") //nolint:noctx // test
+	resp, err := http.Get("http://" + dn.Proxy.StatsAddr(ctx).String() + "/jsonstats") //nolint:noctx // test
 	require.NoError(err)
 	defer resp.Body.Close()
 	require.NoError(json.NewDecoder(resp.Body).Decode(&stats))

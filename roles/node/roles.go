@@ -1,0 +1,81 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/client"
+	"github.com/cocoon-network/cocoon/roles/proxy"
+	"github.com/cocoon-network/cocoon/roles/worker"
+	"github.com/cocoon-network/cocoon/settle/meter"
+)
+
+// BuildProxy builds a proxy; with m it meters and charges every request.
+func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.Meter) (*proxy.Proxy, error) {
+	log = log.With().Str("role", "proxy").Logger()
+	var claims attest.Claims
+	pc := proxy.Config{
+		Listen: cfg.Proxy.Listen, StatsListen: cfg.Proxy.StatsListen,
+		RequestTimeout: time.Duration(cfg.Proxy.RequestTimeout), MaxAttempts: cfg.Proxy.MaxAttempts,
+	}
+	if m != nil {
+		// The payment key is named in the attested claims: clients and workers check the states
+		// they receive against it, and the proxy contract is bound to it.
+		pc.Payments = &proxy.Payments{Ledger: m.Ledger(), Prices: m.Prices, Account: m.Account, PaymentKey: m.PaymentKey()}
+		claims.PaymentKey = pc.Payments.PaymentKey
+	}
+	tc, err := Transport(&cfg, attest.RoleProxy, claims, version, log)
+	if err != nil {
+		return nil, err
+	}
+	return proxy.New(pc, tc, log)
+}
+
+// BuildWorker builds a worker; with pay it earns into pay's wallet and keeps its states.
+func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Party) (*worker.Worker, error) {
+	log = log.With().Str("role", "worker").Logger()
+	engine, digest, err := Engine(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	wc := cfg.Worker
+	tc, err := Transport(&cfg, attest.RoleWorker, attest.Claims{Model: wc.Model, WeightsDigest: digest}, version, log)
+	if err != nil {
+		return nil, err
+	}
+	c := worker.Config{
+		Proxies: wc.Proxies, Model: wc.Model, WeightsDigest: digest, Coefficient: wc.Coefficient,
+		MaxActive: wc.MaxActive, OwnerAddress: wc.OwnerAddress, StatsListen: wc.StatsListen,
+	}
+	if pay != nil {
+		c.OwnerAddress, c.States = pay.Account.ToRaw(), pay.States
+	}
+	return worker.New(c, engine, tc, log)
+}
+
+// BuildClient builds a client; with pay it pays from pay's wallet, whose key is also its
+// certificate key (that is how a proxy knows whose deposit pays), and keeps its states.
+func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Party) (*client.Client, error) {
+	log = log.With().Str("role", "client").Logger()
+	var keys []ed25519.PrivateKey
+	if pay != nil {
+		keys = append(keys, pay.Key)
+	}
+	tc, err := Transport(&cfg, attest.RoleClient, attest.Claims{}, version, log, keys...)
+	if err != nil {
+		return nil, err
+	}
+	cc := cfg.Client
+	c := client.Config{
+		Proxies: cc.Proxies, Listen: cc.Listen, APIToken: cc.APIToken, MaxBodyBytes: cc.MaxBodyBytes,
+		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout),
+	}
+	if pay != nil {
+		c.States = pay.States
+	}
+	return client.New(c, tc, log)
+}
