@@ -71,7 +71,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-const chatBody = `{"model":"gputest-model","messages":[{"role":"user","content":"hello"}],"stream":true}`
+const chatBody = `{"model":"scripted-model","messages":[{"role":"user","content":"hello"}],"stream":true}`
 
 func TestHTTPEngineStream(t *testing.T) {
 	testCases := map[string]struct {
@@ -169,7 +169,7 @@ func TestHTTPEnginePassThrough(t *testing.T) {
 	require := require.New(t)
 	fake := newFake(t, scripted.Config{Chunks: 1})
 	eng := newEngine(t, fake.URL)
-	body := `{"model":"gputest-model","messages":[{"role":"user","content":"What's the weather?"}],` +
+	body := `{"model":"scripted-model","messages":[{"role":"user","content":"What's the weather?"}],` +
 		`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],` +
 		`"tool_choice":"auto","response_format":{"type":"json_object"},"seed":42,"logprobs":true,"top_logprobs":2,` +
 		`"user":"u-1","x_vendor_extension":{"nested":[1,2.50,"\u00e9"]},"stream":`

@@ -38,7 +38,7 @@ import (
 
 // Defaults of Config, those of the reference benchmark.
 const (
-	DefaultModel        = "gputest-model"
+	DefaultModel        = "scripted-model"
 	DefaultChunks       = 50
 	DefaultChunkBytes   = 128
 	DefaultPromptTokens = 16
