@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/settle/paystate"
 	"github.com/cocoon-network/cocoon/transport"
 )
@@ -73,7 +74,7 @@ type Client struct {
 	started time.Time
 
 	// Reconnection and failover tuning; tests shorten them.
-	backoff     backoff
+	backoff     redial.Backoff
 	connectWait time.Duration // how long a request waits for a first proxy connection
 	pingEvery   time.Duration
 
@@ -115,7 +116,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		log:         log.With().Str("component", "client").Logger(),
 		stats:       newStats(),
 		started:     time.Now(),
-		backoff:     backoff{min: 200 * time.Millisecond, max: 30 * time.Second},
+		backoff:     redial.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
 		connectWait: 5 * time.Second,
 		pingEvery:   10 * time.Second,
 		ready:       make(chan struct{}),

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/attesttest"
+	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -312,7 +313,7 @@ func startClient(t testing.TB, stubs []*stubProxy, opts ...harnessOption) *harne
 	}
 	c, err := New(cfg, tc, log)
 	require.NoError(t, err)
-	c.backoff = backoff{min: 20 * time.Millisecond, max: 200 * time.Millisecond}
+	c.backoff = redial.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	for _, o := range opts {
 		o(t, nil, nil, c)
 	}

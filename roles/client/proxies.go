@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,21 +12,6 @@ import (
 
 // failPenalty is how long a proxy that failed a request goes to the back of the queue.
 const failPenalty = 30 * time.Second
-
-// backoff is the reconnection schedule: exponential from min to max, with jitter.
-type backoff struct{ min, max time.Duration }
-
-// delay is the wait before reconnection attempt n (0-based). Jitter spreads the clients of a
-// restarted proxy so that they do not all reconnect in the same instant.
-func (b backoff) delay(n int) time.Duration {
-	d := b.min
-	for i := 0; i < n && d < b.max; i++ {
-		d *= 2
-	}
-	d = min(d, b.max)
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
-}
 
 // proxy is one configured proxy and the state of our connection to it.
 type proxy struct {
@@ -97,85 +80,16 @@ type target struct {
 	conn *transport.Conn
 }
 
-// keep holds one connection to p until ctx ends, redialling with backoff whenever it drops. A
-// connection that drains before its certificates expire is replaced before it ends: new requests
-// go over the replacement while those under way finish on the old one (unless the replacement would
-// end no later, the proxy not having renewed its certificate).
+// keep holds one connection to p until ctx ends (redial.Loop: backoff, replacement of a draining
+// connection), keeping p's state and waking waiting requests on every change.
 func (c *Client) keep(ctx context.Context, p *proxy) {
-	log := c.log.With().Str("proxy", p.addr).Logger()
-	attempt := 0
-	var lastLogged string
-	var sessions sync.WaitGroup
-	defer sessions.Wait()
-	var lastEnds time.Time
-	for {
-		conn, err := transport.Dial(ctx, p.addr, c.tc)
-		if ctx.Err() != nil {
-			if conn != nil {
-				_ = conn.Close(wire.CodeShutdown, "client stopping")
-				<-conn.Done()
-			}
-			return
-		}
-		if err != nil {
-			p.down(nil, err)
-			// One line per distinct failure: a proxy that stays down or stays refused must not
-			// flood the log at every retry.
-			if msg := err.Error(); msg != lastLogged {
-				lastLogged = msg
-				if refusedByPolicy(err) {
-					log.Error().Err(err).Msg("refused proxy: its attestation is not allowed by our policy; no request will be sent to it")
-				} else {
-					log.Warn().Err(err).Msg("cannot connect to proxy; retrying")
-				}
-			} else {
-				log.Debug().Err(err).Msg("cannot connect to proxy; retrying")
-			}
-		} else {
-			lastLogged = ""
-			start := time.Now()
-			p.up(conn)
-			c.notify()
-			msg := "connected to proxy"
-			if conn.Peer().Simulated {
-				// Allowed only because the policy says so; it must be visible wherever it shows.
-				msg = "connected to proxy (SIMULATED attestation: development root of trust, not real TDX)"
-			}
-			log.Info().Str("attestation", conn.Peer().Label()).Str("image_hash", conn.Peer().ImageHash.String()).Msg(msg)
-			ended := make(chan struct{})
-			sessions.Go(func() {
-				defer close(ended)
-				c.session(ctx, p, conn)
-				p.down(conn, conn.Err())
-				c.notify()
-			})
-			draining := redial.ReplaceWhen(conn, &lastEnds)
-			select {
-			case <-ended:
-			case <-draining:
-				log.Info().Time("ends", conn.Ends()).Msg("proxy connection drains before its certificates expire; connecting a replacement")
-				attempt = 0
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			log.Warn().AnErr("cause", conn.Err()).Dur("lasted", time.Since(start)).Msg("proxy connection lost; reconnecting")
-			// A connection that held for a while resets the schedule; one that drops at once does not,
-			// so a proxy that accepts and immediately closes is not hammered.
-			if time.Since(start) > c.backoff.max {
-				attempt = 0
-			}
-		}
-		t := time.NewTimer(c.backoff.delay(attempt))
-		attempt++
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	redial.Loop(ctx, p.addr, c.tc, c.backoff, c.log, func(ctx context.Context, conn *transport.Conn) {
+		p.up(conn)
+		c.notify()
+		c.session(ctx, p, conn)
+		p.down(conn, conn.Err())
+		c.notify()
+	}, redial.Hooks{DialFailed: func(err error) { p.down(nil, err) }})
 }
 
 // session watches a live connection until it ends or ctx does, measuring its round-trip time.
@@ -226,11 +140,6 @@ func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
 			ping()
 		}
 	}
-}
-
-// refusedByPolicy tells an attestation refusal (our verifier said no) from a network failure.
-func refusedByPolicy(err error) bool {
-	return errors.Is(err, transport.ErrPeerRefused)
 }
 
 // notify wakes requests waiting for a proxy connection.

@@ -246,28 +246,6 @@ func TestProxyRefusedByPolicy(t *testing.T) {
 	assert.Zero(stub.acceptedConns())
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
-	testCases := map[string]struct {
-		attempt  int
-		lo, high time.Duration
-	}{
-		"first":      {attempt: 0, lo: 50 * time.Millisecond, high: 100 * time.Millisecond},
-		"third":      {attempt: 2, lo: 200 * time.Millisecond, high: 400 * time.Millisecond},
-		"capped":     {attempt: 10, lo: time.Second, high: 2 * time.Second},
-		"very large": {attempt: 1000, lo: time.Second, high: 2 * time.Second},
-	}
-	for name, tc := range testCases {
-		t.Run(name, func(t *testing.T) {
-			for range 100 {
-				d := b.delay(tc.attempt)
-				assert.GreaterOrEqual(t, d, tc.lo)
-				assert.LessOrEqual(t, d, tc.high)
-			}
-		})
-	}
-}
-
 func TestCodeMapping(t *testing.T) {
 	testCases := map[string]struct {
 		code       quic.ApplicationErrorCode

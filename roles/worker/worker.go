@@ -137,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer wg.Done()
 			redial.Loop(ctx, addr, w.tc, w.cfg.Backoff, w.log, func(ctx context.Context, c *transport.Conn) {
 				w.session(ctx, addr, c)
-			})
+			}, redial.Hooks{})
 		}()
 	}
 	w.log.Info().Str("model", w.cfg.Model).Int("max_active", w.cfg.MaxActive).

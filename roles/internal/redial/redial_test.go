@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -69,7 +70,7 @@ func TestReplaceBeforeExpiry(t *testing.T) {
 				case <-c.Done():
 				case <-ctx.Done():
 				}
-			})
+			}, Hooks{})
 	}()
 	next := func() session {
 		select {
@@ -96,4 +97,26 @@ func TestReplaceBeforeExpiry(t *testing.T) {
 	}
 	cancel()
 	<-loopDone
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+	testCases := map[string]struct {
+		attempt  int
+		lo, high time.Duration
+	}{
+		"first":      {attempt: 0, lo: 50 * time.Millisecond, high: 100 * time.Millisecond},
+		"third":      {attempt: 2, lo: 200 * time.Millisecond, high: 400 * time.Millisecond},
+		"capped":     {attempt: 10, lo: time.Second, high: 2 * time.Second},
+		"very large": {attempt: 1000, lo: time.Second, high: 2 * time.Second},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			for range 100 {
+				d := b.Delay(tc.attempt)
+				assert.GreaterOrEqual(t, d, tc.lo)
+				assert.LessOrEqual(t, d, tc.high)
+			}
+		})
+	}
 }
