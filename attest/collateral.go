@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cocoon-network/cocoon/attest/internal/atomicfile"
+	"github.com/cocoon-network/cocoon/config/atomicfile"
 
 	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify/trust"

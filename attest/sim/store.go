@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cocoon-network/cocoon/attest/internal/atomicfile"
+	"github.com/cocoon-network/cocoon/config/atomicfile"
 )
 
 // Names of the files in a state directory; the package doc describes them.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/config/atomicfile"
 	"github.com/cocoon-network/cocoon/settle"
 )
 
@@ -85,8 +86,8 @@ func (s *Store) Accept(proxyKey ed25519.PublicKey, raw []byte) (settle.SignedSta
 		return st, fmt.Errorf("%w: seqno %d total %d after seqno %d total %d", ErrReplay,
 			st.State.Seqno, st.State.Total, old.State.Seqno, old.State.Total)
 	}
-	if err := writeAtomic(filepath.Join(s.dir, id+".state"), raw); err != nil {
-		return st, err
+	if err := atomicfile.Write(filepath.Join(s.dir, id+".state"), raw, 0o600); err != nil {
+		return st, fmt.Errorf("save payment state: %w", err)
 	}
 	s.latest[id] = st
 	return st, nil
@@ -109,29 +110,6 @@ func (s *Store) All() map[string]settle.SignedState {
 		out[k] = v
 	}
 	return out
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
-	if err != nil {
-		return fmt.Errorf("save payment state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save payment state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save payment state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save payment state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save payment state: %w", err)
-	}
-	return nil
 }
 
 // Account is what a proxy contract holds for this party on chain.

@@ -1,5 +1,6 @@
-// Package atomicfile replaces files so that a reader, or a process restarted after a crash, sees
-// the old content or the new one, never a part.
+// Package atomicfile replaces files in a node's state directory (collateral cache, development
+// root of trust, payment states) so that a reader, or a process restarted after a crash, sees the
+// old content or the new one, never a part.
 package atomicfile
 
 import (
