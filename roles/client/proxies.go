@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/paysync"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -96,25 +97,12 @@ func (c *Client) keep(ctx context.Context, p *proxy) {
 func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// The proxy sends the new signed "charged" total after each request; keep the latest. Show it
-	// the one we hold first, so a proxy whose ledger was rolled back notices before it signs again.
-	proxyKey := conn.Peer().Claims.PaymentKey
-	if c.cfg.States != nil && proxyKey != nil {
-		if st, ok := c.cfg.States.Latest(proxyKey); ok {
-			if b, err := st.MarshalBinary(); err == nil {
-				_ = conn.SendControl(&wire.PaymentState{Signed: b})
-			}
-		}
-	}
+	// The proxy sends the new signed "charged" total after each request; keep the latest.
+	pay := paysync.Start(c.cfg.States, conn.Peer().Claims.PaymentKey, conn, c.log.With().Str("proxy", p.addr).Logger())
 	wg.Go(func() {
 		for m := range conn.Control() {
-			ps, ok := m.(*wire.PaymentState)
-			if !ok || c.cfg.States == nil || proxyKey == nil {
+			if !pay.Handle(m) {
 				c.log.Debug().Str("proxy", p.addr).Type("message", m).Msg("ignored control message")
-				continue
-			}
-			if _, err := c.cfg.States.Accept(proxyKey, ps.GetSigned()); err != nil {
-				c.log.Warn().Str("proxy", p.addr).Err(err).Msg("payment state refused")
 			}
 		}
 	})

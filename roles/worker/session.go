@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/cocoon-network/cocoon/roles/internal/paysync"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -51,16 +52,7 @@ func (w *Worker) session(ctx context.Context, addr string, c *transport.Conn) {
 
 // register keeps the proxy's view of this worker in step with the engine's health.
 func (w *Worker) register(ctx context.Context, addr string, c *transport.Conn) {
-	proxyKey := c.Peer().Claims.PaymentKey
-	// Show the proxy the latest total it signed for us, so a proxy whose ledger was rolled back
-	// notices before it signs again.
-	if w.cfg.States != nil && proxyKey != nil {
-		if st, ok := w.cfg.States.Latest(proxyKey); ok {
-			if b, err := st.MarshalBinary(); err == nil {
-				_ = c.SendControl(&wire.PaymentState{Signed: b})
-			}
-		}
-	}
+	pay := paysync.Start(w.cfg.States, c.Peer().Claims.PaymentKey, c, w.log.With().Str("proxy", addr).Logger())
 	registered := false
 	for {
 		changed := w.healthChanged()
@@ -89,6 +81,9 @@ func (w *Worker) register(ctx context.Context, addr string, c *transport.Conn) {
 			if !ok {
 				return
 			}
+			if pay.Handle(m) {
+				continue
+			}
 			switch m := m.(type) {
 			case *wire.Registered:
 				w.setProxy(addr, c, func(p *proxyState) { p.Registered = true })
@@ -96,13 +91,6 @@ func (w *Worker) register(ctx context.Context, addr string, c *transport.Conn) {
 			case *wire.Error:
 				w.log.Error().Str("proxy", addr).Uint32("code", m.GetCode()).Str("reason", m.GetMessage()).Msg("proxy refused registration")
 				return
-			case *wire.PaymentState:
-				if w.cfg.States == nil || proxyKey == nil {
-					continue
-				}
-				if _, err := w.cfg.States.Accept(proxyKey, m.GetSigned()); err != nil {
-					w.log.Warn().Str("proxy", addr).Err(err).Msg("payment state refused")
-				}
 			}
 		}
 	}
