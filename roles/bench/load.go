@@ -209,8 +209,9 @@ func quicRequester(conn *transport.Conn, body []byte) requester {
 		}
 		stop := context.AfterFunc(ctx, func() { s.Cancel(wire.CodeCancelled) })
 		defer stop()
+		// The body asks for usage (chatRequestBody), so the request frame says so, as a client's does.
 		req := &wire.Request{Id: "bench-" + strconv.FormatInt(requestSeq.Add(1), 10), Kind: wire.Kind_KIND_CHAT,
-			Model: scripted.DefaultModel, Stream: true, Body: body, TimeoutMs: uint64(requestTimeout.Milliseconds())}
+			Model: scripted.DefaultModel, Stream: true, IncludeUsage: true, Body: body, TimeoutMs: uint64(requestTimeout.Milliseconds())}
 		if err := s.Send(req); err != nil {
 			return 0, 0, err
 		}
