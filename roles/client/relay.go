@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -66,64 +65,6 @@ func (x *call) closeTail(wait bool) {
 	x.tail = nil
 }
 
-// run tries the connected proxies in turn until one answers. A failure before the first chunk
-// moves on to the next proxy; once a chunk arrived the answer is that proxy's, success or not.
-func (x *call) run(ctx context.Context) {
-	targets := x.c.waitCandidates(ctx)
-	if len(targets) == 0 {
-		if ctx.Err() != nil {
-			x.fail(ctxError(ctx))
-			return
-		}
-		x.fail(errNoProxy())
-		return
-	}
-	var report *apiError
-	for i, t := range targets {
-		x.attempts++
-		e, retry := x.attempt(ctx, t)
-		if e == nil {
-			x.closeTail(true)
-			return
-		}
-		if !retry || x.started || ctx.Err() != nil {
-			x.fail(e)
-			x.closeTail(true)
-			return
-		}
-		x.closeTail(false)
-		if i+1 < len(targets) {
-			x.c.stats.failover()
-			x.c.log.Debug().Str("request_id", x.id).Str("proxy", t.p.addr).Int("status", e.status).
-				Str("reason", e.msg).Msg("failing over to the next proxy")
-		}
-		report = pickError(report, e)
-	}
-	x.fail(report)
-}
-
-// pickError chooses which of two failures the app hears when every proxy failed: the one that says
-// most about the request (no funds, no capacity, no such model) over a broken connection.
-func pickError(a, b *apiError) *apiError {
-	rank := func(e *apiError) int {
-		switch e.status {
-		case http.StatusPaymentRequired:
-			return 5
-		case http.StatusServiceUnavailable:
-			return 4
-		case http.StatusNotFound:
-			return 3
-		case http.StatusGatewayTimeout:
-			return 2
-		}
-		return 1
-	}
-	if a == nil || rank(b) >= rank(a) {
-		return b
-	}
-	return a
-}
-
 // fail sends e to the app in whatever shape the answer is in by now.
 func (x *call) fail(e *apiError) {
 	x.err = e
@@ -138,29 +79,6 @@ func (x *call) fail(e *apiError) {
 	default:
 		writeError(x.w, e)
 	}
-}
-
-func ctxError(ctx context.Context) *apiError {
-	if errors.Is(context.Cause(ctx), errRequestTimeout) {
-		return errTimeout()
-	}
-	return newError(statusClientClosed, "invalid_request_error", "cancelled", "request cancelled")
-}
-
-// cancelCode is the stream reset code that tells the proxy why we gave up.
-func cancelCode(ctx context.Context) quic.ApplicationErrorCode {
-	if errors.Is(context.Cause(ctx), errRequestTimeout) {
-		return wire.CodeTimeout
-	}
-	return wire.CodeCancelled
-}
-
-func errProxyLost() *apiError {
-	return newError(http.StatusBadGateway, "server_error", "upstream_error", "connection to the proxy failed")
-}
-
-func errProtocol(what string) *apiError {
-	return newError(http.StatusBadGateway, "server_error", "upstream_error", "proxy broke the protocol: "+what)
 }
 
 // attempt runs the request on one proxy. It returns nil when the answer was delivered, or the
@@ -281,117 +199,12 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	}
 }
 
-// retryable says whether another proxy might answer where this one refused before the first chunk.
-// Proxies differ in workers, load and the client's balance, so "no such model", "no capacity" and
-// "payment required" are worth another try; a malformed request or an expired deadline is not.
-func retryable(code quic.ApplicationErrorCode) bool {
-	switch code {
-	case wire.CodeBadRequest, wire.CodeFrameTooLarge, wire.CodeTimeout:
-		return false
-	}
-	return true
-}
-
-// recvError classifies a failed read or write on the request stream.
-func (x *call) recvError(ctx context.Context, t target, err error) (*apiError, bool) {
-	if ctx.Err() != nil {
-		return ctxError(ctx), false
-	}
-	var se *quic.StreamError
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		t.p.failed()
-		return errProtocol("answer ended before done"), true
-	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrMalformedFrame):
-		return errProtocol("bad frame"), true
-	case errors.As(err, &se) && se.Remote:
-		// The proxy reset the request stream with a code saying why.
-		code := quic.ApplicationErrorCode(se.ErrorCode)
-		if code == wire.CodeOverloaded || code == wire.CodeShutdown || code == wire.CodeInternal {
-			t.p.failed()
-		}
-		return errFromCode(code, "proxy reset the request ("+codeName(code)+")"), retryable(code)
-	}
-	// The connection itself failed: closed, timed out or reset.
-	t.p.failed()
-	return errProxyLost(), true
-}
-
 // appGone is the outcome when writing to the app fails: it disconnected or stopped reading.
 func (x *call) appGone(ctx context.Context) *apiError {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
 	return newError(statusClientClosed, "invalid_request_error", "cancelled", "app stopped reading")
-}
-
-// commit writes the status and headers, once, when the first answer byte is ready.
-func (x *call) commit() error {
-	if x.committed {
-		return nil
-	}
-	x.committed = true
-	h := x.w.Header()
-	model := x.head.GetModel()
-	if model == "" {
-		model = x.model
-	}
-	h.Set("X-Cocoon-Model", model)
-	if wi := x.head.GetWorker(); wi != nil {
-		h.Set("X-Cocoon-Worker-Image", wi.GetImageHash())
-		h.Set("X-Cocoon-Attestation", wi.GetAttestation())
-		if wi.GetCoefficient() != 0 {
-			h.Set("X-Cocoon-Worker-Coefficient", strconv.FormatUint(uint64(wi.GetCoefficient()), 10))
-		}
-	}
-	h.Set("X-Cocoon-Proxy", x.proxy)
-	h.Set("X-Cocoon-Time-To-Head-Ms", strconv.FormatInt(x.headAt.Milliseconds(), 10))
-	status := int(x.head.GetHttpStatus())
-	if status < 200 || status > 299 {
-		status = http.StatusOK
-	}
-	if !x.stream {
-		h.Set("Content-Type", "application/json")
-		x.w.WriteHeader(status)
-		return nil
-	}
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // tell reverse proxies in front of us not to buffer the stream
-	x.w.WriteHeader(status)
-	x.sse = newSSEWriter(x.w)
-	return x.sse.flush()
-}
-
-// finishAnswer writes the end of a successful answer once Done arrived.
-func (x *call) finishAnswer(ctx context.Context, usageChunk, whole []byte) *apiError {
-	cost := x.done.GetTotalCost()
-	if !x.stream {
-		body := withCost(whole, cost)
-		h := x.w.Header()
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		h.Set("X-Cocoon-Total-Ms", strconv.FormatInt(time.Since(x.start).Milliseconds(), 10))
-		h.Set("X-Cocoon-Total-Cost", strconv.FormatUint(cost, 10))
-		_ = x.commit()
-		n, err := x.w.Write(body)
-		x.respBytes = int64(n)
-		if err != nil {
-			return x.appGone(ctx)
-		}
-		return nil
-	}
-	if err := x.commit(); err != nil {
-		return x.appGone(ctx)
-	}
-	if usageChunk != nil {
-		if err := x.sse.data(withCost(usageChunk, cost)); err != nil {
-			return x.appGone(ctx)
-		}
-	}
-	if err := x.sse.data(doneEvent); err != nil {
-		return x.appGone(ctx)
-	}
-	return nil
 }
 
 // drain reads the proxy's end of stream after its last message, so the stream closes cleanly in
@@ -404,78 +217,4 @@ func drain(s *transport.Stream) bool {
 			return errors.Is(err, io.EOF)
 		}
 	}
-}
-
-// withCost adds "total_cost" (nanoTON) to the top-level "usage" object of a JSON answer, leaving
-// every other byte as the engine wrote it. Answers without a usage object are returned unchanged.
-// With duplicate keys the last "usage" is the one changed, as JSON parsers keep the last.
-func withCost(b []byte, cost uint64) []byte {
-	if cost == 0 || !json.Valid(b) {
-		return b
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return b
-	}
-	at, empty := -1, false // the closing brace of the last usage object
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return b
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return b
-		}
-		if key, _ := tok.(string); key != "usage" {
-			continue
-		}
-		at = -1
-		if len(raw) >= 2 && raw[0] == '{' {
-			at = int(dec.InputOffset()) - 1
-			empty = len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
-		}
-	}
-	if at < 0 || at >= len(b) || b[at] != '}' {
-		return b
-	}
-	field := `"total_cost":` + strconv.FormatUint(cost, 10)
-	if !empty {
-		field = "," + field
-	}
-	out := make([]byte, 0, len(b)+len(field))
-	out = append(out, b[:at]...)
-	out = append(out, field...)
-	return append(out, b[at:]...)
-}
-
-// codeName names a wire code for messages.
-func codeName(code quic.ApplicationErrorCode) string {
-	switch code {
-	case wire.CodeCancelled:
-		return "cancelled"
-	case wire.CodeProtocol:
-		return "protocol error"
-	case wire.CodeFrameTooLarge:
-		return "frame too large"
-	case wire.CodeShutdown:
-		return "shutting down"
-	case wire.CodeInternal:
-		return "internal error"
-	case wire.CodeTimeout:
-		return "timeout"
-	case wire.CodeOverloaded:
-		return "overloaded"
-	case wire.CodeNotFound:
-		return "not found"
-	case wire.CodeBadRequest:
-		return "bad request"
-	case wire.CodeUpstream:
-		return "upstream failure"
-	case wire.CodeVersion:
-		return "version mismatch"
-	case wire.CodePaymentRequired:
-		return "payment required"
-	}
-	return "code " + strconv.FormatUint(uint64(code), 10)
 }
