@@ -27,6 +27,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/roles/node/demo"
@@ -40,11 +41,17 @@ var (
 	buildDir  string
 )
 
-// TestMain removes the built binary after the package's tests.
+// TestMain removes the built binary after the package's tests, and fails them if a goroutine
+// outlived its test (idle keep-alive connections are closed first: they are the HTTP client's).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+		code = 1
 	}
 	os.Exit(code)
 }
