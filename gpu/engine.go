@@ -73,12 +73,6 @@ type Request struct {
 type Chunk struct {
 	// Data is only valid during the Sink call; callers copy it if they keep it.
 	Data []byte
-	// UsageOnly marks the final usage chunk of a stream (choices empty, usage
-	// set) that the engine sent only because we asked for it: the client's
-	// request did not set stream_options.include_usage. Callers drop it to give
-	// the client exactly the stream it asked for. When the client asked for
-	// usage itself the chunk is an ordinary one and UsageOnly is false.
-	UsageOnly bool
 	// Usage marks the final usage chunk of a stream (choices empty, usage set), whether or not the
 	// client asked for it: a relay that knows what the client asked decides from this alone.
 	Usage bool

@@ -167,10 +167,10 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	if path == "" {
 		return settle.Usage{}, fmt.Errorf("engine request: unknown kind %v", req.Kind)
 	}
-	body, asked := req.Body, false
+	body := req.Body
 	if req.Stream {
 		var err error
-		if body, asked, err = withIncludeUsage(req.Body); err != nil {
+		if body, _, err = withIncludeUsage(req.Body); err != nil {
 			return settle.Usage{}, fmt.Errorf("prepare engine request: %w", err)
 		}
 	}
@@ -208,7 +208,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 		defer ir.t.Stop()
 		r = ir
 	}
-	u, err := e.stream(ctx, r, asked, sink)
+	u, err := e.stream(ctx, r, sink)
 	if err != nil {
 		cancel(err) // stop the engine request before the deferred Close
 		return u, err
@@ -222,7 +222,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	return u, nil
 }
 
-func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sink Sink) (settle.Usage, error) {
+func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, sink Sink) (settle.Usage, error) {
 	sr, _ := e.readers.Get().(*SSEReader)
 	if sr == nil {
 		sr = NewSSEReader(body, e.cfg.MaxEventSize)
@@ -264,7 +264,7 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, asked bool, sin
 			usage, have = u, true
 		}
 		chunks++
-		if err := sink(Chunk{Data: data, Usage: ok && noChoices, UsageOnly: ok && noChoices && !asked, More: sr.Buffered()}); err != nil {
+		if err := sink(Chunk{Data: data, Usage: ok && noChoices, More: sr.Buffered()}); err != nil {
 			return usage, fmt.Errorf("engine stream sink: %w", err)
 		}
 	}

@@ -47,7 +47,7 @@ func newFake(t *testing.T, cfg scripted.Config) *scripted.Server {
 // collector is a Sink that keeps copies of the chunks.
 type collector struct {
 	chunks    []string
-	usageOnly []bool
+	usageChunk []bool
 	err       error // returned from the sink after the chunks in errAfter
 	errAfter  int
 	onChunk   func(n int) // called after each chunk with the count so far
@@ -58,7 +58,7 @@ func (c *collector) sink(ch gpu.Chunk) error {
 		return c.err
 	}
 	c.chunks = append(c.chunks, string(ch.Data))
-	c.usageOnly = append(c.usageOnly, ch.UsageOnly)
+	c.usageChunk = append(c.usageChunk, ch.Usage)
 	if c.onChunk != nil {
 		c.onChunk(len(c.chunks))
 	}
@@ -80,7 +80,6 @@ func TestHTTPEngineStream(t *testing.T) {
 		body          string
 		wantChunks    int
 		wantUsage     settle.Usage
-		wantUsageOnly bool
 	}{
 		"chat, usage injected": {
 			cfg:           scripted.Reference(),
@@ -88,7 +87,6 @@ func TestHTTPEngineStream(t *testing.T) {
 			body:          chatBody,
 			wantChunks:    1 + 50 + 1,
 			wantUsage:     settle.Usage{PromptTokens: 16, CompletionTokens: 50},
-			wantUsageOnly: true,
 		},
 		"chat, client asked for usage": {
 			cfg:        scripted.Config{Chunks: 3},
@@ -103,7 +101,6 @@ func TestHTTPEngineStream(t *testing.T) {
 			body:          `{"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":false}}`,
 			wantChunks:    5 + 1,
 			wantUsage:     settle.Usage{PromptTokens: 100, CachedTokens: 64, CompletionTokens: 5, ReasoningTokens: 2},
-			wantUsageOnly: true,
 		},
 	}
 	for name, tc := range testCases {
@@ -119,7 +116,7 @@ func TestHTTPEngineStream(t *testing.T) {
 			require.Len(c.chunks, tc.wantChunks)
 			for i, ch := range c.chunks {
 				assert.True(json.Valid([]byte(ch)), "chunk %d", i)
-				assert.Equal(i == len(c.chunks)-1 && tc.wantUsageOnly, c.usageOnly[i], "chunk %d", i)
+				assert.Equal(i == len(c.chunks)-1, c.usageChunk[i], "chunk %d: only the last is the usage chunk", i)
 			}
 			reqs := fake.Requests()
 			require.Len(reqs, 1)
@@ -223,7 +220,7 @@ func TestHTTPEngineWhole(t *testing.T) {
 			assert.Equal(tc.wantUsage, u)
 			if assert.Len(c.chunks, 1) {
 				assert.True(json.Valid([]byte(c.chunks[0])))
-				assert.False(c.usageOnly[0])
+				assert.False(c.usageChunk[0], "a whole answer is no usage chunk")
 			}
 		})
 	}
@@ -500,7 +497,7 @@ func TestHTTPEngineAgainstBuiltin(t *testing.T) {
 				assert.Positive(u1.PromptTokens)
 				assert.Positive(u1.CompletionTokens)
 				assert.Equal(len(overHTTP.chunks), len(inProc.chunks))
-				assert.Equal(overHTTP.usageOnly, inProc.usageOnly)
+				assert.Equal(overHTTP.usageChunk, inProc.usageChunk)
 				assert.Equal(text(t, overHTTP.chunks), text(t, inProc.chunks))
 			}
 		})

@@ -73,7 +73,7 @@ func (e *Engine) Health(ctx context.Context) error { return ctx.Err() }
 
 // Do implements gpu.Engine in process. It behaves as gpu.HTTPEngine does in
 // front of this engine's HTTP handler: streams always end with a usage chunk
-// (marked UsageOnly unless the client asked for usage), a malformed request
+// (marked Usage), a malformed request
 // gives a *gpu.HTTPError with status 400 and OpenAI error JSON, and
 // req.Stream (not the body) chooses streaming.
 func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle.Usage, error) {
@@ -91,10 +91,9 @@ func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle
 		}
 		return j.usage(), nil
 	}
-	asked := j.includeUsage
 	j.includeUsage = true
 	err := e.stream(ctx, &j, func(data []byte, usageChunk bool) error {
-		return sink(gpu.Chunk{Data: data, Usage: usageChunk, UsageOnly: usageChunk && !asked})
+		return sink(gpu.Chunk{Data: data, Usage: usageChunk})
 	})
 	if err != nil {
 		return j.usage(), fmt.Errorf("builtin engine: %w", err)

@@ -34,7 +34,7 @@ func ctxT(t *testing.T) context.Context {
 
 type result struct {
 	chunks    []string
-	usageOnly []bool
+	usageChunk []bool
 	usage     settle.Usage
 }
 
@@ -43,7 +43,7 @@ func do(t *testing.T, e *builtin.Engine, kind gpu.Kind, body string, stream bool
 	var r result
 	u, err := e.Do(ctxT(t), gpu.Request{Kind: kind, Body: []byte(body), Stream: stream}, func(c gpu.Chunk) error {
 		r.chunks = append(r.chunks, string(c.Data))
-		r.usageOnly = append(r.usageOnly, c.UsageOnly)
+		r.usageChunk = append(r.usageChunk, c.Usage)
 		return nil
 	})
 	require.New(t).NoError(err)
@@ -193,7 +193,7 @@ func TestEngine(t *testing.T) {
 				assert.Equal(tc.wantObject+map[bool]string{true: ".chunk", false: ""}[tc.kind == gpu.KindChat], so.Object)
 				ids[so.ID] = true
 				last := i == len(stream.chunks)-1
-				assert.Equal(last, stream.usageOnly[i], "only the last chunk is the injected usage chunk")
+				assert.Equal(last, stream.usageChunk[i], "only the last chunk is the usage chunk")
 				if last {
 					assert.Empty(so.Choices)
 					require.NotNil(so.Usage)

@@ -149,13 +149,6 @@ func (p *stubProxy) stop() {
 	}
 }
 
-// restart stops the stub and listens again on the same address.
-func (p *stubProxy) restart() {
-	addr := p.addr
-	p.stop()
-	p.start(addr)
-}
-
 // dropConns closes the live connections but keeps listening.
 func (p *stubProxy) dropConns() {
 	p.mu.Lock()

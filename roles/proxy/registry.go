@@ -34,10 +34,11 @@ type workerEntry struct {
 	avgNanos atomic.Int64
 }
 
-// Ping intervals for a worker connection: often while it serves, rarely while it is idle.
+// Ping intervals for a worker connection: often while it serves, so a request cut off mid-answer
+// fails within a second; at transport.IdlePingInterval while it is idle.
 const (
 	busyPing = 250 * time.Millisecond
-	idlePing = 5 * time.Second
+	idlePing = transport.IdlePingInterval
 )
 
 // updatePing sets the connection's ping interval from the worker's current load. Callers call it

@@ -66,7 +66,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			headSent = true
 		}
 		t := wire.TypeChunk
-		if ch.Usage || ch.UsageOnly {
+		if ch.Usage {
 			// Every stream ends with the usage the worker asked for, to meter it. The app sees it
 			// only if it asked too; otherwise it travels in Done alone.
 			if !req.GetIncludeUsage() {
