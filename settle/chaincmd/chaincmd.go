@@ -49,6 +49,7 @@ func ShowRegistry(ctx context.Context, c chain.Chain, w io.Writer, registry ton.
 	fmt.Fprintf(tw, "min stakes\tproxy %s TON, client %s TON\n", settle.FormatTON(p.MinProxyStake), settle.FormatTON(p.MinClientStake))
 	fmt.Fprintf(tw, "close delays\tclient %s, proxy %s\n",
 		time.Duration(p.ClientCloseDelay)*time.Second, time.Duration(p.ProxyCloseDelay)*time.Second)
+	fmt.Fprintf(tw, "max worker coefficient\t%s (1000 = 1x)\n", coefficient(p.MaxCoefficient))
 	for _, l := range []struct {
 		name string
 		list [][32]byte
@@ -61,6 +62,14 @@ func ShowRegistry(ctx context.Context, c chain.Chain, w io.Writer, registry ton.
 		fmt.Fprintf(tw, "proxy\t%s key %s contract %s\n", px.Endpoint, hex.EncodeToString(px.Key), px.Contract.ToRaw())
 	}
 	return tw.Flush()
+}
+
+// coefficient shows a registry's coefficient cap; zero is a registry from before the field.
+func coefficient(c uint32) string {
+	if c == 0 {
+		return fmt.Sprintf("not set: list price only (%d)", settle.CoefficientOne)
+	}
+	return fmt.Sprint(c)
 }
 
 // DeployRegistry deploys a registry owned by key's wallet and prints its address.
@@ -163,7 +172,7 @@ func ShowProxy(ctx context.Context, c chain.Chain, w io.Writer, proxy ton.Accoun
 			fmt.Fprintf(tw, "  stake\t%s TON\n", settle.FormatTON(a.Stake))
 			fmt.Fprintf(tw, "  charged\t%s TON (seqno %d)\n", settle.FormatTON(a.Charged), a.Seqno)
 			if a.ClosingAt != 0 && a.Open {
-				fmt.Fprintf(tw, "  stake free after\t%s\n", time.Unix(int64(a.ClosingAt), 0).UTC().Format(time.RFC3339))
+				fmt.Fprintf(tw, "  closing: balance and stake free after\t%s\n", time.Unix(int64(a.ClosingAt), 0).UTC().Format(time.RFC3339))
 			}
 		}
 		if a, ok := p.Workers[*party]; ok {
@@ -185,8 +194,8 @@ func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateK
 	return printClient(ctx, c, w, key, proxy)
 }
 
-// Withdraw closes key's client account: the unspent balance comes back at once; the stake
-// is released by a later WithdrawStake after the client close delay.
+// Withdraw closes key's client account: balance and stake stay locked for the client close
+// delay, so the proxy can settle its last charges; a later WithdrawStake takes back what is left.
 func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientCloseBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
@@ -194,7 +203,8 @@ func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 	return printClient(ctx, c, w, key, proxy)
 }
 
-// WithdrawStake takes key's remaining stake once the close delay has passed.
+// WithdrawStake takes back what the charges left of key's balance and stake once the close
+// delay has passed.
 func WithdrawStake(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientWithdrawStakeBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)

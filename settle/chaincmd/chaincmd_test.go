@@ -76,8 +76,11 @@ func TestCommandsOnLocalChain(t *testing.T) {
 
 	out.Reset()
 	require.NoError(Withdraw(ctx, c, &out, client, proxy))
-	assert.Regexp(`  balance\s+0 TON`, out.String())
+	assert.Regexp(`  balance\s+3.98 TON`, out.String(), "closing locks the balance for the close delay")
+	out.Reset()
 	require.NoError(WithdrawStake(ctx, c, &out, client, proxy))
+	assert.Regexp(`  balance\s+0 TON`, out.String())
+	assert.Regexp(`  stake\s+0 TON`, out.String())
 	p, err := chain.Proxy(ctx, c, proxy)
 	require.NoError(err)
 	assert.Equal(uint32(0), p.OpenClients)

@@ -144,8 +144,8 @@ func Command() *cli.Command {
 							})
 						}),
 					},
-					clientCall("withdraw", "close the account: the unspent balance comes back now, the stake after the close delay", Withdraw),
-					clientCall("withdraw-stake", "take the stake back once the close delay has passed", WithdrawStake),
+					clientCall("withdraw", "close the account: balance and stake stay locked for the close delay (the proxy settles its last charges), then withdraw-stake takes back what is left", Withdraw),
+					clientCall("withdraw-stake", "take back balance and stake, minus charges, once the close delay has passed", WithdrawStake),
 				},
 			},
 			{
@@ -568,8 +568,9 @@ func paramFlags(def *contracts.RegistryParams) []cli.Flag {
 		&cli.Uint64Flag{Name: "mult-reasoning", Usage: "reasoning token multiplier (10000 = 1x)", DefaultText: show(p.ReasoningMult)},
 		&cli.StringFlag{Name: "min-proxy-stake", Usage: "`TON` a proxy contract must stake", DefaultText: show(settle.FormatTON(p.MinProxyStake))},
 		&cli.StringFlag{Name: "min-client-stake", Usage: "`TON` of each client deposit held as stake", DefaultText: show(settle.FormatTON(p.MinClientStake))},
-		&cli.DurationFlag{Name: "client-close-delay", Usage: "how long a closing client's stake stays locked (whole seconds)", DefaultText: show(delay(p.ClientCloseDelay))},
+		&cli.DurationFlag{Name: "client-close-delay", Usage: "how long a closing client's balance and stake stay locked (whole seconds)", DefaultText: show(delay(p.ClientCloseDelay))},
 		&cli.DurationFlag{Name: "proxy-close-delay", Usage: "how long a closing proxy's stake stays locked (whole seconds)", DefaultText: show(delay(p.ProxyCloseDelay))},
+		&cli.Uint64Flag{Name: "max-coefficient", Usage: "highest worker price coefficient a proxy may accept (1000 = 1x)", DefaultText: show(p.MaxCoefficient)},
 	}
 }
 
@@ -582,11 +583,14 @@ func applyParams(c *cli.Context, p *contracts.RegistryParams) (bool, error) {
 		}
 	}
 	for name, dst := range map[string]*uint32{"mult-prompt": &p.PromptMult, "mult-cached": &p.CachedPromptMult,
-		"mult-completion": &p.CompletionMult, "mult-reasoning": &p.ReasoningMult} {
+		"mult-completion": &p.CompletionMult, "mult-reasoning": &p.ReasoningMult, "max-coefficient": &p.MaxCoefficient} {
 		if c.IsSet(name) {
 			v := c.Uint64(name)
 			if v > math.MaxUint32 {
 				return false, chainUsage("--%s %d is too large", name, v)
+			}
+			if name == "max-coefficient" && v == 0 {
+				return false, chainUsage("--max-coefficient 0: want at least 1 (%d = 1x)", settle.CoefficientOne)
 			}
 			*dst, changed = uint32(v), true
 		}

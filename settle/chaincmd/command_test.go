@@ -101,6 +101,11 @@ func TestChainCommands(t *testing.T) {
 	assert.Contains(out, "version now 1")
 	_, err = runChain(ctx, "registry", "set-params", "--data", data, "--key", keyFile("registry-owner"), reg)
 	assert.Equal(2, chainExitCode(err), "set-params without a parameter: %v", err)
+	assert.Contains(run("registry", "show", "--data", data, reg), "4000 (1000 = 1x)")
+	run("registry", "set-params", "--data", data, "--key", keyFile("registry-owner"), "--max-coefficient", "2500", reg)
+	assert.Contains(run("registry", "show", "--data", data, reg), "2500 (1000 = 1x)")
+	_, err = runChain(ctx, "registry", "set-params", "--data", data, "--key", keyFile("registry-owner"), "--max-coefficient", "0", reg)
+	assert.Equal(2, chainExitCode(err), "a zero cap: %v", err)
 	run("registry", "allow", "--data", data, "--key", keyFile("registry-owner"), reg, "model", "sha256:ab"+hex.EncodeToString(make([]byte, 31)))
 
 	// Proxy contract, bound to the payment key, with the registry's minimum stake by default.
@@ -178,10 +183,12 @@ func TestChainCommands(t *testing.T) {
 	out = run("worker", "payout", "--data", data, "--key", keyFile("worker-wallet"), stateFile)
 	assert.Contains(out, "paid 0.7 TON")
 
-	// The client leaves: balance now, stake after the (zero) delay.
+	// The client leaves: closing locks balance and stake for the (zero) delay; then both come back.
 	out = run("client", "withdraw", "--data", data, "--key", keyFile("client-wallet"), proxyAddr)
-	assert.Regexp(`  balance\s+0 TON`, out)
+	assert.Regexp(`  balance\s+3.58 TON`, out)
+	assert.Contains(out, "closing: balance and stake free after")
 	out = run("client", "withdraw-stake", "--data", data, "--key", keyFile("client-wallet"), proxyAddr)
+	assert.Regexp(`  balance\s+0 TON`, out)
 	assert.Regexp(`  stake\s+0 TON`, out)
 }
 

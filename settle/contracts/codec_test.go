@@ -6,8 +6,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tonkeeper/tongo/boc"
+	"github.com/tonkeeper/tongo/tlb"
 	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
 
@@ -56,4 +59,46 @@ func TestProxyCodecRoundTrip(t *testing.T) {
 	assert.Equal(t, st, got)
 	_, err = contracts.ProxyData(st.Key[:3], st.Owner, st.Config)
 	require.Error(t, err)
+}
+
+// TestRegistryParamsBeforeMaxCoefficient: a registry written with the parameter layout that had
+// no max_coefficient still parses; its cap reads as list price only, never as unlimited.
+func TestRegistryParamsBeforeMaxCoefficient(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	type paramsV1 struct {
+		PricePerToken, WorkerFeePerToken                            tlb.Grams
+		PromptMult, CachedPromptMult, CompletionMult, ReasoningMult tlb.Uint32
+		MinProxyStake, MinClientStake                               tlb.Grams
+		ClientCloseDelay, ProxyCloseDelay                           tlb.Uint32
+	}
+	type lists struct {
+		A, B, C tlb.HashmapE[tlb.Bits256, bool]
+	}
+	type registryV1 struct {
+		Owner   tlb.MsgAddress
+		Version tlb.Uint32
+		Params  tlb.Ref[paramsV1]
+		Lists   tlb.Ref[lists]
+		Proxies tlb.HashmapE[tlb.Bits256, bool]
+	}
+	d := contracts.DefaultParams()
+	owner := account(1)
+	old := registryV1{Owner: owner.ToMsgAddress(), Version: 3}
+	old.Params.Value = paramsV1{
+		PricePerToken: tlb.Grams(d.PricePerToken), WorkerFeePerToken: tlb.Grams(d.WorkerFeePerToken),
+		PromptMult: tlb.Uint32(d.PromptMult), CachedPromptMult: tlb.Uint32(d.CachedPromptMult),
+		CompletionMult: tlb.Uint32(d.CompletionMult), ReasoningMult: tlb.Uint32(d.ReasoningMult),
+		MinProxyStake: tlb.Grams(d.MinProxyStake), MinClientStake: tlb.Grams(d.MinClientStake),
+		ClientCloseDelay: tlb.Uint32(d.ClientCloseDelay), ProxyCloseDelay: tlb.Uint32(d.ProxyCloseDelay),
+	}
+	c := boc.NewCell()
+	require.NoError(tlb.Marshal(c, old))
+	got, err := contracts.ParseRegistryData(c)
+	require.NoError(err)
+	want := d
+	want.MaxCoefficient = 0
+	assert.Equal(want, got.Params)
+	assert.Equal(uint32(settle.CoefficientOne), got.Params.CoefficientCap())
+	assert.Equal(uint32(contracts.DefaultMaxCoefficient), d.CoefficientCap())
 }

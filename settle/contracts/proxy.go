@@ -44,10 +44,10 @@ func (s ProxyStatus) String() string {
 // ClientAccount is a client's record in a proxy contract.
 type ClientAccount struct {
 	Balance   uint64 // deposited, not yet charged or returned
-	Stake     uint64 // locked until ClosingAt
+	Stake     uint64 // the minimum part of the deposit; with the balance, locked until ClosingAt
 	Charged   uint64 // last accepted cumulative charged total
 	Seqno     uint64 // last accepted sequence number
-	ClosingAt uint32 // 0 unless closing: when the stake may leave
+	ClosingAt uint32 // 0 unless closing: when balance and stake may leave
 	Open      bool   // false once everything was returned
 }
 
@@ -224,10 +224,13 @@ func SubmitStateBody(queryID uint64, s settle.SignedState) (*boc.Cell, error) {
 	return c, nil
 }
 
-// ClientCloseBody returns the sender's unspent balance at once and starts its stake's delay.
+// ClientCloseBody starts closing the sender's account: balance and stake stay locked for the
+// client close delay, during which the proxy can still submit charged states; only the change of
+// the attached value comes back.
 func ClientCloseBody(queryID uint64) *boc.Cell { return header(OpClientClose, queryID) }
 
-// ClientWithdrawStakeBody returns the sender's remaining stake once its close delay passed.
+// ClientWithdrawStakeBody returns what the charges left of the sender's balance and stake once
+// its close delay passed.
 func ClientWithdrawStakeBody(queryID uint64) *boc.Cell { return header(OpClientWithdrawStake, queryID) }
 
 // ProxyAddStakeBody adds the attached value minus OpFee to the proxy's stake (owner only).

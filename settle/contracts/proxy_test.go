@@ -134,24 +134,28 @@ func TestProxyLifecycle(t *testing.T) {
 	p.ok(p.owner, 5*ton1, contracts.ProxyAddStakeBody(9))
 	assert.Equal(stake+5*ton1-contracts.OpFee, p.st().ProxyStake)
 
-	// The client leaves with its unspent balance at once; the stake stays for the delay.
+	// Closing starts the delay: only the change of the attached value comes back; balance and
+	// stake stay locked.
 	balance := c.Balance
 	got = gained(p, p.client, func() { p.ok(p.client, gasValue, contracts.ClientCloseBody(2)) })
-	assert.GreaterOrEqual(got, balance)
+	assert.Less(got, uint64(gasValue))
 	c = p.acct(p.client)
-	assert.Equal(uint64(0), c.Balance)
+	assert.Equal(balance, c.Balance)
+	assert.Equal(uint64(minClientStake), c.Stake)
 	assert.Equal(uint32(start+clientDelay), c.ClosingAt)
 
-	// A charge the proxy had not submitted yet still lands: it comes out of the stake.
+	// A charge the proxy had not submitted yet still lands during the delay, from the balance.
 	p.ok(p.owner, gasValue, p.state(settle.KindClientCharged, p.client, 5*ton1/2))
-	assert.Equal(uint64(minClientStake-ton1/2), p.acct(p.client).Stake)
+	assert.Equal(balance-ton1/2, p.acct(p.client).Balance)
+	assert.Equal(uint64(minClientStake), p.acct(p.client).Stake)
 
-	// Before the delay the stake stays; after it the client takes it, even if the proxy is silent.
+	// Before the delay nothing leaves; after it the client takes what is left, even if the proxy is silent.
 	tx, _ := p.send(p.client, p.addr, gasValue, contracts.ClientWithdrawStakeBody(3))
 	assert.Equal(contracts.ExitTooEarly, tx.ExitCode())
 	p.chain.SetNow(start + clientDelay)
 	got = gained(p, p.client, func() { p.ok(p.client, gasValue, contracts.ClientWithdrawStakeBody(4)) })
-	assert.GreaterOrEqual(got, uint64(minClientStake-ton1/2))
+	assert.GreaterOrEqual(got, balance-ton1/2+minClientStake)
+	assert.Less(got, balance-ton1/2+minClientStake+gasValue)
 	c = p.acct(p.client)
 	assert.False(c.Open)
 	assert.Equal(uint64(5*ton1/2), c.Charged, "totals survive so old states cannot be replayed")

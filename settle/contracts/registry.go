@@ -20,6 +20,23 @@ type RegistryParams struct {
 	MinClientStake   uint64 // nanoTON
 	ClientCloseDelay uint32 // seconds
 	ProxyCloseDelay  uint32 // seconds
+	// MaxCoefficient is the highest worker price coefficient a proxy may accept
+	// (settle.CoefficientOne = 1.0x). Zero: the registry was written before the field existed;
+	// CoefficientCap then says list price only.
+	MaxCoefficient uint32
+}
+
+// DefaultMaxCoefficient is the default cap on a worker's price coefficient: 4.0x.
+const DefaultMaxCoefficient = 4 * settle.CoefficientOne
+
+// CoefficientCap is the highest worker coefficient a proxy may accept: MaxCoefficient, or
+// list price (settle.CoefficientOne) when the registry does not say, so a missing cap never
+// lets a worker charge more.
+func (p RegistryParams) CoefficientCap() uint32 {
+	if p.MaxCoefficient == 0 {
+		return settle.CoefficientOne
+	}
+	return p.MaxCoefficient
 }
 
 // ProxyEntry is a proxy listed in the registry, keyed by its attested payment key.
@@ -73,7 +90,14 @@ const (
 	ListModels       List = 2
 )
 
+// paramsTLB is Params; Base is the layout before max_coefficient, which registries deployed then
+// still hold (the registry contract stores the cell without reading it).
 type paramsTLB struct {
+	Base           paramsBaseTLB
+	MaxCoefficient tlb.Uint32
+}
+
+type paramsBaseTLB struct {
 	PricePerToken     tlb.Grams
 	WorkerFeePerToken tlb.Grams
 	PromptMult        tlb.Uint32
@@ -84,6 +108,20 @@ type paramsTLB struct {
 	MinClientStake    tlb.Grams
 	ClientCloseDelay  tlb.Uint32
 	ProxyCloseDelay   tlb.Uint32
+}
+
+// UnmarshalTLB reads either layout: max_coefficient is read when its 32 bits are there.
+func (t *paramsTLB) UnmarshalTLB(c *boc.Cell, d *tlb.Decoder) error {
+	*t = paramsTLB{}
+	if err := d.Unmarshal(c, &t.Base); err != nil {
+		return err
+	}
+	if c.BitsAvailableForRead() == 0 {
+		return nil
+	}
+	v, err := c.ReadUint(32)
+	t.MaxCoefficient = tlb.Uint32(v)
+	return err
 }
 
 type listsTLB struct {
@@ -126,24 +164,26 @@ func (b *rawBytes) UnmarshalTLB(c *boc.Cell, _ *tlb.Decoder) error {
 }
 
 func (p RegistryParams) tlb() paramsTLB {
-	return paramsTLB{
+	return paramsTLB{Base: paramsBaseTLB{
 		PricePerToken: tlb.Grams(p.PricePerToken), WorkerFeePerToken: tlb.Grams(p.WorkerFeePerToken),
 		PromptMult: tlb.Uint32(p.PromptMult), CachedPromptMult: tlb.Uint32(p.CachedPromptMult),
 		CompletionMult: tlb.Uint32(p.CompletionMult), ReasoningMult: tlb.Uint32(p.ReasoningMult),
 		MinProxyStake: tlb.Grams(p.MinProxyStake), MinClientStake: tlb.Grams(p.MinClientStake),
 		ClientCloseDelay: tlb.Uint32(p.ClientCloseDelay), ProxyCloseDelay: tlb.Uint32(p.ProxyCloseDelay),
-	}
+	}, MaxCoefficient: tlb.Uint32(p.MaxCoefficient)}
 }
 
 func (t paramsTLB) params() RegistryParams {
+	b := t.Base
 	return RegistryParams{
 		Prices: settle.Prices{
-			PricePerToken: uint64(t.PricePerToken), WorkerFeePerToken: uint64(t.WorkerFeePerToken),
-			PromptMult: uint32(t.PromptMult), CachedPromptMult: uint32(t.CachedPromptMult),
-			CompletionMult: uint32(t.CompletionMult), ReasoningMult: uint32(t.ReasoningMult),
+			PricePerToken: uint64(b.PricePerToken), WorkerFeePerToken: uint64(b.WorkerFeePerToken),
+			PromptMult: uint32(b.PromptMult), CachedPromptMult: uint32(b.CachedPromptMult),
+			CompletionMult: uint32(b.CompletionMult), ReasoningMult: uint32(b.ReasoningMult),
 		},
-		MinProxyStake: uint64(t.MinProxyStake), MinClientStake: uint64(t.MinClientStake),
-		ClientCloseDelay: uint32(t.ClientCloseDelay), ProxyCloseDelay: uint32(t.ProxyCloseDelay),
+		MinProxyStake: uint64(b.MinProxyStake), MinClientStake: uint64(b.MinClientStake),
+		ClientCloseDelay: uint32(b.ClientCloseDelay), ProxyCloseDelay: uint32(b.ProxyCloseDelay),
+		MaxCoefficient: uint32(t.MaxCoefficient),
 	}
 }
 
@@ -301,7 +341,7 @@ func ChangeOwnerBody(queryID uint64, owner ton.AccountID) (*boc.Cell, error) {
 // start from when no flag says otherwise: 20 nanoTON per adjusted token for clients, 16 for
 // workers (a 20% proxy commission), cached prompt tokens at 0.25x and completion and
 // reasoning tokens at 4x, a 10 TON proxy stake, a 1 TON client stake, one hour for a
-// closing client and one day for a closing proxy.
+// closing client, one day for a closing proxy, and worker coefficients up to 4.0x.
 func DefaultParams() RegistryParams {
 	return RegistryParams{
 		Prices: settle.Prices{
@@ -313,5 +353,6 @@ func DefaultParams() RegistryParams {
 		MinClientStake:   1_000_000_000,
 		ClientCloseDelay: 3600,
 		ProxyCloseDelay:  86400,
+		MaxCoefficient:   DefaultMaxCoefficient,
 	}
 }

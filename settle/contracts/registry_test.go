@@ -20,6 +20,7 @@ func testParams() contracts.RegistryParams {
 			PromptMult: 10000, CachedPromptMult: 2500, CompletionMult: 40000, ReasoningMult: 40000,
 		},
 		MinProxyStake: 10 * ton1, MinClientStake: ton1, ClientCloseDelay: 3600, ProxyCloseDelay: 86400,
+		MaxCoefficient: 3000,
 	}
 }
 
@@ -45,10 +46,11 @@ func TestRegistryDeployAndGetters(t *testing.T) {
 	require.Len(st, 1)
 	assert.Equal(int64(0), st[0].Int64())
 	st = e.get(reg, "get_params")
-	require.Len(st, 10)
+	require.Len(st, 11)
 	assert.Equal(int64(20), st[0].Int64())
 	assert.Equal(int64(40000), st[5].Int64())
 	assert.Equal(int64(86400), st[9].Int64())
+	assert.Equal(int64(3000), st[10].Int64())
 }
 
 func TestRegistryOwnerOperations(t *testing.T) {
