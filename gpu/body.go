@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // member is the byte span of one member value in a JSON object.
@@ -132,54 +133,63 @@ type Facts struct {
 	HasModel  bool
 	Stream    bool // false when absent or null, the engines' default
 	HasStream bool
+	Limits    Limits
 }
 
-// ReadFacts reads the model and stream members of a request body. A body that is not a JSON
-// object, a model that is not a string or a stream that is not a boolean is an ErrBadRequest:
-// engines coerce such values in ways a relay cannot foresee (pydantic takes "yes" as true).
+// Limits are the members of a request body that bound what it can cost: how many tokens each
+// choice may generate, how many choices each prompt gets, how many prompts run, and what in the
+// prompt is not text. A proxy reserves for them; a worker makes the engine obey them (WithLimits).
+type Limits struct {
+	MaxTokens           uint64 // max_tokens; 0 when absent or null
+	MaxCompletionTokens uint64 // max_completion_tokens; 0 when absent or null
+	N                   uint64 // n, choices per prompt; 0 when absent or null (engines: 1)
+	BestOf              uint64 // best_of, sequences generated per prompt; 0 when absent or null
+	// Prompts is how many prompts a /v1/completions body runs: 1 for a string or one token list,
+	// the list's length for a list of strings or of token lists; 0 when there is no prompt.
+	Prompts uint64
+	// Images counts the image parts of chat messages: their tokens depend on pixels, not bytes.
+	Images uint64
+	// Unbounded says why the chat prompt's tokens cannot be bounded before it runs (an audio,
+	// video or file part, or a part of unknown type); "" when they can.
+	Unbounded string
+}
+
+// Completion is the per-choice completion limit the body sets: the larger of max_tokens and
+// max_completion_tokens (engines read one or the other), 0 when it sets none.
+func (l Limits) Completion() uint64 { return max(l.MaxTokens, l.MaxCompletionTokens) }
+
+// Choices is how many sequences each prompt may generate: n or best_of, whichever is larger, at
+// least 1.
+func (l Limits) Choices() uint64 { return max(l.N, l.BestOf, 1) }
+
+// imageParts are the chat content part types that carry an image. Every other type but text
+// makes the prompt unbounded.
+var imageParts = map[string]bool{"image_url": true, "input_image": true, "image": true, "image_pil": true, "image_embeds": true}
+
+// factKeys are the members ReadFacts reads, in the order of its value array.
+var factKeys = [...]string{"model", "stream", "max_tokens", "max_completion_tokens", "n", "best_of", "prompt", "messages"}
+
+// ReadFacts reads the model, stream and limit members of a request body. A body that is not a
+// JSON object, a model that is not a string, a stream that is not a boolean or a limit that is not
+// a non-negative integer is an ErrBadRequest: engines coerce such values in ways a relay cannot
+// foresee (pydantic takes "yes" as true and "2000" as 2000).
 func ReadFacts(body []byte) (Facts, error) {
 	var f Facts
 	if !json.Valid(body) {
 		return f, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
 	}
-	var model, stream member
-	var raw []byte
-	if walkObject(body, func(k []byte, vs, ve int) {
-		switch string(k) {
-		case "model":
-			model = member{start: vs, end: ve, found: true}
-		case "stream":
-			stream = member{start: vs, end: ve, found: true}
-		}
-	}) {
-		raw = body
-	} else {
-		// Escaped keys or deep nesting: decode the top level properly (the last duplicate wins).
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(body, &top); err != nil || top == nil {
-			return f, fmt.Errorf("%w: not a JSON object", ErrBadRequest)
-		}
-		raw = nil
-		if v, ok := top["model"]; ok {
-			raw = append(raw, v...)
-			model = member{start: 0, end: len(v), found: true}
-		}
-		if v, ok := top["stream"]; ok {
-			stream = member{start: len(raw), end: len(raw) + len(v), found: true}
-			raw = append(raw, v...)
-		}
+	var top [len(factKeys)][]byte
+	if _, err := pick(body, factKeys[:], top[:]); err != nil {
+		return f, err
 	}
-	if model.found {
-		v := raw[model.start:model.end]
-		if string(v) != "null" {
-			if v[0] != '"' || json.Unmarshal(v, &f.Model) != nil {
-				return f, fmt.Errorf("%w: model is not a string", ErrBadRequest)
-			}
-			f.HasModel = true
+	if v := top[0]; v != nil && string(v) != "null" {
+		if v[0] != '"' || json.Unmarshal(v, &f.Model) != nil {
+			return f, fmt.Errorf("%w: model is not a string", ErrBadRequest)
 		}
+		f.HasModel = true
 	}
-	if stream.found {
-		switch string(raw[stream.start:stream.end]) {
+	if v := top[1]; v != nil {
+		switch string(v) {
 		case "true":
 			f.Stream, f.HasStream = true, true
 		case "false":
@@ -189,5 +199,267 @@ func ReadFacts(body []byte) (Facts, error) {
 			return f, fmt.Errorf("%w: stream is not a boolean", ErrBadRequest)
 		}
 	}
+	l := &f.Limits
+	var err error
+	for i, dst := range [...]*uint64{&l.MaxTokens, &l.MaxCompletionTokens, &l.N, &l.BestOf} {
+		if *dst, err = count(factKeys[2+i], top[2+i]); err != nil {
+			return f, err
+		}
+	}
+	if l.Prompts, err = prompts(top[6]); err != nil {
+		return f, err
+	}
+	if l.Images, l.Unbounded, err = media(top[7]); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// pick sets vals[i] to the value of the top-level member keys[i] of the JSON object b (valid
+// JSON) by exact key, the last duplicate winning, nil when absent; it returns how many members b
+// has. It allocates nothing unless the quick scan cannot vouch for b.
+func pick(b []byte, keys []string, vals [][]byte) (members int, err error) {
+	clear(vals)
+	if walkObject(b, func(k []byte, vs, ve int) {
+		members++
+		for i, key := range keys {
+			if string(k) == key {
+				vals[i] = b[vs:ve]
+			}
+		}
+	}) {
+		return members, nil
+	}
+	// Escaped keys or deep nesting: decode the top level properly (the last duplicate wins).
+	clear(vals)
+	var slow map[string]json.RawMessage
+	if err := json.Unmarshal(b, &slow); err != nil || slow == nil {
+		return 0, fmt.Errorf("%w: not a JSON object", ErrBadRequest)
+	}
+	for i, key := range keys {
+		vals[i] = slow[key]
+	}
+	return len(slow), nil
+}
+
+// elements calls f with each element of the JSON array b (valid JSON), and stops at f's first
+// error. It fails when b is not an array.
+func elements(b []byte, f func(v []byte) error) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errNotArray
+	}
+	fast := func() bool {
+		j := skipWS(b, i+1)
+		if j < len(b) && b[j] == ']' {
+			return true
+		}
+		for j < len(b) {
+			ve := skipValue(b, j)
+			if ve < 0 {
+				return false
+			}
+			j = skipWS(b, ve)
+			if j >= len(b) || (b[j] != ',' && b[j] != ']') {
+				return false
+			}
+			last := b[j] == ']'
+			j = skipWS(b, j+1)
+			if last {
+				return true
+			}
+		}
+		return false
+	}
+	// A quick pass for structure first, so that f sees no element of an array the quick scan
+	// cannot vouch for (deep nesting): then encoding/json splits it.
+	if !fast() {
+		var list []json.RawMessage
+		if err := json.Unmarshal(b, &list); err != nil {
+			return errNotArray
+		}
+		for _, v := range list {
+			if err := f(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	j := skipWS(b, i+1)
+	for j < len(b) && b[j] != ']' {
+		ve := skipValue(b, j)
+		if err := f(b[j:ve]); err != nil {
+			return err
+		}
+		j = skipWS(b, ve)
+		if b[j] == ',' {
+			j = skipWS(b, j+1)
+		}
+	}
+	return nil
+}
+
+var errNotArray = errors.New("not a JSON array")
+
+// count reads the value v of member key as a non-negative integer; 0 when absent or null.
+func count(key string, v []byte) (uint64, error) {
+	if v == nil || string(v) == "null" {
+		return 0, nil
+	}
+	// Digits only: no sign, fraction or exponent, which engines would round or refuse.
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: %s is not a non-negative integer", ErrBadRequest, key)
+		}
+	}
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s is out of range", ErrBadRequest, key)
+	}
+	return n, nil
+}
+
+// prompts counts the prompts of a /v1/completions prompt member (nil: absent).
+func prompts(v []byte) (uint64, error) {
+	if v == nil || string(v) == "null" {
+		return 0, nil
+	}
+	if v[0] != '[' {
+		return 1, nil // a string, or something the engine refuses
+	}
+	var n uint64
+	tokens := false
+	err := elements(v, func(e []byte) error {
+		if n == 0 && e[0] != '"' && e[0] != '[' {
+			tokens = true // a list of token ids is one prompt
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w: prompt: %w", ErrBadRequest, err)
+	}
+	if tokens || n == 0 {
+		return 1, nil
+	}
+	return n, nil
+}
+
+// media counts the image parts of chat messages (nil: absent) and says why the prompt cannot be
+// bounded, if it cannot.
+func media(v []byte) (images uint64, unbounded string, err error) {
+	if v == nil || v[0] != '[' {
+		return 0, "", nil // absent, null, or refused by the engine
+	}
+	err = elements(v, func(msg []byte) error {
+		if msg[0] != '{' {
+			return nil
+		}
+		var mv [1][]byte
+		if _, err := pick(msg, contentKey[:], mv[:]); err != nil {
+			return err
+		}
+		content := mv[0]
+		if content == nil || content[0] != '[' {
+			return nil
+		}
+		return elements(content, func(part []byte) error {
+			if part[0] != '{' {
+				return nil
+			}
+			var pv [2][]byte
+			n, err := pick(part, partKeys[:], pv[:])
+			if err != nil {
+				return err
+			}
+			var typ string
+			if t := pv[0]; t != nil && t[0] == '"' {
+				_ = json.Unmarshal(t, &typ)
+			} else if pv[1] != nil && n == 1 {
+				typ = "text"
+			}
+			switch {
+			case typ == "text" || typ == "refusal":
+			case imageParts[typ]:
+				images++
+			case unbounded == "" && typ == "":
+				unbounded = "a message content part has no type"
+			case unbounded == "":
+				unbounded = fmt.Sprintf("message content of type %q", typ)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: messages: %w", ErrBadRequest, err)
+	}
+	return images, unbounded, nil
+}
+
+var (
+	contentKey = [...]string{"content"}
+	partKeys   = [...]string{"type", "text"}
+)
+
+// limitKeys are the top-level members engines read as a request's token and choice limits; the
+// engine-specific n_predict (llama.cpp) wins over max_tokens where it is read, so it goes too.
+var limitKeys = map[string]bool{"max_tokens": true, "max_completion_tokens": true, "n_predict": true, "n": true}
+
+// WithLimits returns body with its limits replaced by the ones a request was reserved for: every
+// top-level max_tokens, max_completion_tokens (chat), n_predict and n, duplicates and escaped
+// spellings included, is dropped, and max_tokens (and for chat max_completion_tokens) set to
+// completion and n to choices. Every other member keeps its bytes and order.
+func WithLimits(body []byte, kind Kind, completion, choices uint64) ([]byte, error) {
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
+	}
+	set := fmt.Sprintf(`"max_tokens":%d`, completion)
+	if kind == KindChat {
+		set += fmt.Sprintf(`,"max_completion_tokens":%d`, completion)
+	}
+	set += fmt.Sprintf(`,"n":%d`, choices)
+	out := make([]byte, 0, len(body)+len(set)+2)
+	out = append(out, '{')
+	kept := func(member []byte) {
+		out = append(out, member...)
+		out = append(out, ',')
+	}
+	if !walkObject(body, func(k []byte, _, ve int) {
+		if !limitKeys[string(k)] {
+			// k is body[ks+1 : ke-1]: the member starts at its key's opening quote.
+			kept(body[cap(body)-cap(k)-1 : ve])
+		}
+	}) {
+		out = out[:1]
+		if err := eachMember(body, func(k string, v json.RawMessage) {
+			if !limitKeys[k] {
+				key, _ := json.Marshal(k)
+				kept(append(append(key, ':'), v...))
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	out = append(out, set...)
+	return append(out, '}'), nil
+}
+
+// eachMember calls f with each top-level member of the JSON object b, keys decoded, in order.
+func eachMember(b []byte, f func(k string, v json.RawMessage)) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("%w: not a JSON object", ErrBadRequest)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		f(tok.(string), v)
+	}
+	return nil
 }
