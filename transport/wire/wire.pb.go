@@ -311,9 +311,15 @@ type Request struct {
 	// The app asked for usage at the end of its stream (stream_options.include_usage, read from the
 	// body by the client). The worker always asks the engine for it, to meter the request; it passes
 	// the engine's usage chunk on only when this is set.
-	IncludeUsage  bool `protobuf:"varint,8,opt,name=include_usage,json=includeUsage,proto3" json:"include_usage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IncludeUsage bool `protobuf:"varint,8,opt,name=include_usage,json=includeUsage,proto3" json:"include_usage,omitempty"`
+	// Set by a metering proxy, appended to the frame it forwards (so they win over any a client
+	// sent): the per-choice completion token limit and the choices per prompt the request's cost was
+	// reserved for. The worker makes the body say exactly these (max_tokens, max_completion_tokens,
+	// n) before the engine reads it, so the engine cannot run past the reservation. 0: not metered.
+	ReservedCompletionTokens uint64 `protobuf:"varint,9,opt,name=reserved_completion_tokens,json=reservedCompletionTokens,proto3" json:"reserved_completion_tokens,omitempty"`
+	ReservedChoices          uint64 `protobuf:"varint,10,opt,name=reserved_choices,json=reservedChoices,proto3" json:"reserved_choices,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
@@ -400,6 +406,20 @@ func (x *Request) GetIncludeUsage() bool {
 		return x.IncludeUsage
 	}
 	return false
+}
+
+func (x *Request) GetReservedCompletionTokens() uint64 {
+	if x != nil {
+		return x.ReservedCompletionTokens
+	}
+	return 0
+}
+
+func (x *Request) GetReservedChoices() uint64 {
+	if x != nil {
+		return x.ReservedChoices
+	}
+	return 0
 }
 
 // ResponseHead is sent before the first chunk: the answer has started.
@@ -1044,7 +1064,7 @@ const file_wire_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
 	"\vhttp_status\x18\x03 \x01(\rR\n" +
 	"httpStatus\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\"\xf2\x01\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\xdb\x02\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cocoon.wire.v1.KindR\x04kind\x12\x14\n" +
@@ -1054,7 +1074,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x0fmax_coefficient\x18\x06 \x01(\rR\x0emaxCoefficient\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\x12#\n" +
-	"\rinclude_usage\x18\b \x01(\bR\fincludeUsage\"y\n" +
+	"\rinclude_usage\x18\b \x01(\bR\fincludeUsage\x12<\n" +
+	"\x1areserved_completion_tokens\x18\t \x01(\x04R\x18reservedCompletionTokens\x12)\n" +
+	"\x10reserved_choices\x18\n" +
+	" \x01(\x04R\x0freservedChoices\"y\n" +
 	"\fResponseHead\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\rR\n" +
 	"httpStatus\x12\x14\n" +
