@@ -36,7 +36,7 @@ type Payments struct {
 	// Key is the proxy's payment key, or the client's or worker's wallet key; default
 	// <data>/keys/<role>.key, made on first use. A client's wallet key is also its certificate key:
 	// that is how a proxy knows whose deposit pays.
-	Key           string `yaml:"key" json:"-"`
+	Key           string  `yaml:"key" json:"-"`
 	Registry      Address `yaml:"registry" json:"registry"`             // proxy: the registry contract (prices)
 	ProxyContract Address `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
 	// SubmitThreshold: a client or worker submits its latest state once it is this many nanoTON
@@ -89,7 +89,7 @@ type Worker struct {
 	WeightsDigest string   `yaml:"weights_digest" json:"weights_digest"`
 	Coefficient   uint32   `yaml:"coefficient" json:"coefficient"`
 	MaxActive     int      `yaml:"max_active" json:"max_active"`
-	OwnerAddress  string   `yaml:"owner_address" json:"owner_address"`
+	OwnerAddress  Address  `yaml:"owner_address" json:"owner_address"`
 	StatsListen   string   `yaml:"stats_listen" json:"stats_listen"`
 	TokenDelay    Duration `yaml:"builtin_token_delay" json:"builtin_token_delay"`
 }

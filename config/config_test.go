@@ -30,7 +30,7 @@ func TestExampleFiles(t *testing.T) {
 			c.Worker.Model = "Qwen/Qwen3-8B"
 			c.Worker.ModelDir = "/models/Qwen3-8B"
 			c.Worker.MaxActive = 128
-			c.Worker.OwnerAddress = "UQB1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHI"
+			c.Worker.OwnerAddress = mustAddress(t, "UQBdUltQlfyFQf9dg7K7eyFD4mWURM8hOgVQqMOq9tEGUXzh")
 		}},
 		"client.yaml": {role: "client", want: func(c *Config) {
 			c.Data = "/var/lib/cocoon-client"
@@ -170,4 +170,10 @@ func TestAddressesParsedOnce(t *testing.T) {
 			require.Equal(raw, got.Payments.ProxyContract.String())
 		})
 	}
+}
+
+func mustAddress(t *testing.T, s string) Address {
+	a, err := ParseAddress(s)
+	require.NoError(t, err)
+	return a
 }

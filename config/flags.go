@@ -113,7 +113,7 @@ func roleFlags(role string) []flag {
 			str("weights-digest", "COCOON_WEIGHTS_DIGEST", "model weights digest, if not computed from --model-dir", func(c *Config, v string) { c.Worker.WeightsDigest = v }),
 			integer("coefficient", "COCOON_COEFFICIENT", "price coefficient (1000 = 1.0x)", func(c *Config, v int64) { c.Worker.Coefficient = uint32(v) }),
 			integer("max-active", "COCOON_MAX_ACTIVE", "requests served at once", func(c *Config, v int64) { c.Worker.MaxActive = int(v) }),
-			str("owner-address", "COCOON_OWNER_ADDRESS", "TON address that earns", func(c *Config, v string) { c.Worker.OwnerAddress = v }),
+			address("owner-address", "COCOON_OWNER_ADDRESS", "TON address that earns", func(c *Config, v Address) { c.Worker.OwnerAddress = v }),
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Worker.StatsListen = v }),
 			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the earned state once it is this many nanoTON ahead", func(c *Config, v int64) { c.Payments.SubmitThreshold = uint64(v) }),
 			duration("builtin-token-delay", "COCOON_BUILTIN_TOKEN_DELAY", "built-in engine: time per token", func(c *Config, v time.Duration) { c.Worker.TokenDelay = Duration(v) }),

@@ -49,7 +49,7 @@ func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	}
 	c := worker.Config{
 		Proxies: wc.Proxies, Model: wc.Model, WeightsDigest: digest, Coefficient: wc.Coefficient,
-		MaxActive: wc.MaxActive, OwnerAddress: wc.OwnerAddress, StatsListen: wc.StatsListen,
+		MaxActive: wc.MaxActive, OwnerAddress: wc.OwnerAddress.String(), StatsListen: wc.StatsListen,
 	}
 	if pay != nil {
 		c.OwnerAddress, c.States = pay.Account.ToRaw(), pay.States
