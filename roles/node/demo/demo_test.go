@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
+	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -71,4 +74,41 @@ func TestRegistryPriceChange(t *testing.T) {
 	defer resp.Body.Close()
 	require.NoError(json.NewDecoder(resp.Body).Decode(&stats))
 	assert.Equal(t, params.PricePerToken, stats.Payments.Prices.PricePerToken)
+}
+
+// TestSettleReportsTheContractsTotal: the demo's settlement is checked against what the proxy
+// contract says it paid, and reports that; the worker's wallet is no evidence, since it also
+// receives the submitter's leftover gas.
+func TestSettleReportsTheContractsTotal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo network; skipped with -short")
+	}
+	assert := assert.New(t)
+	require := require.New(t)
+	data := t.TempDir()
+	cfg := node.LoopbackConfig(data, "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
+	defer cancel()
+	dn, err := Start(ctx, cfg, data, "test", zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
+	require.NoError(err)
+	defer dn.stop()
+	resp := nodetest.Post(t, ctx, "http://"+dn.Client.Addr().String()+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
+	require.Equal(200, resp.StatusCode)
+	require.NoError(resp.Body.Close())
+	nodetest.WaitFor(t, "client and worker to hold their states", func() bool { return dn.Money.held() == nil })
+
+	var out strings.Builder
+	require.NoError(dn.Money.settleOnChain(ctx, &out))
+	earned, ok := dn.Money.worker.States.Latest(dn.Money.Meter.PaymentKey())
+	require.True(ok)
+	ps, err := chain.Proxy(ctx, dn.Money.Chain, dn.Money.Net.Proxy)
+	require.NoError(err)
+	paid := ps.Workers[dn.Money.worker.Account].Paid
+	assert.Equal(earned.State.Total, paid, "the contract paid what the state says")
+	assert.Contains(out.String(), "worker paid "+settle.FormatTON(paid)+" TON by the proxy contract")
+
+	// Settling again pays nothing more, and says so from the contract's numbers.
+	out.Reset()
+	require.NoError(dn.Money.settleOnChain(ctx, &out))
+	assert.Contains(out.String(), "worker paid 0 TON by the proxy contract")
 }
