@@ -9,6 +9,12 @@
 // state the proxy ever signed is at or below the recovered ledger: nothing is lost or doubled.
 // Reservations are in memory: they are promises about requests in flight, which die with the
 // process, and nothing was charged for them.
+//
+// The bound that keeps a client from leaving before it is charged: a client's unsettled amount
+// (what this ledger charged beyond what the chain accepted as charged, plus what is reserved) never
+// exceeds what the proxy contract still locks for it (balance + stake). Reserve refuses what would
+// cross it, and refuses a client that is closing, whose funds leave after the close delay; the
+// meter submits the client's charged state before the bound is reached.
 package ledger
 
 import (
@@ -27,7 +33,8 @@ import (
 
 // Errors callers branch on.
 var (
-	// ErrInsufficientFunds: the client's available balance cannot cover the reservation.
+	// ErrInsufficientFunds: the client's available balance cannot cover the reservation, or the
+	// reservation would let unsettled charges exceed what the chain locks for the client.
 	ErrInsufficientFunds = errors.New("insufficient funds")
 	// ErrRollback: a party holds a state this ledger has not reached: the ledger was rolled back
 	// (restored from an old copy) and must not sign again until that is resolved.
@@ -39,22 +46,54 @@ var (
 	bucketWorkers = []byte("workers")
 )
 
-// Client is one client's account. Available = Deposited − Charged − Reserved.
+// Client is one client's account. Available = Deposited − Charged − Reserved, within the bound
+// Unsettled + Reserved ≤ Locked.
 type Client struct {
-	Deposited uint64 `json:"deposited"`
-	Stake     uint64 `json:"stake"`
-	Charged   uint64 `json:"charged"`
+	Deposited uint64 `json:"deposited"` // what can be charged in all: balance on chain + Settled
+	Stake     uint64 `json:"stake"`     // stake on chain: locked with the balance, never spent
+	Settled   uint64 `json:"settled"`   // charged total the chain accepted
+	Closing   bool   `json:"closing"`   // the account is closing (or closed) on chain
+	Charged   uint64 `json:"charged"`   // charged total this ledger signed
 	Reserved  uint64 `json:"reserved"`
 	Seqno     uint64 `json:"seqno"`
 }
 
-// Available is what the client can still spend.
+// Available is what the client can still spend: nothing while closing, else its balance less
+// unsettled charges and reservations, and never beyond the bound.
 func (c Client) Available() uint64 {
+	if c.Closing {
+		return 0
+	}
 	spent := c.Charged + c.Reserved
 	if spent >= c.Deposited {
 		return 0
 	}
-	return c.Deposited - spent
+	return min(c.Deposited-spent, c.room())
+}
+
+// Locked is what the proxy contract still holds for the client: balance + stake.
+func (c Client) Locked() uint64 {
+	if c.Deposited < c.Settled {
+		return c.Stake // a chain reading that makes no sense: count the balance as gone
+	}
+	return c.Deposited - c.Settled + c.Stake
+}
+
+// Unsettled is what the ledger charged that the chain has not yet accepted as charged.
+func (c Client) Unsettled() uint64 {
+	if c.Charged <= c.Settled {
+		return 0
+	}
+	return c.Charged - c.Settled
+}
+
+// room is how much more may be reserved within the bound Unsettled + Reserved ≤ Locked.
+func (c Client) room() uint64 {
+	used := c.Unsettled() + c.Reserved
+	if locked := c.Locked(); used < locked {
+		return locked - used
+	}
+	return 0
 }
 
 // Worker is one worker owner's account.
@@ -172,15 +211,31 @@ func (l *Ledger) persist(client, worker *ton.AccountID) error {
 	})
 }
 
-// Deposit records what a client can be charged in all, as the proxy contract says: its balance
-// plus what was already charged on chain (a withdrawal lowers it). Seeing the same figures twice
-// changes nothing.
+// OnChain is what the proxy contract holds for a client, as one reading of it says.
+type OnChain struct {
+	Balance uint64 // deposited, not yet charged or returned
+	Stake   uint64
+	Charged uint64 // the charged total the contract accepted
+	Closing bool   // closing or closed: the funds leave after the close delay
+}
+
+// Observe records a reading of the client's account on the proxy contract. Seeing the same
+// figures twice changes nothing.
+func (l *Ledger) Observe(client ton.AccountID, a OnChain) error {
+	return l.record(client, a.Balance+a.Charged, a.Stake, a.Charged, a.Closing)
+}
+
+// Deposit records what a client can be charged in all (deposited) and its stake, for an account
+// on which nothing was charged on chain yet; Observe records a full reading.
 func (l *Ledger) Deposit(client ton.AccountID, deposited, stake uint64) error {
+	return l.record(client, deposited, stake, 0, false)
+}
+
+func (l *Ledger) record(client ton.AccountID, deposited, stake, settled uint64, closing bool) error {
 	l.mu.Lock()
 	c := l.client(client)
-	changed := deposited != c.Deposited || stake != c.Stake
-	c.Deposited = deposited
-	c.Stake = stake
+	changed := deposited != c.Deposited || stake != c.Stake || settled != c.Settled || closing != c.Closing
+	c.Deposited, c.Stake, c.Settled, c.Closing = deposited, stake, settled, closing
 	l.mu.Unlock()
 	if !changed {
 		return nil
@@ -197,14 +252,23 @@ type Reservation struct {
 	Amount uint64
 }
 
-// Reserve sets amount aside from client's available balance, or fails with ErrInsufficientFunds.
-// Concurrent reservations never overdraw: check and reservation happen under one lock.
+// Reserve sets amount aside from client's available balance, or fails with ErrInsufficientFunds
+// (saying what to do). Concurrent reservations never overdraw: check and reservation happen
+// under one lock.
 func (l *Ledger) Reserve(client ton.AccountID, amount uint64) (Reservation, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.client(client)
+	if c.Closing {
+		return Reservation{}, fmt.Errorf("%w: the client account is closing on the proxy contract; after the close delay take the rest back with `cocoon chain client withdraw-stake` and top up to use it again",
+			ErrInsufficientFunds)
+	}
 	if avail := c.Available(); avail < amount {
-		return Reservation{}, fmt.Errorf("%w: request may cost up to %d nanoTON, available %d", ErrInsufficientFunds, amount, avail)
+		if c.Unsettled() > 0 {
+			return Reservation{}, fmt.Errorf("%w: request may cost up to %d nanoTON, available %d with %d nanoTON charged but not yet settled on chain; top up the deposit or wait for the proxy to settle",
+				ErrInsufficientFunds, amount, avail, c.Unsettled())
+		}
+		return Reservation{}, fmt.Errorf("%w: request may cost up to %d nanoTON, available %d; top up the deposit", ErrInsufficientFunds, amount, avail)
 	}
 	c.Reserved += amount
 	return Reservation{Client: client, Amount: amount}, nil
@@ -342,6 +406,19 @@ type Totals struct {
 	Commission uint64 `json:"commission"`
 }
 
+// Unsettled returns the clients with charges the chain has not accepted yet.
+func (l *Ledger) Unsettled() map[ton.AccountID]Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[ton.AccountID]Client{}
+	for id, c := range l.clients {
+		if c.Unsettled() > 0 {
+			out[id] = *c
+		}
+	}
+	return out
+}
+
 // Snapshot returns every account and the totals.
 func (l *Ledger) Snapshot() (map[ton.AccountID]Client, map[ton.AccountID]Worker, Totals, error) {
 	l.mu.Lock()
@@ -380,21 +457,32 @@ func decodeID(k []byte) (ton.AccountID, error) {
 	return id, nil
 }
 
+// A client is deposited, stake, charged, seqno, then settled and closing (a record of 32 bytes
+// is from before those two: it reads as nothing settled, not closing, until the meter's next
+// reading of the chain).
 func putClient(tx *bolt.Tx, id ton.AccountID, c Client) error {
-	v := make([]byte, 32)
+	v := make([]byte, 41)
 	binary.BigEndian.PutUint64(v[0:], c.Deposited)
 	binary.BigEndian.PutUint64(v[8:], c.Stake)
 	binary.BigEndian.PutUint64(v[16:], c.Charged)
 	binary.BigEndian.PutUint64(v[24:], c.Seqno)
+	binary.BigEndian.PutUint64(v[32:], c.Settled)
+	if c.Closing {
+		v[40] = 1
+	}
 	return tx.Bucket(bucketClients).Put(idKey(id), v)
 }
 
 func decodeClient(v []byte) Client {
-	if len(v) != 32 {
+	if len(v) != 32 && len(v) != 41 {
 		return Client{}
 	}
-	return Client{Deposited: binary.BigEndian.Uint64(v[0:]), Stake: binary.BigEndian.Uint64(v[8:]),
+	c := Client{Deposited: binary.BigEndian.Uint64(v[0:]), Stake: binary.BigEndian.Uint64(v[8:]),
 		Charged: binary.BigEndian.Uint64(v[16:]), Seqno: binary.BigEndian.Uint64(v[24:])}
+	if len(v) == 41 {
+		c.Settled, c.Closing = binary.BigEndian.Uint64(v[32:]), v[40] != 0
+	}
+	return c
 }
 
 func putWorker(tx *bolt.Tx, id ton.AccountID, w Worker) error {

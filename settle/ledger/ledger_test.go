@@ -177,3 +177,84 @@ func TestDepositIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(400), c.Available())
 }
+
+// TestReserveBound: unsettled charges plus reservations never exceed what the chain locks for the
+// client (balance + stake); a reservation that would cross the bound is refused with
+// ErrInsufficientFunds and a message saying what to do, and a closing client gets nothing.
+func TestReserveBound(t *testing.T) {
+	testCases := map[string]struct {
+		balance, stake uint64 // on chain before any charge
+		charged        uint64 // charged by the ledger
+		settled        uint64 // of which the chain accepted
+		reserved       uint64 // another request in flight
+		closing        bool
+		reserve        uint64
+		wantErr        string // "" for a granted reservation
+	}{
+		"under, nothing settled":       {balance: 1000, charged: 400, reserve: 500},
+		"at, nothing settled":          {balance: 1000, charged: 400, reserve: 600},
+		"over, nothing settled":        {balance: 1000, charged: 400, reserve: 601, wantErr: "400 nanoTON charged but not yet settled on chain; top up the deposit or wait for the proxy to settle"},
+		"under, all settled":           {balance: 1000, charged: 400, settled: 400, reserve: 599},
+		"at, all settled":              {balance: 1000, charged: 400, settled: 400, reserve: 600},
+		"over, all settled":            {balance: 1000, charged: 400, settled: 400, reserve: 601, wantErr: "available 600; top up the deposit"},
+		"at, partly settled":           {balance: 1000, charged: 400, settled: 150, reserve: 600},
+		"over, partly settled":         {balance: 1000, charged: 400, settled: 150, reserve: 601, wantErr: "250 nanoTON charged but not yet settled"},
+		"in-flight reservation":        {balance: 1000, charged: 400, reserved: 300, reserve: 301, wantErr: "available 300"},
+		"the stake is never spent":     {balance: 1000, stake: 100, reserve: 1001, wantErr: "available 1000"},
+		"at, with a stake":             {balance: 1000, stake: 100, charged: 400, settled: 100, reserve: 600},
+		"closing":                      {balance: 1000, charged: 400, settled: 400, closing: true, reserve: 1, wantErr: "closing on the proxy contract"},
+		"chain locks less than owed":   {balance: 300, charged: 400, reserve: 1, wantErr: "available 0"},
+		"closed after the close delay": {balance: 0, charged: 400, settled: 400, closing: true, reserve: 1, wantErr: "closing"},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			l, _ := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+			client, worker := account(1), account(2)
+			// Charges are made while the chain still shows the whole deposit.
+			require.NoError(l.Observe(client, OnChain{Balance: max(tc.balance, tc.charged), Stake: tc.stake}))
+			if tc.charged > 0 {
+				r, err := l.Reserve(client, tc.charged)
+				require.NoError(err)
+				_, err = l.Settle(r, worker, tc.charged, tc.charged/2)
+				require.NoError(err)
+			}
+			if tc.reserved > 0 {
+				_, err := l.Reserve(client, tc.reserved)
+				require.NoError(err)
+			}
+			// Then the chain is read again: what it accepted moved from the balance to charged.
+			require.NoError(l.Observe(client, OnChain{Balance: tc.balance - tc.settled, Stake: tc.stake, Charged: tc.settled, Closing: tc.closing}))
+
+			_, err := l.Reserve(client, tc.reserve)
+			c, cerr := l.Client(client)
+			require.NoError(cerr)
+			if tc.wantErr != "" {
+				require.ErrorIs(err, ErrInsufficientFunds)
+				assert.ErrorContains(err, tc.wantErr)
+			} else {
+				require.NoError(err)
+			}
+			assert.Equal(tc.charged-tc.settled, c.Unsettled())
+			if c.Unsettled() <= tc.balance+tc.stake {
+				assert.LessOrEqual(c.Unsettled()+c.Reserved, c.Locked(), "the bound holds")
+			}
+		})
+	}
+}
+
+// TestObservePersists: the chain reading survives a restart, in the same record as the totals.
+func TestObservePersists(t *testing.T) {
+	require := require.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, _ := open(t, path)
+	client := account(1)
+	require.NoError(l.Observe(client, OnChain{Balance: 700, Stake: 100, Charged: 300, Closing: true}))
+	require.NoError(l.Close())
+	l2, _ := open(t, path)
+	c, err := l2.Client(client)
+	require.NoError(err)
+	assert.Equal(t, Client{Deposited: 1000, Stake: 100, Settled: 300, Closing: true}, c)
+	assert.Equal(t, uint64(800), c.Locked())
+}

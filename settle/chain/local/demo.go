@@ -33,13 +33,15 @@ type Demo struct {
 // demoFunding keeps every demo wallet at least this rich (nanoTON).
 const demoFunding = 1_000_000_000_000
 
-// SetupDemo makes the local chain ready for `cocoon demo`: funded wallets, a registry that
+// SetupDemo makes the local chain ready for `cocoon demo`: funded wallets (owner, operator,
+// the payment key's, which pays the gas of settling client charges, and cfg.Fund), a registry that
 // allows the given images and models and lists the proxy, and the proxy's contract with its
 // minimum stake. It is idempotent: run it at every start, it only does what is missing, so a
 // restarted demo keeps its balances and history.
 func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 	var d Demo
-	keys := append([]ed25519.PublicKey{pubOf(cfg.Owner), pubOf(cfg.Operator)}, cfg.Fund...)
+	// The payment key's wallet pays the gas of the charged states the proxy submits itself.
+	keys := append([]ed25519.PublicKey{pubOf(cfg.Owner), pubOf(cfg.Operator), cfg.PaymentKey}, cfg.Fund...)
 	for _, k := range keys {
 		addr, err := c.WalletAddress(k)
 		if err != nil {

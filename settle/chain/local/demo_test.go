@@ -41,6 +41,9 @@ func TestSetupDemoIsIdempotent(t *testing.T) {
 	clientBalance, err := chain.WalletBalance(ctx, c, pub(key(3)))
 	require.NoError(err)
 	assert.Greater(clientBalance, uint64(0))
+	gasBalance, err := chain.WalletBalance(ctx, c, cfg.PaymentKey)
+	require.NoError(err)
+	assert.Greater(gasBalance, uint64(0), "the payment key's wallet pays for the charges the proxy settles")
 	require.NoError(c.Close())
 
 	// A restart finds everything and changes nothing.
