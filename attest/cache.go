@@ -57,8 +57,8 @@ func (v *Verifier) store(key [32]byte, p *Peer, now time.Time) {
 	if !p.NotAfter.IsZero() && p.NotAfter.Before(expires) {
 		expires = p.NotAfter
 	}
-	if !p.collateralNextUpdate.IsZero() && p.collateralNextUpdate.Before(expires) {
-		expires = p.collateralNextUpdate
+	if !p.validUntil.IsZero() && p.validUntil.Before(expires) {
+		expires = p.validUntil
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

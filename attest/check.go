@@ -37,6 +37,7 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		return err
 	}
 	rep.Root, rep.Simulated = rootName(root), root.Simulated
+	rep.reliedOn(q.chainNotAfter)
 	pool := x509.NewCertPool()
 	pool.AddCert(root.Cert)
 	if !skipCollateral {
@@ -47,9 +48,7 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		defer func() {
 			// Remember a platform whose collateral was fully verified (see platforms.go).
 			if rep.RevocationChecked && rep.lastColl != nil {
-				if p, err := newVerifiedPlatform(rep.lastRec, rep.lastColl, now); err == nil {
-					v.platforms.store(key, p)
-				}
+				v.platforms.store(key, newVerifiedPlatform(rep.lastRec, rep.lastColl, rep.gtgTCB, now))
 			}
 		}()
 	}
@@ -80,26 +79,33 @@ func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) e
 		return fmt.Errorf("%w: %v", ErrCollateral, err)
 	}
 	rep.Collateral = coll.report
+	rep.reliedOn(coll.notAfter())
 	if tdStage {
 		if err := checkQEIdentity(q.qeReport(), &coll.qeIdentity); err != nil {
-			return fmt.Errorf("%w: %v", ErrCollateral, err)
+			return fmt.Errorf("%w: %v", ErrQEIdentityMismatch, err)
 		}
 	}
-	rep.lastRec, rep.lastColl = rec, coll
-	rep.TCB = evaluateTCB(&coll.tcbInfo, &coll.qeIdentity, q.TeeTCBSVN[:], coll.ext, q.qeReport().GetIsvSvn())
-	if gerr != nil && rep.TCB.Problem == "" && rep.TCB.Status == pcs.TcbComponentStatusUpToDate {
-		// go-tdx-guest refused a status this evaluation rates UpToDate: the two drifted apart, and
-		// the stricter one wins. (The other way round is expected: for TDX modules of major version
-		// 1 and later go-tdx-guest rates only the module, while the platform's level counts too.)
-		rep.TCB.Problem = fmt.Sprintf("go-tdx-guest refused the TCB (%v), this verifier rated it UpToDate", gerr)
-	}
+	rep.lastRec, rep.lastColl, rep.gtgTCB = rec, coll, gerr
+	rep.TCB = v.rate(&coll.tcbInfo, &coll.qeIdentity, q.TeeTCBSVN[:], coll.ext, q.qeReport().GetIsvSvn())
+	guardDrift(rep.TCB, gerr)
 	return nil
+}
+
+// guardDrift lets go-tdx-guest's refusal of the TCB (gtgTCB, nil if it accepted) win over an
+// evaluation here that rates it UpToDate: the two drifted apart, and the stricter one wins. (The
+// other way round is expected: for TDX modules of major version 1 and later go-tdx-guest rates
+// only the module, while the platform's level counts too.)
+func guardDrift(t *TCBReport, gtgTCB error) {
+	if gtgTCB != nil && t.Problem == "" && t.Status == pcs.TcbComponentStatusUpToDate {
+		t.Problem = fmt.Sprintf("go-tdx-guest refused the TCB (%v), this verifier rated it UpToDate", gtgTCB)
+	}
 }
 
 // checkKnownPlatform verifies a quote from a platform whose collateral was verified before and is
 // still served unchanged and unexpired: go-tdx-guest checks the PCK chain (and its validity now),
 // the QE report and quote signatures; then the QE report against the QE identity, the TDX module
-// against the TCB info and the TCB levels, as the full verification does.
+// against the TCB info and the TCB levels, as the full verification does, with go-tdx-guest's
+// verdict on the same TCB from it.
 func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, pool *x509.CertPool, now time.Time) error {
 	q := rep.Quote
 	if err := tdxVerify(q, &verify.Options{Now: v.times(now), TrustedRoots: pool}); err != nil {
@@ -110,11 +116,15 @@ func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, pool *x5
 		return err
 	}
 	if err := checkQEIdentity(q.qeReport(), &p.coll.qeIdentity); err != nil {
-		return fmt.Errorf("%w: %v", ErrCollateral, err)
+		return fmt.Errorf("%w: %v", ErrQEIdentityMismatch, err)
 	}
 	rep.RevocationChecked = true // the same chain against the same CRLs as before
 	rep.Collateral = p.coll.report
-	rep.TCB = evaluateTCB(&p.coll.tcbInfo, &p.coll.qeIdentity, q.TeeTCBSVN[:], p.coll.ext, q.qeReport().GetIsvSvn())
+	rep.reliedOn(p.coll.notAfter())
+	rep.TCB = v.rate(&p.coll.tcbInfo, &p.coll.qeIdentity, q.TeeTCBSVN[:], p.coll.ext, q.qeReport().GetIsvSvn())
+	// go-tdx-guest's verdict on this very TCB, from the full verification (platformKey has the SVNs
+	// it rates), so that its refusal wins here as it does there.
+	guardDrift(rep.TCB, p.gtgTCB)
 	return nil
 }
 
@@ -168,6 +178,18 @@ type parsedCollateral struct {
 	tcbInfo    pcs.TcbInfo
 	qeIdentity pcs.EnclaveIdentity
 	ext        *pcs.PckExtensions
+	// signersNotAfter is the earliest expiry among the certificates that issued the documents.
+	signersNotAfter time.Time
+}
+
+// notAfter is when the collateral stops vouching for anything: its first next-update time or the
+// first expiry of an issuer certificate.
+func (c *parsedCollateral) notAfter() time.Time {
+	t := c.report.NextUpdate()
+	if !c.signersNotAfter.IsZero() && (t.IsZero() || c.signersNotAfter.Before(t)) {
+		t = c.signersNotAfter
+	}
+	return t
 }
 
 // collateral parses the recorded responses for q.
@@ -195,6 +217,19 @@ func (r *recordingGetter) collateral(q *Quote) (*parsedCollateral, error) {
 	c.report.TCBEvaluationDataNumber = tcb.TcbInfo.TcbEvaluationDataNumber
 	c.report.TCBInfoIssued, c.report.TCBInfoNextUpdate = tcb.TcbInfo.IssueDate, tcb.TcbInfo.NextUpdate
 	c.report.QEIdentityIssued, c.report.QEIdentityNextUpdate = qe.EnclaveIdentity.IssueDate, qe.EnclaveIdentity.NextUpdate
+	for _, h := range r.hdr {
+		for _, name := range collateralHeaders {
+			for _, v := range h[name] {
+				notAfter, err := chainNotAfter(v)
+				if err != nil {
+					return nil, err
+				}
+				if c.signersNotAfter.IsZero() || notAfter.Before(c.signersNotAfter) {
+					c.signersNotAfter = notAfter
+				}
+			}
+		}
+	}
 	pckURL := pcs.PckCrlURL(ca)
 	for u, b := range r.got {
 		l, err := x509.ParseRevocationList(b)

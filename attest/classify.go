@@ -31,6 +31,13 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrQuoteSignature, err)
 	case strings.Contains(msg, "has expired"):
 		return fmt.Errorf("%w: %v", ErrCollateralExpired, err)
+	case strings.Contains(msg, "Intel PCS's reported QE Identity"):
+		// go-tdx-guest's verifyQeReport, before the QE's TCB status: the same mismatch that
+		// checkQEIdentity reports when go-tdx-guest stopped earlier or was not asked.
+		return fmt.Errorf("%w: %v", ErrQEIdentityMismatch, err)
+	case strings.Contains(msg, "Intel PCS's reported TDX TCB info"):
+		// go-tdx-guest's verifyTdQuoteBody, before the TD's TCB status: as checkTDModule reports it.
+		return fmt.Errorf("%w: %v", ErrCollateral, err)
 	case strings.Contains(msg, "TCB Status is not") || strings.Contains(msg, "no matching TCB level") ||
 		errors.Is(err, verify.ErrTdxTcbStatus) || errors.Is(err, verify.ErrEnclaveTcbStatus):
 		return fmt.Errorf("%w: %v", ErrTCBStatus, err)

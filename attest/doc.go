@@ -27,9 +27,11 @@
 // time, usable offline from that cache or a bundle file. Quotes v4 and v5 are verified alike; any
 // other version is refused with ErrQuoteVersion.
 //
-// A platform's collateral is verified in full once; later quotes from the same PCK chain skip the
-// collateral's own signatures, issuer chains and CRLs while exactly the same documents are served
-// and none has expired, and get every check that depends on the quote (platforms.go).
+// A platform's collateral is verified in full once; later quotes from the same PCK chain and TCB
+// (TDX module and QE SVNs) skip the collateral's own signatures, issuer chains and CRLs while
+// exactly the same documents are served and none has expired, and get every check that depends on
+// the quote (platforms.go). A verified peer is cached for at most CacheTTL, and never past the
+// first expiry among the certificates and collateral documents its verification relied on.
 //
 // The image hash of a TD is SHA-256(MRTD || RTMR0 || RTMR1 || RTMR2 || RTMR3): the firmware and
 // everything the boot chain measured. Simulated TDs derive those registers from what they stand for

@@ -53,6 +53,9 @@ var (
 	// ErrCollateralUnavailable: the collateral could not be fetched (no network, offline without a
 	// cached copy, PCCS error).
 	ErrCollateralUnavailable = &collateralErr{"collateral unavailable"}
+	// ErrQEIdentityMismatch: the quoting enclave whose report the PCK key signed is not the one
+	// Intel's QE identity describes (MISCSELECT, attributes, MRSIGNER or ISV PRODID differ).
+	ErrQEIdentityMismatch = &collateralErr{"quoting enclave does not match the QE identity"}
 )
 
 type collateralErr struct{ msg string }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"net/url"
@@ -44,6 +45,7 @@ type response struct {
 type verifiedPlatform struct {
 	responses map[string]response // by URL
 	coll      *parsedCollateral
+	gtgTCB    error // go-tdx-guest's verdict on the TCB status (see guardDrift)
 	expires   time.Time
 }
 
@@ -52,10 +54,15 @@ type platforms struct {
 	m  map[[32]byte]*verifiedPlatform
 }
 
+// platformKey names a platform and the TCB go-tdx-guest rated for it: the TEE TCB SVN and the QE's
+// ISV SVN are all its TCB status checks read from a quote, so its verdict holds for every quote
+// with the same key. A TDX module or QE updated in place makes a new key, checked in full once.
 func platformKey(root TrustedRoot, q *Quote) [32]byte {
 	h := sha256.New()
 	h.Write(root.Cert.Raw)
 	h.Write(q.pckChain())
+	h.Write(q.TeeTCBSVN[:])
+	h.Write(binary.LittleEndian.AppendUint32(nil, q.qeReport().GetIsvSvn()))
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -95,33 +102,17 @@ func (ps *platforms) store(key [32]byte, p *verifiedPlatform) {
 
 // newVerifiedPlatform records what a full verification checked, valid until the first expiry in
 // it: the TCB info, QE identity and CRLs' next updates, and the collateral issuer certificates.
-func newVerifiedPlatform(rec *recordingGetter, coll *parsedCollateral, now time.Time) (*verifiedPlatform, error) {
-	p := &verifiedPlatform{responses: map[string]response{}, coll: coll, expires: now.Add(maxPlatformAge)}
-	earlier := func(t time.Time) {
-		if !t.IsZero() && t.Before(p.expires) {
-			p.expires = t
-		}
+func newVerifiedPlatform(rec *recordingGetter, coll *parsedCollateral, gtgTCB error, now time.Time) *verifiedPlatform {
+	p := &verifiedPlatform{responses: map[string]response{}, coll: coll, gtgTCB: gtgTCB, expires: now.Add(maxPlatformAge)}
+	if t := coll.notAfter(); !t.IsZero() && t.Before(p.expires) {
+		p.expires = t
 	}
-	earlier(coll.tcbInfo.NextUpdate)
-	earlier(coll.qeIdentity.NextUpdate)
-	earlier(coll.report.PCKCRLNextUpdate)
-	earlier(coll.report.RootCRLNextUpdate)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for u, b := range rec.got {
-		h := rec.hdr[u]
-		p.responses[u] = response{header: h, body: b}
-		for _, name := range collateralHeaders {
-			for _, v := range h[name] {
-				notAfter, err := chainNotAfter(v)
-				if err != nil {
-					return nil, err
-				}
-				earlier(notAfter)
-			}
-		}
+		p.responses[u] = response{header: rec.hdr[u], body: b}
 	}
-	return p, nil
+	return p
 }
 
 // chainNotAfter is the earliest expiry in a URL-escaped PEM issuer chain.

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
+	"time"
 
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
@@ -90,6 +91,8 @@ type Quote struct {
 	proto  quoteProto // *pb.QuoteV4 or *pb.QuoteV5, as go-tdx-guest verifies it
 	body   tdBody
 	signed *pb.Ecdsa256BitQuoteV4AuthData
+	// chainNotAfter is the earliest expiry in the PCK chain: no verification of the quote holds after it.
+	chainNotAfter time.Time
 }
 
 // quoteProto is what go-tdx-guest's v4 and v5 quotes have in common.
@@ -158,8 +161,8 @@ func ParseQuote(raw []byte) (*Quote, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the signed data", ErrMalformedQuote, len(q.proto.GetExtraBytes()))
 	}
 	q.signed = q.proto.GetSignedData()
-	chain := q.pckChain()
-	if !canonicalChain(chain) {
+	ders, ok := splitChain(q.pckChain())
+	if !ok {
 		return nil, fmt.Errorf("%w: PCK chain is not three plain PEM certificates", ErrMalformedQuote)
 	}
 	q.Version, q.TeeType = q.proto.GetHeader().GetVersion(), q.proto.GetHeader().GetTeeType()
@@ -176,11 +179,16 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	copy(q.Measurements.XFAM[:], body.GetXfam())
 	copy(q.TeeTCBSVN[:], body.GetTeeTcbSvn())
 	copy(q.ReportData[:], body.GetReportData())
-	certs, err := chainCerts(chain)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedQuote, err)
+	var certs [3]*x509.Certificate
+	for i, der := range ders {
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("%w: parse PCK chain certificate %d: %v", ErrMalformedQuote, i, err)
+		}
+		if i == 0 || certs[i].NotAfter.Before(q.chainNotAfter) {
+			q.chainNotAfter = certs[i].NotAfter
+		}
 	}
-	q.PCK, q.Root = certs[0], certs[len(certs)-1]
+	q.PCK, q.Root = certs[0], certs[2]
 	return q, nil
 }
 
@@ -192,42 +200,53 @@ func (q *Quote) pckChain() []byte {
 	return q.signed.GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
 }
 
-// canonicalChain reports whether chain is exactly three PEM certificates as pem.Encode writes
-// them, optionally followed by the single NUL that Intel's quoting library appends.
-func canonicalChain(chain []byte) bool {
-	chain = bytes.TrimSuffix(chain, []byte{0})
-	var again []byte
-	rest := chain
-	for range 3 {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
-			return false
+// The lines around a PEM certificate as pem.Encode writes them.
+const (
+	pemBegin = "-----BEGIN CERTIFICATE-----\n"
+	pemEnd   = "-----END CERTIFICATE-----\n"
+	pemLine  = 64 // base64 characters per line
+)
+
+// splitChain returns the DER of the three certificates of a PCK chain if the chain is exactly
+// what pem.Encode writes for them (no headers, base64 in lines of 64), optionally followed by
+// the single NUL that Intel's quoting library appends. Reading that one form directly costs a
+// base64 decoding per certificate, where decoding with encoding/pem and comparing its re-encoding
+// cost more than parsing the certificates (every handshake parses a quote, and so does every
+// fuzzing execution).
+func splitChain(chain []byte) (ders [3][]byte, ok bool) {
+	rest := bytes.TrimSuffix(chain, []byte{0})
+	for i := range ders {
+		if ders[i], rest, ok = pemCertificate(rest); !ok {
+			return ders, false
 		}
-		again = append(again, pem.EncodeToMemory(b)...)
 	}
-	return len(rest) == 0 && bytes.Equal(again, chain)
+	return ders, len(rest) == 0
 }
 
-// chainCerts parses the certificates of a PEM chain, leaf first.
-func chainCerts(chain []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for rest := chain; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse PCK chain certificate %d: %v", len(certs), err)
-		}
-		certs = append(certs, cert)
+func pemCertificate(b []byte) (der, rest []byte, ok bool) {
+	body, ok := bytes.CutPrefix(b, []byte(pemBegin))
+	if !ok {
+		return nil, nil, false
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("no certificate in PCK chain")
+	end := bytes.Index(body, []byte(pemEnd))
+	if end < 0 {
+		return nil, nil, false
 	}
-	return certs, nil
+	text, rest := body[:end], body[end+len(pemEnd):]
+	der, err := base64.StdEncoding.Strict().AppendDecode(make([]byte, 0, len(text)*3/4), text)
+	if err != nil || len(der) == 0 {
+		return nil, nil, false
+	}
+	// The decoder skips newlines wherever they are: the text must be the encoding, line by line.
+	enc := base64.StdEncoding.AppendEncode(make([]byte, 0, len(text)), der)
+	for len(enc) > 0 {
+		n := min(pemLine, len(enc))
+		if len(text) <= n || !bytes.Equal(text[:n], enc[:n]) || text[n] != '\n' {
+			return nil, nil, false
+		}
+		text, enc = text[n+1:], enc[n:]
+	}
+	return der, rest, len(text) == 0
 }
 
 // quoteToProto runs go-tdx-guest's parser, which indexes slices by sizes read from the quote and

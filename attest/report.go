@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Report is everything verification established about one quote, in the order it was checked;
@@ -27,6 +28,17 @@ type Report struct {
 	// What a full verification fetched and parsed, kept to remember the platform.
 	lastRec  *recordingGetter
 	lastColl *parsedCollateral
+	gtgTCB   error // go-tdx-guest's refusal of the TCB's status, nil if it accepted it
+	// validUntil is the earliest expiry among what the checks relied on: the PCK chain, and the
+	// collateral's documents and issuer certificates when it was checked.
+	validUntil time.Time
+}
+
+// reliedOn records that the verification relied on something valid until t.
+func (r *Report) reliedOn(t time.Time) {
+	if !t.IsZero() && (r.validUntil.IsZero() || t.Before(r.validUntil)) {
+		r.validUntil = t
+	}
 }
 
 // Examine verifies a bare quote like VerifyQuote and reports what each check found, also when

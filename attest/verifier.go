@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify"
 )
 
@@ -34,7 +35,9 @@ type Peer struct {
 	// accepts a lesser one); "" for unattested peers.
 	TCBStatus string
 
-	collateralNextUpdate time.Time // a cached verification never outlives its collateral
+	// validUntil is when the first certificate or collateral document the verification relied on
+	// expires; a cached verification never outlives it.
+	validUntil time.Time
 }
 
 // Label names the peer's attestation for display: "simulated", "tdx" or "unattested".
@@ -53,7 +56,8 @@ func (p *Peer) Label() string {
 type VerifierConfig struct {
 	Roots  []TrustedRoot
 	Policy Policy
-	// CacheTTL bounds how long a verification result is reused; never past the certificate's expiry.
+	// CacheTTL bounds how long a verification result is reused; never past the expiry of the peer's
+	// certificate, of a certificate in the quote's PCK chain or the collateral's, or of the collateral.
 	// Zero means DefaultCacheTTL; negative disables the cache.
 	CacheTTL time.Duration
 	// Now is the clock; nil means time.Now. Tests fix it.
@@ -69,6 +73,8 @@ type Verifier struct {
 	// times is the instant each collateral document is checked at: now for all (tests of recorded
 	// collateral give each document an instant inside its own validity).
 	times func(now time.Time) *verify.TimeSet
+	// rate is the TCB evaluation, evaluateTCB (tests stand in a drifted one).
+	rate func(info *pcs.TcbInfo, qe *pcs.EnclaveIdentity, tee []byte, ext *pcs.PckExtensions, qeSVN uint32) *TCBReport
 
 	mu    sync.Mutex
 	cache map[[32]byte]cacheEntry
@@ -99,7 +105,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			roots[i].Collateral = pcs
 		}
 	}
-	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, times: timeSet, cache: map[[32]byte]cacheEntry{}}
+	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, times: timeSet, rate: evaluateTCB, cache: map[[32]byte]cacheEntry{}}
 	if v.ttl == 0 {
 		v.ttl = DefaultCacheTTL
 	}
@@ -175,9 +181,7 @@ func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Pee
 	if rep.TCB != nil {
 		peer.TCBStatus = string(rep.TCB.Status)
 	}
-	if rep.Collateral != nil {
-		peer.collateralNextUpdate = rep.Collateral.NextUpdate()
-	}
+	peer.validUntil = rep.validUntil
 	return peer, rep, nil
 }
 
@@ -226,5 +230,5 @@ func (v *Verifier) VerifyQuote(raw []byte) (*Peer, error) {
 	}
 	q := rep.Quote
 	return &Peer{Quoted: true, Simulated: rep.Simulated, Measurements: q.Measurements, ImageHash: q.Measurements.ImageHash(),
-		TCBStatus: string(rep.TCB.Status), collateralNextUpdate: rep.Collateral.NextUpdate()}, nil
+		TCBStatus: string(rep.TCB.Status), validUntil: rep.validUntil}, nil
 }

@@ -531,3 +531,70 @@ func TestKnownPlatform(t *testing.T) {
 	_, err = v.Verify(evidence(t, attest.RoleWorker, q))
 	require.ErrorIs(err, attest.ErrCollateralExpired)
 }
+
+// A cached verification never outlives a certificate it relied on: the PCK leaf and intermediate
+// of the quote's chain, and the issuer of the collateral.
+func TestVerifyCacheCertificateExpiry(t *testing.T) {
+	testCases := map[string]struct {
+		root    sim.Options
+		wantErr error
+	}{
+		"PCK leaf":             {root: sim.Options{PCKValidity: 5 * time.Minute}, wantErr: attest.ErrQuoteSignature},
+		"PCK platform CA":      {root: sim.Options{PlatformCAValidity: 5 * time.Minute}, wantErr: attest.ErrQuoteSignature},
+		"TCB signing cert":     {root: sim.Options{TCBSigningValidity: 5 * time.Minute}, wantErr: attest.ErrCollateralExpired},
+		"collateral by itself": {root: sim.Options{CollateralValidity: 5 * time.Minute}, wantErr: attest.ErrCollateralExpired},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			now := time.Now().Truncate(time.Second)
+			tc.root.Now = now
+			root, err := sim.New(tc.root)
+			require.NoError(err)
+			q, err := root.Quoter(attesttest.Measurements(attest.RoleWorker))
+			require.NoError(err)
+			ev := evidence(t, attest.RoleWorker, q)
+			ev.NotAfter = now.Add(time.Hour)
+			v, err := attest.NewVerifier(attest.VerifierConfig{
+				Roots: []attest.TrustedRoot{root.TrustedRoot()}, Policy: attesttest.OpenPolicy(),
+				Now: func() time.Time { return now },
+			})
+			require.NoError(err)
+			_, err = v.Verify(ev)
+			require.NoError(err)
+
+			now = now.Add(6 * time.Minute) // past the certificate's expiry, within the cache's 10 minutes
+			_, err = v.Verify(ev)
+			require.ErrorIs(err, tc.wantErr)
+		})
+	}
+}
+
+// go-tdx-guest's refusal of a TCB that this verifier rates UpToDate wins on both paths: the full
+// verification and the one for a platform whose collateral is known.
+func TestVerifyTCBDriftGuard(t *testing.T) {
+	testCases := map[string]sim.Options{
+		"TDX module refused by go-tdx-guest":      {ModuleTCBStatus: pcs.TcbComponentStatusOutOfDate},
+		"quoting enclave refused by go-tdx-guest": {QETCBStatus: pcs.TcbComponentStatusOutOfDate},
+	}
+	for name, opts := range testCases {
+		t.Run(name, func(t *testing.T) {
+			forEachVersion(t, func(t *testing.T, newQuoter func(*sim.Root, attest.Measurements) (attest.Quoter, error)) {
+				require := require.New(t)
+				root, err := sim.New(opts)
+				require.NoError(err)
+				q, err := newQuoter(root, attesttest.Measurements(attest.RoleWorker))
+				require.NoError(err)
+				v, err := attest.NewVerifier(attest.VerifierConfig{
+					Roots: []attest.TrustedRoot{root.TrustedRoot()}, Policy: attesttest.OpenPolicy(), CacheTTL: -1})
+				require.NoError(err)
+				attest.RateEverythingUpToDate(v)
+				for _, path := range []string{"full", "known platform"} {
+					_, err := v.Verify(evidence(t, attest.RoleWorker, q))
+					require.ErrorIs(err, attest.ErrTCBStatus, path)
+					require.ErrorContains(err, "go-tdx-guest refused the TCB", path)
+				}
+			})
+		})
+	}
+}

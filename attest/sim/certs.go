@@ -128,7 +128,17 @@ type certSet struct {
 	root, platformCA, pck, tcbSigning *x509.Certificate
 }
 
-func newHierarchy(now time.Time) (*keySet, *certSet, error) {
+// lifetimes overrides certValidity for single certificates; zero keeps it.
+type lifetimes struct{ pck, platformCA, tcbSigning time.Duration }
+
+func orDefault(d time.Duration) time.Duration {
+	if d == 0 {
+		return certValidity
+	}
+	return d
+}
+
+func newHierarchy(now time.Time, life lifetimes) (*keySet, *certSet, error) {
 	var ks keySet
 	for _, k := range []**ecdsa.PrivateKey{&ks.root, &ks.platformCA, &ks.pck, &ks.tcbSigning} {
 		var err error
@@ -149,20 +159,20 @@ func newHierarchy(now time.Time) (*keySet, *certSet, error) {
 	}
 	if cs.platformCA, err = issue(certSpec{
 		cn: cnPlatformCA, ca: true, maxPath: 0, usage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		crlDP: []string{RootCRLURL}, key: ks.platformCA, parent: cs.root, signer: ks.root, now: now, validity: certValidity,
+		crlDP: []string{RootCRLURL}, key: ks.platformCA, parent: cs.root, signer: ks.root, now: now, validity: orDefault(life.platformCA),
 	}); err != nil {
 		return nil, nil, err
 	}
 	if cs.pck, err = issue(certSpec{
 		cn: cnPCK, usage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		crlDP: []string{pcs.PckCrlURL(platformCAID)}, extra: []pkix.Extension{sgxExt},
-		key: ks.pck, parent: cs.platformCA, signer: ks.platformCA, now: now, validity: certValidity,
+		key: ks.pck, parent: cs.platformCA, signer: ks.platformCA, now: now, validity: orDefault(life.pck),
 	}); err != nil {
 		return nil, nil, err
 	}
 	if cs.tcbSigning, err = issue(certSpec{
 		cn: cnTCBSigning, usage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		crlDP: []string{RootCRLURL}, key: ks.tcbSigning, parent: cs.root, signer: ks.root, now: now, validity: certValidity,
+		crlDP: []string{RootCRLURL}, key: ks.tcbSigning, parent: cs.root, signer: ks.root, now: now, validity: orDefault(life.tcbSigning),
 	}); err != nil {
 		return nil, nil, err
 	}

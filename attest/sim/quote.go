@@ -45,8 +45,22 @@ type Quoter struct {
 	signedSize uint32
 }
 
+// QE describes the quoting enclave a Quoter stands for; the zero value is Intel's TD quoting enclave.
+type QE struct {
+	// ProdID replaces the ISV PRODID of Intel's TD QE: a quoting enclave that the QE identity does
+	// not describe, though its report is signed by the platform's PCK key (for tests).
+	ProdID uint16
+}
+
 // NewQuoter returns a Quoter whose quotes report m. It fails on a Root opened with OpenPublic.
-func (r *Root) NewQuoter(m Measurements) (*Quoter, error) {
+func (r *Root) NewQuoter(m Measurements) (*Quoter, error) { return r.NewQuoterQE(m, QE{}) }
+
+// NewQuoterQE is NewQuoter for the quoting enclave qe.
+func (r *Root) NewQuoterQE(m Measurements, qe QE) (*Quoter, error) {
+	prodID := qeProdID
+	if qe.ProdID != 0 {
+		prodID = qe.ProdID
+	}
 	if r.keys == nil {
 		return nil, ErrPublicOnly
 	}
@@ -73,7 +87,7 @@ func (r *Root) NewQuoter(m Measurements) (*Quoter, error) {
 		Reserved2:  make([]byte, 32),
 		MrSigner:   qeMRSIGNER[:],
 		Reserved3:  make([]byte, 96),
-		IsvProdId:  uint32(qeProdID),
+		IsvProdId:  uint32(prodID),
 		IsvSvn:     uint32(qeISVSVN),
 		Reserved4:  make([]byte, 60),
 		ReportData: reportData,

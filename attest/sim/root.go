@@ -23,6 +23,10 @@ type Options struct {
 	ModuleTCBStatus    pcs.TcbComponentStatus // zero = UpToDate; the status of the TDX module identity level it matches
 	QETCBStatus        pcs.TcbComponentStatus // zero = UpToDate; the status of the QE identity level its quoting enclave matches
 	RevokePCK          bool                   // put the PCK leaf's serial in the PCK CRL (for tests)
+	// Lifetimes of single certificates from Now, for tests of expiry; zero = 10 years.
+	PCKValidity        time.Duration // the PCK leaf
+	PlatformCAValidity time.Duration // the PCK platform CA, the chain's intermediate
+	TCBSigningValidity time.Duration // the TCB signing certificate, issuer of the TCB info and QE identity
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -64,7 +68,7 @@ func New(opts Options) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new development root: %w", err)
 	}
-	ks, cs, err := newHierarchy(opts.Now)
+	ks, cs, err := newHierarchy(opts.Now, lifetimes{pck: opts.PCKValidity, platformCA: opts.PlatformCAValidity, tcbSigning: opts.TCBSigningValidity})
 	if err != nil {
 		return nil, fmt.Errorf("new development root: %w", err)
 	}

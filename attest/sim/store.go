@@ -110,7 +110,7 @@ func lockDir(dir string, create bool) (unlock func(), err error) {
 }
 
 func createHierarchy(dir string, now time.Time) (*certSet, *keySet, error) {
-	ks, cs, err := newHierarchy(now)
+	ks, cs, err := newHierarchy(now, lifetimes{})
 	if err != nil {
 		return nil, nil, err
 	}
