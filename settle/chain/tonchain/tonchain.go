@@ -10,6 +10,7 @@ import (
 
 	"github.com/tonkeeper/tongo/config"
 	"github.com/tonkeeper/tongo/liteapi"
+	"github.com/tonkeeper/tongo/tlb"
 	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/settle/chain"
@@ -55,13 +56,42 @@ func Dial(ctx context.Context, configPath string, network Network) (chain.Chain,
 	return New(client, network)
 }
 
-// New builds the chain on any backend; tests pass a stub with recorded answers.
+// New builds the chain on any backend; tests pass a stub with recorded answers. A panic in
+// the backend (tongo decoding a malformed lite-server answer) becomes an error.
 func New(b chain.Backend, network Network) (chain.Chain, error) {
 	id, err := network.GlobalID()
 	if err != nil {
 		return nil, err
 	}
+	if b != nil {
+		b = guarded{b}
+	}
 	return chain.New(b, chain.Options{NetworkGlobalID: &id}), nil
+}
+
+// guarded is a backend whose panics are errors: lite servers are not trusted to send well-formed
+// answers, and a bad answer must fail one read, not the process.
+type guarded struct{ b chain.Backend }
+
+func recovered(op string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: malformed lite server answer: %v", op, r)
+	}
+}
+
+func (g guarded) GetAccountState(ctx context.Context, id ton.AccountID) (st tlb.ShardAccount, err error) {
+	defer recovered("get account state", &err)
+	return g.b.GetAccountState(ctx, id)
+}
+
+func (g guarded) SendMessage(ctx context.Context, payload []byte) (code uint32, err error) {
+	defer recovered("send message", &err)
+	return g.b.SendMessage(ctx, payload)
+}
+
+func (g guarded) GetSeqno(ctx context.Context, id ton.AccountID) (seqno uint32, err error) {
+	defer recovered("get seqno", &err)
+	return g.b.GetSeqno(ctx, id)
 }
 
 // WalletAddress is the address of pub's wallet on network, which follows from the key alone.
