@@ -102,6 +102,16 @@ type Client struct {
 	MaxBodyBytes   int64    `yaml:"max_body_bytes" json:"max_body_bytes"`
 	MaxCoefficient uint32   `yaml:"max_coefficient" json:"max_coefficient"`
 	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	// MaxBodiesBytes bounds the request bodies read or held at once, all connections together.
+	MaxBodiesBytes int64 `yaml:"max_bodies_bytes" json:"max_bodies_bytes"`
+	// MaxConnections bounds the API's open connections; more wait to be accepted.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// AllowedOrigins are the web page origins ("https://app.example.com", or "*" for any) allowed
+	// to call the API from a browser, besides pages on loopback; a request from any other page is refused.
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
+	// AllowedHosts are the Host names ("api.internal", or "*" for any) the API answers to besides
+	// loopback and its own address: any other name may be DNS rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts"`
 }
 
 // Duration is a time.Duration written as "10s", "5m" in files.
@@ -150,6 +160,8 @@ func Defaults() Config {
 			Listen:         "127.0.0.1:8080",
 			MaxBodyBytes:   4 << 20,
 			RequestTimeout: Duration(10 * time.Minute),
+			MaxBodiesBytes: 64 << 20,
+			MaxConnections: 10000,
 		},
 	}
 }

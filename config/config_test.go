@@ -76,6 +76,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		"digest twice":   {role: "worker", mutate: func(c *Config) { c.Worker.ModelDir, c.Worker.WeightsDigest = "/m", "sha256:x" }, field: "worker.weights_digest"},
 		"client listen":  {role: "client", mutate: func(c *Config) { c.Client.Listen = "" }, field: "client.listen"},
 		"body limit":     {role: "client", mutate: func(c *Config) { c.Client.MaxBodyBytes = 1 }, field: "client.max_body_bytes"},
+		"bodies budget":  {role: "client", mutate: func(c *Config) { c.Client.MaxBodiesBytes = 1 << 20 }, field: "client.max_bodies_bytes"},
+		"connections":    {role: "client", mutate: func(c *Config) { c.Client.MaxConnections = 0 }, field: "client.max_connections"},
+		"origin path":    {role: "client", mutate: func(c *Config) { c.Client.AllowedOrigins = []string{"https://a.example/app"} }, field: "client.allowed_origins[0]"},
+		"host port":      {role: "client", mutate: func(c *Config) { c.Client.AllowedHosts = []string{"*", "a.example:80"} }, field: "client.allowed_hosts[1]"},
 		"cert validity":  {role: "client", mutate: func(c *Config) { c.Attestation.CertValidity = Duration(48 * time.Hour) }, field: "attestation.cert_validity"},
 	}
 	for name, tc := range testCases {
@@ -96,6 +100,21 @@ func TestUnknownFieldRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "lisen")
 }
 
+// fromArgs runs a role's command line through FromCLI.
+func fromArgs(role string, args ...string) (Config, error) {
+	var got Config
+	app := &cli.App{
+		Flags: Flags(role),
+		Action: func(c *cli.Context) error {
+			var err error
+			got, err = FromCLI(c, role)
+			return err
+		},
+	}
+	err := app.Run(append([]string{"cocoon"}, args...))
+	return got, err
+}
+
 // TestPrecedence: defaults, then file, then environment, then flags.
 func TestPrecedence(t *testing.T) {
 	dir := t.TempDir()
@@ -104,20 +123,26 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("COCOON_MODEL", "from-env")
 	t.Setenv("COCOON_MAX_ACTIVE", "9")
 
-	var got Config
-	app := &cli.App{
-		Flags: Flags("worker"),
-		Action: func(c *cli.Context) error {
-			var err error
-			got, err = FromCLI(c, "worker")
-			return err
-		},
-	}
-	require.NoError(t, app.Run([]string{"cocoon", "--config", file, "--max-active", "11"}))
+	got, err := fromArgs("worker", "--config", file, "--max-active", "11")
+	require.NoError(t, err)
 	assert.Equal(t, "from-env", got.Worker.Model, "environment beats file")
 	assert.Equal(t, 11, got.Worker.MaxActive, "flag beats environment")
 	assert.Equal(t, uint32(1100), got.Worker.Coefficient, "file beats default")
 	assert.Equal(t, Defaults().Worker.StatsListen, got.Worker.StatsListen, "default stays")
+}
+
+// TestClientProtectionFlags: the client's browser and memory protections are set from flags and
+// environment like every setting.
+func TestClientProtectionFlags(t *testing.T) {
+	t.Setenv("COCOON_ALLOWED_HOSTS", "api.internal, cocoon.lan")
+	got, err := fromArgs("client", "--allowed-origins", "https://app.example.com,*",
+		"--max-bodies-bytes", "8388608", "--max-connections", "64")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://app.example.com", "*"}, got.Client.AllowedOrigins)
+	assert.Equal(t, []string{"api.internal", "cocoon.lan"}, got.Client.AllowedHosts)
+	assert.Equal(t, int64(8<<20), got.Client.MaxBodiesBytes)
+	assert.Equal(t, 64, got.Client.MaxConnections)
+	assert.Equal(t, Defaults().Client.MaxBodyBytes, got.Client.MaxBodyBytes)
 }
 
 func TestDigestIgnoresSecretsAndOtherRoles(t *testing.T) {

@@ -126,6 +126,10 @@ func roleFlags(role string) []flag {
 			integer("max-coefficient", "COCOON_MAX_COEFFICIENT", "highest worker price coefficient accepted (0: any)", func(c *Config, v int64) { c.Client.MaxCoefficient = uint32(v) }),
 			integer("max-body-bytes", "COCOON_MAX_BODY_BYTES", "request body limit", func(c *Config, v int64) { c.Client.MaxBodyBytes = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "whole-request timeout", func(c *Config, v time.Duration) { c.Client.RequestTimeout = Duration(v) }),
+			integer("max-bodies-bytes", "COCOON_MAX_BODIES_BYTES", "request bodies read or held at once, all connections together", func(c *Config, v int64) { c.Client.MaxBodiesBytes = v }),
+			integer("max-connections", "COCOON_MAX_CONNECTIONS", "open API connections at once", func(c *Config, v int64) { c.Client.MaxConnections = int(v) }),
+			list("allowed-origins", "COCOON_ALLOWED_ORIGINS", "web page origins allowed to call the API besides loopback (* for any)", func(c *Config, v []string) { c.Client.AllowedOrigins = v }),
+			list("allowed-hosts", "COCOON_ALLOWED_HOSTS", "Host names the API answers to besides loopback and its listen address (* for any)", func(c *Config, v []string) { c.Client.AllowedHosts = v }),
 			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the charged state once it is this many nanoTON ahead", func(c *Config, v int64) { c.Payments.SubmitThreshold = uint64(v) }),
 		}
 	}

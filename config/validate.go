@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -79,6 +80,27 @@ func (c *Config) Validate(role string) error {
 		}
 		if c.Client.RequestTimeout <= 0 {
 			return fmt.Errorf("client.request_timeout: must be positive")
+		}
+		if c.Client.MaxBodiesBytes < c.Client.MaxBodyBytes {
+			return fmt.Errorf("client.max_bodies_bytes: %d is below client.max_body_bytes (%d): one body would never fit",
+				c.Client.MaxBodiesBytes, c.Client.MaxBodyBytes)
+		}
+		if c.Client.MaxConnections < 1 {
+			return fmt.Errorf("client.max_connections: %d must be at least 1", c.Client.MaxConnections)
+		}
+		for i, o := range c.Client.AllowedOrigins {
+			if o == "*" {
+				continue
+			}
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+				return fmt.Errorf("client.allowed_origins[%d]: %q is not an origin like https://app.example.com, or *", i, o)
+			}
+		}
+		for i, h := range c.Client.AllowedHosts {
+			if _, _, err := net.SplitHostPort(h); err == nil || h == "" || strings.ContainsAny(h, "/@ ") {
+				return fmt.Errorf("client.allowed_hosts[%d]: %q is not a host name without a port, or *", i, h)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown role %q", role)

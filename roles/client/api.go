@@ -7,8 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -27,9 +27,6 @@ const (
 	kindChat       = wire.Kind_KIND_CHAT
 	kindCompletion = wire.Kind_KIND_COMPLETION
 )
-
-// bodyReadTimeout bounds how long an app may take to upload its request body.
-const bodyReadTimeout = time.Minute
 
 // errRequestTimeout is the cause of a request context whose whole-request timeout expired.
 var errRequestTimeout = errors.New("request timeout")
@@ -122,6 +119,11 @@ func (c *Client) completionHandler(k kind) http.Handler {
 				"use POST"))
 			return
 		}
+		if ct := r.Header.Get("Content-Type"); !jsonBody(ct) {
+			c.stats.outcome("bad_request")
+			writeError(w, errContentType(ct))
+			return
+		}
 		c.serveCompletion(w, r, k)
 	})
 }
@@ -132,19 +134,11 @@ func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind)
 	c.stats.begin()
 	defer c.finish(x)
 
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBodyBytes))
-	_ = rc.SetReadDeadline(time.Time{})
+	body, held, apiErr := c.readBody(w, r)
+	defer c.bodies.give(held)
 	x.reqBytes = len(body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			x.fail(newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-				"request body is over the limit of "+formatBytes(c.cfg.MaxBodyBytes)))
-			return
-		}
-		x.fail(errBadRequest("could not read the request body"))
+	if apiErr != nil {
+		x.fail(apiErr)
 		return
 	}
 	req, apiErr := parseRequest(k, body)
@@ -157,12 +151,68 @@ func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind)
 	ctx, cancel := context.WithTimeoutCause(r.Context(), c.cfg.RequestTimeout, errRequestTimeout)
 	defer cancel()
 	x.deadline, _ = ctx.Deadline()
+	rc := http.NewResponseController(w)
 	// An app that stops reading must not hold the handler past the request's own deadline; the
 	// grace lets the timeout error itself still be written.
 	_ = rc.SetWriteDeadline(x.deadline.Add(5 * time.Second))
 	// net/http does not reset deadlines between requests on a kept-alive connection.
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	x.run(ctx)
+}
+
+// readBody reads the request body within the body limit, the body budget and the body deadline.
+// held is what the body takes of c.bodies; the caller gives it back once done with the body.
+func (c *Client) readBody(w http.ResponseWriter, r *http.Request) (body []byte, held int64, apiErr *apiError) {
+	defer func() {
+		if apiErr != nil {
+			// Whatever is left of the body is not read: net/http would otherwise wait for it, with
+			// no deadline, before it sends the refusal.
+			w.Header().Set("Connection", "close")
+		}
+	}()
+	limit := c.cfg.MaxBodyBytes
+	tooLarge := newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+		"request body is over the limit of "+formatBytes(limit)+": send less, or raise client.max_body_bytes")
+	// Refused before a byte is read, and before anything is set aside for it.
+	if r.ContentLength > limit {
+		return nil, 0, tooLarge
+	}
+	size := r.ContentLength
+	if size < 0 {
+		size = limit // undeclared (chunked): it may be as large as the limit
+	}
+	waitCtx, cancel := context.WithTimeout(r.Context(), c.bodyWait)
+	took := c.bodies.take(waitCtx, size)
+	cancel()
+	if !took {
+		if r.Context().Err() != nil {
+			return nil, 0, newError(statusClientClosed, "invalid_request_error", "cancelled", "the app went away")
+		}
+		w.Header().Set("Retry-After", "1")
+		return nil, 0, newError(http.StatusServiceUnavailable, "server_error", "overloaded",
+			"too many request bodies are being received at once (client.max_bodies_bytes is "+
+				formatBytes(c.cfg.MaxBodiesBytes)+"): retry shortly, or raise client.max_bodies_bytes")
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(c.bodyRead))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), size)
+	_ = rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		// What the buffer did not grow to is free again at once.
+		held = min(int64(cap(body)), size)
+		c.bodies.give(size - held)
+		return body, held, nil
+	}
+	c.bodies.give(size)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, 0, tooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, 0, newError(http.StatusRequestTimeout, "invalid_request_error", "request_timeout",
+			"the request body did not arrive within "+c.bodyRead.String()+": send it faster, or send less")
+	}
+	return nil, 0, errBadRequest("could not read the request body")
 }
 
 // serveModels answers OpenAI's model list, merged across every connected proxy.

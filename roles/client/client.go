@@ -24,16 +24,28 @@ import (
 const (
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultRequestTimeout = 10 * time.Minute
+	DefaultMaxBodiesBytes = 64 << 20
+	DefaultMaxConnections = 10000
 )
 
 // Config configures a Client. Zero values take the documented defaults.
 type Config struct {
 	Proxies        []string      // proxy QUIC addresses host:port; at least one
 	Listen         string        // HTTP listen address for the OpenAI API and /healthz, /stats, /jsonstats
-	APIToken       string        // optional: require "Authorization: Bearer <token>" on /v1/*
+	APIToken       string        // optional: require "Authorization: Bearer <token>" on /v1/*, /stats, /jsonstats
 	MaxBodyBytes   int64         // request body limit; 0 = 4 MiB
 	MaxCoefficient uint32        // highest worker price coefficient accepted (1000 = 1.0x); 0 = any
 	RequestTimeout time.Duration // whole-request timeout; 0 = 10m
+	// MaxBodiesBytes bounds the request bodies being read or held, all connections together; a
+	// request that would go over waits briefly, then gets 503. 0 = 64 MiB; at least MaxBodyBytes.
+	MaxBodiesBytes int64
+	MaxConnections int // open API connections; more wait to be accepted. 0 = 10000
+	// AllowedOrigins are the browser origins ("https://app.example.com", "*" for any) that may call
+	// the API, with CORS, besides pages on loopback or the listen host; other origins are refused.
+	AllowedOrigins []string
+	// AllowedHosts are Host names ("*" for any) answered besides localhost, loopback IPs, the
+	// listen host and the address a connection arrived on; other names may be DNS rebinding.
+	AllowedHosts []string
 	// States keeps the latest "charged" state each proxy signed; nil when payments are off.
 	States *paystate.Store
 }
@@ -61,6 +73,16 @@ func (c *Config) validate() error {
 	if c.RequestTimeout < 0 {
 		return fmt.Errorf("client config: request_timeout: %s is negative", c.RequestTimeout)
 	}
+	body := c.MaxBodyBytes
+	if body == 0 {
+		body = DefaultMaxBodyBytes
+	}
+	if c.MaxBodiesBytes < 0 || (c.MaxBodiesBytes != 0 && c.MaxBodiesBytes < body) {
+		return fmt.Errorf("client config: max_bodies_bytes: %d is below one body's limit (max_body_bytes)", c.MaxBodiesBytes)
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("client config: max_connections: %d is negative", c.MaxConnections)
+	}
 	return nil
 }
 
@@ -72,11 +94,16 @@ type Client struct {
 	proxies []*proxy
 	stats   *stats
 	started time.Time
+	guard   *guard
+	bodies  *budget
+	conns   *limitListener // set by Run
 
 	// Reconnection and failover tuning; tests shorten them.
 	backoff     redial.Backoff
 	connectWait time.Duration // how long a request waits for a first proxy connection
 	pingEvery   time.Duration
+	bodyWait    time.Duration // how long a request waits for room in the body budget
+	bodyRead    time.Duration // how long an app may take to upload its request body
 
 	rr         atomic.Uint64 // round-robin position
 	modelsWarn limiter       // model list failures repeat with every app poll
@@ -108,6 +135,16 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	if cfg.MaxBodiesBytes == 0 {
+		cfg.MaxBodiesBytes = max(DefaultMaxBodiesBytes, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	g, err := newGuard(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	// A client only ever talks to proxies: a worker or another client on a proxy's address is refused.
 	tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	c := &Client{
@@ -116,9 +153,13 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		log:         log.With().Str("component", "client").Logger(),
 		stats:       newStats(),
 		started:     time.Now(),
+		guard:       g,
+		bodies:      newBudget(cfg.MaxBodiesBytes),
 		backoff:     redial.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
 		connectWait: 5 * time.Second,
 		pingEvery:   10 * time.Second,
+		bodyWait:    2 * time.Second,
+		bodyRead:    time.Minute,
 		ready:       make(chan struct{}),
 		connCh:      make(chan struct{}),
 		modelsWarn:  limiter{every: time.Minute},
@@ -154,6 +195,7 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("client: listen %s: %w", c.cfg.Listen, err)
 	}
 	c.addr = ln.Addr()
+	c.conns = newLimitListener(ln, c.cfg.MaxConnections)
 	close(c.ready)
 	c.log.Info().Str("listen", c.addr.String()).Strs("proxies", c.cfg.Proxies).
 		Bool("api_token", c.cfg.APIToken != "").Msg("serving OpenAI API")
@@ -181,7 +223,7 @@ func (c *Client) Run(ctx context.Context) error {
 		ErrorLog:    stdlog.New(debugWriter{c.log.With().Str("source", "http").Logger()}, "", 0),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(c.conns) }()
 
 	var runErr error
 	select {
@@ -205,7 +247,8 @@ func (c *Client) Run(ctx context.Context) error {
 	return runErr
 }
 
-// routes is the HTTP surface: the OpenAI API behind the optional bearer token, and the stats pages.
+// routes is the HTTP surface: the OpenAI API and the stats pages behind the optional bearer token,
+// all of it refused to foreign web pages and Host names.
 func (c *Client) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/chat/completions", c.auth(c.completionHandler(kindChat)))
@@ -216,9 +259,9 @@ func (c *Client) routes() http.Handler {
 		writeError(w, errNotFoundPath(r.URL.Path))
 	})))
 	mux.HandleFunc("GET /healthz", c.serveHealth)
-	mux.HandleFunc("GET /jsonstats", c.serveJSONStats)
-	mux.HandleFunc("GET /stats", c.serveHTMLStats)
-	return mux
+	mux.Handle("GET /jsonstats", c.auth(http.HandlerFunc(c.serveJSONStats)))
+	mux.Handle("GET /stats", c.auth(http.HandlerFunc(c.serveHTMLStats)))
+	return c.protect(mux)
 }
 
 // debugWriter sends net/http's own complaints (bad TLS hellos, broken connections) to the debug log.

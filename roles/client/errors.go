@@ -30,8 +30,12 @@ func (e *apiError) outcome() string {
 		return "engine_error"
 	}
 	switch e.status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
 		return "bad_request"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusRequestTimeout:
+		return "timeout"
 	case http.StatusUnauthorized:
 		return "unauthorized"
 	case http.StatusPaymentRequired:

@@ -170,7 +170,9 @@ func TestBearerToken(t *testing.T) {
 		"token without Bearer": {path: "/v1/models", header: "s3cret-token", wantStatus: 401},
 		"right token":          {path: "/v1/models", header: "Bearer s3cret-token", wantStatus: 200},
 		"healthz needs none":   {path: "/healthz", wantStatus: 200},
-		"jsonstats needs none": {path: "/jsonstats", wantStatus: 200},
+		"jsonstats needs it":   {path: "/jsonstats", wantStatus: 401},
+		"stats page needs it":  {path: "/stats", wantStatus: 401},
+		"jsonstats with it":    {path: "/jsonstats", header: "Bearer s3cret-token", wantStatus: 200},
 	}
 	stub := newStub(t, nil, &wire.ModelInfo{Name: "m", Workers: 1})
 	h := startClient(t, []*stubProxy{stub}, withConfig(func(c *Config) { c.APIToken = "s3cret-token" }))

@@ -73,6 +73,8 @@ func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	c := client.Config{
 		Proxies: cc.Proxies, Listen: cc.Listen, APIToken: cc.APIToken, MaxBodyBytes: cc.MaxBodyBytes,
 		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout),
+		MaxBodiesBytes: cc.MaxBodiesBytes, MaxConnections: cc.MaxConnections,
+		AllowedOrigins: cc.AllowedOrigins, AllowedHosts: cc.AllowedHosts,
 	}
 	if pay != nil {
 		c.States = pay.States
