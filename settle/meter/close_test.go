@@ -3,6 +3,7 @@ package meter
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -134,4 +135,67 @@ func TestClientCannotLeaveBeforeCharged(t *testing.T) {
 			assert.Zero(p.ClientFunds)
 		})
 	}
+}
+
+// flaky fails the first sends, as an unreachable lite server or an unfunded wallet would.
+type flaky struct {
+	chain.Chain
+	fails atomic.Int32
+}
+
+func (f *flaky) Send(ctx context.Context, key ed25519.PrivateKey, msgs ...chain.Message) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("lite server unreachable")
+	}
+	return f.Chain.Send(ctx, key, msgs...)
+}
+
+// TestMeterRetriesSubmission: a failed submission is retried until the charges land, and they
+// land once.
+func TestMeterRetriesSubmission(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	lc, err := local.OpenDir(dir, local.Options{})
+	require.NoError(err)
+	defer func() { require.NoError(lc.Close()) }()
+	payKey, clientKey := key(9), key(3)
+	d, err := local.SetupDemo(ctx, lc, local.DemoConfig{
+		Owner: key(1), Operator: key(2), PaymentKey: pub(payKey), Endpoint: "127.0.0.1:7000",
+		Params: contracts.DefaultParams(), Fund: []ed25519.PublicKey{pub(clientKey)},
+	})
+	require.NoError(err)
+	require.NoError(chain.TopUp(ctx, lc, clientKey, d.Proxy, 10*ton1))
+	c := &flaky{Chain: lc}
+	c.fails.Store(3)
+	m, err := New(ctx, c, Config{Contract: d.Proxy, Registry: d.Registry, PaymentKey: payKey,
+		LedgerPath: filepath.Join(dir, "ledger.db"), DepositsEvery: 5 * time.Millisecond}, zerolog.New(zerolog.NewTestWriter(t)))
+	require.NoError(err)
+	defer func() { require.NoError(m.Close()) }()
+	client, err := m.Account(pub(clientKey))
+	require.NoError(err)
+	l := m.Ledger()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	defer func() { cancel(); require.NoError(<-done) }()
+	require.Eventually(func() bool {
+		cl, _ := l.Client(client)
+		return cl.Available() > 0
+	}, 30*time.Second, 5*time.Millisecond)
+	r, err := l.Reserve(client, 6*ton1) // past half of the 9.98 TON locked: due at once
+	require.NoError(err)
+	_, err = l.Settle(r, client, 6*ton1, 0)
+	require.NoError(err)
+	require.Eventually(func() bool {
+		p, err := chain.Proxy(ctx, lc, d.Proxy)
+		return err == nil && p.Clients[client].Charged == 6*ton1
+	}, 30*time.Second, 5*time.Millisecond, "the charge lands after the failures")
+	assert.Less(c.fails.Load(), int32(0), "every failure was retried")
+	p, err := chain.Proxy(ctx, lc, d.Proxy)
+	require.NoError(err)
+	assert.Equal(uint64(1), p.Clients[client].Seqno, "one state, landed once")
+	assert.Equal(uint64(10*ton1-contracts.OpFee-6*ton1), p.Clients[client].Balance+p.Clients[client].Stake)
 }
