@@ -190,7 +190,7 @@ func TestReadLimits(t *testing.T) {
 		"prompt empty list":  {in: `{"prompt":[]}`, want: Limits{Prompts: 1}},
 		"images": {in: `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]},` +
 			`{"role":"user","content":[{"type":"image_url","image_url":{"url":"y"}}]}]}`, want: Limits{Images: 2}},
-		"TYPE is not type": {in: `{"messages":[{"content":[{"TYPE":"text","type":"image_url"}]}]}`, want: Limits{Images: 1}},
+		"TYPE is not type":       {in: `{"messages":[{"content":[{"TYPE":"text","type":"image_url"}]}]}`, want: Limits{Images: 1}},
 		"text part without type": {in: `{"messages":[{"content":[{"text":"a"}]}]}`},
 		"audio": {in: `{"messages":[{"content":[{"type":"input_audio","input_audio":{}}]}]}`,
 			want: Limits{Unbounded: `message content of type "input_audio"`}},

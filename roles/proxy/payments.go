@@ -1,15 +1,20 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"github.com/tonkeeper/tongo/ton"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport"
@@ -26,32 +31,154 @@ type Payments struct {
 	Account func(pub ed25519.PublicKey) (ton.AccountID, error)
 	// PaymentKey verifies states that clients and workers hand back (rollback detection).
 	PaymentKey ed25519.PublicKey
-	// MaxCompletionTokens is reserved for a request that names no max_tokens; zero: 4096.
+	// MaxCompletionTokens is reserved for a request that names no max_tokens; zero: 4096. The
+	// worker sets the request's limit to it, so the engine stops there.
 	MaxCompletionTokens uint64
+	// CoefficientCap is the registry's cap on a worker's price coefficient
+	// (contracts.RegistryParams.CoefficientCap); a worker above it is refused at registration and
+	// never chosen. Nil: no cap.
+	CoefficientCap func() uint32
 }
 
-// promptMargin covers the chat template's tokens on top of the body's bytes.
-const promptMargin = 64
+// Bounds on what a prompt can cost beyond its bytes.
+const (
+	// promptMargin covers, per prompt, the chat template's tokens on top of the body's bytes.
+	promptMargin = 64
+	// imageTokens bounds one image's prompt tokens. Vision models turn pixels into tokens, not
+	// bytes: Qwen2-VL's default of at most 12,845,056 pixels in 28×28 patches is 16,384 tokens,
+	// the most of the common OpenAI-compatible vision models (LLaVA uses 576 to 2,880).
+	imageTokens = 16384
+	// defaultCompletion is reserved for a request that sets no completion limit.
+	defaultCompletion = 4096
+)
 
-// maxUsage bounds what a request can use, to reserve its cost before it runs: the prompt is at
-// most one token per byte of the request body, the completion at most max_tokens (or
-// max_completion_tokens, or the default).
-func (pm *Payments) maxUsage(body []byte) settle.Usage {
-	var limits struct {
-		MaxTokens           *uint64 `json:"max_tokens"`
-		MaxCompletionTokens *uint64 `json:"max_completion_tokens"`
+// errUnpriceable: the request's cost cannot be bounded before it runs, so it is refused.
+var errUnpriceable = errors.New("request cannot be priced before it runs")
+
+// limits are what a request may use, read once from its body with exact keys as the engine reads
+// it (gpu.ReadFacts): the reservation covers max, and the worker makes the engine obey
+// completion and choices, which travel to it in the request frame.
+type limits struct {
+	completion uint64 // completion tokens per choice
+	choices    uint64 // n: choices per prompt
+	max        settle.Usage
+}
+
+// limits bounds what a request can use, to reserve its cost before it runs: the prompt is at most
+// one token per byte of the body, plus a template margin per prompt and a bound per image; the
+// completion at most prompts × max(n, best_of) × the completion limit (max_tokens or
+// max_completion_tokens, the larger; or the default). What cannot be bounded (audio, video, files)
+// is an errUnpriceable, a malformed limit a gpu.ErrBadRequest.
+func (pm *Payments) limits(kind wire.Kind, body []byte) (limits, error) {
+	f, err := gpu.ReadFacts(body)
+	if err != nil {
+		return limits{}, err
 	}
-	_ = json.Unmarshal(body, &limits) // a malformed body is refused later by the engine
-	completion := pm.MaxCompletionTokens
-	if completion == 0 {
-		completion = 4096
+	fl := f.Limits
+	lim := limits{completion: fl.Completion(), choices: max(fl.N, 1)}
+	if lim.completion == 0 {
+		lim.completion = cmp.Or(pm.MaxCompletionTokens, defaultCompletion)
 	}
-	if limits.MaxCompletionTokens != nil && *limits.MaxCompletionTokens > 0 {
-		completion = *limits.MaxCompletionTokens
-	} else if limits.MaxTokens != nil && *limits.MaxTokens > 0 {
-		completion = *limits.MaxTokens
+	prompts, media := uint64(1), uint64(0)
+	if kind == wire.Kind_KIND_COMPLETION {
+		prompts = max(fl.Prompts, 1)
+	} else {
+		if fl.Unbounded != "" {
+			return limits{}, fmt.Errorf("%w: %s has no token bound known before it runs; send text and images only", errUnpriceable, fl.Unbounded)
+		}
+		media = fl.Images
 	}
-	return settle.Usage{PromptTokens: uint64(len(body)) + promptMargin, CompletionTokens: completion}
+	var over bool
+	mul := func(a, b uint64) uint64 {
+		hi, lo := bits.Mul64(a, b)
+		over = over || hi != 0
+		return lo
+	}
+	add := func(a, b uint64) uint64 {
+		s, carry := bits.Add64(a, b, 0)
+		over = over || carry != 0
+		return s
+	}
+	lim.max.PromptTokens = add(add(uint64(len(body)), mul(prompts, promptMargin)), mul(media, imageTokens))
+	lim.max.CompletionTokens = mul(prompts, mul(fl.Choices(), lim.completion))
+	if over {
+		return limits{}, fmt.Errorf("%w: its token bound overflows; lower max_tokens or n", errUnpriceable)
+	}
+	return lim, nil
+}
+
+// Request fields the proxy appends to the frame it forwards (wire.proto).
+var (
+	fieldReservedCompletion = fieldNumber("reserved_completion_tokens")
+	fieldReservedChoices    = fieldNumber("reserved_choices")
+)
+
+func fieldNumber(name protoreflect.Name) protowire.Number {
+	return (&wire.Request{}).ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
+
+// withReserved returns the client's request frame with the limits it was reserved for appended.
+// Protobuf keeps the last value of a scalar field, so these win over any the client sent, and the
+// rest of the frame goes on as it arrived.
+func withReserved(payload []byte, lim limits) []byte {
+	out := slices.Clip(payload) // appending copies: payload is kept for other attempts
+	out = protowire.AppendTag(out, fieldReservedCompletion, protowire.VarintType)
+	out = protowire.AppendVarint(out, lim.completion)
+	out = protowire.AppendTag(out, fieldReservedChoices, protowire.VarintType)
+	return protowire.AppendVarint(out, lim.choices)
+}
+
+// hold is a request's reservation with what it was priced at, so that the charge uses the same
+// prices and bound whatever changes while the request runs.
+type hold struct {
+	res    ledger.Reservation
+	lim    limits
+	prices settle.Prices
+	coef   uint32
+	earn   uint64 // what the worker earns for lim.max
+}
+
+// charge is what a request that ended with r costs the client and earns the worker. Money fails
+// closed: usage that cannot be priced, or an answer with content that reports none, charges the
+// reservation; usage beyond the reservation is charged as the reservation and counted.
+func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint64) {
+	var usage settle.Usage
+	switch {
+	case r.done != nil:
+		usage = wire.DecodeUsage(r.done.GetUsage())
+		if usage == (settle.Usage{}) {
+			if r.chunks == 0 {
+				return 0, 0 // nothing delivered, nothing used
+			}
+			p.stats.zeroUsage.Add(1)
+			log.Warn().Int("chunks", r.chunks).Msg("answer with content reported no usage; charging the reservation")
+			return h.res.Amount, h.earn
+		}
+	case r.started:
+		// Cut off after the answer began: the engine read the whole prompt, whose size only the
+		// worker learns at the end, so its bound is charged, with the completion chunks relayed.
+		usage = settle.Usage{PromptTokens: h.lim.max.PromptTokens, CompletionTokens: uint64(r.chunks)}
+	default:
+		return 0, 0
+	}
+	cost, cerr := settle.Cost(usage, h.prices, h.coef)
+	earned, eerr := settle.WorkerEarning(usage, h.prices, h.coef)
+	if err := errors.Join(cerr, eerr); err != nil {
+		p.stats.pricingErrors.Add(1)
+		log.Error().Err(err).Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).
+			Msg("usage could not be priced; charging the reservation")
+		return h.res.Amount, h.earn
+	}
+	if cost > h.res.Amount || usage.PromptTokens > h.lim.max.PromptTokens || usage.CompletionTokens > h.lim.max.CompletionTokens {
+		p.stats.beyond.Add(1)
+		log.Warn().Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).
+			Uint64("max_prompt_tokens", h.lim.max.PromptTokens).Uint64("max_completion_tokens", h.lim.max.CompletionTokens).
+			Uint64("cost", cost).Uint64("reserved", h.res.Amount).Msg("usage beyond the reservation; charging at most the reservation")
+		if cost > h.res.Amount {
+			return h.res.Amount, h.earn
+		}
+	}
+	return cost, earned
 }
 
 // halt records that the ledger is behind a state it signed. From then on the proxy serves no

@@ -11,15 +11,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
-	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 // Config is what a proxy needs to know, already validated by config.
 type Config struct {
-	Listen         string        // QUIC address for workers and clients
-	StatsListen    string        // HTTP address of /healthz, /stats, /jsonstats; empty: none
+	Listen      string // QUIC address for workers and clients
+	StatsListen string // HTTP address of /healthz, /stats, /jsonstats; empty: none
+	// StatsToken, when set, shows per-client payments on the stats port to requests bearing
+	// "Authorization: Bearer <token>"; requests from loopback see them without. Everyone else
+	// sees aggregates only.
+	StatsToken     string
 	RequestTimeout time.Duration // longest a request may take; zero: 10m
 	MaxAttempts    int           // workers tried before the first byte of an answer; zero: 3
 	// Payments meters and charges every request; nil serves without charging (total_cost 0).
@@ -95,7 +98,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		_ = p.tc.Identity.Run(ctx, p.log)
 	}()
 	if p.cfg.StatsListen != "" {
-		a, err := statsweb.Serve(ctx, &wg, p.cfg.StatsListen, "proxy", p)
+		a, err := p.serveStats(ctx, &wg, p.cfg.StatsListen)
 		if err != nil {
 			return err
 		}

@@ -99,11 +99,18 @@ func fakeWorkerWith(t *testing.T, addr, model string, b behaviour, cfg transport
 // fakeWorkerRaw is fakeWorkerWith for a behaviour that reads the request frame's payload itself.
 func fakeWorkerRaw(t *testing.T, addr, model string, b func(s *transport.Stream, payload []byte), cfg transport.Config) *atomic.Int64 {
 	t.Helper()
+	reg := &wire.Register{Model: model, WeightsDigest: attesttest.Claims(attest.RoleWorker).WeightsDigest, Coefficient: 1000, MaxActive: 8}
+	return serveFake(t, addr, reg, func(_ *transport.Conn, s *transport.Stream, payload []byte) { b(s, payload) }, cfg)
+}
+
+// serveFake dials the proxy as a worker with cfg, registers with reg, waits to be registered and
+// answers every request stream with b, which also gets the connection (to kill it).
+func serveFake(t *testing.T, addr string, reg *wire.Register, b func(c *transport.Conn, s *transport.Stream, payload []byte), cfg transport.Config) *atomic.Int64 {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := transport.Dial(ctx, addr, cfg)
 	require.NoError(t, err)
-	require.NoError(t, c.SendControl(&wire.Register{Model: model, WeightsDigest: attesttest.Claims(attest.RoleWorker).WeightsDigest,
-		Coefficient: 1000, MaxActive: 8}))
+	require.NoError(t, c.SendControl(reg))
 	select {
 	case m := <-c.Control():
 		_, ok := m.(*wire.Registered)
@@ -113,6 +120,12 @@ func fakeWorkerRaw(t *testing.T, addr, model string, b func(s *transport.Stream,
 	}
 	var n atomic.Int64
 	done := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for range c.Control() { // payment states
+		}
+	}()
 	go func() {
 		defer close(done)
 		for {
@@ -126,7 +139,7 @@ func fakeWorkerRaw(t *testing.T, addr, model string, b func(s *transport.Stream,
 				if err != nil || typ != wire.TypeRequest {
 					return
 				}
-				b(s, payload)
+				b(c, s, payload)
 			}()
 		}
 	}()
@@ -134,6 +147,7 @@ func fakeWorkerRaw(t *testing.T, addr, model string, b func(s *transport.Stream,
 		cancel()
 		_ = c.Close(0, "")
 		<-done
+		<-drained
 	})
 	return &n
 }
@@ -259,12 +273,18 @@ func TestRegistrationMustMatchClaims(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close(0, "")
 	require.NoError(t, c.SendControl(&wire.Register{Model: "another-model", MaxActive: 1}))
+	refused(t, c, "does not match the attested claims")
+}
+
+// refused waits for the proxy to close the worker connection c as a bad request saying why.
+func refused(t *testing.T, c *transport.Conn, why string) {
+	t.Helper()
 	select {
 	case <-c.Done():
 		code, ok := transport.ErrorCode(c.Err())
 		require.True(t, ok, "closed with %v", c.Err())
 		assert.Equal(t, wire.CodeBadRequest, code)
-		assert.Contains(t, c.Err().Error(), "does not match the attested claims")
+		assert.Contains(t, c.Err().Error(), why)
 	case <-time.After(5 * time.Second):
 		t.Fatal("registration not refused")
 	}

@@ -112,9 +112,9 @@ func (r *registry) hasModel(model string) bool {
 }
 
 // choose picks a worker for model: under its maximum, coefficient at or under maxCoef (0: any), not
-// in exclude, with the least running requests × average latency; ties broken at random. Connections
-// that drain before their certificates expire are chosen only when no other will do: their worker
-// is connecting a replacement. The chosen worker's active count is already incremented.
+// in exclude, with the lowest score (below); ties broken at random. Connections that drain before
+// their certificates expire are chosen only when no other will do: their worker is connecting a
+// replacement. The chosen worker's active count is already incremented.
 func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool) *workerEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -124,25 +124,53 @@ func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry
 	return r.chooseAmong(model, maxCoef, exclude, true)
 }
 
+// score is what a client pays for a worker in price and time together:
+//
+//	(active + 1) × average request time × coefficient
+//
+// (active + 1) × average is when this request would be done there if requests ran one after
+// another, and the coefficient is what each token costs. Load alone would send requests to an
+// expensive worker precisely because nobody else uses it (it is idle); price alone would queue
+// everything on the cheapest one. With the product, a worker at twice the price gets a request
+// once the cheaper one has twice the work waiting, and one at 1000× only when the cheaper ones
+// have a thousand requests each, which their capacity never allows. A worker with no history is
+// taken to be as fast as the average of those with one, so being unknown is no advantage.
+func score(active, avgNanos int64, coefficient uint32) float64 {
+	return float64(active+1) * float64(avgNanos) * float64(coefficient)
+}
+
 func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*workerEntry]bool, draining bool) *workerEntry {
-	var best []*workerEntry
-	var bestScore float64
+	var candidates []*workerEntry
+	var known, sum int64
 	for _, w := range r.byModel[model] {
 		if exclude[w] || (maxCoef != 0 && w.coefficient > maxCoef) || w.conn.IsDraining() != draining {
 			continue
 		}
-		active := w.active.Load()
-		if active >= w.maxActive {
+		if w.active.Load() >= w.maxActive {
 			continue
 		}
-		// A worker with no history is scored as if it took a millisecond, so idle workers tie at zero
-		// and busy new ones are not preferred blindly over busy known ones.
-		avg := max(w.avgNanos.Load(), int64(time.Millisecond))
-		score := float64(active) * float64(avg)
+		candidates = append(candidates, w)
+		if a := w.avgNanos.Load(); a > 0 {
+			known++
+			sum += a
+		}
+	}
+	unknown := int64(time.Millisecond)
+	if known > 0 {
+		unknown = sum / known
+	}
+	var best []*workerEntry
+	var bestScore float64
+	for _, w := range candidates {
+		avg := w.avgNanos.Load()
+		if avg <= 0 {
+			avg = unknown
+		}
+		s := score(w.active.Load(), avg, w.coefficient)
 		switch {
-		case best == nil || score < bestScore:
-			best, bestScore = append(best[:0], w), score
-		case score == bestScore:
+		case best == nil || s < bestScore:
+			best, bestScore = append(best[:0], w), s
+		case s == bestScore:
 			best = append(best, w)
 		}
 	}

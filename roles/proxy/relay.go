@@ -75,29 +75,51 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 		p.stats.notFound.Add(1)
 		return
 	}
+	payload, maxCoef := in.payload, req.GetMaxCoefficient()
+	var lim limits
+	if pm := p.cfg.Payments; pm != nil {
+		var err error
+		if lim, err = pm.limits(req.GetKind(), req.GetBody()); err != nil {
+			p.stats.unpriceable.Add(1)
+			p.stats.failed.Add(1)
+			p.fail(cs, wire.CodeBadRequest, "request body: "+err.Error())
+			return
+		}
+		// The worker makes the engine obey the limits the reservation was made for.
+		payload = withReserved(payload, lim)
+		if pm.CoefficientCap != nil {
+			if c := pm.CoefficientCap(); c != 0 && (maxCoef == 0 || c < maxCoef) {
+				maxCoef = c
+			}
+		}
+	}
 	tried := map[*workerEntry]bool{}
 	var lastErr error
 	for range p.cfg.MaxAttempts {
-		w := p.reg.choose(req.GetModel(), req.GetMaxCoefficient(), tried)
+		w := p.reg.choose(req.GetModel(), maxCoef, tried)
 		if w == nil {
 			break
 		}
 		tried[w] = true
-		res, err := p.reserve(rq, req, w)
+		h, err := p.reserve(rq, lim, w)
 		if err != nil {
 			w.release()
 			code := wire.CodeInternal
-			if errors.Is(err, ledger.ErrInsufficientFunds) {
+			switch {
+			case errors.Is(err, ledger.ErrInsufficientFunds):
 				code = wire.CodePaymentRequired
+			case errors.Is(err, errUnpriceable):
+				code = wire.CodeBadRequest
+				p.stats.unpriceable.Add(1)
 			}
 			p.fail(cs, code, err.Error())
 			p.stats.failed.Add(1)
 			return
 		}
-		out, r, err := p.try(rctx, cs, in.payload, w, log)
+		out, r, err := p.try(rctx, cs, payload, w, log)
 		w.release()
 		if out == answered {
-			p.finish(rq, w, res, r, log)
+			p.finish(rq, w, h, r, log)
 			if err == nil {
 				w.served.Add(1)
 				w.observe(time.Since(start))
@@ -108,7 +130,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			p.stats.latency.Observe(time.Since(start))
 			return
 		}
-		p.release(res)
+		p.release(h)
 		w.failures.Add(1)
 		lastErr = err
 		log.Warn().Err(err).Str("worker_id", w.id).Msg("worker failed before answering; trying another")
@@ -130,49 +152,42 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 }
 
 // reserve sets aside the request's maximum cost at worker w's coefficient.
-func (p *Proxy) reserve(rq requester, req *wire.Request, w *workerEntry) (*ledger.Reservation, error) {
+func (p *Proxy) reserve(rq requester, lim limits, w *workerEntry) (*hold, error) {
 	pm := p.cfg.Payments
 	if pm == nil {
 		return nil, nil
 	}
-	maxCost, err := settle.Cost(pm.maxUsage(req.GetBody()), pm.Prices(), w.coefficient)
-	if err != nil {
-		return nil, fmt.Errorf("price request: %w", err)
+	h := &hold{lim: lim, prices: pm.Prices(), coef: w.coefficient}
+	maxCost, cerr := settle.Cost(lim.max, h.prices, h.coef)
+	earn, eerr := settle.WorkerEarning(lim.max, h.prices, h.coef)
+	if err := errors.Join(cerr, eerr); err != nil {
+		return nil, fmt.Errorf("%w: its maximum cost at coefficient %d: %w; lower max_tokens or n", errUnpriceable, h.coef, err)
 	}
+	h.earn = earn
 	r, err := pm.Ledger.Reserve(rq.account, maxCost)
 	if err != nil {
 		return nil, err
 	}
-	return &r, nil
+	h.res = r
+	return h, nil
 }
 
-func (p *Proxy) release(r *ledger.Reservation) {
-	if r != nil {
-		p.cfg.Payments.Ledger.Release(*r)
+func (p *Proxy) release(h *hold) {
+	if h != nil {
+		p.cfg.Payments.Ledger.Release(h.res)
 	}
 }
 
-// finish charges the request, sends the client its Done (with the cost) or error, and hands the
-// new signed totals to client and worker. A request that failed mid-answer is charged for the
-// completion tokens delivered (one per content chunk relayed) and nothing else.
-func (p *Proxy) finish(rq requester, w *workerEntry, res *ledger.Reservation, r result, log zerolog.Logger) {
+// finish charges the request (see charge), sends the client its Done (with the cost) or error,
+// and hands the new signed totals to client and worker.
+func (p *Proxy) finish(rq requester, w *workerEntry, h *hold, r result, log zerolog.Logger) {
 	cs := rq.stream
 	defer func() { _ = cs.CloseSend() }()
-	var usage settle.Usage
-	switch {
-	case r.done != nil:
-		usage = wire.DecodeUsage(r.done.GetUsage())
-	case r.started:
-		usage = settle.Usage{CompletionTokens: uint64(r.chunks)}
-	}
-	if res != nil {
-		pm := p.cfg.Payments
-		prices := pm.Prices()
-		cost, cerr := settle.Cost(usage, prices, w.coefficient)
-		earn, eerr := settle.WorkerEarning(usage, prices, w.coefficient)
-		if cerr != nil || eerr != nil || (usage == settle.Usage{}) {
-			p.release(res)
-		} else if rc, serr := pm.Ledger.Settle(*res, w.owner, cost, earn); serr != nil {
+	if h != nil {
+		cost, earn := p.charge(h, r, log)
+		if cost == 0 {
+			p.release(h)
+		} else if rc, serr := p.cfg.Payments.Ledger.Settle(h.res, w.owner, cost, earn); serr != nil {
 			log.Error().Err(serr).Msg("ledger commit failed; refusing further requests")
 			p.halted.set(serr)
 		} else {

@@ -1,9 +1,17 @@
 package proxy
 
 import (
+	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/settle/ledger"
@@ -13,6 +21,10 @@ type counters struct {
 	clients                            atomic.Int64
 	requests, served, failed, notFound atomic.Int64
 	latency                            statsweb.Window
+	// Billing anomalies, each charged the reservation or refused: usage that could not be priced,
+	// answers with content and no usage, usage beyond the reservation, requests whose cost has no
+	// bound.
+	pricingErrors, zeroUsage, beyond, unpriceable atomic.Int64
 }
 
 // Healthy is true once the proxy listens. It does not wait for workers: workers wait for a healthy
@@ -72,11 +84,39 @@ func (p *Proxy) Stats() any {
 			"total": p.stats.requests.Load(), "served": p.stats.served.Load(),
 			"failed": p.stats.failed.Load(), "unknown_model": p.stats.notFound.Load(),
 		},
+		"billing": map[string]int64{
+			"pricing_errors": p.stats.pricingErrors.Load(), "zero_usage": p.stats.zeroUsage.Load(),
+			"beyond_reservation": p.stats.beyond.Load(), "unpriceable_refused": p.stats.unpriceable.Load(),
+		},
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
 		"runtime":    statsweb.ReadRuntime(),
 	}
 	if pm := p.cfg.Payments; pm != nil {
 		clients, workers, totals, _ := pm.Ledger.Snapshot()
+		doc["payments"] = map[string]any{
+			"proxy_contract": pm.Ledger.Proxy().ToRaw(),
+			"prices":         pm.Prices(),
+			"clients":        len(clients),
+			"workers":        len(workers),
+			"charged":        totals.Charged,
+			"earned":         totals.Earned,
+			"commission":     totals.Commission,
+		}
+	}
+	if err := p.halted.get(); err != nil {
+		doc["halted"] = err.Error()
+	}
+	return doc
+}
+
+// detailed is the proxy's /jsonstats for its operator: Stats with every client's and worker
+// owner's account.
+type detailed struct{ *Proxy }
+
+func (d detailed) Stats() any {
+	doc := d.Proxy.Stats().(map[string]any)
+	if pm := d.cfg.Payments; pm != nil {
+		clients, workers, _, _ := pm.Ledger.Snapshot()
 		type clientDoc struct {
 			Deposited uint64 `json:"deposited"`
 			Charged   uint64 `json:"charged"`
@@ -93,18 +133,55 @@ func (p *Proxy) Stats() any {
 		for id, w := range workers {
 			wd[id.ToRaw()] = w
 		}
-		doc["payments"] = map[string]any{
-			"proxy_contract": pm.Ledger.Proxy().ToRaw(),
-			"prices":         pm.Prices(),
-			"clients":        cd,
-			"workers":        wd,
-			"charged":        totals.Charged,
-			"earned":         totals.Earned,
-			"commission":     totals.Commission,
-		}
-	}
-	if err := p.halted.get(); err != nil {
-		doc["halted"] = err.Error()
+		payments := doc["payments"].(map[string]any)
+		payments["clients"], payments["workers"] = cd, wd
 	}
 	return doc
+}
+
+// statsHandler serves /healthz, /stats and /jsonstats: in aggregate to anyone who reaches the
+// stats port (inside a VM, its untrusted host can), with each client's wallet and charges only to
+// requests from loopback or bearing the stats token.
+func (p *Proxy) statsHandler() http.Handler {
+	public, private := http.NewServeMux(), http.NewServeMux()
+	statsweb.Register(public, "proxy", p)
+	statsweb.Register(private, "proxy", detailed{p})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.mayDetail(r) {
+			private.ServeHTTP(w, r)
+			return
+		}
+		public.ServeHTTP(w, r)
+	})
+}
+
+func (p *Proxy) mayDetail(r *http.Request) bool {
+	if tok := p.cfg.StatsToken; tok != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
+			return true
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// serveStats listens on addr and serves statsHandler until ctx ends; wg tracks the server.
+func (p *Proxy) serveStats(ctx context.Context, wg *sync.WaitGroup, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen stats %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: p.statsHandler(), ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = srv.Serve(ln)
+	}()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	return ln.Addr(), nil
 }

@@ -55,6 +55,11 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 						return
 					}
 				}
+				if msg := p.overCap(m.GetCoefficient()); msg != "" {
+					log.Warn().Uint32("coefficient", m.GetCoefficient()).Msg(msg)
+					_ = c.Close(wire.CodeBadRequest, msg)
+					return
+				}
 				if entry != nil {
 					p.reg.remove(entry)
 				}
@@ -93,4 +98,21 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 			}
 		}
 	}
+}
+
+// overCap says why a worker's coefficient is refused, or "" when the registry's cap allows it.
+func (p *Proxy) overCap(coefficient uint32) string {
+	pm := p.cfg.Payments
+	if pm == nil || pm.CoefficientCap == nil {
+		return ""
+	}
+	limit := pm.CoefficientCap()
+	if coefficient == 0 {
+		coefficient = settle.CoefficientOne
+	}
+	if limit == 0 || coefficient <= limit {
+		return ""
+	}
+	return fmt.Sprintf("coefficient %d (%.3gx) exceeds the registry's cap of %d (%.3gx): set worker.coefficient to %d or less",
+		coefficient, float64(coefficient)/settle.CoefficientOne, limit, float64(limit)/settle.CoefficientOne, limit)
 }

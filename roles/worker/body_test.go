@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,7 +22,8 @@ import (
 type multiModelEngine struct {
 	*httptest.Server
 	mu     sync.Mutex
-	served []string // the model of every completion the engine ran
+	served []string                     // the model of every completion the engine ran
+	bodies []map[string]json.RawMessage // every body it ran, as it read it
 }
 
 func newMultiModelEngine(t *testing.T, models ...string) *multiModelEngine {
@@ -49,6 +51,7 @@ func newMultiModelEngine(t *testing.T, models ...string) *multiModelEngine {
 		}
 		e.mu.Lock()
 		e.served = append(e.served, model)
+		e.bodies = append(e.bodies, body)
 		e.mu.Unlock()
 		usage := `"usage":{"prompt_tokens":3,"completion_tokens":1}`
 		if !stream {
@@ -122,6 +125,57 @@ func TestBodyAgreesWithRoute(t *testing.T) {
 			assert.Equal(uint32(wire.CodeBadRequest), r.err.GetCode(), r.err.GetMessage())
 			assert.Nil(r.done)
 			assert.Empty(eng.models(), "nothing reached the engine")
+		})
+	}
+}
+
+// The engine runs a request with exactly the limits the proxy reserved it for: the body's own
+// limits, their duplicates and engine-specific spellings give way; without a reservation the body
+// goes as it came.
+func TestEngineObeysReservation(t *testing.T) {
+	const msgs = `"model":"test-model","messages":[{"role":"user","content":"hi"}]`
+	testCases := map[string]struct {
+		kind     wire.Kind
+		body     string
+		limit, n uint64 // reserved for
+		want     map[string]string
+	}{
+		"limit lowered, case variant kept": {body: `{` + msgs + `,"MAX_TOKENS":1,"max_tokens":99999}`, limit: 2000, n: 1,
+			want: map[string]string{"max_tokens": "2000", "max_completion_tokens": "2000", "n": "1", "MAX_TOKENS": "1"}},
+		"limit set when absent": {body: `{` + msgs + `}`, limit: 4096, n: 1,
+			want: map[string]string{"max_tokens": "4096", "max_completion_tokens": "4096", "n": "1"}},
+		"n forced, duplicates and n_predict dropped": {body: `{` + msgs + `,"n":1,"n":64,"max_tokens":10,"n_predict":-1}`, limit: 10, n: 8,
+			want: map[string]string{"max_tokens": "10", "max_completion_tokens": "10", "n": "8"}},
+		"completion sets max_tokens": {kind: wire.Kind_KIND_COMPLETION, body: `{"model":"test-model","prompt":["a","b"],"max_tokens":5}`, limit: 5, n: 2,
+			want: map[string]string{"max_tokens": "5", "n": "2"}},
+		"no reservation: as sent": {body: `{` + msgs + `,"max_tokens":99999}`,
+			want: map[string]string{"max_tokens": "99999"}},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			eng := newMultiModelEngine(t, "test-model")
+			e, err := gpu.NewHTTP(gpu.HTTPConfig{BaseURL: eng.URL})
+			require.NoError(err)
+			c := startWorker(t, newStubProxy(t), e, 2)
+			expectRegister(t, c, 2)
+			kind := cmp.Or(tc.kind, wire.Kind_KIND_CHAT)
+			_, read := send(t, c, &wire.Request{Id: "r", Kind: kind, Model: "test-model", Body: []byte(tc.body),
+				ReservedCompletionTokens: tc.limit, ReservedChoices: tc.n})
+			r := read()
+			require.Nil(r.err)
+			require.NotNil(r.done)
+			eng.mu.Lock()
+			defer eng.mu.Unlock()
+			require.Len(eng.bodies, 1)
+			got := map[string]string{}
+			for k, v := range eng.bodies[0] {
+				if k != "model" && k != "messages" && k != "prompt" && k != "stream_options" {
+					got[k] = string(v)
+				}
+			}
+			assert.Equal(tc.want, got)
 		})
 	}
 }

@@ -55,10 +55,21 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	if req.GetKind() == wire.Kind_KIND_COMPLETION {
 		kind = gpu.KindCompletion
 	}
+	body := req.GetBody()
+	if limit := req.GetReservedCompletionTokens(); limit > 0 {
+		// The proxy reserved the request's cost for these limits: the engine obeys them, whatever
+		// the body said (its own limits, duplicates, spellings an engine might also read).
+		var err error
+		if body, err = gpu.WithLimits(body, kind, limit, max(req.GetReservedChoices(), 1)); err != nil {
+			w.stats.refused.Add(1)
+			w.refuse(s, wire.CodeBadRequest, "request body: "+err.Error())
+			return
+		}
+	}
 	start := time.Now()
 	headSent := false
 	var chunks, bytes int
-	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: req.GetBody(), Stream: req.GetStream()}, func(ch gpu.Chunk) error {
+	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: body, Stream: req.GetStream()}, func(ch gpu.Chunk) error {
 		if !headSent {
 			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
 				return err
