@@ -8,10 +8,38 @@ import (
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/ratls"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 // DefaultDrainBefore is Config.DrainBefore's default: longer than the default request timeout.
 const DefaultDrainBefore = 15 * time.Minute
+
+// Limits on what a peer may make a node hold. Clients need no quote, so anyone can connect to a
+// proxy: these bound what an unauthenticated peer can pin (README.md §9).
+const (
+	// FrameOverhead is what a Request frame adds to its body: the type byte and the protobuf
+	// fields around the body (id, model, limits), with room to spare.
+	FrameOverhead = 64 << 10
+	// DefaultMaxClientFrameSize is Config.MaxClientFrameSize's default: a client's request body at
+	// its default limit (client.max_body_bytes, 4 MiB) and the frame around it.
+	DefaultMaxClientFrameSize = 4<<20 + FrameOverhead
+	// DefaultFirstFrameTimeout is Config.FirstFrameTimeout's default. The first frame of a request
+	// stream carries the whole request body: 4 MiB in 10 s needs a 3.4 Mbit/s uplink.
+	DefaultFirstFrameTimeout = 10 * time.Second
+	// DefaultMaxStreams is Config.MaxStreams' default for a listener, whose peers open a stream
+	// per request: a proxy's clients (anyone) and workers (which open none). 128 requests under
+	// way at once is far more than one app sends through its client; a client with more waits in
+	// OpenStream until one ends, while a hostile peer holds at most 128 streams (and goroutines).
+	DefaultMaxStreams = 128
+	// DefaultDialMaxStreams is Config.MaxStreams' default for Dial: the peer is an attested proxy
+	// that opens a stream per request it routes to this worker. It is above any sensible
+	// worker.max_active, so the worker answers extra requests with CodeOverloaded at once instead
+	// of the proxy waiting for a stream.
+	DefaultDialMaxStreams = 1024
+	// DefaultMaxConnsPerSource is Config.MaxConnsPerSource's default: a client holds one connection
+	// per proxy, and a NAT may put a few dozen clients behind one address.
+	DefaultMaxConnsPerSource = 64
+)
 
 // Config configures both ends of attested connections.
 type Config struct {
@@ -22,15 +50,27 @@ type Config struct {
 	PeerRoles []attest.Role
 	// MaxCertValidity is the longest validity accepted on a peer certificate; zero: ratls.MaxValidity.
 	MaxCertValidity time.Duration
-	// MaxFrameSize bounds one frame; zero: wire.DefaultMaxFrameSize.
+	// MaxFrameSize bounds one frame from a peer that presented a quote (a worker or a proxy, whose
+	// non-streaming answers travel as one frame); zero: wire.DefaultMaxFrameSize.
 	MaxFrameSize int
+	// MaxClientFrameSize bounds one frame from a peer without a quote (a client: anyone may be
+	// one); zero: DefaultMaxClientFrameSize. Never more than MaxFrameSize.
+	MaxClientFrameSize int
+	// FirstFrameTimeout is how long a stream the peer opened may take to deliver its first whole
+	// frame; a later one is reset with CodeTimeout. Zero: DefaultFirstFrameTimeout.
+	FirstFrameTimeout time.Duration
+	// MaxConnsPerSource is how many connections a listener keeps at once from one IP address,
+	// handshakes included; zero: DefaultMaxConnsPerSource. Not used by Dial.
+	MaxConnsPerSource int
 	// KeepAlive is the QUIC keep-alive period; zero: 10s.
 	KeepAlive time.Duration
 	// IdleTimeout closes a connection that has heard nothing for this long; zero: 30s.
 	IdleTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake and the Hello exchange; zero: 10s.
 	HandshakeTimeout time.Duration
-	// MaxStreams is how many request streams a peer may have open at once; zero: 10000.
+	// MaxStreams is how many request streams the peer may have open at once (QUIC's stream limit:
+	// its next OpenStream waits until one ends); zero: DefaultMaxStreams for a listener,
+	// DefaultDialMaxStreams for Dial.
 	MaxStreams int64
 	// PingInterval is how often a connection pings its peer on the control stream; zero:
 	// DefaultPingInterval; negative: never. A peer that does not answer within PingTimeout (zero:
@@ -49,6 +89,8 @@ type Config struct {
 	Log             zerolog.Logger
 	// Now is the clock for certificate validity; nil: time.Now.
 	Now func() time.Time
+
+	refusals *rateLog // warnings that a limit refused something, shared by the connections
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -71,8 +113,20 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.HandshakeTimeout <= 0 {
 		out.HandshakeTimeout = 10 * time.Second
 	}
-	if out.MaxStreams <= 0 {
-		out.MaxStreams = 10000
+	if out.MaxFrameSize <= 0 {
+		out.MaxFrameSize = wire.DefaultMaxFrameSize
+	}
+	if out.MaxClientFrameSize <= 0 {
+		out.MaxClientFrameSize = DefaultMaxClientFrameSize
+	}
+	if out.FirstFrameTimeout <= 0 {
+		out.FirstFrameTimeout = DefaultFirstFrameTimeout
+	}
+	if out.MaxConnsPerSource <= 0 {
+		out.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if out.refusals == nil {
+		out.refusals = newRateLog()
 	}
 	if out.PingInterval == 0 {
 		out.PingInterval = DefaultPingInterval

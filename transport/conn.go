@@ -31,6 +31,7 @@ type Conn struct {
 	qc   *quic.Conn
 	peer *attest.Peer
 	cfg  *Config
+	lim  *streamLimits
 	log  zerolog.Logger
 
 	ctrl    *Stream
@@ -99,23 +100,27 @@ func (c *Conn) OpenStream(ctx context.Context) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	return newStream(s, c.cfg.MaxFrameSize), nil
+	return newStream(s, c.lim), nil
 }
 
-// AcceptStream waits for the peer's next request stream.
+// AcceptStream waits for the peer's next request stream. Its first frame must arrive whole within
+// Config.FirstFrameTimeout, or the stream is reset with CodeTimeout and reads fail with
+// ErrFirstFrameTimeout.
 func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
 	s, err := c.qc.AcceptStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("accept stream: %w", err)
 	}
-	return newStream(s, c.cfg.MaxFrameSize), nil
+	st := newStream(s, c.lim)
+	st.awaitFirstFrame()
+	return st, nil
 }
 
 // newConn starts serving an attested connection. localNotAfter is when the certificate this end
 // presented expires; peerDrainBefore is the peer's Config.DrainBefore.
 func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localNotAfter time.Time, peerDrainBefore time.Duration) *Conn {
 	c := &Conn{
-		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl,
+		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl, lim: ctrl.lim, log: ctrl.lim.log,
 		control:  make(chan proto.Message),
 		queued:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -123,8 +128,6 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localN
 		draining: make(chan struct{}),
 		ends:     localNotAfter,
 		pings:    map[uint64]chan struct{}{},
-		log: cfg.Log.With().Str("peer", qc.RemoteAddr().String()).
-			Str("peer_role", string(peer.Claims.Role)).Logger(),
 	}
 	c.pingEvery.Store(int64(cfg.PingInterval))
 	c.wg.Add(2)

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -23,10 +24,13 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
 	var served atomic.Pointer[tls.Certificate]
 	tlsConf := clientTLS(&c, pv, &served, func(err error) { rejected.Store(&err) })
-	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig())
+	qc, err := quic.DialAddr(ctx, addr, tlsConf, c.quicConfig(false))
 	if err != nil {
 		if rejected := rejected.Load(); rejected != nil {
 			return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, *rejected)
+		}
+		if te := (*quic.TransportError)(nil); errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused && te.Remote {
+			return nil, fmt.Errorf("dial %s: the listener refused the connection (too many from this address, or it is closing): %w", addr, err)
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -44,7 +48,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeInternal, "")
 		return nil, fmt.Errorf("dial %s: open control stream: %w", addr, err)
 	}
-	ctrl := newStream(s, c.MaxFrameSize)
+	ctrl := newStream(s, c.streamLimits(qc, peer))
 	h, err := hello(ctx, ctrl, &c, true)
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "hello failed")

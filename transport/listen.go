@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -18,6 +19,7 @@ type Listener struct {
 	cfg      Config
 	pv       *peerVerifier
 	accepted chan *Conn
+	sources  *sources
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -39,7 +41,7 @@ func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: c, accepted: make(chan *Conn, 64)}
+	l := &Listener{cfg: c, accepted: make(chan *Conn, 64), sources: newSources(c.MaxConnsPerSource)}
 	for _, o := range opts {
 		o(l)
 	}
@@ -59,8 +61,9 @@ func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	// Our own transport, so that Close ends every connection and goroutine the listener started.
-	l.tr = &quic.Transport{Conn: udp}
-	ql, err := l.tr.Listen(serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig())
+	l.tr = &quic.Transport{Conn: udp, ConnContext: l.connContext,
+		VerifySourceAddress: func(a net.Addr) bool { return l.sources.busy(sourceIP(a)) }}
+	ql, err := l.tr.Listen(serverTLS(&l.cfg, l.pv, reject), l.cfg.quicConfig(true))
 	if err != nil {
 		_ = udp.Close()
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
@@ -111,6 +114,11 @@ func (l *Listener) acceptLoop() {
 		if err != nil {
 			return
 		}
+		if overLimit(qc.Context()) {
+			_ = qc.CloseWithError(wire.CodeOverloaded, fmt.Sprintf("too many connections from %s: at most %d per address",
+				sourceIP(qc.RemoteAddr()), l.cfg.MaxConnsPerSource))
+			continue
+		}
 		hs.Add(1)
 		go func() {
 			defer hs.Done()
@@ -141,7 +149,7 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeProtocol, "no control stream")
 		return nil, fmt.Errorf("accept control stream: %w", err)
 	}
-	ctrl := newStream(s, l.cfg.MaxFrameSize)
+	ctrl := newStream(s, l.cfg.streamLimits(qc, peer))
 	h, err := hello(ctx, ctrl, &l.cfg, false)
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
@@ -150,4 +158,35 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 	// local is zero only if the handshake outlived its parked entry; the connection then ends,
 	// on this side, with the peer's certificate, and the peer still closes it when ours expires.
 	return newConn(qc, peer, ctrl, &l.cfg, local, peerDrain(h)), nil
+}
+
+// errTooManyConns refuses a connection at its first packet; the peer sees CONNECTION_REFUSED.
+var errTooManyConns = errors.New("too many connections from this address")
+
+// overLimitKey marks the context of a connection refused for its source address's limit.
+type overLimitKey struct{}
+
+func overLimit(ctx context.Context) bool { return ctx.Value(overLimitKey{}) != nil }
+
+// connContext counts each new connection against its source address's limit, from the first
+// packet until it closes (quic-go cancels ctx then, or when the handshake fails). Over the limit,
+// the connection is marked to be closed with a reason after a handshake that verifies nothing, or,
+// when even those pile up, refused outright.
+func (l *Listener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	ip := sourceIP(info.RemoteAddr)
+	a := l.sources.admit(ip)
+	if a != admitted {
+		l.cfg.refusals.warn(&l.cfg.Log, "max_conns_per_source").Str("source", ip.String()).
+			Int("max", l.cfg.MaxConnsPerSource).Bool("at_first_packet", a == refusedEarly).
+			Msg("refused a connection: too many from this address")
+	}
+	if a == refusedEarly {
+		l.sources.release(ip, a)
+		return nil, errTooManyConns
+	}
+	context.AfterFunc(ctx, func() { l.sources.release(ip, a) })
+	if a == refusedWithReason {
+		ctx = context.WithValue(ctx, overLimitKey{}, true)
+	}
+	return ctx, nil
 }

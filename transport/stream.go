@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"google.golang.org/protobuf/proto"
@@ -13,19 +15,51 @@ import (
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
+// ErrFirstFrameTimeout is returned by the first read of a stream the peer opened when its first
+// frame did not arrive whole within Config.FirstFrameTimeout; the stream is reset with CodeTimeout.
+var ErrFirstFrameTimeout = errors.New("first frame not received in time")
+
 // Stream is one request: a bidirectional QUIC stream carrying frames.
 type Stream struct {
 	s    *quic.Stream
 	br   *bufio.Reader
-	fr   *wire.FrameReader
+	fr   frameReader
+	lim  *streamLimits
 	wbuf []byte
+	// first tracks the first frame of a stream the peer opened, which must arrive whole within
+	// lim.firstFrame; firstTimer resets the stream if it does not.
+	first      atomic.Int32
+	firstTimer *time.Timer
 }
 
-func newStream(s *quic.Stream, maxFrame int) *Stream {
+// States of Stream.first.
+const (
+	firstNone    = iota // a stream we opened: no deadline
+	firstAwaited        // the deadline runs
+	firstDone           // the first read ended in time, with a frame or an error
+	firstLate           // the deadline passed: the stream was reset
+)
+
+func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// Reading through a buffer takes many small frames per read call, and lets a relay see that
 	// more frames are already waiting (Buffered) and write them out together.
 	br := bufio.NewReaderSize(s, 4<<10) // small: one per open stream, and chunks are a few hundred bytes
-	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, maxFrame)}
+	return &Stream{s: s, br: br, fr: frameReader{r: br, max: lim.maxFrame}, lim: lim}
+}
+
+// awaitFirstFrame starts the first frame's deadline, for a stream the peer opened: a peer must
+// not hold a stream, and the goroutine serving it, by opening it and sending nothing.
+func (s *Stream) awaitFirstFrame() {
+	d := s.lim.firstFrame
+	s.first.Store(firstAwaited)
+	s.firstTimer = time.AfterFunc(d, func() {
+		if !s.first.CompareAndSwap(firstAwaited, firstLate) {
+			return
+		}
+		s.lim.refused("first_frame_timeout").Int64("stream", s.ID()).Dur("timeout", d).
+			Msg("reset a stream whose first frame did not arrive in time")
+		s.Cancel(wire.CodeTimeout)
+	})
 }
 
 // Buffered reports how many received bytes wait to be read.
@@ -100,11 +134,20 @@ func (s *Stream) Recv() (proto.Message, error) {
 	return m, nil
 }
 
-// RecvFrame reads the next raw frame; the payload is valid until the next call.
+// RecvFrame reads the next raw frame; the payload is valid until the next call. A frame over the
+// size limit resets the stream with CodeFrameTooLarge, before its payload is read; a stream the
+// peer opened whose first frame is late was reset with CodeTimeout (ErrFirstFrameTimeout).
 func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
-	t, payload, err := s.fr.Next()
+	t, payload, err := s.fr.next()
+	if s.first.CompareAndSwap(firstAwaited, firstDone) {
+		s.firstTimer.Stop()
+	} else if s.first.Load() == firstLate {
+		return 0, nil, fmt.Errorf("%w: not whole within %v", ErrFirstFrameTimeout, s.lim.firstFrame)
+	}
 	if err != nil {
 		if errors.Is(err, wire.ErrFrameTooLarge) {
+			s.lim.refused(s.lim.frameLimit).Int64("stream", s.ID()).Err(err).
+				Msg("reset a stream whose frame is over the size limit")
 			s.Cancel(wire.CodeFrameTooLarge)
 		} else if errors.Is(err, wire.ErrMalformedFrame) {
 			s.Cancel(wire.CodeProtocol)

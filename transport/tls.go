@@ -9,12 +9,23 @@ import (
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
-func (c *Config) quicConfig() *quic.Config {
+// quicConfig is the QUIC configuration of a listener's connections or of a dialed one.
+func (c *Config) quicConfig(listening bool) *quic.Config {
+	streams := c.MaxStreams
+	if streams <= 0 {
+		streams = DefaultDialMaxStreams
+		if listening {
+			streams = DefaultMaxStreams
+		}
+	}
+	if listening {
+		streams++ // the dialer's control stream
+	}
 	return &quic.Config{
 		HandshakeIdleTimeout:  c.HandshakeTimeout,
 		MaxIdleTimeout:        c.IdleTimeout,
 		KeepAlivePeriod:       c.KeepAlive,
-		MaxIncomingStreams:    c.MaxStreams + 1, // plus the control stream
+		MaxIncomingStreams:    streams,
 		MaxIncomingUniStreams: -1,
 	}
 }
@@ -25,6 +36,14 @@ func serverTLS(c *Config, pv *peerVerifier, onReject func(remote string, err err
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{wire.ALPN},
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if overLimit(hello.Context()) {
+				// Refused already (Listener.connContext): the handshake only carries the reason,
+				// so the peer's certificate is neither asked for nor verified.
+				return &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN},
+					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+						return c.Identity.Certificate(), nil
+					}}, nil
+			}
 			remote := ""
 			if hello.Conn != nil {
 				remote = hello.Conn.RemoteAddr().String()
