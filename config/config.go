@@ -74,6 +74,9 @@ type Proxy struct {
 	StatsListen    string   `yaml:"stats_listen" json:"stats_listen"`
 	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
 	MaxAttempts    int      `yaml:"max_attempts" json:"max_attempts"`
+	// StatsToken shows per-client payments on the stats port to requests bearing
+	// "Authorization: Bearer <token>"; loopback sees them without, everyone else aggregates only.
+	StatsToken string `yaml:"stats_token" json:"-"`
 }
 
 // Worker is the worker's section.
@@ -159,6 +162,7 @@ func Defaults() Config {
 			Proxies:        []string{"127.0.0.1:4433"},
 			Listen:         "127.0.0.1:8080",
 			MaxBodyBytes:   4 << 20,
+			MaxCoefficient: 2000, // 2.0x list price: a client pays more only if it says so
 			RequestTimeout: Duration(10 * time.Minute),
 			MaxBodiesBytes: 64 << 20,
 			MaxConnections: 10000,

@@ -68,6 +68,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"log level":      {role: "proxy", mutate: func(c *Config) { c.LogLevel = "loud" }, field: "log_level"},
 		"proxy listen":   {role: "proxy", mutate: func(c *Config) { c.Proxy.Listen = "nowhere" }, field: "proxy.listen"},
 		"attempts":       {role: "proxy", mutate: func(c *Config) { c.Proxy.MaxAttempts = 0 }, field: "proxy.max_attempts"},
+		"stats token":    {role: "proxy", mutate: func(c *Config) { c.Proxy.StatsToken = "short" }, field: "proxy.stats_token"},
 		"worker proxies": {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = nil }, field: "worker.proxies"},
 		"bad proxy":      {role: "worker", mutate: func(c *Config) { c.Worker.Proxies = []string{"a:1", "b"} }, field: "worker.proxies[1]"},
 		"engine url":     {role: "worker", mutate: func(c *Config) { c.Worker.EngineURL = "ftp://x" }, field: "worker.engine_url"},

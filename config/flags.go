@@ -99,6 +99,7 @@ func roleFlags(role string) []flag {
 		return []flag{
 			str("listen", "COCOON_LISTEN", "QUIC address for workers and clients", func(c *Config, v string) { c.Proxy.Listen = v }),
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Proxy.StatsListen = v }),
+			str("stats-token", "COCOON_STATS_TOKEN", "bearer token that shows per-client payments on the stats port (loopback sees them without)", func(c *Config, v string) { c.Proxy.StatsToken = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "longest a request may take", func(c *Config, v time.Duration) { c.Proxy.RequestTimeout = Duration(v) }),
 			address("registry", "COCOON_REGISTRY", "payments: registry contract address", func(c *Config, v Address) { c.Payments.Registry = v }),
 			address("proxy-contract", "COCOON_PROXY_CONTRACT", "payments: this proxy's contract address", func(c *Config, v Address) { c.Payments.ProxyContract = v }),
@@ -123,7 +124,7 @@ func roleFlags(role string) []flag {
 			list("proxies", "COCOON_PROXIES", "proxy QUIC addresses", func(c *Config, v []string) { c.Client.Proxies = v }),
 			str("listen", "COCOON_LISTEN", "HTTP address of the OpenAI-compatible API", func(c *Config, v string) { c.Client.Listen = v }),
 			str("api-token", "COCOON_API_TOKEN", "bearer token required on /v1/*", func(c *Config, v string) { c.Client.APIToken = v }),
-			integer("max-coefficient", "COCOON_MAX_COEFFICIENT", "highest worker price coefficient accepted (0: any)", func(c *Config, v int64) { c.Client.MaxCoefficient = uint32(v) }),
+			integer("max-coefficient", "COCOON_MAX_COEFFICIENT", "highest worker price coefficient accepted (1000 = 1.0x; 0: any)", func(c *Config, v int64) { c.Client.MaxCoefficient = uint32(v) }),
 			integer("max-body-bytes", "COCOON_MAX_BODY_BYTES", "request body limit", func(c *Config, v int64) { c.Client.MaxBodyBytes = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "whole-request timeout", func(c *Config, v time.Duration) { c.Client.RequestTimeout = Duration(v) }),
 			integer("max-bodies-bytes", "COCOON_MAX_BODIES_BYTES", "request bodies read or held at once, all connections together", func(c *Config, v int64) { c.Client.MaxBodiesBytes = v }),

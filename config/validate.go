@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 )
@@ -42,6 +43,9 @@ func (c *Config) Validate(role string) error {
 		}
 		if c.Proxy.MaxAttempts < 1 || c.Proxy.MaxAttempts > 10 {
 			return fmt.Errorf("proxy.max_attempts: %d must be between 1 and 10", c.Proxy.MaxAttempts)
+		}
+		if t := c.Proxy.StatsToken; t != "" && (len(t) < 16 || strings.ContainsFunc(t, unicode.IsSpace)) {
+			return fmt.Errorf("proxy.stats_token: must be at least 16 characters without spaces (e.g. openssl rand -hex 16), or empty for loopback only")
 		}
 	case "worker":
 		if err := proxies("worker.proxies", c.Worker.Proxies); err != nil {

@@ -34,7 +34,7 @@ type Config struct {
 	Listen         string        // HTTP listen address for the OpenAI API and /healthz, /stats, /jsonstats
 	APIToken       string        // optional: require "Authorization: Bearer <token>" on /v1/*, /stats, /jsonstats
 	MaxBodyBytes   int64         // request body limit; 0 = 4 MiB
-	MaxCoefficient uint32        // highest worker price coefficient accepted (1000 = 1.0x); 0 = any
+	MaxCoefficient uint32        // highest worker price coefficient accepted (1000 = 1.0x); 0 = any (config default: 2000)
 	RequestTimeout time.Duration // whole-request timeout; 0 = 10m
 	// MaxBodiesBytes bounds the request bodies being read or held, all connections together; a
 	// request that would go over waits briefly, then gets 503. 0 = 64 MiB; at least MaxBodyBytes.

@@ -19,7 +19,7 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	log = log.With().Str("role", "proxy").Logger()
 	var claims attest.Claims
 	pc := proxy.Config{
-		Listen: cfg.Proxy.Listen, StatsListen: cfg.Proxy.StatsListen,
+		Listen: cfg.Proxy.Listen, StatsListen: cfg.Proxy.StatsListen, StatsToken: cfg.Proxy.StatsToken,
 		RequestTimeout: time.Duration(cfg.Proxy.RequestTimeout), MaxAttempts: cfg.Proxy.MaxAttempts,
 	}
 	if m != nil {
