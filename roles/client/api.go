@@ -177,9 +177,9 @@ func (c *Client) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	if r.ContentLength > limit {
 		return nil, 0, tooLarge
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = limit // undeclared (chunked): it may be as large as the limit
+	size, declared := r.ContentLength, r.ContentLength >= 0
+	if !declared {
+		size = limit // chunked: it may be as large as the limit
 	}
 	waitCtx, cancel := context.WithTimeout(r.Context(), c.bodyWait)
 	took := c.bodies.take(waitCtx, size)
@@ -195,7 +195,7 @@ func (c *Client) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(c.bodyRead))
-	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), size)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), size, declared)
 	_ = rc.SetReadDeadline(time.Time{})
 	if err == nil {
 		// What the buffer did not grow to is free again at once.

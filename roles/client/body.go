@@ -57,10 +57,17 @@ func (b *budget) inUse(total int64) int64 {
 	return total - b.free
 }
 
-// readBody reads r to its end into a buffer that grows as bytes arrive, never beyond size: memory
-// follows what the app sent, not what it declared. r must end by size (a Content-Length body does,
-// a http.MaxBytesReader fails past its limit).
-func readBody(r io.Reader, size int64) ([]byte, error) {
+// readBody reads r to its end. A declared length (the budget took it already) is allocated at
+// once, so the body costs exactly that; an undeclared one grows as bytes arrive, never beyond size.
+// r must end by size: a Content-Length body does, a http.MaxBytesReader fails past its limit.
+func readBody(r io.Reader, size int64, declared bool) ([]byte, error) {
+	if declared {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, atEnd(r)
+	}
 	buf := make([]byte, 0, min(size, 16<<10))
 	for {
 		if len(buf) == cap(buf) {

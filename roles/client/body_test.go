@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,42 @@ func TestBodiesBounded(t *testing.T) {
 	writers.Wait()
 	readers.Wait()
 	assert.Len(stub.seen(), admitted)
+	require.Eventually(func() bool { return h.c.bodies.inUse(budget) == 0 }, 5*time.Second, 5*time.Millisecond,
+		"every body's share of the budget is given back")
+}
+
+// TestUndeclaredBody: a chunked body (no Content-Length) is held to the same limit, and its
+// share of the budget is what it grew to.
+func TestUndeclaredBody(t *testing.T) {
+	testCases := map[string]struct {
+		pad        int
+		wantStatus int
+	}{
+		"within the limit": {pad: 10, wantStatus: http.StatusOK},
+		"over the limit":   {pad: 4096, wantStatus: http.StatusRequestEntityTooLarge},
+	}
+	stub := newStub(t, answerStream)
+	h := startClient(t, []*stubProxy{stub}, withConfig(func(c *Config) { c.MaxBodyBytes = 1024 }))
+	h.waitConnected(t, 1)
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			require := require.New(t)
+			body := `{"model":"m","messages":[],"pad":"` + strings.Repeat("x", tc.pad) + `"}`
+			// A reader of unknown length makes net/http send the body chunked.
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.url+"/v1/chat/completions",
+				io.MultiReader(strings.NewReader(body)))
+			require.NoError(err)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := h.http.Do(req)
+			require.NoError(err)
+			got := readAll(t, resp.Body)
+			_ = resp.Body.Close()
+			assert.Zero(req.ContentLength, "length unknown: sent chunked")
+			assert.Equal(tc.wantStatus, resp.StatusCode, got)
+			assert.Equal(int64(0), h.c.bodies.inUse(h.c.cfg.MaxBodiesBytes), "the budget is whole again")
+		})
+	}
 }
 
 // TestConnectionLimit: connections over the limit wait to be accepted until one closes.
