@@ -107,6 +107,7 @@ type Client struct {
 
 	rr         atomic.Uint64 // round-robin position
 	modelsWarn limiter       // model list failures repeat with every app poll
+	guardWarn  limiter       // a refused page or Host name may retry in a loop
 	connMu     sync.Mutex
 	connCh     chan struct{} // closed and replaced whenever a proxy connects or disconnects
 
@@ -163,6 +164,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		ready:       make(chan struct{}),
 		connCh:      make(chan struct{}),
 		modelsWarn:  limiter{every: time.Minute},
+		guardWarn:   limiter{every: time.Minute},
 	}
 	for _, addr := range cfg.Proxies {
 		c.proxies = append(c.proxies, newProxy(addr))
@@ -203,6 +205,9 @@ func (c *Client) Run(ctx context.Context) error {
 		// Every request this API accepts is paid from this client's account.
 		c.log.Warn().Str("listen", c.addr.String()).
 			Msg("the API listens beyond loopback without an API token: anyone who reaches it spends this client's funds")
+	}
+	if c.guard.anyOrigin && c.cfg.APIToken == "" {
+		c.log.Warn().Msg("client.allowed_origins is *: any web page the user opens can spend this client's funds")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -4,6 +4,11 @@
 // unchanged. It also serves /healthz, /jsonstats and /stats, and provides Ask, the `cocoon ask`
 // terminal front.
 //
+// Every request is paid from the client's deposit, so the API refuses what a web page could make a
+// browser send (guard.go): bodies that are not JSON, foreign Origins and Host names that are not
+// this machine's (DNS rebinding). Request bodies are bounded alone, together and by connection count
+// (body.go), so many slow uploads cannot grow memory without bound.
+//
 // The client runs outside any TEE. What it trusts is checked inside each QUIC handshake by the
 // verifier of its transport.Config: a proxy whose attestation the policy does not allow is refused
 // before a single request byte is sent. Request bodies are relayed untouched; prompts, completions

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/rs/zerolog"
 )
 
 // guard keeps web pages from spending the client's deposit. A page can make the browser send a
@@ -112,7 +114,7 @@ func (c *Client) protect(h http.Handler) http.Handler {
 	g := c.guard
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.hostAllowed(r) {
-			c.stats.outcome("forbidden")
+			c.refused("host", hostName(r.Host))
 			writeError(w, newError(http.StatusForbidden, "invalid_request_error", "host_not_allowed",
 				fmt.Sprintf("Host %q is not this machine's address and may be DNS rebinding: call the API at "+
 					"127.0.0.1 or localhost, or add the name to client.allowed_hosts", hostName(r.Host))))
@@ -121,7 +123,7 @@ func (c *Client) protect(h http.Handler) http.Handler {
 		origin := r.Header.Get("Origin")
 		allowed, cors := g.origin(origin)
 		if !allowed {
-			c.stats.outcome("forbidden")
+			c.refused("origin", origin)
 			writeError(w, newError(http.StatusForbidden, "invalid_request_error", "origin_not_allowed",
 				fmt.Sprintf("requests from the web page origin %q are refused, since a page could spend this "+
 					"client's funds: to allow that page, add its origin to client.allowed_origins", origin)))
@@ -144,6 +146,18 @@ func (c *Client) protect(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refused counts a refusal by protect and says, at most once a minute at warn, what was refused:
+// the operator of a page or a name that should be let in learns which setting to change.
+func (c *Client) refused(what, value string) {
+	c.stats.outcome("forbidden")
+	lvl := zerolog.DebugLevel
+	if c.guardWarn.allow() {
+		lvl = zerolog.WarnLevel
+	}
+	c.log.WithLevel(lvl).Str(what, value).Msg("refused a request from a foreign " + what +
+		": client.allowed_origins and client.allowed_hosts admit more")
 }
 
 // jsonBody says whether a request's Content-Type is JSON. None at all is accepted (plain HTTP

@@ -127,6 +127,8 @@ func TestBrowserRequestsRefused(t *testing.T) {
 			}
 		})
 	}
+	assert.Contains(t, h.logs.String(), `"origin":"https://evil.example"`, "the operator learns which page was refused")
+	assert.Contains(t, h.logs.String(), `"host":"evil.example"`, "and which Host name")
 }
 
 // TestAnyOriginAndHost: "*" opens each check explicitly.
