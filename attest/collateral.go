@@ -36,6 +36,13 @@ const pccsRootCRLPath = "/sgx/certification/v4/rootcacrl"
 // Collateral responses are small (TCB info ~10 KiB, CRLs a few KiB); the limit stops a hostile server.
 const maxCollateralBody = 4 << 20
 
+// A cached response on disk holds one body, base64-encoded in JSON; a bundle holds a platform's
+// few documents. The limits keep a damaged or foreign file from being read whole into memory.
+const (
+	maxEntryFile  = 2 * maxCollateralBody
+	maxBundleFile = 16 * maxEntryFile
+)
+
 // unknownExpiryTTL is how long a response whose body names no next-update time is kept.
 const unknownExpiryTTL = time.Hour
 
@@ -193,18 +200,18 @@ func (g *CollateralGetter) cached(u string) *CollateralEntry {
 	if e != nil || g.dir == "" {
 		return e
 	}
-	b, err := os.ReadFile(filepath.Join(g.dir, cacheFileName(u)))
+	b, err := readBounded(filepath.Join(g.dir, cacheFileName(u)), maxEntryFile)
 	if err != nil {
 		return nil
 	}
-	var disk CollateralEntry
-	if json.Unmarshal(b, &disk) != nil || disk.URL != u {
+	disk, err := parseCollateralEntry(b)
+	if err != nil || disk.URL != u {
 		return nil // a damaged or colliding file is fetched again
 	}
 	g.mu.Lock()
-	g.mem[u] = &disk
+	g.mem[u] = disk
 	g.mu.Unlock()
-	return &disk
+	return disk
 }
 
 func (g *CollateralGetter) store(e *CollateralEntry) {
@@ -328,12 +335,12 @@ func ReadCollateralBundle(path string) ([]*CollateralEntry, error) {
 		return nil, fmt.Errorf("read collateral bundle: %w", err)
 	}
 	if !st.IsDir() {
-		b, err := os.ReadFile(path)
+		b, err := readBounded(path, maxBundleFile)
 		if err != nil {
 			return nil, fmt.Errorf("read collateral bundle: %w", err)
 		}
-		var entries []*CollateralEntry
-		if err := json.Unmarshal(b, &entries); err != nil {
+		entries, err := parseCollateralBundle(b)
+		if err != nil {
 			return nil, fmt.Errorf("read collateral bundle %s: %w", path, err)
 		}
 		return entries, nil
@@ -343,13 +350,12 @@ func ReadCollateralBundle(path string) ([]*CollateralEntry, error) {
 		if err != nil || d.IsDir() || filepath.Ext(p) != ".json" {
 			return err
 		}
-		b, err := os.ReadFile(p)
+		b, err := readBounded(p, maxEntryFile)
 		if err != nil {
 			return err
 		}
-		var e CollateralEntry
-		if json.Unmarshal(b, &e) == nil && e.URL != "" {
-			entries = append(entries, &e)
+		if e, err := parseCollateralEntry(b); err == nil {
+			entries = append(entries, e)
 		}
 		return nil
 	})
@@ -357,6 +363,49 @@ func ReadCollateralBundle(path string) ([]*CollateralEntry, error) {
 		return nil, fmt.Errorf("read collateral directory: %w", err)
 	}
 	return entries, nil
+}
+
+// parseCollateralBundle parses a bundle file's JSON: an array of entries, each with a URL.
+func parseCollateralBundle(b []byte) ([]*CollateralEntry, error) {
+	var entries []*CollateralEntry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		return nil, err
+	}
+	for i, e := range entries {
+		if e == nil || e.URL == "" {
+			return nil, fmt.Errorf("entry %d: no URL", i)
+		}
+	}
+	return entries, nil
+}
+
+// parseCollateralEntry parses one cached response as the disk cache stores it.
+func parseCollateralEntry(b []byte) (*CollateralEntry, error) {
+	var e CollateralEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, err
+	}
+	if e.URL == "" {
+		return nil, errors.New("no URL")
+	}
+	return &e, nil
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
 }
 
 // WriteCollateralBundle writes entries to one JSON file, for copying to a machine without network.

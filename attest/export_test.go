@@ -29,3 +29,21 @@ func RateEverythingUpToDate(v *Verifier) {
 		return t
 	}
 }
+
+// The collateral parsers, for the fuzz targets.
+var (
+	CRLDER                = crlDER
+	NextUpdateOf          = nextUpdateOf
+	ParseCollateralBundle = parseCollateralBundle
+	ChainNotAfter         = chainNotAfter
+)
+
+// BundleGetter is the offline getter NewCollateralGetter makes for a bundle of these entries.
+func BundleGetter(entries []*CollateralEntry, now time.Time) *CollateralGetter {
+	g := &CollateralGetter{base: IntelPCSURL, offline: true, now: func() time.Time { return now },
+		mem: map[string]*CollateralEntry{}, failed: map[string]fetchFailure{}}
+	for _, e := range entries {
+		g.mem[e.URL] = e
+	}
+	return g
+}
