@@ -132,9 +132,6 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-// open is how many connections are accepted and not yet closed.
-func (l *limitListener) open() int { return len(l.slots) }
-
 type limitConn struct {
 	net.Conn
 	once    sync.Once

@@ -96,7 +96,6 @@ type Client struct {
 	started time.Time
 	guard   *guard
 	bodies  *budget
-	conns   *limitListener // set by Run
 
 	// Reconnection and failover tuning; tests shorten them.
 	backoff     redial.Backoff
@@ -197,7 +196,6 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("client: listen %s: %w", c.cfg.Listen, err)
 	}
 	c.addr = ln.Addr()
-	c.conns = newLimitListener(ln, c.cfg.MaxConnections)
 	close(c.ready)
 	c.log.Info().Str("listen", c.addr.String()).Strs("proxies", c.cfg.Proxies).
 		Bool("api_token", c.cfg.APIToken != "").Msg("serving OpenAI API")
@@ -228,7 +226,7 @@ func (c *Client) Run(ctx context.Context) error {
 		ErrorLog:    stdlog.New(debugWriter{c.log.With().Str("source", "http").Logger()}, "", 0),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(c.conns) }()
+	go func() { serveErr <- srv.Serve(newLimitListener(ln, c.cfg.MaxConnections)) }()
 
 	var runErr error
 	select {
