@@ -356,6 +356,8 @@ func echo(ctx context.Context, c *Conn) {
 	}
 }
 
+// TestThousandConcurrentStreams: more requests at once than the listener's stream limit all get
+// their answer; those over the limit wait in OpenStream for a stream to end.
 func TestThousandConcurrentStreams(t *testing.T) {
 	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

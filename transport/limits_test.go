@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -120,9 +121,7 @@ func TestFirstFrameDeadline(t *testing.T) {
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			require := require.New(t)
-			scfg := newNode(t, attest.RoleProxy).config(t)
-			scfg.FirstFrameTimeout = 200 * time.Millisecond
-			sc, cc := pairConfigs(t, scfg, newNode(t, attest.RoleClient).config(t))
+			sc, cc := clientPair(t, 200*time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			baseline := runtime.NumGoroutine()
@@ -161,6 +160,13 @@ func requireReset(t *testing.T, s *Stream, code quic.ApplicationErrorCode) {
 	got, ok := ErrorCode(err)
 	require.True(t, ok, "read ended with %v, not a reset", err)
 	require.Equal(t, code, got)
+}
+
+// clientPair connects a client to a proxy whose first-frame deadline is firstFrame.
+func clientPair(t *testing.T, firstFrame time.Duration) (*Conn, *Conn) {
+	scfg := newNode(t, attest.RoleProxy).config(t)
+	scfg.FirstFrameTimeout = firstFrame
+	return pairConfigs(t, scfg, newNode(t, attest.RoleClient).config(t))
 }
 
 // openWith opens a stream and writes raw bytes on it.
@@ -332,4 +338,85 @@ func TestConnectionsPerSource(t *testing.T) {
 	conns = conns[1:]
 	require.Eventually(func() bool { return dial() == nil }, 5*time.Second, 20*time.Millisecond,
 		"a closed connection still counts")
+}
+
+// Over its limit an address is first told why (the handshake completes, to carry the reason),
+// then, with as many refusals under way, refused at the first packet; releases count down.
+func TestSourceAdmission(t *testing.T) {
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	testCases := map[string]struct {
+		steps func(s *sources) []admission
+		want  []admission
+	}{
+		"under, over, far over": {
+			steps: func(s *sources) []admission {
+				return []admission{s.admit(a), s.admit(a), s.admit(a), s.admit(a), s.admit(a)}
+			},
+			want: []admission{admitted, admitted, refusedWithReason, refusedWithReason, refusedEarly},
+		},
+		"addresses count apart": {
+			steps: func(s *sources) []admission {
+				return []admission{s.admit(a), s.admit(a), s.admit(b)}
+			},
+			want: []admission{admitted, admitted, admitted},
+		},
+		"a closed connection frees its place": {
+			steps: func(s *sources) []admission {
+				first := s.admit(a)
+				second := s.admit(a)
+				s.release(a, first)
+				return []admission{first, second, s.admit(a), s.admit(a)}
+			},
+			want: []admission{admitted, admitted, admitted, refusedWithReason},
+		},
+		"a finished refusal frees its place": {
+			steps: func(s *sources) []admission {
+				got := []admission{s.admit(a), s.admit(a), s.admit(a), s.admit(a)}
+				s.release(a, got[2])
+				return append(got, s.admit(a), s.admit(a))
+			},
+			want: []admission{admitted, admitted, refusedWithReason, refusedWithReason, refusedWithReason, refusedEarly},
+		},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			s := newSources(2)
+			assert.Equal(t, tc.want, tc.steps(s))
+		})
+	}
+
+	t.Run("released to nothing, an address is forgotten", func(t *testing.T) {
+		s := newSources(2)
+		s.release(a, s.admit(a))
+		assert.Empty(t, s.n)
+	})
+	t.Run("busy from half the limit", func(t *testing.T) {
+		s := newSources(4)
+		s.admit(a)
+		assert.False(t, s.busy(a))
+		s.admit(a)
+		assert.True(t, s.busy(a))
+		assert.False(t, s.busy(b))
+	})
+}
+
+// The deadline is for the first frame only: a stream may then wait for its next frame as long as
+// the request lasts.
+func TestFirstFrameDeadlineEndsWithTheFirstFrame(t *testing.T) {
+	require := require.New(t)
+	sc, cc := clientPair(t, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := cc.OpenStream(ctx)
+	require.NoError(err)
+	require.NoError(cs.Send(&wire.ModelsRequest{}))
+	ss, err := sc.AcceptStream(ctx)
+	require.NoError(err)
+	_, err = ss.Recv()
+	require.NoError(err)
+	require.EqualValues(firstDone, ss.first.Load())
+	require.False(ss.firstTimer.Stop(), "the deadline still runs")
+	require.NoError(cs.Send(&wire.ModelsRequest{}))
+	_, err = ss.Recv()
+	require.NoError(err)
 }

@@ -91,6 +91,11 @@ func Transport(c *config.Config, role attest.Role, claims attest.Claims, version
 	longest := time.Duration(max(c.Proxy.RequestTimeout, c.Client.RequestTimeout))
 	tc := transport.Config{Identity: id, Verifier: verifier, SoftwareVersion: version, Log: log,
 		MaxCertValidity: 24 * time.Hour, DrainBefore: max(transport.DefaultDrainBefore, longest+time.Minute)}
+	if role == attest.RoleWorker {
+		// The proxy opens a stream per request it routes here: the worker must see each one, to
+		// answer those over max_active with CodeOverloaded rather than leave the proxy waiting.
+		tc.MaxStreams = max(transport.DefaultDialMaxStreams, 2*int64(c.Worker.MaxActive))
+	}
 	if role != attest.RoleProxy {
 		tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	} else {
