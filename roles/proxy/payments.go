@@ -163,7 +163,7 @@ func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint
 	}
 	cost, cerr := settle.Cost(usage, h.prices, h.coef)
 	earned, eerr := settle.WorkerEarning(usage, h.prices, h.coef)
-	if err := errors.Join(cerr, eerr); err != nil {
+	if err := cmp.Or(cerr, eerr); err != nil {
 		p.stats.pricingErrors.Add(1)
 		log.Error().Err(err).Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).
 			Msg("usage could not be priced; charging the reservation")

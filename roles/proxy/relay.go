@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -160,7 +161,7 @@ func (p *Proxy) reserve(rq requester, lim limits, w *workerEntry) (*hold, error)
 	h := &hold{lim: lim, prices: pm.Prices(), coef: w.coefficient}
 	maxCost, cerr := settle.Cost(lim.max, h.prices, h.coef)
 	earn, eerr := settle.WorkerEarning(lim.max, h.prices, h.coef)
-	if err := errors.Join(cerr, eerr); err != nil {
+	if err := cmp.Or(cerr, eerr); err != nil {
 		return nil, fmt.Errorf("%w: its maximum cost at coefficient %d: %w; lower max_tokens or n", errUnpriceable, h.coef, err)
 	}
 	h.earn = earn
