@@ -23,7 +23,7 @@ var ErrFirstFrameTimeout = errors.New("first frame not received in time")
 type Stream struct {
 	s    *quic.Stream
 	br   *bufio.Reader
-	fr   frameReader
+	fr   *wire.FrameReader
 	lim  *streamLimits
 	wbuf []byte
 	// first tracks the first frame of a stream the peer opened, which must arrive whole within
@@ -44,7 +44,7 @@ func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// Reading through a buffer takes many small frames per read call, and lets a relay see that
 	// more frames are already waiting (Buffered) and write them out together.
 	br := bufio.NewReaderSize(s, 4<<10) // small: one per open stream, and chunks are a few hundred bytes
-	return &Stream{s: s, br: br, fr: frameReader{r: br, max: lim.maxFrame}, lim: lim}
+	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
 }
 
 // awaitFirstFrame starts the first frame's deadline, for a stream the peer opened: a peer must
@@ -138,7 +138,7 @@ func (s *Stream) Recv() (proto.Message, error) {
 // size limit resets the stream with CodeFrameTooLarge, before its payload is read; a stream the
 // peer opened whose first frame is late was reset with CodeTimeout (ErrFirstFrameTimeout).
 func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
-	t, payload, err := s.fr.next()
+	t, payload, err := s.fr.Next()
 	if s.first.CompareAndSwap(firstAwaited, firstDone) {
 		s.firstTimer.Stop()
 	} else if s.first.Load() == firstLate {

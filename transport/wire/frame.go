@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // HeaderSize is the size of a frame header: 4 length bytes and 1 type byte.
@@ -27,7 +28,17 @@ func AppendFrame(dst []byte, t Type, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// FrameReader reads frames from a stream, reusing one buffer.
+// Payload reads grow by at most what already arrived, between these bounds: a peer that declares
+// a large frame and sends nothing more makes the reader hold firstChunk bytes, not the frame.
+const (
+	firstChunk = 4 << 10
+	maxChunk   = 64 << 10
+)
+
+// FrameReader reads frames from a stream. It checks the declared length against its limit, then
+// grows its buffer only as payload bytes arrive, never to the declared length up front, so a peer
+// pins only the memory it actually sent. The buffer is reused: it keeps what an earlier frame of
+// this stream actually filled.
 type FrameReader struct {
 	r   io.Reader
 	max int
@@ -49,23 +60,26 @@ func (f *FrameReader) Next() (Type, []byte, error) {
 	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(f.hdr[:4]))
+	n := binary.BigEndian.Uint32(f.hdr[:4])
 	if n == 0 {
 		return 0, nil, ErrMalformedFrame
 	}
-	if n > f.max {
+	if uint64(n) > uint64(f.max) {
 		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, f.max)
 	}
-	size := n - 1
-	if cap(f.buf) < size {
-		f.buf = make([]byte, size)
-	}
-	f.buf = f.buf[:size]
-	if _, err := io.ReadFull(f.r, f.buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	size := int(n) - 1
+	f.buf = f.buf[:0]
+	for len(f.buf) < size {
+		step := min(size-len(f.buf), max(firstChunk, min(len(f.buf), maxChunk)))
+		f.buf = slices.Grow(f.buf, step)
+		got, err := io.ReadFull(f.r, f.buf[len(f.buf):len(f.buf)+step])
+		f.buf = f.buf[:len(f.buf)+got]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
 		}
-		return 0, nil, err
 	}
 	return Type(f.hdr[4]), f.buf, nil
 }

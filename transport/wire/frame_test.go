@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -55,6 +56,64 @@ func TestFrameErrors(t *testing.T) {
 	}
 	_, err := Unmarshal(200, nil)
 	assert.ErrorIs(t, err, ErrMalformedFrame)
+}
+
+func TestFrameReader(t *testing.T) {
+	big := bytes.Repeat([]byte{7}, 300<<10) // read in many growing steps
+	frames := func(payloads ...[]byte) []byte {
+		var b []byte
+		for _, p := range payloads {
+			b = AppendFrame(b, TypeChunk, p)
+		}
+		return b
+	}
+	testCases := map[string]struct {
+		in      []byte
+		max     int
+		want    [][]byte
+		wantErr error
+	}{
+		"two frames, then a clean end": {in: frames([]byte("one"), []byte("two")), want: [][]byte{[]byte("one"), []byte("two")}, wantErr: io.EOF},
+		"empty payload":                {in: frames(nil), want: [][]byte{{}}, wantErr: io.EOF},
+		"payload of many steps":        {in: frames(big, []byte("after")), want: [][]byte{big, []byte("after")}, wantErr: io.EOF},
+		"at the limit":                 {in: frames(make([]byte, 99)), max: 100, want: [][]byte{make([]byte, 99)}, wantErr: io.EOF},
+		"over the limit":               {in: frames(make([]byte, 100)), max: 100, wantErr: ErrFrameTooLarge},
+		"zero length":                  {in: []byte{0, 0, 0, 0, 1}, wantErr: ErrMalformedFrame},
+		"end inside the header":        {in: []byte{0, 0}, wantErr: io.ErrUnexpectedEOF},
+		"end inside the payload":       {in: frames([]byte("whole"))[:7], wantErr: io.ErrUnexpectedEOF},
+		"largest declared length":      {in: []byte{0xff, 0xff, 0xff, 0xff, 12}, wantErr: ErrFrameTooLarge},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			assert := assert.New(t)
+			max := tc.max
+			if max == 0 {
+				max = 1 << 20
+			}
+			f := NewFrameReader(bytes.NewReader(tc.in), max)
+			for _, want := range tc.want {
+				typ, p, err := f.Next()
+				require.NoError(t, err)
+				assert.Equal(TypeChunk, typ)
+				assert.True(bytes.Equal(want, p), "payload of %d bytes, want %d", len(p), len(want))
+			}
+			_, _, err := f.Next()
+			assert.ErrorIs(err, tc.wantErr)
+		})
+	}
+}
+
+// The buffer holds about what arrived, whatever the header declared.
+func TestFrameReaderGrowsAsBytesArrive(t *testing.T) {
+	for _, arrived := range []int{0, 1, firstChunk, 100 << 10, 1 << 20} {
+		in := append(binary.BigEndian.AppendUint32(nil, 8<<20), byte(TypeRequest))
+		in = append(in, make([]byte, arrived)...)
+		f := NewFrameReader(bytes.NewReader(in), 8<<20)
+		_, _, err := f.Next()
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		assert.Equal(t, arrived, len(f.buf))
+		assert.LessOrEqual(t, cap(f.buf), 2*arrived+maxChunk, "%d bytes arrived", arrived)
+	}
 }
 
 func FuzzFrameDecoder(f *testing.F) {
