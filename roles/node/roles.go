@@ -25,7 +25,7 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	if m != nil {
 		// The payment key is named in the attested claims: clients and workers check the states
 		// they receive against it, and the proxy contract is bound to it.
-		pc.Payments = &proxy.Payments{Ledger: m.Ledger(), Prices: m.Prices, Account: m.Account, PaymentKey: m.PaymentKey()}
+		pc.Payments = &proxy.Payments{Ledger: m.Ledger(), Prices: m.Prices, Account: m.Account, PaymentKey: m.PaymentKey(), CoefficientCap: m.CoefficientCap}
 		claims.PaymentKey = pc.Payments.PaymentKey
 	}
 	tc, err := Transport(&cfg, attest.RoleProxy, claims, version, log)

@@ -49,11 +49,12 @@ const lowGas = 20 * chain.GasAmount
 
 // Meter is one proxy's metering.
 type Meter struct {
-	cfg    Config
-	chain  chain.Chain
-	ledger *ledger.Ledger
-	prices atomic.Pointer[settle.Prices]
-	log    zerolog.Logger
+	cfg     Config
+	chain   chain.Chain
+	ledger  *ledger.Ledger
+	prices  atomic.Pointer[settle.Prices]
+	coefCap atomic.Uint32 // the registry's cap on a worker's coefficient
+	log     zerolog.Logger
 
 	kick  chan struct{}                // a client started closing: look for due charges now
 	retry map[ton.AccountID]retryState // owned by the settling goroutine
@@ -98,6 +99,7 @@ func New(ctx context.Context, ch chain.Chain, cfg Config, log zerolog.Logger) (*
 	}
 	prices := reg.Params.Prices
 	m.prices.Store(&prices)
+	m.coefCap.Store(reg.Params.CoefficientCap())
 	if m.ledger, err = ledger.Open(cfg.LedgerPath, cfg.Contract, cfg.PaymentKey, ledger.Options{}); err != nil {
 		return nil, err
 	}
@@ -109,6 +111,9 @@ func (m *Meter) Ledger() *ledger.Ledger { return m.ledger }
 
 // Prices are the registry's prices as last read.
 func (m *Meter) Prices() settle.Prices { return *m.prices.Load() }
+
+// CoefficientCap is the highest worker price coefficient the registry allows, as last read.
+func (m *Meter) CoefficientCap() uint32 { return m.coefCap.Load() }
 
 // PaymentKey is the public key that signs this proxy's payment states.
 func (m *Meter) PaymentKey() ed25519.PublicKey { return m.cfg.PaymentKey.Public().(ed25519.PublicKey) }
@@ -146,7 +151,9 @@ func (m *Meter) Run(ctx context.Context) error {
 		errs[1] = chain.WatchRegistry(ctx, m.chain, m.cfg.Registry, m.cfg.PricesEvery, func(r contracts.Registry) {
 			p := r.Params.Prices
 			m.prices.Store(&p)
-			m.log.Info().Uint64("price_per_token", p.PricePerToken).Uint64("worker_fee_per_token", p.WorkerFeePerToken).Msg("registry prices")
+			m.coefCap.Store(r.Params.CoefficientCap())
+			m.log.Info().Uint64("price_per_token", p.PricePerToken).Uint64("worker_fee_per_token", p.WorkerFeePerToken).
+				Uint32("max_coefficient", r.Params.CoefficientCap()).Msg("registry prices")
 		}, onErr)
 	})
 	wg.Wait()

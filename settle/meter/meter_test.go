@@ -54,6 +54,7 @@ func TestMeter(t *testing.T) {
 	require.NoError(err)
 	defer func() { require.NoError(m.Close()) }()
 	assert.Equal(contracts.DefaultParams().Prices, m.Prices())
+	assert.Equal(contracts.DefaultParams().CoefficientCap(), m.CoefficientCap(), "the registry caps the coefficient")
 	assert.Equal(pub(payKey), m.PaymentKey())
 
 	account, err := m.Account(pub(client))
