@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,25 +202,4 @@ func (c *Config) SimRoot() string {
 		return c.Attestation.SimDir
 	}
 	return c.Data + "/tdx-sim"
-}
-
-// Digest is SHA-256 of the role's effective configuration, secrets left out: what the node's
-// claims name and a simulated TD measures into RTMR3.
-func (c *Config) Digest(role string) [32]byte {
-	var section any
-	switch role {
-	case "proxy":
-		section = c.Proxy
-	case "worker":
-		section = c.Worker
-	case "client":
-		section = c.Client
-	}
-	b, _ := json.Marshal(struct {
-		Role        string      `json:"role"`
-		Attestation Attestation `json:"attestation"`
-		Payments    Payments    `json:"payments"`
-		Section     any         `json:"section"`
-	}{role, c.Attestation, c.Payments, section})
-	return sha256.Sum256(b)
 }

@@ -146,16 +146,6 @@ func TestClientProtectionFlags(t *testing.T) {
 	assert.Equal(t, Defaults().Client.MaxBodyBytes, got.Client.MaxBodyBytes)
 }
 
-func TestDigestIgnoresSecretsAndOtherRoles(t *testing.T) {
-	a := Defaults()
-	b := Defaults()
-	b.Client.APIToken = "secret"
-	b.Proxy.Listen = "127.0.0.1:1"
-	assert.Equal(t, a.Digest("client"), b.Digest("client"), "API token is not measured")
-	assert.NotEqual(t, a.Digest("proxy"), b.Digest("proxy"))
-	assert.NotEqual(t, a.Digest("proxy"), a.Digest("worker"))
-}
-
 // TestAddressesParsedOnce: a TON address is parsed where it is read, so a bad one is refused
 // there with the field named, and a good one reaches the roles as an account.
 func TestAddressesParsedOnce(t *testing.T) {
