@@ -13,6 +13,7 @@ const maxCacheEntries = 4096
 type cacheEntry struct {
 	peer    *Peer
 	expires time.Time
+	policy  *Policy // the policy that judged it: another one judges afresh
 }
 
 func cacheKey(ev Evidence) [32]byte {
@@ -42,14 +43,14 @@ func (v *Verifier) cached(key [32]byte, now time.Time) *Peer {
 	if !ok {
 		return nil
 	}
-	if !now.Before(e.expires) {
+	if !now.Before(e.expires) || e.policy != v.policy.Load() {
 		delete(v.cache, key)
 		return nil
 	}
 	return e.peer
 }
 
-func (v *Verifier) store(key [32]byte, p *Peer, now time.Time) {
+func (v *Verifier) store(key [32]byte, p *Peer, pol *Policy, now time.Time) {
 	if v.ttl < 0 {
 		return
 	}
@@ -72,5 +73,5 @@ func (v *Verifier) store(key [32]byte, p *Peer, now time.Time) {
 			clear(v.cache)
 		}
 	}
-	v.cache[key] = cacheEntry{peer: p, expires: expires}
+	v.cache[key] = cacheEntry{peer: p, expires: expires, policy: pol}
 }

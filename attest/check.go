@@ -27,9 +27,9 @@ const (
 // the QE identity) and for the QE. When it stops at one of those two status
 // checks everything before has passed; the QE report check it skipped is run here, and the TCB
 // levels are evaluated from the very collateral it verified, recorded as it was fetched.
-func (v *Verifier) checkQuote(rep *Report, now time.Time, skipCollateral bool) error {
+func (v *Verifier) checkQuote(pol *Policy, rep *Report, now time.Time, skipCollateral bool) error {
 	q := rep.Quote
-	root, err := v.rootFor(q)
+	root, err := v.rootFor(pol, q)
 	if err != nil {
 		if root.Cert != nil {
 			rep.Root, rep.Simulated = rootName(root), root.Simulated

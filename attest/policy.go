@@ -39,6 +39,11 @@ type Policy struct {
 	MaxCollateralAge Duration `json:"max_collateral_age,omitempty"`
 	// Roles lists the roles that may connect and what each must show; a role absent here is refused.
 	Roles map[Role]RolePolicy `json:"roles"`
+
+	// Registry, when set, is the on-chain registry whose allow-lists a peer must also be on
+	// (PolicyFromRegistry): the local rules above can only narrow them. It is never read from a
+	// policy file, and refusals name it, its version and how to be added.
+	Registry *RegistryLists `json:"-"`
 }
 
 // RolePolicy is what the policy asks of one role. ImageHashes, MRTDs and RTMRs each restrict the
@@ -199,8 +204,7 @@ func (p *Policy) checkRole(role Role, quoted bool) (RolePolicy, error) {
 
 // checkPlatform applies the rules that do not depend on the role: debug, TD attributes, XFAM, the
 // TDX module and its SVN.
-func (p *Policy) checkPlatform(q *Quote) error {
-	m := &q.Measurements
+func (p *Policy) checkPlatform(m *Measurements, teeTCBSVN [16]byte) error {
 	if m.Debug() && !p.AllowDebug {
 		return fmt.Errorf("%w: TD attributes %s", ErrDebugTD, hex.EncodeToString(m.TDAttributes[:]))
 	}
@@ -217,23 +221,20 @@ func (p *Policy) checkPlatform(q *Quote) error {
 	if p.MinTEETCBSVN != "" {
 		min, _ := hex.DecodeString(p.MinTEETCBSVN)
 		for i := range min {
-			if q.TeeTCBSVN[i] < min[i] {
+			if teeTCBSVN[i] < min[i] {
 				return fmt.Errorf("%w: TEE TCB SVN %s below min_tee_tcb_svn %s at byte %d", ErrMeasurementMismatch,
-					hex.EncodeToString(q.TeeTCBSVN[:]), p.MinTEETCBSVN, i)
+					hex.EncodeToString(teeTCBSVN[:]), p.MinTEETCBSVN, i)
 			}
 		}
 	}
 	return nil
 }
 
-// checkImage applies the role's image, MRTD, RTMR and model rules to an attested peer.
+// checkImage applies the registry's lists, then the role's image, MRTD, RTMR and model rules, to
+// an attested peer. A refusal is a PolicyError whose Fix says how to be admitted.
 func (p *Policy) checkImage(rp RolePolicy, c *Claims, m *Measurements) error {
-	if len(rp.ImageHashes) == 0 && len(rp.MRTDs) == 0 && len(rp.RTMRs) == 0 {
-		return fmt.Errorf("%w: the policy allows no image for %s", ErrImageNotAllowed, c.Role)
-	}
-	hash := m.ImageHash().String()
-	if len(rp.ImageHashes) > 0 && !slices.Contains(rp.ImageHashes, AnyImage) && !slices.Contains(rp.ImageHashes, hash) {
-		return fmt.Errorf("%w: %s image %s", ErrImageNotAllowed, c.Role, hash)
+	if err := p.checkImageHash(rp, c.Role, m); err != nil {
+		return err
 	}
 	if len(rp.MRTDs) > 0 && !hexIn(rp.MRTDs, m.MRTD[:]) {
 		return fmt.Errorf("%w: %s MRTD %s not in mrtds", ErrMeasurementMismatch, c.Role, hex.EncodeToString(m.MRTD[:]))
@@ -241,9 +242,60 @@ func (p *Policy) checkImage(rp RolePolicy, c *Claims, m *Measurements) error {
 	if len(rp.RTMRs) > 0 && !slices.ContainsFunc(rp.RTMRs, func(set [4]string) bool { return rtmrsMatch(set, m) }) {
 		return fmt.Errorf("%w: %s RTMRs match no set in rtmrs", ErrMeasurementMismatch, c.Role)
 	}
-	if c.Role == RoleWorker && len(rp.ModelDigests) > 0 && !slices.Contains(rp.ModelDigests, AnyImage) &&
-		!slices.Contains(rp.ModelDigests, c.WeightsDigest) {
-		return fmt.Errorf("%w: %q", ErrModelNotAllowed, c.WeightsDigest)
+	if c.Role == RoleWorker {
+		return p.checkModel(rp, c.WeightsDigest)
+	}
+	return nil
+}
+
+// checkImageHash checks the image hash against the registry's list for the role and the local
+// image_hashes; when both refuse it, the message names both.
+func (p *Policy) checkImageHash(rp RolePolicy, role Role, m *Measurements) error {
+	if len(rp.ImageHashes) == 0 && len(rp.MRTDs) == 0 && len(rp.RTMRs) == 0 {
+		return &PolicyError{Err: fmt.Errorf("%w: the local policy allows no image for %s", ErrImageNotAllowed, role),
+			Fix: fmt.Sprintf("the refusing node's operator lists it in roles.%s.image_hashes of its attestation policy", role)}
+	}
+	hash := m.ImageHash()
+	local := len(rp.ImageHashes) == 0 || slices.Contains(rp.ImageHashes, AnyImage) || slices.Contains(rp.ImageHashes, hash.String())
+	localFix := fmt.Sprintf("the refusing node's operator adds it to roles.%s.image_hashes of its attestation policy", role)
+	list, name, listed := p.Registry.images(role)
+	switch {
+	case listed && !containsHash(list, hash):
+		r := p.Registry
+		reason := fmt.Sprintf("%s image %s is not on registry %s's %s list (version %d)", role, hash, r.Address, name, r.Version)
+		fix := fmt.Sprintf("the owner adds it with \"cocoon chain registry allow %s %s-image %s\"", r.Address, name, hash)
+		if !local {
+			reason += fmt.Sprintf(", nor in the local policy's roles.%s.image_hashes", role)
+			fix += "; then " + localFix
+		}
+		return &PolicyError{Err: fmt.Errorf("%w: %s", ErrImageNotAllowed, reason), Fix: fix}
+	case !local:
+		reason := fmt.Sprintf("%s image %s is not in the local policy's roles.%s.image_hashes", role, hash, role)
+		if listed {
+			reason += fmt.Sprintf(" (it is on registry %s's %s list, version %d; the local policy narrows it)",
+				p.Registry.Address, name, p.Registry.Version)
+		}
+		return &PolicyError{Err: fmt.Errorf("%w: %s", ErrImageNotAllowed, reason), Fix: localFix}
+	}
+	return nil
+}
+
+// checkModel checks a worker's weights digest against the registry's model list and the local
+// model_digests.
+func (p *Policy) checkModel(rp RolePolicy, digest string) error {
+	if r := p.Registry; r != nil {
+		d, ok := parseDigest(digest)
+		if !ok || !containsHash(r.Models, d) {
+			return &PolicyError{
+				Err: fmt.Errorf("%w: worker model digest %q is not on registry %s's model list (version %d)",
+					ErrModelNotAllowed, digest, r.Address, r.Version),
+				Fix: fmt.Sprintf("the owner adds it with \"cocoon chain registry allow %s model %s\"", r.Address, digest),
+			}
+		}
+	}
+	if len(rp.ModelDigests) > 0 && !slices.Contains(rp.ModelDigests, AnyImage) && !slices.Contains(rp.ModelDigests, digest) {
+		return &PolicyError{Err: fmt.Errorf("%w: %q is not in the local policy's roles.worker.model_digests", ErrModelNotAllowed, digest),
+			Fix: "the refusing node's operator adds it to roles.worker.model_digests of its attestation policy"}
 	}
 	return nil
 }

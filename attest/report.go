@@ -51,19 +51,20 @@ func (v *Verifier) Examine(raw []byte, skipCollateral bool) (*Report, error) {
 	}
 	rep := &Report{Quote: q}
 	now := v.now()
-	if err := v.checkQuote(rep, now, skipCollateral); err != nil {
+	pol := v.policy.Load()
+	if err := v.checkQuote(pol, rep, now, skipCollateral); err != nil {
 		return rep, err
 	}
-	err = v.judge(rep, now, func() error {
+	err = pol.judgeReport(rep, now, func() error {
 		// Roles in a fixed order, those that admit no image skipped, so the refusal is repeatable
 		// and names a role that could have accepted the quote.
 		var first error
-		for _, role := range slices.Sorted(maps.Keys(v.policy.Roles)) {
-			rp := v.policy.Roles[role]
+		for _, role := range slices.Sorted(maps.Keys(pol.Roles)) {
+			rp := pol.Roles[role]
 			if len(rp.ImageHashes) == 0 && len(rp.MRTDs) == 0 && len(rp.RTMRs) == 0 {
 				continue
 			}
-			err := v.policy.checkImage(rp, &Claims{Role: role}, &q.Measurements)
+			err := pol.checkImage(rp, &Claims{Role: role}, &q.Measurements)
 			if err == nil {
 				return nil
 			}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-tdx-guest/pcs"
@@ -34,6 +36,12 @@ type Peer struct {
 	// TCBStatus is the platform's TCB status as its collateral rates it (UpToDate unless the policy
 	// accepts a lesser one); "" for unattested peers.
 	TCBStatus string
+
+	// What a later policy is judged against (Recheck): the TEE TCB SVN, and the collateral and
+	// TCB ratings, nil when collateral was not checked.
+	teeTCBSVN  [16]byte
+	collateral *CollateralReport
+	tcb        *TCBReport
 
 	// validUntil is when the first certificate or collateral document the verification relied on
 	// expires; a cached verification never outlives it.
@@ -67,7 +75,7 @@ type VerifierConfig struct {
 // Verifier checks evidence against trusted roots, their collateral and a policy.
 type Verifier struct {
 	roots  []TrustedRoot
-	policy Policy
+	policy atomic.Pointer[Policy] // replaced whole by SetPolicy
 	ttl    time.Duration
 	now    func() time.Time
 	// times is the instant each collateral document is checked at: now for all (tests of recorded
@@ -80,6 +88,10 @@ type Verifier struct {
 	cache map[[32]byte]cacheEntry
 
 	platforms platforms // collateral verified per platform (platforms.go)
+
+	watchMu  sync.Mutex
+	watchers map[uint64]func()
+	watchID  uint64
 }
 
 // NewVerifier validates cfg and returns a Verifier.
@@ -105,18 +117,78 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			roots[i].Collateral = pcs
 		}
 	}
-	v := &Verifier{roots: roots, policy: cfg.Policy, ttl: cfg.CacheTTL, now: cfg.Now, times: timeSet, rate: evaluateTCB, cache: map[[32]byte]cacheEntry{}}
+	p := cfg.Policy
+	v := &Verifier{roots: roots, ttl: cfg.CacheTTL, now: cfg.Now, times: timeSet, rate: evaluateTCB, cache: map[[32]byte]cacheEntry{}}
 	if v.ttl == 0 {
 		v.ttl = DefaultCacheTTL
 	}
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.policy.Store(&p)
 	return v, nil
 }
 
-// Policy returns the verifier's policy.
-func (v *Verifier) Policy() Policy { return v.policy }
+// Policy returns the verifier's current policy.
+func (v *Verifier) Policy() Policy { return *v.policy.Load() }
+
+// SetPolicy validates p and makes it the verifier's policy: every verification that starts from
+// now on is judged by it (results cached under the old one are not reused), and then each function
+// registered with OnPolicyChange is called, so that live connections are judged again (Recheck).
+func (v *Verifier) SetPolicy(p Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	v.policy.Store(&p)
+	v.mu.Lock()
+	clear(v.cache)
+	v.mu.Unlock()
+	v.watchMu.Lock()
+	fs := slices.Collect(maps.Values(v.watchers))
+	v.watchMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	return nil
+}
+
+// OnPolicyChange calls f after each SetPolicy, until stop is called. f runs in SetPolicy's
+// goroutine and must not call SetPolicy.
+func (v *Verifier) OnPolicyChange(f func()) (stop func()) {
+	v.watchMu.Lock()
+	defer v.watchMu.Unlock()
+	if v.watchers == nil {
+		v.watchers = map[uint64]func(){}
+	}
+	v.watchID++
+	id := v.watchID
+	v.watchers[id] = f
+	return func() {
+		v.watchMu.Lock()
+		defer v.watchMu.Unlock()
+		delete(v.watchers, id)
+	}
+}
+
+// Recheck judges a peer verified earlier by the current policy: its role, whether it may be
+// simulated, its platform, image and model, its collateral's age (now) and its TCB status. Its
+// evidence is not verified again: only what the policy decides can have changed. A refusal is a
+// *PolicyError.
+func (v *Verifier) Recheck(peer *Peer) error {
+	pol := v.policy.Load()
+	if peer == nil || peer.Claims == nil {
+		return &PolicyError{Err: fmt.Errorf("%w: no claims", ErrRoleNotAllowed)}
+	}
+	rp, err := pol.checkRole(peer.Claims.Role, peer.Quoted)
+	if err != nil || !peer.Quoted {
+		return asPolicyError(err)
+	}
+	if peer.Simulated && !pol.AllowSimulated {
+		return &PolicyError{Err: fmt.Errorf("%w: the peer's quote is SIMULATED and the policy now requires real TDX", ErrSimulatedNotAllowed)}
+	}
+	return pol.judge(&peer.Measurements, peer.teeTCBSVN, peer.collateral, peer.tcb, v.now(),
+		func() error { return pol.checkImage(rp, peer.Claims, &peer.Measurements) })
+}
 
 // Verify checks ev and returns the verified peer. Errors wrap the sentinel of the failed check.
 func (v *Verifier) Verify(ev Evidence) (*Peer, error) {
@@ -125,11 +197,12 @@ func (v *Verifier) Verify(ev Evidence) (*Peer, error) {
 	if p := v.cached(key, now); p != nil {
 		return p, nil
 	}
-	p, _, err := v.verify(ev, now, false)
+	pol := v.policy.Load()
+	p, _, err := v.verify(pol, ev, now, false)
 	if err != nil {
 		return nil, err
 	}
-	v.store(key, p, now)
+	v.store(key, p, pol, now)
 	return p, nil
 }
 
@@ -137,10 +210,12 @@ func (v *Verifier) Verify(ev Evidence) (*Peer, error) {
 // quote found, also when one fails (the report is nil when there is no quote or it does not
 // parse). With skipCollateral only the quote's signature chain is checked.
 func (v *Verifier) ExamineEvidence(ev Evidence, skipCollateral bool) (*Peer, *Report, error) {
-	return v.verify(ev, v.now(), skipCollateral)
+	return v.verify(v.policy.Load(), ev, v.now(), skipCollateral)
 }
 
-func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Peer, *Report, error) {
+// verify checks ev and judges it by pol. Refusals by pol of evidence whose cryptography checked
+// out are *PolicyError; the rest fail the handshake.
+func (v *Verifier) verify(pol *Policy, ev Evidence, now time.Time, skipCollateral bool) (*Peer, *Report, error) {
 	claims, err := DecodeClaims(ev.Claims)
 	if err != nil {
 		return nil, nil, err
@@ -156,7 +231,7 @@ func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Pee
 	if !bytes.Equal(claims.PublicKey, ev.Key) {
 		return nil, rep, ErrKeyMismatch
 	}
-	rp, err := v.policy.checkRole(claims.Role, ev.Quote != nil)
+	rp, err := pol.checkRole(claims.Role, ev.Quote != nil)
 	if err != nil {
 		return nil, rep, err
 	}
@@ -165,13 +240,13 @@ func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Pee
 		return peer, nil, nil
 	}
 	q := rep.Quote
-	if err := v.checkQuote(rep, now, skipCollateral); err != nil {
+	if err := v.checkQuote(pol, rep, now, skipCollateral); err != nil {
 		return nil, rep, err
 	}
 	if q.ReportData != ReportData(ev.Claims) {
 		return nil, rep, ErrReportDataMismatch
 	}
-	if err := v.judge(rep, now, func() error { return v.policy.checkImage(rp, claims, &q.Measurements) }); err != nil {
+	if err := pol.judgeReport(rep, now, func() error { return pol.checkImage(rp, claims, &q.Measurements) }); err != nil {
 		return nil, rep, err
 	}
 	peer.Quoted = true
@@ -181,24 +256,16 @@ func (v *Verifier) verify(ev Evidence, now time.Time, skipCollateral bool) (*Pee
 	if rep.TCB != nil {
 		peer.TCBStatus = string(rep.TCB.Status)
 	}
+	peer.teeTCBSVN, peer.collateral, peer.tcb = q.TeeTCBSVN, rep.Collateral, rep.TCB
 	peer.validUntil = rep.validUntil
 	return peer, rep, nil
 }
 
-// judge applies the policy to a quote whose signatures and collateral checked out: the platform
-// rules, then the image rules, then collateral age and TCB status, recording the outcome.
-func (v *Verifier) judge(rep *Report, now time.Time, image func() error) error {
-	err := v.policy.checkPlatform(rep.Quote)
-	if err == nil {
-		err = image()
-	}
-	if err == nil && rep.Collateral != nil {
-		err = v.policy.checkCollateralAge(rep.Collateral, now)
-		if err == nil {
-			err = v.policy.checkTCB(rep.TCB)
-		}
-	}
-	if err != nil {
+// judgeReport applies the policy to a quote whose signatures and collateral checked out,
+// recording the outcome in rep.
+func (p *Policy) judgeReport(rep *Report, now time.Time, image func() error) error {
+	q := rep.Quote
+	if err := p.judge(&q.Measurements, q.TeeTCBSVN, rep.Collateral, rep.TCB, now, image); err != nil {
 		rep.Policy = err.Error()
 		return err
 	}
@@ -206,12 +273,28 @@ func (v *Verifier) judge(rep *Report, now time.Time, image func() error) error {
 	return nil
 }
 
+// judge applies the policy to verified evidence: the platform rules, then the image rules, then
+// collateral age and TCB status (when collateral was checked). Its refusals are *PolicyError.
+func (p *Policy) judge(m *Measurements, teeTCBSVN [16]byte, coll *CollateralReport, tcb *TCBReport, now time.Time, image func() error) error {
+	err := p.checkPlatform(m, teeTCBSVN)
+	if err == nil {
+		err = image()
+	}
+	if err == nil && coll != nil {
+		err = p.checkCollateralAge(coll, now)
+		if err == nil {
+			err = p.checkTCB(tcb)
+		}
+	}
+	return asPolicyError(err)
+}
+
 // rootFor finds the trusted root whose key the quote's chain ends in. Only the key counts: a
 // certificate that copies the Intel root's name with another key is a stranger.
-func (v *Verifier) rootFor(q *Quote) (TrustedRoot, error) {
+func (v *Verifier) rootFor(pol *Policy, q *Quote) (TrustedRoot, error) {
 	for _, r := range v.roots {
 		if bytes.Equal(r.Cert.RawSubjectPublicKeyInfo, q.Root.RawSubjectPublicKeyInfo) {
-			if r.Simulated && !v.policy.AllowSimulated {
+			if r.Simulated && !pol.AllowSimulated {
 				return r, fmt.Errorf("%w: the quote is SIMULATED (signed by a development root of trust, not by Intel hardware) and the policy requires real TDX", ErrSimulatedNotAllowed)
 			}
 			return r, nil
