@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/settle/paystate"
 	"github.com/cocoon-network/cocoon/transport"
@@ -30,7 +31,12 @@ const (
 
 // Config configures a Client. Zero values take the documented defaults.
 type Config struct {
-	Proxies        []string      // proxy QUIC addresses host:port; at least one
+	Proxies []string // proxy QUIC addresses host:port: the first set (SetProxies replaces it); at least one unless Discover
+	// Discover says the proxies come from SetProxies (the registry), so Proxies may be empty.
+	Discover bool
+	// MaxProxies is how many of the proxies the client connects to at once, those with the lowest
+	// round-trip time (measured with a probe); 0 = all of them.
+	MaxProxies     int
 	Listen         string        // HTTP listen address for the OpenAI API and /healthz, /stats, /jsonstats
 	APIToken       string        // optional: require "Authorization: Bearer <token>" on /v1/*, /stats, /jsonstats
 	MaxBodyBytes   int64         // request body limit; 0 = 4 MiB
@@ -51,18 +57,14 @@ type Config struct {
 }
 
 func (c *Config) validate() error {
-	if len(c.Proxies) == 0 {
+	if len(c.Proxies) == 0 && !c.Discover {
 		return errors.New("client config: proxies: at least one proxy address is required")
 	}
-	seen := map[string]bool{}
-	for i, p := range c.Proxies {
-		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return fmt.Errorf("client config: proxies[%d]: %q is not host:port", i, p)
-		}
-		if seen[p] {
-			return fmt.Errorf("client config: proxies[%d]: %q listed twice", i, p)
-		}
-		seen[p] = true
+	if err := proxyset.Validate("proxies", proxyset.Static(c.Proxies)); err != nil {
+		return fmt.Errorf("client config: %w", err)
+	}
+	if c.MaxProxies < 0 {
+		return fmt.Errorf("client config: max_proxies: %d is negative", c.MaxProxies)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("client config: listen: %q is not host:port", c.Listen)
@@ -91,24 +93,32 @@ type Client struct {
 	cfg     Config
 	tc      transport.Config
 	log     zerolog.Logger
-	proxies []*proxy
+	set     *proxyset.Set[*proxy] // the proxies connected to
 	stats   *stats
 	started time.Time
 	guard   *guard
 	bodies  *budget
 
 	// Reconnection and failover tuning; tests shorten them.
-	backoff     redial.Backoff
-	connectWait time.Duration // how long a request waits for a first proxy connection
-	pingEvery   time.Duration
-	bodyWait    time.Duration // how long a request waits for room in the body budget
-	bodyRead    time.Duration // how long an app may take to upload its request body
+	backoff        redial.Backoff
+	refusalBackoff redial.Backoff // after a payment key mismatch
+	reselectEvery  time.Duration  // with MaxProxies: how often the proxies are chosen again
+	reselectGap    time.Duration  // and at least how long between two choices
+	connectWait    time.Duration  // how long a request waits for a first proxy connection
+	pingEvery      time.Duration
+	bodyWait       time.Duration // how long a request waits for room in the body budget
+	bodyRead       time.Duration // how long an app may take to upload its request body
 
 	rr         atomic.Uint64 // round-robin position
 	modelsWarn limiter       // model list failures repeat with every app poll
 	guardWarn  limiter       // a refused page or Host name may retry in a loop
 	connMu     sync.Mutex
 	connCh     chan struct{} // closed and replaced whenever a proxy connects or disconnects
+
+	targetsMu  sync.Mutex
+	targets    []ProxyTarget    // every proxy the client may use (SetProxies)
+	probes     map[string]probe // with MaxProxies: the last probe of each target not connected, by endpoint
+	reselectCh chan struct{}
 
 	runMu   sync.Mutex
 	running bool
@@ -148,25 +158,31 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 	// A client only ever talks to proxies: a worker or another client on a proxy's address is refused.
 	tc.PeerRoles = []attest.Role{attest.RoleProxy}
 	c := &Client{
-		cfg:         cfg,
-		tc:          tc,
-		log:         log.With().Str("component", "client").Logger(),
-		stats:       newStats(),
-		started:     time.Now(),
-		guard:       g,
-		bodies:      newBudget(cfg.MaxBodiesBytes),
-		backoff:     redial.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
-		connectWait: 5 * time.Second,
-		pingEvery:   10 * time.Second,
-		bodyWait:    2 * time.Second,
-		bodyRead:    time.Minute,
-		ready:       make(chan struct{}),
-		connCh:      make(chan struct{}),
-		modelsWarn:  limiter{every: time.Minute},
-		guardWarn:   limiter{every: time.Minute},
+		cfg:            cfg,
+		tc:             tc,
+		log:            log.With().Str("component", "client").Logger(),
+		stats:          newStats(),
+		started:        time.Now(),
+		guard:          g,
+		bodies:         newBudget(cfg.MaxBodiesBytes),
+		backoff:        redial.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
+		refusalBackoff: proxyset.SlowBackoff,
+		reselectEvery:  5 * time.Minute,
+		reselectGap:    10 * time.Second,
+		connectWait:    5 * time.Second,
+		pingEvery:      10 * time.Second,
+		bodyWait:       2 * time.Second,
+		bodyRead:       time.Minute,
+		ready:          make(chan struct{}),
+		connCh:         make(chan struct{}),
+		probes:         map[string]probe{},
+		reselectCh:     make(chan struct{}, 1),
+		modelsWarn:     limiter{every: time.Minute},
+		guardWarn:      limiter{every: time.Minute},
 	}
-	for _, addr := range cfg.Proxies {
-		c.proxies = append(c.proxies, newProxy(addr))
+	c.set = proxyset.New(newProxy, c.keep)
+	if err := c.SetProxies(proxyset.Static(cfg.Proxies)); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -211,9 +227,8 @@ func (c *Client) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, p := range c.proxies {
-		wg.Go(func() { c.keep(ctx, p) })
-	}
+	wg.Go(func() { c.set.Run(ctx) })
+	wg.Go(func() { c.selectLoop(ctx) })
 	// Certificates are short-lived: replace ours before it expires; live connections are unaffected.
 	wg.Go(func() { _ = c.tc.Identity.Run(ctx, c.log) })
 

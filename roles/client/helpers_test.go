@@ -360,8 +360,8 @@ func (h *harness) waitConnected(t testing.TB, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		up := 0
-		for _, p := range h.c.proxies {
-			if conn, _ := p.current(); conn != nil {
+		for _, m := range h.c.set.Members() {
+			if conn, _ := m.Value.current(); conn != nil {
 				up++
 			}
 		}

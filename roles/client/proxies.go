@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cocoon-network/cocoon/roles/internal/paysync"
+	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -14,7 +17,18 @@ import (
 // failPenalty is how long a proxy that failed a request goes to the back of the queue.
 const failPenalty = 30 * time.Second
 
-// proxy is one configured proxy and the state of our connection to it.
+// ProxyTarget is a proxy the client may use: the endpoint to dial, the payment key the registry
+// lists for it (nil for a proxy configured by hand) and a name for logs.
+type ProxyTarget = proxyset.Target
+
+// ErrPaymentKeyMismatch is a proxy that presents another payment key than the registry lists for
+// its endpoint; the client sends it nothing and tries again slowly.
+var ErrPaymentKeyMismatch = proxyset.ErrPaymentKeyMismatch
+
+// member is a proxy in the client's set of connected proxies.
+type member = proxyset.Member[*proxy]
+
+// proxy is one proxy the client connects to and the state of our connection to it.
 type proxy struct {
 	addr string
 
@@ -27,9 +41,12 @@ type proxy struct {
 	lastFail    time.Time // last request failure blamed on this proxy
 	lastErr     string    // why the last dial or connection failed
 	connects    uint64
+	inFlight    int           // requests under way on it
+	retired     bool          // out of the set: takes no new request
+	idle        chan struct{} // once retired, closed when the last request ended
 }
 
-func newProxy(addr string) *proxy { return &proxy{addr: addr} }
+func newProxy(t ProxyTarget) *proxy { return &proxy{addr: t.Endpoint} }
 
 // current returns the live connection, if any, and when the proxy last failed a request.
 func (p *proxy) current() (*transport.Conn, time.Time) {
@@ -75,34 +92,105 @@ func (p *proxy) setRTT(d time.Duration) {
 	p.rtt = d
 }
 
+// acquire counts a request on p; it is false once p is retired, which takes no new requests.
+func (p *proxy) acquire() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		return false
+	}
+	p.inFlight++
+	return true
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+	if p.retired && p.inFlight == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// retire stops p taking requests and returns a channel closed once those under way ended.
+func (p *proxy) retire() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retired = true
+	ch := make(chan struct{})
+	if p.inFlight == 0 {
+		close(ch)
+		return ch
+	}
+	p.idle = ch
+	return ch
+}
+
 // target is a proxy with the connection a request will use.
 type target struct {
 	p    *proxy
 	conn *transport.Conn
 }
 
-// keep holds one connection to p until ctx ends (redial.Loop: backoff, replacement of a draining
-// connection), keeping p's state and waking waiting requests on every change.
-func (c *Client) keep(ctx context.Context, p *proxy) {
+// keep holds one connection to m's proxy until ctx ends (redial.Loop: backoff, replacement of a
+// draining connection), keeping the proxy's state and waking waiting requests on every change.
+// A proxy that does not present the payment key its target names is closed at once and dialled
+// again only after the slow backoff.
+func (c *Client) keep(ctx context.Context, m *member) {
+	p := m.Value
 	redial.Loop(ctx, p.addr, c.tc, c.backoff, c.log, func(ctx context.Context, conn *transport.Conn) {
+		release := m.Hold()
+		defer release()
+		if err := proxyset.CheckPaymentKey(m.Target, conn.Peer()); err != nil {
+			p.down(nil, err)
+			c.noteRefusal(m, err)
+			_ = conn.Close(wire.CodeProtocol, "payment key mismatch")
+			m.Wait(ctx, c.refusalBackoff)
+			return
+		}
+		c.noteRefusal(m, nil)
 		p.up(conn)
 		c.notify()
-		c.session(ctx, p, conn)
+		lost := c.session(ctx, m, conn)
 		p.down(conn, conn.Err())
 		c.notify()
-	}, redial.Hooks{DialFailed: func(err error) { p.down(nil, err) }})
+		if lost {
+			c.reselectSoon()
+		}
+	}, redial.Hooks{DialFailed: func(err error) {
+		p.down(nil, err)
+		c.noteRefusal(m, err)
+	}})
 }
 
-// session watches a live connection until it ends or ctx does, measuring its round-trip time.
-func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
+// noteRefusal records why m's proxy refused us or we it (err nil or not a refusal: it did not), and
+// logs each new reason once. Refusals by our own attestation policy are logged by redial.
+func (c *Client) noteRefusal(m *member, err error) {
+	reason := proxyset.Refusal(err)
+	if !m.Refused(reason) || reason == "" {
+		return
+	}
+	c.reselectSoon()
+	if errors.Is(err, transport.ErrPeerRefused) {
+		return
+	}
+	c.log.Error().Str("proxy", m.Target.Label()).Str("endpoint", m.Target.Endpoint).Str("reason", reason).
+		Msg("proxy not used: refused; retrying slowly")
+}
+
+// session watches a live connection until it ends, ctx does or the proxy leaves the set,
+// measuring its round-trip time. It reports whether the connection was lost (not ended by us).
+func (c *Client) session(ctx context.Context, m *member, conn *transport.Conn) (lost bool) {
+	p := m.Value
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// The proxy sends the new signed "charged" total after each request; keep the latest.
 	pay := paysync.Start(c.cfg.States, conn.Peer().Claims.PaymentKey, conn, c.log.With().Str("proxy", p.addr).Logger())
 	wg.Go(func() {
-		for m := range conn.Control() {
-			if !pay.Handle(m) {
-				c.log.Debug().Str("proxy", p.addr).Type("message", m).Msg("ignored control message")
+		for msg := range conn.Control() {
+			if !pay.Handle(msg) {
+				c.log.Debug().Str("proxy", p.addr).Type("message", msg).Msg("ignored control message")
 			}
 		}
 	})
@@ -116,14 +204,28 @@ func (c *Client) session(ctx context.Context, p *proxy, conn *transport.Conn) {
 	ping()
 	t := time.NewTicker(c.pingEvery)
 	defer t.Stop()
+	retired, leaving := m.Retired(), false
 	for {
 		select {
 		case <-ctx.Done():
 			_ = conn.Close(wire.CodeShutdown, "client stopping")
 			<-conn.Done()
-			return
+			return false
 		case <-conn.Done():
-			return
+			return !leaving
+		case <-retired:
+			// Out of the set: no new requests; those under way finish, then the connection closes.
+			retired, leaving = nil, true
+			idle := p.retire()
+			c.notify()
+			wg.Go(func() {
+				select {
+				case <-idle:
+				case <-conn.Done():
+				}
+				_ = conn.Close(wire.CodeShutdown, "proxy no longer used")
+			})
+			c.log.Info().Str("proxy", m.Target.Label()).Msg("proxy leaves the set: closing once its requests finish")
 		case <-t.C:
 			ping()
 		}
@@ -144,25 +246,45 @@ func (c *Client) changes() <-chan struct{} {
 	return c.connCh
 }
 
-// candidates lists the connected proxies in the order a request tries them: round-robin, with
-// proxies that failed recently moved to the back.
+// candidates lists the connected proxies in the order a request tries them: fewest requests under
+// way first, round-robin among equals, with proxies that failed recently moved to the back.
 func (c *Client) candidates() []target {
-	n := len(c.proxies)
+	members := c.set.Members()
+	n := len(members)
+	if n == 0 {
+		return nil
+	}
 	start := int(c.rr.Add(1) % uint64(n))
-	var fresh, penalised []target
+	type ranked struct {
+		target
+		penalised bool
+		inFlight  int
+	}
+	var rs []ranked
 	for i := range n {
-		p := c.proxies[(start+i)%n]
-		conn, lastFail := p.current()
-		if conn == nil {
+		p := members[(start+i)%n].Value
+		p.mu.Lock()
+		conn, lastFail, inFlight, retired := p.conn, p.lastFail, p.inFlight, p.retired
+		p.mu.Unlock()
+		if conn == nil || retired {
 			continue
 		}
-		if !lastFail.IsZero() && time.Since(lastFail) < failPenalty {
-			penalised = append(penalised, target{p, conn})
-		} else {
-			fresh = append(fresh, target{p, conn})
-		}
+		rs = append(rs, ranked{target{p, conn}, !lastFail.IsZero() && time.Since(lastFail) < failPenalty, inFlight})
 	}
-	return append(fresh, penalised...)
+	slices.SortStableFunc(rs, func(a, b ranked) int {
+		if a.penalised != b.penalised {
+			if a.penalised {
+				return 1
+			}
+			return -1
+		}
+		return a.inFlight - b.inFlight
+	})
+	out := make([]target, len(rs))
+	for i, r := range rs {
+		out[i] = r.target
+	}
+	return out
 }
 
 // waitCandidates returns the candidates, waiting up to connectWait for a first connection so that

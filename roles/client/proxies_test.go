@@ -286,14 +286,14 @@ func TestConnectionReplacedBeforeExpiry(t *testing.T) {
 		tc.Identity = id
 	})
 	h.waitConnected(t, 1)
-	first, _ := h.c.proxies[0].current()
+	first, _ := h.c.set.Members()[0].Value.current()
 	select {
 	case <-first.Draining():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection did not drain")
 	}
 	require.Eventually(func() bool {
-		conn, _ := h.c.proxies[0].current()
+		conn, _ := h.c.set.Members()[0].Value.current()
 		return conn != nil && conn != first
 	}, 5*time.Second, 5*time.Millisecond, "no replacement")
 	select {
@@ -311,7 +311,7 @@ func TestConnectionReplacedBeforeExpiry(t *testing.T) {
 		t.Fatal("the old connection outlived its certificate")
 	}
 	// The old session winds down after its connection ended; it must not take the replacement down.
-	require.Never(func() bool { conn, _ := h.c.proxies[0].current(); return conn == nil }, 500*time.Millisecond,
+	require.Never(func() bool { conn, _ := h.c.set.Members()[0].Value.current(); return conn == nil }, 500*time.Millisecond,
 		5*time.Millisecond, "still connected after the old connection ended")
 	assert.EqualValues(2, h.c.snapshot().Proxies[0].Connects)
 	assert.Contains(h.logs.String(), "connecting a replacement")

@@ -85,6 +85,10 @@ func (x *call) fail(e *apiError) {
 // error and whether another proxy may be tried.
 func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	x.head, x.proxy = nil, t.p.addr
+	if !t.p.acquire() {
+		return errProxyLost(), true // it left the set since the request chose it
+	}
+	defer t.p.release()
 	s, err := t.conn.OpenStream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"html/template"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 )
 
@@ -187,13 +189,56 @@ type paymentStats struct {
 
 type proxyStats struct {
 	Address        string     `json:"address"`
+	Name           string     `json:"name,omitempty"`
+	PaymentKey     string     `json:"payment_key,omitempty"` // hex, when the registry lists one
 	Connected      bool       `json:"connected"`
+	Standby        bool       `json:"standby,omitempty"` // not connected: max_proxies others answer faster
+	InFlight       int        `json:"in_flight"`
 	Attestation    string     `json:"attestation,omitempty"`
 	ImageHash      string     `json:"image_hash,omitempty"`
 	RTTMs          float64    `json:"rtt_ms"`
 	ConnectedSince *time.Time `json:"connected_since,omitempty"`
 	Connects       uint64     `json:"connects"`
 	LastError      string     `json:"last_error,omitempty"`
+	// Refused is why the proxy refused this client or the client it (its attestation, its
+	// payment key), while that lasts.
+	Refused string `json:"refused,omitempty"`
+}
+
+// proxyStats lists the proxies in the set, then the standbys (with MaxProxies) as last probed.
+func (c *Client) proxyStats() []proxyStats {
+	out := []proxyStats{}
+	in := map[string]bool{}
+	for _, m := range c.set.Members() {
+		p := m.Value
+		in[m.Target.Endpoint] = true
+		p.mu.Lock()
+		ps := proxyStats{Address: p.addr, Name: m.Target.Name, PaymentKey: hex.EncodeToString(m.Target.PaymentKey),
+			Connected: p.conn != nil, InFlight: p.inFlight, Connects: p.connects, LastError: p.lastErr, Refused: m.Refusal()}
+		if p.conn != nil {
+			since := p.connectedAt
+			ps.Attestation, ps.ImageHash, ps.ConnectedSince = p.attestation, p.imageHash, &since
+			ps.RTTMs = float64(p.rtt.Microseconds()) / 1000
+		}
+		p.mu.Unlock()
+		out = append(out, ps)
+	}
+	c.targetsMu.Lock()
+	defer c.targetsMu.Unlock()
+	for _, t := range c.targets {
+		if in[t.Endpoint] {
+			continue
+		}
+		ps := proxyStats{Address: t.Endpoint, Name: t.Name, PaymentKey: hex.EncodeToString(t.PaymentKey), Standby: true}
+		if pr, ok := c.probes[t.Endpoint]; ok {
+			ps.RTTMs = float64(pr.rtt.Microseconds()) / 1000
+			if pr.err != nil {
+				ps.LastError, ps.Refused = pr.err.Error(), proxyset.Refusal(pr.err)
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
 }
 
 type requestStats struct {
@@ -222,17 +267,7 @@ func (c *Client) snapshot() statsJSON {
 			out.Payments[key] = ps
 		}
 	}
-	for _, p := range c.proxies {
-		p.mu.Lock()
-		ps := proxyStats{Address: p.addr, Connected: p.conn != nil, Connects: p.connects, LastError: p.lastErr}
-		if p.conn != nil {
-			since := p.connectedAt
-			ps.Attestation, ps.ImageHash, ps.ConnectedSince = p.attestation, p.imageHash, &since
-			ps.RTTMs = float64(p.rtt.Microseconds()) / 1000
-		}
-		p.mu.Unlock()
-		out.Proxies = append(out.Proxies, ps)
-	}
+	out.Proxies = c.proxyStats()
 	err := c.healthy()
 	out.Healthy, out.Health = err == nil, "ok"
 	if err != nil {
@@ -251,7 +286,8 @@ func (c *Client) snapshot() statsJSON {
 // healthy is nil when at least one proxy is connected, else why not.
 func (c *Client) healthy() error {
 	var reason string
-	for _, p := range c.proxies {
+	for _, m := range c.set.Members() {
+		p := m.Value
 		p.mu.Lock()
 		up, lastErr := p.conn != nil, p.lastErr
 		p.mu.Unlock()
@@ -276,13 +312,13 @@ func (c *Client) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(err.Error() + "\n"))
 		return
 	}
-	n := 0
-	for _, p := range c.proxies {
-		if conn, _ := p.current(); conn != nil {
+	n, members := 0, c.set.Members()
+	for _, m := range members {
+		if conn, _ := m.Value.current(); conn != nil {
 			n++
 		}
 	}
-	_, _ = w.Write([]byte("ok: " + strconv.Itoa(n) + " of " + strconv.Itoa(len(c.proxies)) + " proxies connected\n"))
+	_, _ = w.Write([]byte("ok: " + strconv.Itoa(n) + " of " + strconv.Itoa(len(members)) + " proxies connected\n"))
 }
 
 func (c *Client) serveJSONStats(w http.ResponseWriter, _ *http.Request) {
@@ -297,8 +333,8 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#f4f
 <body><h1>cocoon client</h1>
 <p>{{if .Healthy}}healthy{{else}}<span class="bad">{{.Health}}</span>{{end}} · up {{printf "%.0f" .Uptime}} s · <a href="jsonstats">jsonstats</a></p>
 <h2>Proxies</h2>
-<table><tr><th>address</th><th>connected</th><th>attestation</th><th>image hash</th><th>rtt ms</th><th>connects</th><th>last error</th></tr>
-{{range .Proxies}}<tr><td>{{.Address}}</td><td>{{if .Connected}}yes{{else}}<span class="bad">no</span>{{end}}</td><td>{{.Attestation}}</td><td><code>{{.ImageHash}}</code></td><td>{{printf "%.2f" .RTTMs}}</td><td>{{.Connects}}</td><td>{{.LastError}}</td></tr>
+<table><tr><th>address</th><th>connected</th><th>attestation</th><th>image hash</th><th>rtt ms</th><th>in flight</th><th>connects</th><th>last error</th><th>refused</th></tr>
+{{range .Proxies}}<tr><td>{{.Address}}{{if .Name}} ({{.Name}}){{end}}</td><td>{{if .Connected}}yes{{else if .Standby}}standby{{else}}<span class="bad">no</span>{{end}}</td><td>{{.Attestation}}</td><td><code>{{.ImageHash}}</code></td><td>{{printf "%.2f" .RTTMs}}</td><td>{{.InFlight}}</td><td>{{.Connects}}</td><td>{{.LastError}}</td><td class="bad">{{.Refused}}</td></tr>
 {{end}}</table>
 <h2>Requests</h2>
 <table><tr><th>total</th><td>{{.Requests.Total}}</td></tr><tr><th>in flight</th><td>{{.Requests.InFlight}}</td></tr>
