@@ -59,7 +59,10 @@ func ShowRegistry(ctx context.Context, c chain.Chain, w io.Writer, registry ton.
 		}
 	}
 	for _, px := range r.Proxies {
-		fmt.Fprintf(tw, "proxy\t%s key %s contract %s\n", px.Endpoint, hex.EncodeToString(px.Key), px.Contract.ToRaw())
+		fmt.Fprintf(tw, "proxy\tpayment key %s\n", hex.EncodeToString(px.Key))
+		fmt.Fprintf(tw, "  contract\t%s\n", px.Contract.ToRaw())
+		fmt.Fprintf(tw, "  worker endpoint\t%s\n", px.WorkerEndpoint)
+		fmt.Fprintf(tw, "  client endpoint\t%s\n", px.ClientEndpoint)
 	}
 	return tw.Flush()
 }

@@ -45,13 +45,13 @@ func TestCommandsOnLocalChain(t *testing.T) {
 	require.Error(err, "stake below the registry minimum")
 	proxy, err := DeployProxy(ctx, c, &out, proxyOwner, reg, pub(payment), 20_000_000_000)
 	require.NoError(err)
-	require.NoError(SetProxy(ctx, c, &out, owner, reg, pub(payment), &contracts.ProxyEntry{Key: pub(payment), Contract: proxy, Endpoint: "127.0.0.1:9000"}))
+	require.NoError(SetProxy(ctx, c, &out, owner, reg, pub(payment), &contracts.ProxyEntry{Key: pub(payment), Contract: proxy, WorkerEndpoint: "127.0.0.1:9000", ClientEndpoint: "127.0.0.1:9001"}))
 
 	out.Reset()
 	require.NoError(ShowRegistry(ctx, c, &out, reg))
 	assert.Regexp(`price_per_token\s+25 nanoTON`, out.String())
 	assert.Regexp(`model\s+ab00`, out.String())
-	assert.Contains(out.String(), "127.0.0.1:9000")
+	assert.Regexp(`worker endpoint\s+127.0.0.1:9000\n\s+client endpoint\s+127.0.0.1:9001`, out.String())
 
 	out.Reset()
 	require.NoError(TopUp(ctx, c, &out, client, proxy, 5_000_000_000))

@@ -254,11 +254,13 @@ func registryCommand() *cli.Command {
 			allowCommand("allow", true),
 			allowCommand("disallow", false),
 			{
-				Name:      "set-proxy",
-				Usage:     "list a proxy (owner): its payment key, contract and QUIC endpoint",
-				ArgsUsage: "REGISTRY PAYMENT-KEY-HEX PROXY-CONTRACT HOST:PORT",
+				Name:  "set-proxy",
+				Usage: "list a proxy (owner): its payment key, contract and QUIC endpoints (workers', then clients'; the same by default)",
+				Description: "A proxy's worker endpoint is where workers connect, its client endpoint where clients do; one\n" +
+					"host:port may serve both. Listing a payment key again replaces its entry (new ports, a new contract).",
+				ArgsUsage: setProxyArgs,
 				Flags:     chainFlags(false, true),
-				Action: chainAction("registry set-proxy", 4, "REGISTRY PAYMENT-KEY-HEX PROXY-CONTRACT HOST:PORT", func(c *cli.Context) error {
+				Action: chainActionArgs("registry set-proxy", 4, 5, setProxyArgs, func(c *cli.Context) error {
 					reg, err := argAccount(c, 0)
 					if err != nil {
 						return err
@@ -271,12 +273,17 @@ func registryCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					endpoint := c.Args().Get(3)
-					if _, _, err := net.SplitHostPort(endpoint); err != nil {
-						return chainUsage("endpoint %q is not HOST:PORT", endpoint)
+					entry := contracts.ProxyEntry{Key: pay, Contract: contract, WorkerEndpoint: c.Args().Get(3), ClientEndpoint: c.Args().Get(4)}
+					if entry.ClientEndpoint == "" {
+						entry.ClientEndpoint = entry.WorkerEndpoint
+					}
+					for _, ep := range []string{entry.WorkerEndpoint, entry.ClientEndpoint} {
+						if err := checkEndpoint(ep); err != nil {
+							return err
+						}
 					}
 					return withChainKey(c, func(ctx context.Context, ch chain.Chain, key ed25519.PrivateKey) error {
-						return SetProxy(ctx, ch, c.App.Writer, key, reg, pay, &contracts.ProxyEntry{Key: pay, Contract: contract, Endpoint: endpoint})
+						return SetProxy(ctx, ch, c.App.Writer, key, reg, pay, &entry)
 					})
 				}),
 			},
@@ -301,6 +308,21 @@ func registryCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+const setProxyArgs = "REGISTRY PAYMENT-KEY-HEX PROXY-CONTRACT WORKER-ENDPOINT [CLIENT-ENDPOINT]"
+
+// checkEndpoint refuses what a registry entry cannot hold or a node cannot dial: anything but
+// HOST:PORT in at most contracts.MaxEndpointLen bytes.
+func checkEndpoint(ep string) error {
+	host, port, err := net.SplitHostPort(ep)
+	switch {
+	case err != nil || host == "" || port == "":
+		return chainUsage("endpoint %q is not HOST:PORT", ep)
+	case len(ep) > contracts.MaxEndpointLen:
+		return chainUsage("endpoint %q is longer than %d bytes", ep, contracts.MaxEndpointLen)
+	}
+	return nil
 }
 
 // allowCommand is `registry allow` (allowed) or `registry disallow`.
@@ -409,6 +431,11 @@ func chainUsage(format string, args ...any) error {
 
 // chainAction checks the number of arguments and prefixes errors with the command's name.
 func chainAction(name string, nargs int, argsUsage string, f cli.ActionFunc) cli.ActionFunc {
+	return chainActionArgs(name, nargs, nargs, argsUsage, f)
+}
+
+// chainActionArgs is chainAction for a command taking from minArgs to maxArgs arguments.
+func chainActionArgs(name string, minArgs, maxArgs int, argsUsage string, f cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		// urfave/cli v2 stops reading flags at the first argument.
 		for _, a := range c.Args().Slice() {
@@ -416,8 +443,8 @@ func chainAction(name string, nargs int, argsUsage string, f cli.ActionFunc) cli
 				return fmt.Errorf("chain %s: %w", name, chainUsage("flag %s after an argument: give the flags first", a))
 			}
 		}
-		if c.NArg() != nargs {
-			if nargs == 0 {
+		if c.NArg() < minArgs || c.NArg() > maxArgs {
+			if maxArgs == 0 {
 				return fmt.Errorf("chain %s: %w", name, chainUsage("takes no arguments, got %q", c.Args().Slice()))
 			}
 			return fmt.Errorf("chain %s: %w", name, chainUsage("want %s", argsUsage))

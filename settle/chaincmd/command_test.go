@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -116,7 +117,13 @@ func TestChainCommands(t *testing.T) {
 	assert.Regexp(`price_per_token\s+25 nanoTON`, out)
 	assert.Regexp(`worker_fee_per_token\s+15 nanoTON`, out)
 	assert.Regexp(`model\s+ab00`, out)
-	assert.Contains(out, "127.0.0.1:4433 key "+payHex)
+	assert.Regexp(`proxy\s+payment key `+payHex+`\n\s+contract\s+`+proxyAddr+`\n\s+worker endpoint\s+127.0.0.1:4433\n\s+client endpoint\s+127.0.0.1:4433\n`, out,
+		"without a client endpoint, clients use the worker one")
+	out = run("registry", "set-proxy", "--data", data, "--key", keyFile("registry-owner"), reg, payHex, proxyAddr, "10.0.0.1:4433", "proxy.example:443")
+	assert.Contains(out, "version now 5")
+	out = run("registry", "show", "--data", data, reg)
+	assert.Regexp(`worker endpoint\s+10.0.0.1:4433\n\s+client endpoint\s+proxy.example:443\n`, out)
+	assert.Regexp(`version\s+5\n`, out)
 	out = run("proxy", "show", "--data", data, proxyAddr)
 	assert.Regexp(`status\s+active`, out)
 	assert.Regexp(`proxy stake\s+10 TON`, out)
@@ -200,6 +207,7 @@ func TestChainCommandErrors(t *testing.T) {
 	_, err := runChain(ctx, "key", "new", keyPath)
 	require.NoError(t, err)
 
+	zero, payHex := "0:"+hex.EncodeToString(make([]byte, 32)), hex.EncodeToString(make([]byte, 32))
 	testCases := map[string]struct {
 		args     []string
 		wantCode int
@@ -209,6 +217,10 @@ func TestChainCommandErrors(t *testing.T) {
 		"bad amount":             {args: []string{"fund", "--chain-data", chainDB, "--key", keyPath, "1.2.3"}, wantCode: 2, wantErr: "bad TON amount"},
 		"missing argument":       {args: []string{"client", "top-up", "--chain-data", chainDB, "--key", keyPath}, wantCode: 2, wantErr: "want PROXY-CONTRACT AMOUNT"},
 		"bad address":            {args: []string{"registry", "show", "--chain-data", chainDB, "nowhere"}, wantCode: 2, wantErr: "address"},
+		"bad endpoint":           {args: []string{"registry", "set-proxy", "--chain-data", chainDB, "--key", keyPath, zero, payHex, zero, "127.0.0.1"}, wantCode: 2, wantErr: `endpoint "127.0.0.1" is not HOST:PORT`},
+		"bad client endpoint":    {args: []string{"registry", "set-proxy", "--chain-data", chainDB, "--key", keyPath, zero, payHex, zero, "127.0.0.1:1", ":443"}, wantCode: 2, wantErr: `endpoint ":443" is not HOST:PORT`},
+		"long endpoint":          {args: []string{"registry", "set-proxy", "--chain-data", chainDB, "--key", keyPath, zero, payHex, zero, strings.Repeat("a", 124) + ":443"}, wantCode: 2, wantErr: "longer than 127 bytes"},
+		"too many endpoints":     {args: []string{"registry", "set-proxy", "--chain-data", chainDB, "--key", keyPath, zero, payHex, zero, "a:1", "b:2", "c:3"}, wantCode: 2, wantErr: "want REGISTRY PAYMENT-KEY-HEX PROXY-CONTRACT WORKER-ENDPOINT [CLIENT-ENDPOINT]"},
 		"bad list":               {args: []string{"registry", "allow", "--chain-data", chainDB, "--key", keyPath, "0:" + hex.EncodeToString(make([]byte, 32)), "images", "00"}, wantCode: 2, wantErr: "want proxy-image"},
 		"network without TON":    {args: []string{"balance", "--network", "testnet", "--key", keyPath}, wantCode: 2, wantErr: "--network needs --ton-config"},
 		"TON without network":    {args: []string{"--ton-config", "ton.json", "balance", "--key", keyPath}, wantCode: 2, wantErr: "--ton-config needs --network"},

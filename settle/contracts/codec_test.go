@@ -2,6 +2,7 @@ package contracts_test
 
 import (
 	"crypto/ed25519"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,6 +17,7 @@ import (
 
 func TestRegistryCodecRoundTrip(t *testing.T) {
 	key := testKey(3).Public().(ed25519.PublicKey)
+	long := strings.Repeat("a", 128)
 	testCases := map[string]struct {
 		reg     contracts.Registry
 		wantErr bool
@@ -24,10 +26,17 @@ func TestRegistryCodecRoundTrip(t *testing.T) {
 		"full": {reg: contracts.Registry{
 			Owner: account(1), Version: 9, Params: contracts.DefaultParams(),
 			ProxyImages: [][32]byte{{1}, {2}}, WorkerImages: [][32]byte{{3}}, Models: [][32]byte{{4}, {5}, {6}},
-			Proxies: []contracts.ProxyEntry{{Key: key, Contract: account(7), Endpoint: "10.0.0.1:443"}},
+			Proxies: []contracts.ProxyEntry{{Key: key, Contract: account(7), WorkerEndpoint: "10.0.0.1:443", ClientEndpoint: "proxy.example:8443"}},
 		}},
-		"bad key":       {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key[:5]}}}, wantErr: true},
-		"long endpoint": {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key, Endpoint: string(make([]byte, 128))}}}, wantErr: true},
+		"equal endpoints": {reg: contracts.Registry{Owner: account(1), Params: contracts.DefaultParams(),
+			Proxies: []contracts.ProxyEntry{{Key: key, Contract: account(7), WorkerEndpoint: "10.0.0.1:443", ClientEndpoint: "10.0.0.1:443"}}}},
+		"longest endpoints": {reg: contracts.Registry{Owner: account(1), Params: contracts.DefaultParams(),
+			Proxies: []contracts.ProxyEntry{{Key: key, Contract: account(7), WorkerEndpoint: long[:127], ClientEndpoint: long[:127]}}}},
+		"bad key":              {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key[:5], WorkerEndpoint: "h:1", ClientEndpoint: "h:1"}}}, wantErr: true},
+		"long worker endpoint": {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key, WorkerEndpoint: long, ClientEndpoint: "h:1"}}}, wantErr: true},
+		"long client endpoint": {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key, WorkerEndpoint: "h:1", ClientEndpoint: long}}}, wantErr: true},
+		"no client endpoint":   {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key, WorkerEndpoint: "h:1"}}}, wantErr: true},
+		"no worker endpoint":   {reg: contracts.Registry{Proxies: []contracts.ProxyEntry{{Key: key, ClientEndpoint: "h:1"}}}, wantErr: true},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {

@@ -25,7 +25,7 @@ func decode(data []byte) *boc.Cell {
 func FuzzParseRegistryData(f *testing.F) {
 	data, err := contracts.RegistryData(contracts.Registry{
 		Owner: account(1), Params: contracts.DefaultParams(), Models: [][32]byte{{1}},
-		Proxies: []contracts.ProxyEntry{{Key: testKey(1).Public().(ed25519.PublicKey), Contract: account(2), Endpoint: "h:1"}},
+		Proxies: []contracts.ProxyEntry{{Key: testKey(1).Public().(ed25519.PublicKey), Contract: account(2), WorkerEndpoint: "h:1", ClientEndpoint: "h:2"}},
 	})
 	require.NoError(f, err)
 	b, err := data.ToBoc()

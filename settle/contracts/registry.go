@@ -43,8 +43,15 @@ func (p RegistryParams) CoefficientCap() uint32 {
 type ProxyEntry struct {
 	Key      ed25519.PublicKey
 	Contract ton.AccountID
-	Endpoint string // host:port
+	// WorkerEndpoint is where workers connect, ClientEndpoint where clients do (host:port each,
+	// at most MaxEndpointLen bytes; they may be equal). An entry written before client endpoints
+	// existed reads with ClientEndpoint = WorkerEndpoint.
+	WorkerEndpoint string
+	ClientEndpoint string
 }
+
+// MaxEndpointLen is the longest endpoint a registry entry holds: the bytes of one cell.
+const MaxEndpointLen = 127
 
 // Registry is the registry contract's whole state.
 type Registry struct {
@@ -74,6 +81,24 @@ func (r Registry) Proxy(key ed25519.PublicKey) (ProxyEntry, bool) {
 		}
 	}
 	return ProxyEntry{}, false
+}
+
+// ProxyByEndpoint finds the proxy listed at endpoint, as its worker or its client endpoint
+// (compared as written: host:port, no name resolution), so that whoever reached a proxy there can
+// check it attests the payment key listed for it. It reports false when no proxy is listed there,
+// and also when several are: which key belongs at that endpoint is then not known, and a check
+// against one of them would be a guess.
+func (r Registry) ProxyByEndpoint(endpoint string) (ProxyEntry, bool) {
+	var found []ProxyEntry
+	for _, p := range r.Proxies {
+		if p.WorkerEndpoint == endpoint || p.ClientEndpoint == endpoint {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		return ProxyEntry{}, false
+	}
+	return found[0], true
 }
 
 func contains(list [][32]byte, h [32]byte) bool {
@@ -130,9 +155,27 @@ type listsTLB struct {
 	Models       tlb.HashmapE[tlb.Bits256, bool]
 }
 
+// proxyInfoTLB is ProxyInfo. Entries written before the client endpoint existed have one ref.
 type proxyInfoTLB struct {
-	Contract tlb.MsgAddress
-	Endpoint tlb.Ref[rawBytes]
+	Contract       tlb.MsgAddress
+	WorkerEndpoint tlb.Ref[rawBytes]
+	ClientEndpoint tlb.Ref[rawBytes]
+}
+
+// UnmarshalTLB reads either layout: without a second ref the worker endpoint serves clients too.
+func (t *proxyInfoTLB) UnmarshalTLB(c *boc.Cell, d *tlb.Decoder) error {
+	*t = proxyInfoTLB{}
+	if err := d.Unmarshal(c, &t.Contract); err != nil {
+		return err
+	}
+	if err := d.Unmarshal(c, &t.WorkerEndpoint); err != nil {
+		return err
+	}
+	if c.RefsAvailableForRead() == 0 {
+		t.ClientEndpoint = t.WorkerEndpoint
+		return nil
+	}
+	return d.Unmarshal(c, &t.ClientEndpoint)
 }
 
 type registryTLB struct {
@@ -147,7 +190,7 @@ type registryTLB struct {
 type rawBytes []byte
 
 func (b rawBytes) MarshalTLB(c *boc.Cell, _ *tlb.Encoder) error {
-	if len(b) > 127 {
+	if len(b) > MaxEndpointLen {
 		return fmt.Errorf("%d bytes do not fit in one cell", len(b))
 	}
 	return c.WriteBytes(b)
@@ -232,10 +275,17 @@ func (p ProxyEntry) tlb() (proxyInfoTLB, error) {
 	if len(p.Key) != ed25519.PublicKeySize {
 		return proxyInfoTLB{}, fmt.Errorf("proxy key has %d bytes", len(p.Key))
 	}
-	if len(p.Endpoint) > 127 {
-		return proxyInfoTLB{}, fmt.Errorf("proxy endpoint longer than 127 bytes")
+	for _, ep := range []struct{ name, value string }{{"worker", p.WorkerEndpoint}, {"client", p.ClientEndpoint}} {
+		if ep.value == "" {
+			return proxyInfoTLB{}, fmt.Errorf("proxy %s endpoint is empty", ep.name)
+		}
+		if len(ep.value) > MaxEndpointLen {
+			return proxyInfoTLB{}, fmt.Errorf("proxy %s endpoint longer than %d bytes", ep.name, MaxEndpointLen)
+		}
 	}
-	return proxyInfoTLB{Contract: p.Contract.ToMsgAddress(), Endpoint: tlb.Ref[rawBytes]{Value: rawBytes(p.Endpoint)}}, nil
+	return proxyInfoTLB{Contract: p.Contract.ToMsgAddress(),
+		WorkerEndpoint: tlb.Ref[rawBytes]{Value: rawBytes(p.WorkerEndpoint)},
+		ClientEndpoint: tlb.Ref[rawBytes]{Value: rawBytes(p.ClientEndpoint)}}, nil
 }
 
 // ParseRegistryData decodes the registry's storage.
@@ -265,7 +315,9 @@ func ParseRegistryData(data *boc.Cell) (Registry, error) {
 		}
 		key := make(ed25519.PublicKey, ed25519.PublicKeySize)
 		copy(key, keys[i][:])
-		r.Proxies = append(r.Proxies, ProxyEntry{Key: key, Contract: *addr, Endpoint: string(vals[i].Value.Endpoint.Value)})
+		info := vals[i].Value
+		r.Proxies = append(r.Proxies, ProxyEntry{Key: key, Contract: *addr,
+			WorkerEndpoint: string(info.WorkerEndpoint.Value), ClientEndpoint: string(info.ClientEndpoint.Value)})
 	}
 	return r, nil
 }
@@ -299,7 +351,8 @@ func SetAllowedBody(queryID uint64, list List, hash [32]byte, allowed bool) (*bo
 	return c, nil
 }
 
-// SetProxyBody lists a proxy, or removes the proxy with key when p is nil (owner only).
+// SetProxyBody lists a proxy, or removes the proxy with key when p is nil (owner only). Both
+// endpoints must be given (the contract refuses an entry without them).
 func SetProxyBody(queryID uint64, key ed25519.PublicKey, p *ProxyEntry) (*boc.Cell, error) {
 	if len(key) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("encode set proxy: key has %d bytes", len(key))

@@ -54,7 +54,7 @@ func TestClientCannotLeaveBeforeCharged(t *testing.T) {
 			payKey, clientKey, workerKey := key(9), key(3), key(4)
 			params := contracts.DefaultParams()
 			d, err := local.SetupDemo(ctx, c, local.DemoConfig{
-				Owner: key(1), Operator: key(2), PaymentKey: pub(payKey), Endpoint: "127.0.0.1:7000",
+				Owner: key(1), Proxies: []local.DemoProxy{{Operator: key(2), PaymentKey: pub(payKey), WorkerEndpoint: "127.0.0.1:7000"}},
 				Params: params, Fund: []ed25519.PublicKey{pub(clientKey), pub(workerKey)},
 			})
 			require.NoError(err)
@@ -162,7 +162,7 @@ func TestMeterRetriesSubmission(t *testing.T) {
 	defer func() { require.NoError(lc.Close()) }()
 	payKey, clientKey := key(9), key(3)
 	d, err := local.SetupDemo(ctx, lc, local.DemoConfig{
-		Owner: key(1), Operator: key(2), PaymentKey: pub(payKey), Endpoint: "127.0.0.1:7000",
+		Owner: key(1), Proxies: []local.DemoProxy{{Operator: key(2), PaymentKey: pub(payKey), WorkerEndpoint: "127.0.0.1:7000"}},
 		Params: contracts.DefaultParams(), Fund: []ed25519.PublicKey{pub(clientKey)},
 	})
 	require.NoError(err)

@@ -40,7 +40,7 @@ func TestMeter(t *testing.T) {
 	defer func() { require.NoError(c.Close()) }()
 	payKey, client := key(9), key(3)
 	d, err := local.SetupDemo(ctx, c, local.DemoConfig{
-		Owner: key(1), Operator: key(2), PaymentKey: pub(payKey), Endpoint: "127.0.0.1:7000",
+		Owner: key(1), Proxies: []local.DemoProxy{{Operator: key(2), PaymentKey: pub(payKey), WorkerEndpoint: "127.0.0.1:7000"}},
 		Params: contracts.DefaultParams(), Fund: []ed25519.PublicKey{pub(client)},
 	})
 	require.NoError(err)

@@ -65,7 +65,9 @@ func setupMoney(ctx context.Context, data string, proxyImage, workerImage attest
 		copy(model[:], b)
 	}
 	m.Net, err = local.SetupDemo(ctx, ch, local.DemoConfig{
-		Owner: owner, Operator: m.operatorKey, PaymentKey: payKey.Public().(ed25519.PublicKey), Endpoint: "127.0.0.1:4433",
+		Owner: owner,
+		Proxies: []local.DemoProxy{{Operator: m.operatorKey, PaymentKey: payKey.Public().(ed25519.PublicKey),
+			WorkerEndpoint: "127.0.0.1:4433"}},
 		Params:      contracts.DefaultParams(),
 		Fund:        []ed25519.PublicKey{clientKey.Public().(ed25519.PublicKey), workerKey.Public().(ed25519.PublicKey)},
 		ProxyImages: [][32]byte{proxyImage}, WorkerImages: [][32]byte{workerImage}, Models: [][32]byte{model},

@@ -1,9 +1,12 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tonkeeper/tongo/ton"
 
@@ -14,35 +17,50 @@ import (
 
 // DemoConfig says who takes part in a demo network on the local chain.
 type DemoConfig struct {
-	Owner      ed25519.PrivateKey // registry owner's wallet key
-	Operator   ed25519.PrivateKey // proxy operator's wallet key
-	PaymentKey ed25519.PublicKey  // the proxy's attested payment key
-	Endpoint   string             // the proxy's host:port
-	Params     contracts.RegistryParams
-	Fund       []ed25519.PublicKey // wallets to fund (clients, workers)
+	Owner   ed25519.PrivateKey // registry owner's wallet key
+	Proxies []DemoProxy        // the proxies the registry lists, at least one
+	Params  contracts.RegistryParams
+	Fund    []ed25519.PublicKey // wallets to fund (clients, workers)
 	// Allowed image hashes and model digests (the simulated TDX images, the demo model).
 	ProxyImages, WorkerImages, Models [][32]byte
+}
+
+// DemoProxy is one proxy of a demo network.
+type DemoProxy struct {
+	Operator       ed25519.PrivateKey // its operator's wallet key: owns the proxy contract, pays its stake
+	PaymentKey     ed25519.PublicKey  // its attested payment key, the registry's key for it
+	WorkerEndpoint string             // host:port workers connect to
+	ClientEndpoint string             // host:port clients connect to; "": WorkerEndpoint
 }
 
 // Demo is the network SetupDemo made.
 type Demo struct {
 	Registry ton.AccountID
-	Proxy    ton.AccountID
+	Proxies  []ton.AccountID // each proxy's contract, in DemoConfig.Proxies order
+	Proxy    ton.AccountID   // Proxies[0], the contract of a demo with one proxy
 }
 
 // demoFunding keeps every demo wallet at least this rich (nanoTON).
 const demoFunding = 1_000_000_000_000
 
-// SetupDemo makes the local chain ready for `cocoon demo`: funded wallets (owner, operator,
-// the payment key's, which pays the gas of settling client charges, and cfg.Fund), a registry that
-// allows the given images and models and lists the proxy, and the proxy's contract with its
-// minimum stake. It is idempotent: run it at every start, it only does what is missing, so a
-// restarted demo keeps its balances and history.
+// SetupDemo makes the local chain ready for `cocoon demo`: funded wallets (owner, each operator,
+// each payment key's, which pays the gas of settling client charges, and cfg.Fund), a registry
+// that allows the given images and models and lists exactly the given proxies with their
+// endpoints, and each proxy's contract with its minimum stake. It is idempotent: run it at every
+// start, it only does what is missing or changed (an endpoint on a new port, a proxy added or
+// gone), so a restarted demo keeps its balances and history.
 func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 	var d Demo
-	// The payment key's wallet pays the gas of the charged states the proxy submits itself.
-	keys := append([]ed25519.PublicKey{pubOf(cfg.Owner), pubOf(cfg.Operator), cfg.PaymentKey}, cfg.Fund...)
-	for _, k := range keys {
+	entries, err := demoEntries(cfg.Proxies)
+	if err != nil {
+		return d, err
+	}
+	// The payment keys' wallets pay the gas of the charged states the proxies submit themselves.
+	keys := []ed25519.PublicKey{pubOf(cfg.Owner)}
+	for _, p := range cfg.Proxies {
+		keys = append(keys, pubOf(p.Operator), p.PaymentKey)
+	}
+	for _, k := range append(keys, cfg.Fund...) {
 		addr, err := c.WalletAddress(k)
 		if err != nil {
 			return d, err
@@ -83,19 +101,24 @@ func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 
 	pcfg := contracts.ProxyConfig{Registry: d.Registry, MinClientStake: reg.Params.MinClientStake,
 		ClientCloseDelay: reg.Params.ClientCloseDelay, ProxyCloseDelay: reg.Params.ProxyCloseDelay}
-	operator, err := c.WalletAddress(pubOf(cfg.Operator))
-	if err != nil {
-		return d, err
-	}
-	d.Proxy, _, err = chain.ProxyAddress(cfg.PaymentKey, operator, pcfg)
-	if err != nil {
-		return d, err
-	}
-	if _, err := chain.Proxy(ctx, c, d.Proxy); err != nil {
-		if _, err := chain.DeployProxy(ctx, c, cfg.Operator, cfg.PaymentKey, pcfg, reg.Params.MinProxyStake+contracts.OpFee); err != nil {
-			return d, fmt.Errorf("demo: %w", err)
+	for i, p := range cfg.Proxies {
+		operator, err := c.WalletAddress(pubOf(p.Operator))
+		if err != nil {
+			return d, err
 		}
+		addr, _, err := chain.ProxyAddress(p.PaymentKey, operator, pcfg)
+		if err != nil {
+			return d, err
+		}
+		if _, err := chain.Proxy(ctx, c, addr); err != nil {
+			if _, err := chain.DeployProxy(ctx, c, p.Operator, p.PaymentKey, pcfg, reg.Params.MinProxyStake+contracts.OpFee); err != nil {
+				return d, fmt.Errorf("demo: %w", err)
+			}
+		}
+		d.Proxies = append(d.Proxies, addr)
+		entries[i].Contract = addr
 	}
+	d.Proxy = d.Proxies[0]
 
 	// Owner updates, each only if missing.
 	for _, l := range []struct {
@@ -120,17 +143,70 @@ func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 			}
 		}
 	}
-	want := contracts.ProxyEntry{Key: cfg.PaymentKey, Contract: d.Proxy, Endpoint: cfg.Endpoint}
-	if got, ok := reg.Proxy(cfg.PaymentKey); !ok || got.Contract != want.Contract || got.Endpoint != want.Endpoint {
-		body, err := contracts.SetProxyBody(0, cfg.PaymentKey, &want)
-		if err != nil {
-			return d, err
+	return d, listDemoProxies(ctx, c, cfg.Owner, d.Registry, reg, entries)
+}
+
+// demoEntries are the registry entries of the demo's proxies, without their contracts yet. Two
+// proxies may not share a payment key or an endpoint: the registry could not tell them apart.
+func demoEntries(proxies []DemoProxy) ([]contracts.ProxyEntry, error) {
+	if len(proxies) == 0 {
+		return nil, errors.New("demo: no proxy to list")
+	}
+	entries := make([]contracts.ProxyEntry, len(proxies))
+	keys, endpoints := map[string]int{}, map[string]int{}
+	for i, p := range proxies {
+		e := contracts.ProxyEntry{Key: p.PaymentKey, WorkerEndpoint: p.WorkerEndpoint, ClientEndpoint: p.ClientEndpoint}
+		if e.ClientEndpoint == "" {
+			e.ClientEndpoint = e.WorkerEndpoint
 		}
-		if err := chain.Call(ctx, c, cfg.Owner, d.Registry, 0, body); err != nil {
-			return d, fmt.Errorf("demo: list proxy: %w", err)
+		if len(p.PaymentKey) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("demo: proxy %d: payment key has %d bytes", i+1, len(p.PaymentKey))
+		}
+		if j, dup := keys[string(p.PaymentKey)]; dup {
+			return nil, fmt.Errorf("demo: proxies %d and %d have the same payment key", j+1, i+1)
+		}
+		keys[string(p.PaymentKey)] = i
+		for _, ep := range slices.Compact([]string{e.WorkerEndpoint, e.ClientEndpoint}) {
+			if ep == "" {
+				return nil, fmt.Errorf("demo: proxy %d has no endpoint", i+1)
+			}
+			if j, dup := endpoints[ep]; dup {
+				return nil, fmt.Errorf("demo: proxies %d and %d both use endpoint %s", j+1, i+1, ep)
+			}
+			endpoints[ep] = i
+		}
+		entries[i] = e
+	}
+	return entries, nil
+}
+
+// listDemoProxies makes the registry list exactly entries: each one missing or changed is set,
+// each listed proxy not among them removed (a demo that ran with more proxies before).
+func listDemoProxies(ctx context.Context, c *Chain, owner ed25519.PrivateKey, registry ton.AccountID, reg contracts.Registry, entries []contracts.ProxyEntry) error {
+	send := func(key ed25519.PublicKey, e *contracts.ProxyEntry) error {
+		body, err := contracts.SetProxyBody(0, key, e)
+		if err != nil {
+			return err
+		}
+		return chain.Call(ctx, c, owner, registry, 0, body)
+	}
+	for _, listed := range reg.Proxies {
+		if !slices.ContainsFunc(entries, func(e contracts.ProxyEntry) bool { return bytes.Equal(e.Key, listed.Key) }) {
+			if err := send(listed.Key, nil); err != nil {
+				return fmt.Errorf("demo: remove proxy %s: %w", listed.ClientEndpoint, err)
+			}
 		}
 	}
-	return d, nil
+	for _, e := range entries {
+		if got, ok := reg.Proxy(e.Key); ok && got.Contract == e.Contract &&
+			got.WorkerEndpoint == e.WorkerEndpoint && got.ClientEndpoint == e.ClientEndpoint {
+			continue
+		}
+		if err := send(e.Key, &e); err != nil {
+			return fmt.Errorf("demo: list proxy %s: %w", e.ClientEndpoint, err)
+		}
+	}
+	return nil
 }
 
 func pubOf(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
