@@ -97,16 +97,23 @@ func newLogger(level string) zerolog.Logger {
 }
 
 // roleCommand is `cocoon proxy`, `worker` or `client`: load the configuration, build the node,
-// run it.
+// run it. A proxy or worker given --print-image prints the image hash it would present instead.
 func roleCommand(role, usage string, build func(context.Context, config.Config, string, zerolog.Logger) (*node.Node, error)) *cli.Command {
+	flags := config.Flags(role)
+	if role != "client" {
+		flags = append(flags, &cli.BoolFlag{Name: "print-image", Usage: "print the image hash this " + role + " presents (simulated: computed; in a TD: read from its quote) and exit"})
+	}
 	return &cli.Command{
 		Name:  role,
 		Usage: usage,
-		Flags: config.Flags(role),
+		Flags: flags,
 		Action: func(c *cli.Context) error {
 			cfg, err := config.FromCLI(c, role)
 			if err != nil {
 				return err
+			}
+			if c.Bool("print-image") {
+				return node.PrintImage(c.App.Writer, cfg, role)
 			}
 			n, err := build(c.Context, cfg, version, newLogger(cfg.LogLevel))
 			if err != nil {

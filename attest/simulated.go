@@ -18,7 +18,9 @@ const (
 // MRTD from a fixed firmware label, RTMR0 from a fixed firmware-configuration label, RTMR1 from the
 // binary's digest (the kernel and initrd of a real image), RTMR2 from the role (the command line) and
 // RTMR3 from the configuration digest (the application layer). A different binary, role or
-// configuration therefore yields a different image hash, as it would in a real TD.
+// measured configuration therefore yields a different image hash, as it would in a real TD, and
+// the same ones yield the same hash on every machine and run: configDigest is the digest of the
+// settings that decide behaviour (config.Digest), never of addresses, ports, paths or secrets.
 func SimulatedMeasurements(binaryDigest []byte, role Role, configDigest [32]byte) Measurements {
 	var m Measurements
 	m.MRTD = sha512.Sum384([]byte(simFirmware))
