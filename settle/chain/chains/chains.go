@@ -1,8 +1,10 @@
 // Package chains opens the chain a node settles on, the local chain (the real contracts in
-// tongo's TVM emulator, one file) or TON through its lite servers, and shares each open chain
+// tongo's TVM emulator, one file), TON through its lite servers, or a toncenter API v2 service
+// (`cocoon chain serve` sharing a local chain between processes, or toncenter.com), and shares each open chain
 // within a process: a local chain file can be opened only once, and the demo and the tests run
 // several roles in one process. It sits above settle/chain, settle/chain/local and
-// settle/chain/tonchain because it is the one place that chooses between them.
+// settle/chain/tonchain and settle/chain/toncenter because it is the one place that chooses
+// between them.
 package chains
 
 import (
@@ -13,18 +15,36 @@ import (
 
 	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/chain/local"
+	"github.com/cocoon-network/cocoon/settle/chain/toncenter"
 	"github.com/cocoon-network/cocoon/settle/chain/tonchain"
 )
 
-// Where says which chain to open: the local chain in Local, or TON from ConfigPath on Network.
+// Where says which chain to open: the toncenter API at URL, TON from ConfigPath on Network, or
+// the local chain in Local.
 type Where struct {
-	Local      string           // path of the local chain's data file; used when ConfigPath is empty
+	Local      string           // path of the local chain's data file; used when URL and ConfigPath are empty
 	ConfigPath string           // TON global config file: selects the lite-server chain
-	Network    tonchain.Network // mainnet or testnet, with ConfigPath
+	Network    tonchain.Network // mainnet or testnet, with ConfigPath; with URL, empty is mainnet (the local chain's)
+	URL        string           // toncenter API v2 base URL (`cocoon chain serve`, toncenter.com)
+	APIKey     string           // with URL: sent as X-API-Key, never shown
 }
 
 // Open opens the chain w names; close it when done.
 func Open(ctx context.Context, w Where) (chain.Chain, func() error, error) {
+	if w.URL != "" {
+		if w.ConfigPath != "" || w.Local != "" {
+			return nil, nil, errors.New("open chain: a chain URL and a local data file or TON config file given; give one")
+		}
+		network := w.Network
+		if network == "" {
+			network = tonchain.Mainnet
+		}
+		c, err := toncenter.New(w.URL, network, toncenter.Options{APIKey: w.APIKey})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() error { return nil }, nil
+	}
 	if w.ConfigPath != "" {
 		if _, err := w.Network.GlobalID(); err != nil {
 			return nil, nil, err
@@ -36,7 +56,7 @@ func Open(ctx context.Context, w Where) (chain.Chain, func() error, error) {
 		return c, func() error { return nil }, nil
 	}
 	if w.Local == "" {
-		return nil, nil, errors.New("open chain: neither a local data file nor a TON config file given")
+		return nil, nil, errors.New("open chain: neither a local data file, a TON config file nor a chain URL given")
 	}
 	c, err := local.Open(w.Local, local.Options{})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -18,8 +17,12 @@ func TestOpenRefusals(t *testing.T) {
 		where   Where
 		wantErr string
 	}{
-		"nothing given":   {wantErr: "neither a local data file nor a TON config file given"},
+		"nothing given":   {wantErr: "neither a local data file, a TON config file nor a chain URL given"},
 		"unknown network": {where: Where{ConfigPath: "global.json", Network: "moonnet"}, wantErr: "moonnet"},
+		"URL and a file":  {where: Where{URL: "http://127.0.0.1:8081", Local: "chain.db"}, wantErr: "give one"},
+		"URL network":     {where: Where{URL: "http://127.0.0.1:8081", Network: "moonnet"}, wantErr: "moonnet"},
+		"URL scheme":      {where: Where{URL: "ftp://127.0.0.1:8081"}, wantErr: "want http://host:port"},
+		"URL with a key":  {where: Where{URL: "https://toncenter.com/api?api_key=secret"}, wantErr: "no user info, query"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
