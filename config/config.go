@@ -26,12 +26,18 @@ type Config struct {
 
 // Payments says where money settles. Without a chain, requests are served free (total_cost 0).
 type Payments struct {
-	// Chain is "" (no payments), "ton" (lite servers from TONConfig) or "local" (a local chain file,
-	// which one process at a time can open: single-host setups and tests).
+	// Chain is "" (no payments), "ton" (lite servers from TONConfig), "local" (a local chain file,
+	// which one process at a time can open: single-host setups and tests) or "toncenter" (a
+	// toncenter API v2 service at ChainURL: `cocoon chain serve`, which shares one local chain
+	// between processes and containers, or toncenter.com).
 	Chain     string `yaml:"chain" json:"chain"`
 	ChainData string `yaml:"chain_data" json:"chain_data"` // local: the chain file; default <data>/chain.db
 	TONConfig string `yaml:"ton_config" json:"ton_config"` // ton: global config file
-	Network   string `yaml:"network" json:"network"`       // ton: mainnet or testnet
+	Network   string `yaml:"network" json:"network"`       // ton: mainnet or testnet; toncenter: default mainnet (the local chain's)
+	ChainURL  string `yaml:"chain_url" json:"chain_url"`   // toncenter: base URL, e.g. http://127.0.0.1:8081 or https://testnet.toncenter.com
+	// ChainAPIKey is sent to the toncenter service as X-API-Key (toncenter.com rate-limits
+	// requests without one); never logged.
+	ChainAPIKey string `yaml:"chain_api_key" json:"-"`
 	// Key is the proxy's payment key, or the client's or worker's wallet key; default
 	// <data>/keys/<role>.key, made on first use. A client's wallet key is also its certificate key:
 	// that is how a proxy knows whose deposit pays.

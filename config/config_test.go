@@ -82,6 +82,17 @@ func TestValidateNamesTheField(t *testing.T) {
 		"origin path":    {role: "client", mutate: func(c *Config) { c.Client.AllowedOrigins = []string{"https://a.example/app"} }, field: "client.allowed_origins[0]"},
 		"host port":      {role: "client", mutate: func(c *Config) { c.Client.AllowedHosts = []string{"*", "a.example:80"} }, field: "client.allowed_hosts[1]"},
 		"cert validity":  {role: "client", mutate: func(c *Config) { c.Attestation.CertValidity = Duration(48 * time.Hour) }, field: "attestation.cert_validity"},
+		"chain kind":     {role: "client", mutate: func(c *Config) { c.Payments.Chain = "remote" }, field: "payments.chain"},
+		"chain url":      {role: "client", mutate: func(c *Config) { c.Payments.Chain = "toncenter" }, field: "payments.chain_url"},
+		"chain url scheme": {role: "worker", mutate: func(c *Config) {
+			c.Payments.Chain, c.Payments.ChainURL = "toncenter", "ftp://chain:8081"
+		}, field: "payments.chain_url"},
+		"chain url key": {role: "worker", mutate: func(c *Config) {
+			c.Payments.Chain, c.Payments.ChainURL = "toncenter", "https://toncenter.com/?api_key=k"
+		}, field: "payments.chain_url"},
+		"chain network": {role: "worker", mutate: func(c *Config) {
+			c.Payments.Chain, c.Payments.ChainURL, c.Payments.Network = "toncenter", "http://chain:8081", "moonnet"
+		}, field: "payments.network"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {

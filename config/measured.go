@@ -53,9 +53,15 @@ func (c *Config) measure(role string) measured {
 		Role: role, Simulated: c.Attestation.Simulated, AllowSimulated: c.Attestation.AllowSimulated,
 		CertValidity: time.Duration(c.Attestation.CertValidity), Chain: c.Payments.Chain,
 	}
-	if m.Chain == "ton" {
-		// Only a TON chain has networks; a stale setting beside another chain decides nothing.
+	switch m.Chain {
+	case "ton":
+		// Only TON chains have networks; a stale setting beside another chain decides nothing.
 		m.Network = c.Payments.Network
+	case "toncenter":
+		m.Network = c.Payments.Network
+		if m.Network == "" {
+			m.Network = "mainnet"
+		}
 	}
 	switch role {
 	case "proxy":

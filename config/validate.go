@@ -134,6 +134,21 @@ func proxies(field string, list []string) error {
 	return nil
 }
 
+// chainURL checks payments.chain_url; the URL is not repeated in errors, since a key may hide in it.
+func chainURL(v string) error {
+	if v == "" {
+		return fmt.Errorf("payments.chain_url: required with chain toncenter (e.g. http://127.0.0.1:8081 for `cocoon chain serve`)")
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("payments.chain_url: not an http(s) URL (e.g. http://127.0.0.1:8081 for `cocoon chain serve`)")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("payments.chain_url: no user info, query or fragment; put the API key in payments.chain_api_key")
+	}
+	return nil
+}
+
 func (p *Payments) validate(role string) error {
 	switch p.Chain {
 	case "":
@@ -146,8 +161,15 @@ func (p *Payments) validate(role string) error {
 		if p.Network != "mainnet" && p.Network != "testnet" {
 			return fmt.Errorf("payments.network: %q must be mainnet or testnet", p.Network)
 		}
+	case "toncenter":
+		if err := chainURL(p.ChainURL); err != nil {
+			return err
+		}
+		if p.Network != "" && p.Network != "mainnet" && p.Network != "testnet" {
+			return fmt.Errorf("payments.network: %q must be mainnet or testnet (or empty: mainnet, as `cocoon chain serve`)", p.Network)
+		}
 	default:
-		return fmt.Errorf("payments.chain: %q must be empty, ton or local", p.Chain)
+		return fmt.Errorf("payments.chain: %q must be empty, ton, local or toncenter", p.Chain)
 	}
 	if role == "proxy" {
 		if !p.Registry.Set {

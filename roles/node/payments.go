@@ -64,6 +64,18 @@ func where(p config.Payments, data string) (chains.Where, error) {
 			return w, fmt.Errorf("payments.network: %w", err)
 		}
 		return w, nil
+	case "toncenter":
+		w := chains.Where{URL: p.ChainURL, APIKey: p.ChainAPIKey, Network: tonchain.Network(p.Network)}
+		if w.URL == "" {
+			return w, errors.New("payments.chain_url: required with chain toncenter (e.g. http://127.0.0.1:8081 for `cocoon chain serve`)")
+		}
+		if w.Network == "" {
+			w.Network = tonchain.Mainnet // the local chain's, which `cocoon chain serve` serves
+		}
+		if _, err := w.Network.GlobalID(); err != nil {
+			return w, fmt.Errorf("payments.network: %w", err)
+		}
+		return w, nil
 	default:
 		return chains.Where{}, errors.New("payments.chain: not set")
 	}
