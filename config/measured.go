@@ -108,7 +108,7 @@ func engineLocation(raw string) string {
 // port and run, and an allow-list of image hashes can be kept:
 //
 //   - every role: attestation.simulated, attestation.allow_simulated, attestation.cert_validity,
-//     payments.chain, and payments.network when the chain is ton;
+//     payments.chain, and payments.network when the chain is ton or toncenter;
 //   - proxy: proxy.max_attempts (how many workers may see one prompt), payments.registry (the
 //     prices it charges and the coefficient cap);
 //   - worker: worker.model, and where worker.engine_url sends prompts: built in, loopback (port

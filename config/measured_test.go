@@ -1,8 +1,12 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,4 +214,46 @@ func TestEngineLocation(t *testing.T) {
 			assert.Equal(t, tc.want, engineLocation(tc.url))
 		})
 	}
+}
+
+// TestReadmeSaysWhatIsMeasured: README.md's "What the image hash measures" table names every
+// field once, with the roles it is measured for ("yes": every role) or "no".
+func TestReadmeSaysWhatIsMeasured(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	_, section, found := strings.Cut(string(b), "## What the image hash measures\n")
+	require.True(t, found, "README.md has the section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	key := regexp.MustCompile("`([a-z_]+(?:\\.[a-z_]+)?)`")
+	said := map[string]string{} // field → "yes", "no" or a role
+	for _, line := range strings.Split(section, "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 4 || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		word, _, _ := strings.Cut(strings.TrimSpace(cols[2]), " ")
+		word = strings.TrimSuffix(word, ",")
+		for _, m := range key.FindAllStringSubmatch(cols[1], -1) {
+			assert.NotContains(t, said, m[1], "%s is in the table twice", m[1])
+			said[m[1]] = word
+		}
+	}
+	for _, f := range configFields(t) {
+		var want []string
+		for _, role := range []string{"proxy", "worker", "client"} {
+			if slices.Contains(measuredFor[role], f.key) {
+				want = append(want, role)
+			}
+		}
+		switch {
+		case len(want) == 0:
+			assert.Equal(t, "no", said[f.key], f.key)
+		case len(want) == 3:
+			assert.Equal(t, "yes", said[f.key], f.key)
+		default:
+			assert.Equal(t, strings.Join(want, ","), said[f.key], f.key)
+		}
+		delete(said, f.key)
+	}
+	assert.Empty(t, said, "the table names fields that do not exist")
 }
