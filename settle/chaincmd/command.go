@@ -33,7 +33,8 @@ import (
 // and worker payouts, on the local chain of `cocoon demo` or on TON. This file only maps
 // arguments and flags onto the functions of go (settle/README.md, "Intended CLI").
 //
-// The chain flags (--data, --chain-data, --ton-config, --network, --key) are accepted both on
+// The chain flags (--data, --chain-data, --ton-config, --network, --chain-url, --chain-api-key,
+// --key) are accepted both on
 // `chain` itself and after any subcommand; the one given last on the command line wins, then the
 // COCOON_* environment variable, then the default.
 func Command() *cli.Command {
@@ -41,7 +42,8 @@ func Command() *cli.Command {
 		Name:  "chain",
 		Usage: "wallets, registry and proxy contracts, deposits and payouts (the demo's local chain by default, or TON)",
 		Description: "Runs against the local chain in --data (default: the demo's, so it works next to `cocoon demo` —\n" +
-			"stop the demo first, it holds the chain file) or against TON with --ton-config and --network.\n" +
+			"stop the demo first, it holds the chain file), against TON with --ton-config and --network, or against\n" +
+			"a toncenter API v2 service with --chain-url (`cocoon chain serve` sharing a local chain, or toncenter.com).\n" +
 			"Amounts are decimal TON (1.5). Key files hold a hex seed or a 24-word mnemonic, mode 0600.",
 		Flags: chainFlags(true, true),
 		Subcommands: []*cli.Command{
@@ -82,6 +84,7 @@ func Command() *cli.Command {
 				}),
 			},
 			registryCommand(),
+			serveCommand(),
 			{
 				Name:  "proxy",
 				Usage: "proxy contracts",
@@ -386,7 +389,9 @@ func chainFlags(global, withKey bool) []cli.Flag {
 		{"data", "state `DIR` whose chain.db is the local chain", filepath.Join(config.StateDir(), "demo"), "", "COCOON_DATA"},
 		{"chain-data", "local chain data `FILE`", "", "<data>/chain.db", "COCOON_CHAIN_DATA"},
 		{"ton-config", "TON global config `FILE` (lite servers): use TON instead of the local chain", "", "", "COCOON_TON_CONFIG"},
-		{"network", "`NETWORK` of --ton-config: mainnet or testnet", "", "", "COCOON_TON_NETWORK"},
+		{"network", "`NETWORK` of --ton-config or --chain-url: mainnet or testnet (--chain-url: default mainnet)", "", "", "COCOON_TON_NETWORK"},
+		{"chain-url", "toncenter API v2 base `URL` (`cocoon chain serve`, toncenter.com): use it instead of the local chain", "", "", "COCOON_CHAIN_URL"},
+		{"chain-api-key", "API `KEY` for --chain-url, sent as X-API-Key (prefer the environment variable)", "", "", "COCOON_CHAIN_API_KEY"},
 		{"key", "wallet key `FILE` (hex seed or 24-word mnemonic, mode 0600)", "", "", "COCOON_KEY"},
 	}
 	var fs []cli.Flag
@@ -458,28 +463,34 @@ func chainActionArgs(name string, minArgs, maxArgs int, argsUsage string, f cli.
 
 // openChain opens the chain the flags name.
 func openChain(c *cli.Context) (chain.Chain, func() error, error) {
-	b := chains.Where{ConfigPath: chainFlag(c, "ton-config"), Network: tonchain.Network(chainFlag(c, "network"))}
+	b := chains.Where{ConfigPath: chainFlag(c, "ton-config"), Network: tonchain.Network(chainFlag(c, "network")),
+		URL: chainFlag(c, "chain-url"), APIKey: chainFlag(c, "chain-api-key")}
 	chainData := chainFlag(c, "chain-data")
 	switch {
+	case b.URL != "" && (b.ConfigPath != "" || chainData != ""):
+		return nil, nil, chainUsage("give one of --chain-data (local chain), --ton-config (TON) or --chain-url (a chain service), not two")
+	case b.APIKey != "" && b.URL == "":
+		return nil, nil, chainUsage("--chain-api-key needs --chain-url")
+	case b.URL != "":
 	case b.ConfigPath != "" && chainData != "":
 		return nil, nil, chainUsage("give --chain-data (local chain) or --ton-config (TON), not both")
 	case b.ConfigPath != "" && b.Network == "":
 		return nil, nil, chainUsage("--ton-config needs --network mainnet or testnet")
 	case b.ConfigPath == "" && b.Network != "":
-		return nil, nil, chainUsage("--network needs --ton-config (the local chain has no network)")
+		return nil, nil, chainUsage("--network needs --ton-config or --chain-url (the local chain has no network)")
 	case b.ConfigPath == "":
 		b.Local = chainData
 		if b.Local == "" {
 			b.Local = filepath.Join(chainFlag(c, "data"), local.DefaultFile)
 			// Opening would make an empty chain there; only an explicit --chain-data may be new.
 			if _, err := os.Stat(b.Local); errors.Is(err, os.ErrNotExist) {
-				return nil, nil, fmt.Errorf("no local chain at %s: run `cocoon demo` once, or pass --chain-data FILE for a new one (or --ton-config)", b.Local)
+				return nil, nil, fmt.Errorf("no local chain at %s: run `cocoon demo` once, or pass --chain-data FILE for a new one (or --ton-config, or --chain-url of a `cocoon chain serve`)", b.Local)
 			}
 		}
 	}
 	ch, closeChain, err := chains.Open(c.Context, b)
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, nil, fmt.Errorf("the local chain %s is locked by another process (a running `cocoon demo` holds it): stop the demo first, then retry", b.Local)
+		return nil, nil, lockedError(b.Local)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,79 @@
+package chaincmd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cocoon-network/cocoon/settle/chain/chainserve"
+	"github.com/cocoon-network/cocoon/settle/chain/local"
+	"github.com/cocoon-network/cocoon/settle/chain/toncenter"
+)
+
+// DefaultServeListen is where `cocoon chain serve` listens unless told otherwise.
+const DefaultServeListen = "127.0.0.1:8081"
+
+// serveCommand is `cocoon chain serve`: the local chain as a service for other processes.
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the local chain to other processes and containers (toncenter API v2, with a faucet) until stopped",
+		Description: "Holds the local chain file (--data's chain.db, or --chain-data; made if missing) and answers\n" +
+			"toncenter's API v2 (getAddressInformation, runGetMethod, sendBoc, sendBocReturnHash) and\n" +
+			"POST " + toncenter.PathFaucet + ". Roles reach it with payments.chain toncenter and payments.chain_url,\n" +
+			"`cocoon chain` commands with --chain-url. Listen on 0.0.0.0 only on a private network: the faucet\n" +
+			"mints to anyone.",
+		ArgsUsage: " ",
+		Flags: append(chainFlags(false, false),
+			&cli.StringFlag{Name: "listen", Usage: "`HOST:PORT` to serve on (0.0.0.0:8081 in a container network)", Value: DefaultServeListen, EnvVars: []string{"COCOON_CHAIN_LISTEN"}},
+			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn or error", Value: "info", EnvVars: []string{"COCOON_LOG_LEVEL"}}),
+		Action: chainAction("serve", 0, "", serve),
+	}
+}
+
+func serve(c *cli.Context) error {
+	for _, name := range []string{"ton-config", "network", "chain-url", "chain-api-key", "key"} {
+		if chainFlag(c, name) != "" {
+			return chainUsage("--%s does not apply: serve runs the local chain (unset it, or $COCOON_* for it)", name)
+		}
+	}
+	level, err := zerolog.ParseLevel(c.String("log-level"))
+	if err != nil || c.String("log-level") == "" {
+		return chainUsage("--log-level %q: want trace, debug, info, warn or error", c.String("log-level"))
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: c.App.ErrWriter, NoColor: true}).Level(level).With().Timestamp().Logger()
+	path := chainFlag(c, "chain-data")
+	if path == "" {
+		dir := chainFlag(c, "data")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		path = filepath.Join(dir, local.DefaultFile)
+	}
+	ch, err := local.Open(path, local.Options{})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return lockedError(path)
+	}
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another `cocoon chain serve` there? pick another --listen)", c.String("listen"), err)
+	}
+	fmt.Fprintf(c.App.Writer, "serving the local chain %s at http://%s (toncenter API v2; faucet POST %s); stop with Ctrl-C\n",
+		path, ln.Addr(), toncenter.PathFaucet)
+	return chainserve.New(ch, chainserve.Config{}, log).Serve(c.Context, ln)
+}
+
+// lockedError is the local chain held by another process.
+func lockedError(path string) error {
+	return fmt.Errorf("the local chain %s is locked by another process (a running `cocoon demo` or `cocoon chain serve` holds it): stop the demo first, or reach the serve with --chain-url, then retry", path)
+}
