@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"io"
 	"net"
 	"net/http"
@@ -48,6 +49,8 @@ type stubProxy struct {
 	accepted int
 	// modelsErr, when set, answers model list requests instead of the models.
 	modelsErr *wire.Error
+	// paymentKey is the payment key the stub presents in its claims; nil: none.
+	paymentKey ed25519.PublicKey
 }
 
 func (p *stubProxy) failModels(e *wire.Error) {
@@ -59,10 +62,12 @@ func (p *stubProxy) failModels(e *wire.Error) {
 // workerImage is the image hash stubs report for their worker.
 const workerImage = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988"
 
-func proxyConfig(t testing.TB) transport.Config {
+func proxyConfig(t testing.TB, paymentKey ed25519.PublicKey) transport.Config {
 	t.Helper()
+	claims := attesttest.Claims(attest.RoleProxy)
+	claims.PaymentKey = paymentKey
 	id, err := transport.NewIdentity(transport.IdentityConfig{
-		Claims: attesttest.Claims(attest.RoleProxy),
+		Claims: claims,
 		Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleProxy)),
 	})
 	require.NoError(t, err)
@@ -73,7 +78,13 @@ func proxyConfig(t testing.TB) transport.Config {
 // newStub starts a stub proxy on a free port; it stops at the end of the test.
 func newStub(t testing.TB, sc script, models ...*wire.ModelInfo) *stubProxy {
 	t.Helper()
-	p := &stubProxy{t: t, script: sc, models: models}
+	return newKeyedStub(t, nil, sc, models...)
+}
+
+// newKeyedStub is newStub for a proxy that presents paymentKey.
+func newKeyedStub(t testing.TB, paymentKey ed25519.PublicKey, sc script, models ...*wire.ModelInfo) *stubProxy {
+	t.Helper()
+	p := &stubProxy{t: t, script: sc, models: models, paymentKey: paymentKey}
 	p.start("127.0.0.1:0")
 	t.Cleanup(p.stop)
 	return p
@@ -81,7 +92,7 @@ func newStub(t testing.TB, sc script, models ...*wire.ModelInfo) *stubProxy {
 
 func (p *stubProxy) start(addr string) {
 	p.t.Helper()
-	cfg := proxyConfig(p.t)
+	cfg := proxyConfig(p.t, p.paymentKey)
 	// quic-go releases a closed listener's UDP port once its last connection is retired, a little
 	// after Close: a restart on the same port polls until the port is free.
 	var l *transport.Listener
