@@ -36,10 +36,11 @@ func (w *Worker) Healthy() error {
 	if !w.healthy.Load() {
 		return errors.New("engine not answering")
 	}
+	members := w.set.Members()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, p := range w.proxies {
-		if p.Registered {
+	for _, m := range members {
+		if m.Value.Registered {
 			return nil
 		}
 	}
@@ -48,12 +49,16 @@ func (w *Worker) Healthy() error {
 
 // Stats is the worker's /jsonstats document.
 func (w *Worker) Stats() any {
-	w.mu.Lock()
-	proxies := make([]proxyState, 0, len(w.proxies))
-	for _, p := range w.proxies {
-		proxies = append(proxies, *p)
+	members := w.set.Members()
+	proxies := make([]proxyState, 0, len(members))
+	for _, m := range members {
+		refused := m.Refusal()
+		w.mu.Lock()
+		p := *m.Value
+		w.mu.Unlock()
+		p.Refused = refused
+		proxies = append(proxies, p)
 	}
-	w.mu.Unlock()
 	sort.Slice(proxies, func(a, b int) bool { return proxies[a].Addr < proxies[b].Addr })
 	p50, p99 := w.stats.latency.Percentiles()
 	return map[string]any{

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"testing"
@@ -44,7 +45,21 @@ type stubProxy struct {
 }
 
 func newStubProxy(t *testing.T) *stubProxy {
-	l, err := transport.Listen("127.0.0.1:0", tconfig(t, attest.RoleProxy))
+	return newKeyedStubProxy(t, nil)
+}
+
+// newKeyedStubProxy is a stub proxy that presents paymentKey in its claims (nil: none).
+func newKeyedStubProxy(t *testing.T, paymentKey ed25519.PublicKey) *stubProxy {
+	tc := tconfig(t, attest.RoleProxy)
+	if paymentKey != nil {
+		claims := attesttest.Claims(attest.RoleProxy)
+		claims.PaymentKey = paymentKey
+		id, err := transport.NewIdentity(transport.IdentityConfig{Claims: claims,
+			Quoter: attesttest.Quoter(t, attesttest.Measurements(attest.RoleProxy))})
+		require.NoError(t, err)
+		tc.Identity = id
+	}
+	l, err := transport.Listen("127.0.0.1:0", tc)
 	require.NoError(t, err)
 	sp := &stubProxy{l: l, conns: make(chan *transport.Conn, 4)}
 	go func() {
