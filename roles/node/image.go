@@ -27,11 +27,10 @@ func imageHash(cfg config.Config, role attest.Role, tdx func() (attest.Quoter, e
 		return attest.ImageHash{}, false, fmt.Errorf("%s image hash: only proxies and workers run in a TD; a %s presents no quote", role, role)
 	}
 	if cfg.Attestation.Simulated {
-		digest, err := attest.ExecutableDigest()
+		m, err := SimulatedMeasurements(cfg, role)
 		if err != nil {
 			return attest.ImageHash{}, true, fmt.Errorf("%s image hash: %w", role, err)
 		}
-		m := attest.SimulatedMeasurements(digest, role, cfg.Digest(string(role)))
 		return m.ImageHash(), true, nil
 	}
 	q, err := tdx()
@@ -72,4 +71,14 @@ func PrintImage(w io.Writer, cfg config.Config, role string) error {
 		_, err = fmt.Fprintln(w, hash)
 	}
 	return err
+}
+
+// SimulatedMeasurements are the measurements a simulated TD of this binary running cfg as role
+// presents: one formula for the node's quotes, --print-image and the demo's registry.
+func SimulatedMeasurements(cfg config.Config, role attest.Role) (attest.Measurements, error) {
+	digest, err := attest.ExecutableDigest()
+	if err != nil {
+		return attest.Measurements{}, err
+	}
+	return attest.SimulatedMeasurements(digest, role, cfg.Digest(string(role))), nil
 }

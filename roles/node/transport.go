@@ -39,11 +39,10 @@ func Transport(c *config.Config, role attest.Role, claims attest.Claims, version
 	var quoter attest.Quoter
 	if role != attest.RoleClient {
 		if c.Attestation.Simulated {
-			digest, err := attest.ExecutableDigest()
+			m, err := SimulatedMeasurements(*c, role)
 			if err != nil {
 				return transport.Config{}, err
 			}
-			m := attest.SimulatedMeasurements(digest, role, claims.ConfigDigest)
 			if quoter, err = root.Quoter(m); err != nil {
 				return transport.Config{}, err
 			}

@@ -171,12 +171,14 @@ func Start(ctx context.Context, cfg config.Config, data, version string, log zer
 		}
 	}()
 	// The local chain: registry, the proxy's contract, funded wallets, the client's deposit.
-	digest, err := attest.ExecutableDigest()
+	proxyImage, err := node.SimulatedMeasurements(cfg, attest.RoleProxy)
 	if err != nil {
 		return nil, err
 	}
-	proxyImage := attest.SimulatedMeasurements(digest, attest.RoleProxy, cfg.Digest("proxy"))
-	workerImage := attest.SimulatedMeasurements(digest, attest.RoleWorker, cfg.Digest("worker"))
+	workerImage, err := node.SimulatedMeasurements(cfg, attest.RoleWorker)
+	if err != nil {
+		return nil, err
+	}
 	_, weights, err := node.Engine(cfg, zerolog.Nop())
 	if err != nil {
 		return nil, err
