@@ -3,10 +3,11 @@
 // reading the registry and proxy contracts, watching them for changes, deploying them,
 // depositing, submitting signed payment states and paying out.
 //
-// Two implementations exist: settle/chain/local, an embedded chain that runs the real
-// contract code in tongo's emulator (the default of `cocoon demo`), and settle/chain/tonchain,
-// tongo's lite-server client for mainnet or testnet. Both send through a real wallet
-// contract (v5r1 by default), built here by New around a Backend.
+// Three implementations exist: settle/chain/local, an embedded chain that runs the real
+// contract code in tongo's emulator (the default of `cocoon demo`); settle/chain/toncenter, a
+// client of toncenter's HTTP API for `cocoon chain serve` and toncenter.com alike; and
+// settle/chain/tonchain, tongo's lite-server client for mainnet or testnet. All send through a
+// real wallet contract (v5r1 by default), built here by New around a Backend.
 package chain
 
 import (

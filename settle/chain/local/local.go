@@ -3,9 +3,10 @@
 // real contract and wallet code (settle/emu). A faucet mints test TON. It implements
 // chain.Chain, so roles cannot tell it from TON, and it keeps its state across restarts.
 //
-// The data file is locked by the process that opens it (bbolt), so one process — `cocoon
-// demo`, which runs all roles in-process — owns the local chain; a second Open of the same
-// file waits five seconds and fails.
+// The data file is locked by the process that opens it (bbolt), so one process owns the local
+// chain: `cocoon demo`, which runs all roles in-process, or `cocoon chain serve`
+// (settle/chain/chainserve), which serves it to other processes; a second Open of the same file
+// waits five seconds and fails.
 package local
 
 import (
