@@ -47,6 +47,12 @@ type Payments struct {
 	// SubmitThreshold: a client or worker submits its latest state once it is this many nanoTON
 	// ahead of what the contract accepted; 0 leaves it to `cocoon chain submit`.
 	SubmitThreshold uint64 `yaml:"submit_threshold" json:"submit_threshold"`
+	// TopUpBelow: a client tops up its deposit in a proxy contract it uses once what is left there
+	// (less charges signed but not yet on chain) falls below this many nanoTON; 0: never (top up
+	// with `cocoon chain top-up`).
+	TopUpBelow uint64 `yaml:"top_up_below" json:"top_up_below"`
+	// TopUpAmount is how many nanoTON each automatic top-up deposits; required with TopUpBelow.
+	TopUpAmount uint64 `yaml:"top_up_amount" json:"top_up_amount"`
 }
 
 // Attestation says how this node proves itself and whom it trusts.
@@ -120,6 +126,10 @@ type Client struct {
 	// AllowedHosts are the Host names ("api.internal", or "*" for any) the API answers to besides
 	// loopback and its own address: any other name may be DNS rebinding.
 	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts"`
+	// MaxProxies is how many of the known proxies (configured and registered) the client connects
+	// to at once: those with the lowest measured round-trip time, re-chosen as proxies come, go or
+	// fail. 0: all of them.
+	MaxProxies int `yaml:"max_proxies" json:"max_proxies"`
 }
 
 // Duration is a time.Duration written as "10s", "5m" in files.

@@ -134,6 +134,9 @@ func roleFlags(role string) []flag {
 			list("allowed-origins", "COCOON_ALLOWED_ORIGINS", "web page origins allowed to call the API besides loopback (* for any)", func(c *Config, v []string) { c.Client.AllowedOrigins = v }),
 			list("allowed-hosts", "COCOON_ALLOWED_HOSTS", "Host names the API answers to besides loopback and its listen address (* for any)", func(c *Config, v []string) { c.Client.AllowedHosts = v }),
 			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the charged state once it is this many nanoTON ahead", func(c *Config, v int64) { c.Payments.SubmitThreshold = uint64(v) }),
+			integer("max-proxies", "COCOON_MAX_PROXIES", "connect to at most this many proxies, those with the lowest round-trip time (0: all)", func(c *Config, v int64) { c.Client.MaxProxies = int(v) }),
+			integer("top-up-below", "COCOON_TOP_UP_BELOW", "payments: top up the deposit in a proxy contract once less than this many nanoTON is left (0: never)", func(c *Config, v int64) { c.Payments.TopUpBelow = uint64(v) }),
+			integer("top-up-amount", "COCOON_TOP_UP_AMOUNT", "payments: nanoTON each automatic top-up deposits", func(c *Config, v int64) { c.Payments.TopUpAmount = uint64(v) }),
 		}
 	}
 	return nil

@@ -34,8 +34,9 @@ var (
 		"worker.proxies", "worker.engine_api_key", "worker.model_dir", "worker.weights_digest", "worker.coefficient",
 		"worker.max_active", "worker.owner_address", "worker.stats_listen", "worker.builtin_token_delay",
 		"client.proxies", "client.listen", "client.api_token", "client.max_body_bytes", "client.max_coefficient",
-		"client.request_timeout", "client.max_bodies_bytes", "client.max_connections",
+		"client.request_timeout", "client.max_bodies_bytes", "client.max_connections", "client.max_proxies",
 		"payments.chain_data", "payments.ton_config", "payments.chain_url", "payments.chain_api_key", "payments.key", "payments.proxy_contract", "payments.submit_threshold",
+		"payments.top_up_below", "payments.top_up_amount",
 	}
 )
 

@@ -92,6 +92,15 @@ func (c *Config) Validate(role string) error {
 		if c.Client.MaxConnections < 1 {
 			return fmt.Errorf("client.max_connections: %d must be at least 1", c.Client.MaxConnections)
 		}
+		if c.Client.MaxProxies < 0 {
+			return fmt.Errorf("client.max_proxies: %d is negative (0: all proxies)", c.Client.MaxProxies)
+		}
+		if b, a := c.Payments.TopUpBelow, c.Payments.TopUpAmount; (b == 0) != (a == 0) {
+			return fmt.Errorf("payments.top_up_below and payments.top_up_amount: give both (nanoTON) to top up automatically, or neither")
+		}
+		if c.Payments.TopUpBelow > 0 && c.Payments.Chain == "" {
+			return fmt.Errorf("payments.top_up_below: needs payments.chain (top-ups are paid from the client's wallet)")
+		}
 		for i, o := range c.Client.AllowedOrigins {
 			if o == "*" {
 				continue
