@@ -22,6 +22,7 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 // Target is a proxy to connect to.
@@ -87,8 +88,8 @@ func CheckPaymentKey(t Target, peer *attest.Peer) error {
 		ErrPaymentKeyMismatch, t.Endpoint, got, hex.EncodeToString(t.PaymentKey))
 }
 
-// Refusal is why a dial or connection failed if it is a refusal (by our policy, by the proxy, or
-// a payment key mismatch), or "" when it is not (the proxy is down or unreachable).
+// Refusal is why a dial failed if it is a refusal (by our policy, by the proxy, or a payment key
+// mismatch), or "" when it is not (the proxy is down, unreachable or stopping).
 func Refusal(err error) string {
 	if err == nil {
 		return ""
@@ -98,8 +99,10 @@ func Refusal(err error) string {
 	switch {
 	case errors.Is(err, transport.ErrPeerRefused), errors.Is(err, ErrPaymentKeyMismatch):
 		return err.Error()
-	case errors.As(err, &ae) && ae.Remote:
-		// The listener closes with a reason when it does not verify us or our version.
+	case errors.As(err, &ae) && ae.Remote && ae.ErrorCode != wire.CodeOK && ae.ErrorCode != wire.CodeShutdown &&
+		ae.ErrorCode != wire.CodeInternal:
+		// During the dial, the listener closes with a reason when it does not verify us (our
+		// attestation, our version) or has too many connections from our address.
 		return "proxy refused this node: " + ae.ErrorMessage
 	case errors.As(err, &te) && te.Remote && (te.ErrorCode.IsCryptoError() || te.ErrorCode == quic.ConnectionRefused):
 		return "proxy refused this node: " + te.Error()
