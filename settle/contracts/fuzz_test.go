@@ -28,9 +28,11 @@ func FuzzParseRegistryData(f *testing.F) {
 		Proxies: []contracts.ProxyEntry{{Key: testKey(1).Public().(ed25519.PublicKey), Contract: account(2), WorkerEndpoint: "h:1", ClientEndpoint: "h:2"}},
 	})
 	require.NoError(f, err)
-	b, err := data.ToBoc()
-	require.NoError(f, err)
-	f.Add(b)
+	for _, c := range []*boc.Cell{data, oneEndpointRegistry(f, account(1), testKey(1).Public().(ed25519.PublicKey), account(2), "h:1")} {
+		b, err := c.ToBoc()
+		require.NoError(f, err)
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c := decode(raw)
 		if c == nil {

@@ -203,23 +203,7 @@ func TestRegistryProxyBeforeClientEndpoint(t *testing.T) {
 	e := newEnv(t)
 	owner := e.user(1)
 	key := testKey(7).Public().(ed25519.PublicKey)
-	data, err := contracts.RegistryData(contracts.Registry{Owner: owner, Params: testParams()})
-	require.NoError(err)
-	// Storage is owner, version, params, lists, then the proxies dictionary: swap in one holding an
-	// old-layout entry.
-	old := tlb.NewHashmapE([]tlb.Bits256{tlb.Bits256(key)}, []tlb.Ref[boc.Cell]{{Value: *proxyInfoCell(t, account(9), "10.0.0.9:4433")}})
-	var st struct {
-		Owner   tlb.MsgAddress
-		Version tlb.Uint32
-		Params  tlb.Ref[boc.Cell]
-		Lists   tlb.Ref[boc.Cell]
-		Proxies tlb.HashmapE[tlb.Bits256, tlb.Ref[boc.Cell]]
-	}
-	require.NoError(tlb.Unmarshal(data, &st))
-	st.Proxies = old
-	data = boc.NewCell()
-	require.NoError(tlb.Marshal(data, st))
-	reg := e.deploy(owner, contracts.RegistryCode(), data, ton1, nil)
+	reg := e.deploy(owner, contracts.RegistryCode(), oneEndpointRegistry(t, owner, key, account(9), "10.0.0.9:4433"), ton1, nil)
 
 	want := contracts.ProxyEntry{Key: key, Contract: account(9), WorkerEndpoint: "10.0.0.9:4433", ClientEndpoint: "10.0.0.9:4433"}
 	r := e.registry(reg)
@@ -267,8 +251,29 @@ func TestRegistryProxyByEndpoint(t *testing.T) {
 	}
 }
 
+// oneEndpointRegistry is a registry's storage as the layout with one endpoint per proxy wrote it,
+// listing key at endpoint.
+func oneEndpointRegistry(t testing.TB, owner ton.AccountID, key ed25519.PublicKey, contract ton.AccountID, endpoint string) *boc.Cell {
+	data, err := contracts.RegistryData(contracts.Registry{Owner: owner, Params: testParams()})
+	require.NoError(t, err)
+	// Storage is owner, version, params, lists, then the proxies dictionary: swap in one holding an
+	// old-layout entry.
+	var st struct {
+		Owner   tlb.MsgAddress
+		Version tlb.Uint32
+		Params  tlb.Ref[boc.Cell]
+		Lists   tlb.Ref[boc.Cell]
+		Proxies tlb.HashmapE[tlb.Bits256, tlb.Ref[boc.Cell]]
+	}
+	require.NoError(t, tlb.Unmarshal(data, &st))
+	st.Proxies = tlb.NewHashmapE([]tlb.Bits256{tlb.Bits256(key)}, []tlb.Ref[boc.Cell]{{Value: *proxyInfoCell(t, contract, endpoint)}})
+	data = boc.NewCell()
+	require.NoError(t, tlb.Marshal(data, st))
+	return data
+}
+
 // proxyInfoCell builds a ProxyInfo cell by hand: the contract, then one ref per endpoint given.
-func proxyInfoCell(t *testing.T, contract ton.AccountID, endpoints ...string) *boc.Cell {
+func proxyInfoCell(t testing.TB, contract ton.AccountID, endpoints ...string) *boc.Cell {
 	c := boc.NewCell()
 	require.NoError(t, tlb.Marshal(c, contract.ToMsgAddress()))
 	for _, ep := range endpoints {
