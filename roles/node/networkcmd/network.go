@@ -93,7 +93,11 @@ type Options struct {
 // dialFunc reaches a proxy at endpoint and returns its verified attestation.
 type dialFunc func(ctx context.Context, endpoint string) (*attest.Peer, error)
 
-// Survey reads the registry and dials the client endpoint of every listed proxy at once.
+// maxDials is how many proxies Survey dials at once.
+const maxDials = 32
+
+// Survey reads the registry and dials the client endpoint of every listed proxy, up to maxDials
+// at once, each within o.Timeout.
 func Survey(ctx context.Context, ch chain.Chain, registry ton.AccountID, o Options) (Network, error) {
 	dial, err := dialer(o)
 	if err != nil {
@@ -109,8 +113,11 @@ func survey(ctx context.Context, ch chain.Chain, registry ton.AccountID, timeout
 	}
 	n := describe(registry, r)
 	var wg sync.WaitGroup
+	busy := make(chan struct{}, maxDials)
 	for i, entry := range r.Proxies {
 		wg.Go(func() {
+			busy <- struct{}{}
+			defer func() { <-busy }()
 			dctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			start := time.Now()

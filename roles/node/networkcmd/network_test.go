@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"sync"
@@ -293,3 +294,43 @@ func key(seed byte) ed25519.PrivateKey {
 }
 
 func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+
+// TestCheck: what a dial's outcome says about a listed proxy, without a network.
+func TestCheck(t *testing.T) {
+	listed := contracts.ProxyEntry{Key: pub(key(9)), WorkerEndpoint: "10.0.0.1:4433", ClientEndpoint: "proxy.example:443"}
+	reg := contracts.Registry{ProxyImages: [][32]byte{{1}}, Proxies: []contracts.ProxyEntry{listed}}
+	testCases := map[string]struct {
+		peer *attest.Peer
+		err  error
+		want Proxy
+	}{
+		"tdx, allowed, as listed": {
+			peer: &attest.Peer{Quoted: true, ImageHash: attest.ImageHash{1}, Claims: &attest.Claims{PaymentKey: pub(key(9))}},
+			want: Proxy{Answered: true, DialMillis: 12, Attestation: "tdx", ImageHash: attest.ImageHash{1}.String(), ImageAllowed: true, PaymentKeyMatches: true},
+		},
+		"simulated, image not allowed, another key": {
+			peer: &attest.Peer{Quoted: true, Simulated: true, ImageHash: attest.ImageHash{2}, Claims: &attest.Claims{PaymentKey: pub(key(8))}},
+			want: Proxy{Answered: true, DialMillis: 12, Attestation: "simulated", ImageHash: attest.ImageHash{2}.String(),
+				AttestedKey: hex.EncodeToString(pub(key(8)))},
+		},
+		"no payment key attested": {
+			peer: &attest.Peer{Quoted: true, ImageHash: attest.ImageHash{1}, Claims: &attest.Claims{}},
+			want: Proxy{Answered: true, DialMillis: 12, Attestation: "tdx", ImageHash: attest.ImageHash{1}.String(), ImageAllowed: true},
+		},
+		"refused as simulated": {
+			err:  fmt.Errorf("dial proxy.example:443: %w", attest.ErrSimulatedNotAllowed),
+			want: Proxy{Error: "dial proxy.example:443: " + attest.ErrSimulatedNotAllowed.Error() + " (--allow-simulated accepts it)"},
+		},
+		"no answer": {
+			err:  errors.New("dial proxy.example:443: timeout: no recent network activity"),
+			want: Proxy{Error: "dial proxy.example:443: timeout: no recent network activity"},
+		},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			var got Proxy
+			check(&got, reg, listed, tc.peer, tc.err, 12*time.Millisecond)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
