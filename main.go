@@ -25,6 +25,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/roles/node/demo"
+	"github.com/cocoon-network/cocoon/roles/node/networkcmd"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 )
 
@@ -69,6 +70,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			attestcmd.Command(version),
 			chaincmd.Command(),
+			networkcmd.Command(chaincmd.ChainFlags(), chaincmd.WithChain),
 			{
 				Name:  "version",
 				Usage: "print the version",

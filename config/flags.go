@@ -90,6 +90,7 @@ func common() []flag {
 		str("chain-data", "COCOON_CHAIN_DATA", "payments: local chain file (default <data>/chain.db)", func(c *Config, v string) { c.Payments.ChainData = v }),
 		str("ton-config", "COCOON_TON_CONFIG", "payments: TON global config file", func(c *Config, v string) { c.Payments.TONConfig = v }),
 		str("network", "COCOON_TON_NETWORK", "payments: mainnet or testnet", func(c *Config, v string) { c.Payments.Network = v }),
+		address("registry", "COCOON_REGISTRY", "payments: the registry contract: its lists decide whom this node trusts, and clients and workers find the proxies there", func(c *Config, v Address) { c.Payments.Registry = v }),
 		str("key", "COCOON_KEY", "payments: payment key (proxy) or wallet key (client, worker)", func(c *Config, v string) { c.Payments.Key = v }),
 		boolean("offline", "COCOON_OFFLINE", "never fetch collateral; use the cache and the bundle only", func(c *Config, v bool) { c.Attestation.Offline = v }),
 	}
@@ -103,7 +104,6 @@ func roleFlags(role string) []flag {
 			str("stats-listen", "COCOON_STATS_LISTEN", "HTTP address of /healthz, /stats, /jsonstats", func(c *Config, v string) { c.Proxy.StatsListen = v }),
 			str("stats-token", "COCOON_STATS_TOKEN", "bearer token that shows per-client payments on the stats port (loopback sees them without)", func(c *Config, v string) { c.Proxy.StatsToken = v }),
 			duration("request-timeout", "COCOON_REQUEST_TIMEOUT", "longest a request may take", func(c *Config, v time.Duration) { c.Proxy.RequestTimeout = Duration(v) }),
-			address("registry", "COCOON_REGISTRY", "payments: registry contract address", func(c *Config, v Address) { c.Payments.Registry = v }),
 			address("proxy-contract", "COCOON_PROXY_CONTRACT", "payments: this proxy's contract address", func(c *Config, v Address) { c.Payments.ProxyContract = v }),
 		}
 	case "worker":

@@ -27,14 +27,14 @@ type measured struct {
 	CertValidity   time.Duration   `json:"cert_validity"`
 	Chain          string          `json:"chain"`
 	Network        string          `json:"network,omitempty"`
+	Registry       string          `json:"registry,omitempty"`
 	Proxy          *measuredProxy  `json:"proxy,omitempty"`
 	Worker         *measuredWorker `json:"worker,omitempty"`
 	Client         *measuredClient `json:"client,omitempty"`
 }
 
 type measuredProxy struct {
-	MaxAttempts int    `json:"max_attempts"`
-	Registry    string `json:"registry"`
+	MaxAttempts int `json:"max_attempts"`
 }
 
 type measuredWorker struct {
@@ -52,6 +52,7 @@ func (c *Config) measure(role string) measured {
 	m := measured{
 		Role: role, Simulated: c.Attestation.Simulated, AllowSimulated: c.Attestation.AllowSimulated,
 		CertValidity: time.Duration(c.Attestation.CertValidity), Chain: c.Payments.Chain,
+		Registry: c.Payments.Registry.String(),
 	}
 	switch m.Chain {
 	case "ton":
@@ -65,7 +66,7 @@ func (c *Config) measure(role string) measured {
 	}
 	switch role {
 	case "proxy":
-		m.Proxy = &measuredProxy{MaxAttempts: c.Proxy.MaxAttempts, Registry: c.Payments.Registry.String()}
+		m.Proxy = &measuredProxy{MaxAttempts: c.Proxy.MaxAttempts}
 	case "worker":
 		m.Worker = &measuredWorker{Model: c.Worker.Model, Engine: engineLocation(c.Worker.EngineURL)}
 	case "client":
@@ -108,9 +109,10 @@ func engineLocation(raw string) string {
 // port and run, and an allow-list of image hashes can be kept:
 //
 //   - every role: attestation.simulated, attestation.allow_simulated, attestation.cert_validity,
-//     payments.chain, and payments.network when the chain is ton or toncenter;
-//   - proxy: proxy.max_attempts (how many workers may see one prompt), payments.registry (the
-//     prices it charges and the coefficient cap);
+//     payments.chain, payments.network when the chain is ton or toncenter, and payments.registry
+//     (whose lists decide whom the node trusts; for a proxy also the prices and the coefficient
+//     cap);
+//   - proxy: proxy.max_attempts (how many workers may see one prompt);
 //   - worker: worker.model, and where worker.engine_url sends prompts: built in, loopback (port
 //     left out) or the remote scheme://host:port;
 //   - client: client.allowed_origins and client.allowed_hosts (which web pages may use its API).

@@ -19,10 +19,10 @@ import (
 var (
 	measuredEveryRole = []string{
 		"attestation.simulated", "attestation.allow_simulated", "attestation.cert_validity",
-		"payments.chain", "payments.network",
+		"payments.chain", "payments.network", "payments.registry",
 	}
 	measuredFor = map[string][]string{
-		"proxy":  append(slices.Clone(measuredEveryRole), "proxy.max_attempts", "payments.registry"),
+		"proxy":  append(slices.Clone(measuredEveryRole), "proxy.max_attempts"),
 		"worker": append(slices.Clone(measuredEveryRole), "worker.model", "worker.engine_url"),
 		"client": append(slices.Clone(measuredEveryRole), "client.allowed_origins", "client.allowed_hosts"),
 	}

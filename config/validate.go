@@ -48,7 +48,7 @@ func (c *Config) Validate(role string) error {
 			return fmt.Errorf("proxy.stats_token: must be at least 16 characters without spaces (e.g. openssl rand -hex 16), or empty for loopback only")
 		}
 	case "worker":
-		if err := proxies("worker.proxies", c.Worker.Proxies); err != nil {
+		if err := proxies("worker.proxies", c.Worker.Proxies, c.Payments.Registry.Set); err != nil {
 			return err
 		}
 		if c.Worker.EngineURL != "" {
@@ -73,7 +73,7 @@ func (c *Config) Validate(role string) error {
 			return err
 		}
 	case "client":
-		if err := proxies("client.proxies", c.Client.Proxies); err != nil {
+		if err := proxies("client.proxies", c.Client.Proxies, c.Payments.Registry.Set); err != nil {
 			return err
 		}
 		if err := hostPort("client.listen", c.Client.Listen, false); err != nil {
@@ -131,9 +131,11 @@ func hostPort(field, v string, optional bool) error {
 	return nil
 }
 
-func proxies(field string, list []string) error {
-	if len(list) == 0 {
-		return fmt.Errorf("%s: at least one proxy address is required", field)
+// proxies checks a list of proxy addresses; with a registry it may be empty (the registry lists
+// the proxies).
+func proxies(field string, list []string, registry bool) error {
+	if len(list) == 0 && !registry {
+		return fmt.Errorf("%s: at least one proxy address is required (or payments.registry, to find them there)", field)
 	}
 	for i, p := range list {
 		if err := hostPort(fmt.Sprintf("%s[%d]", field, i), p, false); err != nil {
@@ -161,6 +163,9 @@ func chainURL(v string) error {
 func (p *Payments) validate(role string) error {
 	switch p.Chain {
 	case "":
+		if p.Registry.Set {
+			return fmt.Errorf("payments.registry: needs payments.chain to read it (local, toncenter or ton)")
+		}
 		return nil
 	case "local":
 	case "ton":
