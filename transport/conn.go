@@ -54,9 +54,15 @@ type Conn struct {
 	pingEvery atomic.Int64 // nanoseconds; see SetPingInterval
 	pingWake  chan struct{}
 
-	ends     time.Time
-	drainAt  time.Time
-	draining chan struct{} // closed at drainAt
+	ends      time.Time
+	drainAt   time.Time
+	draining  chan struct{} // closed at drainAt, or when the policy no longer allows the peer
+	drainOnce sync.Once
+
+	drainMu     sync.Mutex
+	drainReason string
+	refusal     *RefusedError // set when the policy no longer allows the peer (refuse.go)
+	active      int           // request streams under way
 }
 
 // Peer is the verified peer at the other end.
@@ -71,9 +77,16 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Ends is when the connection will be closed: when the earlier of the two certificates expires.
 func (c *Conn) Ends() time.Time { return c.ends }
 
-// Draining is closed Config.DrainBefore ahead of Ends (or the peer's, if longer). From then on new requests should go over a
-// replacement connection, while those under way finish on this one; the connection still carries
-// whatever is sent on it.
+// Draining is closed Config.DrainBefore ahead of Ends (or the peer's, if longer). From then on new
+// requests should go over a replacement connection, while those under way finish on this one; the
+// connection still carries whatever is sent on it.
+//
+// It is also closed when a new policy (attest.Verifier.SetPolicy) no longer allows the peer. Then
+// the connection takes no new requests: OpenStream fails with a *RefusedError and streams the peer
+// opens are reset with CodePolicyRefused; once the requests under way have ended (a stream we
+// opened at the last frame of its answer, Done, Error or ModelsList, or its end; one the peer
+// opened when our side of it is closed), or at the latest Config.DrainBefore later, it is closed
+// with CodePolicyRefused and the reason. DrainReason says which.
 func (c *Conn) Draining() <-chan struct{} { return c.draining }
 
 // IsDraining reports whether the connection is draining.
@@ -86,34 +99,66 @@ func (c *Conn) IsDraining() bool {
 	}
 }
 
-// Err is why the connection ended, once Done is closed.
-func (c *Conn) Err() error { return context.Cause(c.qc.Context()) }
+// Err is why the connection ended, once Done is closed. A refusal by policy, ours (the policy no
+// longer allows the peer) or the peer's, is a *RefusedError.
+func (c *Conn) Err() error {
+	err := context.Cause(c.qc.Context())
+	if re := peerRefusal(err); re != nil {
+		return re
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && !ae.Remote && ae.ErrorCode == wire.CodePolicyRefused {
+		c.drainMu.Lock()
+		re := c.refusal
+		c.drainMu.Unlock()
+		if re != nil {
+			return &RefusedError{Reason: re.Reason, Fix: re.Fix, err: errors.Join(re.err, err)}
+		}
+	}
+	return err
+}
 
 // Close closes the connection with an application code the peer sees.
 func (c *Conn) Close(code quic.ApplicationErrorCode, msg string) error {
 	return c.qc.CloseWithError(code, msg)
 }
 
-// OpenStream opens a request stream.
+// OpenStream opens a request stream. On a connection whose peer the policy no longer allows it
+// fails with a *RefusedError.
 func (c *Conn) OpenStream(ctx context.Context) (*Stream, error) {
-	s, err := c.qc.OpenStreamSync(ctx)
-	if err != nil {
+	if err := c.begin(); err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	return newStream(s, c.lim), nil
+	s, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		c.end()
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	st := newStream(s, c.lim)
+	st.track(c.end, true)
+	return st, nil
 }
 
 // AcceptStream waits for the peer's next request stream. Its first frame must arrive whole within
 // Config.FirstFrameTimeout, or the stream is reset with CodeTimeout and reads fail with
-// ErrFirstFrameTimeout.
+// ErrFirstFrameTimeout. On a connection whose peer the policy no longer allows, the peer's new
+// streams are reset with CodePolicyRefused instead of returned.
 func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
-	s, err := c.qc.AcceptStream(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("accept stream: %w", err)
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("accept stream: %w", err)
+		}
+		if err := c.begin(); err != nil {
+			s.CancelRead(quic.StreamErrorCode(wire.CodePolicyRefused))
+			s.CancelWrite(quic.StreamErrorCode(wire.CodePolicyRefused))
+			continue
+		}
+		st := newStream(s, c.lim)
+		st.track(c.end, false)
+		st.awaitFirstFrame()
+		return st, nil
 	}
-	st := newStream(s, c.lim)
-	st.awaitFirstFrame()
-	return st, nil
 }
 
 // newConn starts serving an attested connection. localNotAfter is when the certificate this end
@@ -156,9 +201,15 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localN
 		// in its Hello, within a quarter of what is left.
 		left := time.Until(c.ends)
 		c.drainAt = c.ends.Add(-min(max(cfg.DrainBefore, peerDrainBefore), left/4))
-		drain := time.AfterFunc(time.Until(c.drainAt), func() { close(c.draining) })
+		reason := fmt.Sprintf("the connection's certificates expire at %s", c.ends.UTC().Format(time.RFC3339))
+		drain := time.AfterFunc(time.Until(c.drainAt), func() { c.startDrain(reason) })
 		context.AfterFunc(qc.Context(), func() { drain.Stop() })
 	}
+	// A new policy judges the peer again; one it no longer allows gets the connection drained.
+	// The policy may have changed since the handshake verified the peer: judge it once now.
+	stopWatch := cfg.Verifier.OnPolicyChange(c.recheck)
+	context.AfterFunc(qc.Context(), stopWatch)
+	c.recheck()
 	go func() {
 		<-qc.Context().Done()
 		c.wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -121,15 +122,20 @@ func extValue(c tls.Certificate, oid []int) []byte {
 	return nil
 }
 
+// handshakeRefusals are the certificates a node refuses. told marks the refusals by policy of
+// evidence that verified: the handshake completes and the refused peer is told why
+// (CodePolicyRefused); the others fail the handshake with a TLS alert.
 func handshakeRefusals() map[string]struct {
 	make    badCert
 	policy  func(*attest.Policy)
 	wantErr error
+	told    bool
 } {
 	return map[string]struct {
 		make    badCert
 		policy  func(*attest.Policy)
 		wantErr error
+		told    bool
 	}{
 		"quote bound to another key": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
@@ -174,6 +180,7 @@ func handshakeRefusals() map[string]struct {
 				}
 			},
 			wantErr: attest.ErrImageNotAllowed,
+			told:    true,
 		},
 		"debug TD": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
@@ -182,6 +189,7 @@ func handshakeRefusals() map[string]struct {
 				return quotedCert(t, role, m, time.Now(), time.Hour)
 			},
 			wantErr: attest.ErrDebugTD,
+			told:    true,
 		},
 		"simulated not allowed": {
 			make: func(t *testing.T, role attest.Role) tls.Certificate {
@@ -246,7 +254,10 @@ func handshakeRefusals() map[string]struct {
 }
 
 // TestHandshakeRefusedByListener: the dialer presents a bad certificate; the listener refuses it
-// inside the handshake with the named error, accepts no connection and reads no application data.
+// with the named error, accepts no connection and reads no application data. A cryptographic
+// failure fails the handshake (TLS alert, CRYPTO_ERROR at the dialer); a refusal by policy of
+// evidence that verified completes it only to close the connection with CodePolicyRefused and the
+// reason, which Dial returns as a *RefusedError.
 func TestHandshakeRefusedByListener(t *testing.T) {
 	for name, tc := range handshakeRefusals() {
 		t.Run(name, func(t *testing.T) {
@@ -270,6 +281,18 @@ func TestHandshakeRefusedByListener(t *testing.T) {
 			require.Len(errs, 1, "listener must refuse exactly once")
 			assert.ErrorIs(errs[0], tc.wantErr)
 			assert.Empty(l.accepted, "no connection may be accepted")
+			var re *RefusedError
+			if tc.told {
+				require.ErrorAs(err, &re)
+				assert.True(re.ByPeer)
+				assert.Contains(re.Reason, tc.wantErr.Error())
+				assert.NotErrorIs(err, ErrPeerRefused, "refused by the peer, not by us")
+				return
+			}
+			assert.False(errors.As(err, &re), "a cryptographic failure is not explained: %v", err)
+			var te *quic.TransportError
+			require.ErrorAs(err, &te)
+			assert.True(te.ErrorCode.IsCryptoError(), "TLS alert: %v", te)
 		})
 	}
 }
@@ -295,6 +318,12 @@ func TestHandshakeRefusedByDialer(t *testing.T) {
 			require.ErrorIs(err, ErrPeerRefused)
 			require.Empty(rej.all(), "the listener had nothing to refuse")
 			require.Empty(l.accepted)
+			var re *RefusedError
+			require.Equal(tc.told, errors.As(err, &re), "a RefusedError only for a refusal by policy: %v", err)
+			if tc.told {
+				assert.False(t, re.ByPeer)
+				assert.Contains(t, re.Reason, tc.wantErr.Error())
+			}
 		})
 	}
 }

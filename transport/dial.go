@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,12 +30,22 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		if rejected := rejected.Load(); rejected != nil {
 			return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, *rejected)
 		}
+		if re := peerRefusal(err); re != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, re)
+		}
 		if te := (*quic.TransportError)(nil); errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused && te.Remote {
 			return nil, fmt.Errorf("dial %s: the listener refused the connection (too many from this address, or it is closing): %w", addr, err)
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	peer, _, err := pv.pickUp(qc.ConnectionState().TLS)
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		// Our policy refused the listener after its evidence verified: it is told why, and
+		// nothing else is sent to it.
+		awaitConfirmed(ctx, qc, min(c.HandshakeTimeout, time.Second))
+		closeRefusing(qc, re)
+		return nil, fmt.Errorf("dial %s: %w", addr, re)
+	}
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
@@ -45,12 +56,18 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	}
 	s, err := qc.OpenStreamSync(ctx)
 	if err != nil {
+		if re := cmp.Or(peerRefusal(err), peerRefusal(context.Cause(qc.Context()))); re != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, re)
+		}
 		_ = qc.CloseWithError(wire.CodeInternal, "")
 		return nil, fmt.Errorf("dial %s: open control stream: %w", addr, err)
 	}
 	ctrl := newStream(s, c.streamLimits(qc, peer))
 	h, err := hello(ctx, ctrl, &c, true)
 	if err != nil {
+		if re := cmp.Or(peerRefusal(err), peerRefusal(context.Cause(qc.Context()))); re != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, re)
+		}
 		_ = qc.CloseWithError(wire.CodeProtocol, "hello failed")
 		if cause := context.Cause(qc.Context()); cause != nil {
 			return nil, fmt.Errorf("dial %s: %w (connection: %v)", addr, err, cause)
@@ -58,4 +75,28 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return newConn(qc, peer, ctrl, &c, local, peerDrain(h)), nil
+}
+
+// awaitConfirmed waits, at most for limit, for the listener's first packet after our handshake
+// completed, which confirms the handshake (HANDSHAKE_DONE). Before that, QUIC sends an
+// application close in Handshake packets without its reason phrase (RFC 9000 §10.2.3), so the
+// listener would not learn why it was refused. quic-go offers no event for it: the packet count
+// is polled.
+func awaitConfirmed(ctx context.Context, qc *quic.Conn, limit time.Duration) {
+	n := qc.ConnectionStats().PacketsReceived
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for qc.ConnectionStats().PacketsReceived == n {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-qc.Context().Done():
+			return
+		}
+	}
 }

@@ -47,7 +47,15 @@ func Listen(addr string, cfg Config, opts ...ListenOption) (*Listener, error) {
 	}
 	l.pv = newPeerVerifier(&l.cfg)
 	reject := func(remote string, err error) {
-		l.cfg.Log.Warn().Str("peer", remote).Err(err).Msg("refused peer at handshake")
+		ev := l.cfg.Log.Warn().Str("peer", remote).Err(err)
+		if re := refusalOf(err); re != nil {
+			// Its evidence verified: the handshake completes and the peer is told why.
+			ev = ev.Bool("told_peer", true)
+			if re.Fix != "" {
+				ev = ev.Str("fix", re.Fix)
+			}
+		}
+		ev.Msg("refused peer at handshake")
 		if l.onReject != nil {
 			l.onReject(remote, err)
 		}
@@ -138,6 +146,12 @@ func (l *Listener) acceptLoop() {
 
 func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 	peer, local, err := l.pv.pickUp(qc.ConnectionState().TLS)
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		// Refused by policy after its evidence verified: closed with the reason, before any
+		// stream is accepted or anything is sent to it.
+		closeRefusing(qc, re)
+		return nil, err
+	}
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, err
@@ -146,6 +160,9 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 	defer cancel()
 	s, err := qc.AcceptStream(ctx)
 	if err != nil {
+		if re := peerRefusal(err); re != nil {
+			return nil, re // logged by connContext
+		}
 		_ = qc.CloseWithError(wire.CodeProtocol, "no control stream")
 		return nil, fmt.Errorf("accept control stream: %w", err)
 	}
@@ -184,7 +201,18 @@ func (l *Listener) connContext(ctx context.Context, info *quic.ClientInfo) (cont
 		l.sources.release(ip, a)
 		return nil, errTooManyConns
 	}
-	context.AfterFunc(ctx, func() { l.sources.release(ip, a) })
+	context.AfterFunc(ctx, func() {
+		l.sources.release(ip, a)
+		// A dialer that refused us by policy says why when it closes, during the handshake or
+		// right after it.
+		if re := peerRefusal(context.Cause(ctx)); re != nil {
+			ev := l.cfg.Log.Warn().Str("peer", info.RemoteAddr.String()).Str("reason", re.Reason)
+			if re.Fix != "" {
+				ev = ev.Str("fix", re.Fix)
+			}
+			ev.Msg("refused by the dialing peer: its attestation policy does not allow this node")
+		}
+	})
 	if a == refusedWithReason {
 		ctx = context.WithValue(ctx, overLimitKey{}, true)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,12 @@ type Stream struct {
 	// lim.firstFrame; firstTimer resets the stream if it does not.
 	first      atomic.Int32
 	firstTimer *time.Timer
+
+	// ended is called once when the request on the stream has ended (Conn counts those under
+	// way); requester is true for a stream we opened.
+	ended     func()
+	endOnce   sync.Once
+	requester bool
 }
 
 // States of Stream.first.
@@ -45,6 +52,27 @@ func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// more frames are already waiting (Buffered) and write them out together.
 	br := bufio.NewReaderSize(s, 4<<10) // small: one per open stream, and chunks are a few hundred bytes
 	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
+}
+
+// track calls ended once the request on the stream has ended: for a stream we opened (requester),
+// at the last frame of its answer (Done, Error, ModelsList), at its end or when we cancel it; for
+// one the peer opened, when our side of it is closed or cancelled, or the peer stops reading.
+func (s *Stream) track(ended func(), requester bool) {
+	s.ended, s.requester = ended, requester
+	if !requester {
+		context.AfterFunc(s.s.Context(), s.finish)
+	}
+}
+
+func (s *Stream) finish() {
+	if s.ended != nil {
+		s.endOnce.Do(s.ended)
+	}
+}
+
+// lastFrame reports whether t ends an answer (README §6).
+func lastFrame(t wire.Type) bool {
+	return t == wire.TypeDone || t == wire.TypeError || t == wire.TypeModelsList
 }
 
 // awaitFirstFrame starts the first frame's deadline, for a stream the peer opened: a peer must
@@ -139,6 +167,9 @@ func (s *Stream) Recv() (proto.Message, error) {
 // peer opened whose first frame is late was reset with CodeTimeout (ErrFirstFrameTimeout).
 func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 	t, payload, err := s.fr.Next()
+	if s.requester && (err != nil || lastFrame(t)) {
+		s.finish()
+	}
 	if s.first.CompareAndSwap(firstAwaited, firstDone) {
 		s.firstTimer.Stop()
 	} else if s.first.Load() == firstLate {
@@ -164,6 +195,7 @@ func (s *Stream) CloseSend() error { return s.s.Close() }
 func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 	s.s.CancelRead(quic.StreamErrorCode(code))
 	s.s.CancelWrite(quic.StreamErrorCode(code))
+	s.finish()
 }
 
 // Context is cancelled when the peer stops reading (it cancelled the stream) or our side is closed.

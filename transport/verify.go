@@ -26,7 +26,10 @@ type peerVerifier struct {
 
 type parkedPeer struct {
 	peer *attest.Peer
-	at   time.Time
+	// refused is set instead of peer when the policy refused evidence that verified: the
+	// handshake completes so that the connection can be closed with the reason (RefusedError).
+	refused *RefusedError
+	at      time.Time
 	// local is when the certificate this end presented in that handshake expires.
 	local time.Time
 }
@@ -46,30 +49,40 @@ func (pv *peerVerifier) verify(rawCerts [][]byte) (*attest.Peer, error) {
 		return nil, err
 	}
 	if len(pv.cfg.PeerRoles) > 0 && !slices.Contains(pv.cfg.PeerRoles, peer.Claims.Role) {
-		return nil, fmt.Errorf("%w: got %s, want one of %v", attest.ErrRoleMismatch, peer.Claims.Role, pv.cfg.PeerRoles)
+		// The evidence verified: the peer may be told.
+		return nil, &attest.PolicyError{Err: fmt.Errorf("%w: got %s, want one of %v", attest.ErrRoleMismatch, peer.Claims.Role, pv.cfg.PeerRoles)}
 	}
 	return peer, nil
 }
 
 // hook returns a VerifyPeerCertificate callback; onReject sees every refusal. served is the
 // certificate this end presented in the same handshake (nil until it has presented one).
+//
+// A cryptographic failure fails the handshake (TLS alert bad_certificate). A refusal by policy of
+// evidence that verified (attest.PolicyError) lets the handshake complete, TLS still proving the
+// peer holds the certificate's key, and parks the refusal: the connection is then closed with
+// CodePolicyRefused and the reason before any stream is accepted or opened.
 func (pv *peerVerifier) hook(served *atomic.Pointer[tls.Certificate], onReject func(error)) func([][]byte, [][]*x509.Certificate) error {
 	return func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 		peer, err := pv.verify(rawCerts)
 		if err != nil {
 			onReject(err)
+			if re := refusalOf(err); re != nil {
+				pv.park(rawCerts[0], parkedPeer{refused: re})
+				return nil
+			}
 			return err
 		}
 		var local time.Time
 		if c := served.Load(); c != nil && c.Leaf != nil {
 			local = c.Leaf.NotAfter
 		}
-		pv.park(rawCerts[0], peer, local)
+		pv.park(rawCerts[0], parkedPeer{peer: peer, local: local})
 		return nil
 	}
 }
 
-func (pv *peerVerifier) park(raw []byte, p *attest.Peer, local time.Time) {
+func (pv *peerVerifier) park(raw []byte, e parkedPeer) {
 	now := time.Now()
 	pv.mu.Lock()
 	defer pv.mu.Unlock()
@@ -79,11 +92,13 @@ func (pv *peerVerifier) park(raw []byte, p *attest.Peer, local time.Time) {
 			delete(pv.parked, k)
 		}
 	}
-	pv.parked[sha256.Sum256(raw)] = parkedPeer{peer: p, at: now, local: local}
+	e.at = now
+	pv.parked[sha256.Sum256(raw)] = e
 }
 
 // pickUp returns the verified peer of a completed handshake, and when the certificate this end
-// presented in it expires (zero if that is not known).
+// presented in it expires (zero if that is not known). A peer the policy refused, whose handshake
+// completed only to be told why, is a *RefusedError.
 func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Time, error) {
 	if len(state.PeerCertificates) != 1 {
 		return nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
@@ -93,10 +108,16 @@ func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Ti
 	e, ok := pv.parked[k]
 	delete(pv.parked, k)
 	pv.mu.Unlock()
+	if ok && e.refused != nil {
+		return nil, time.Time{}, e.refused
+	}
 	if ok {
 		return e.peer, e.local, nil
 	}
 	// Parked entry aged out (a very slow handshake): verify again.
 	p, err := pv.verify([][]byte{state.PeerCertificates[0].Raw})
+	if re := refusalOf(err); re != nil {
+		return nil, time.Time{}, re
+	}
 	return p, time.Time{}, err
 }

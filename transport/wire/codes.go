@@ -28,6 +28,12 @@ const (
 // CodePaymentRequired: the client's balance cannot cover the request's maximum cost.
 const CodePaymentRequired quic.ApplicationErrorCode = 0xc
 
+// CodePolicyRefused: the peer's attestation verified, but the attestation policy does not allow
+// it (its image, model, platform or TCB status), or no longer does. A connection closed with it
+// carries the reason in its reason phrase; a stream reset with it was opened on a connection that
+// drains because the policy no longer allows its peer.
+const CodePolicyRefused quic.ApplicationErrorCode = 0xd
+
 // HTTPStatus is the HTTP status a client answers with for a code.
 func HTTPStatus(code quic.ApplicationErrorCode) int {
 	switch code {
@@ -43,7 +49,7 @@ func HTTPStatus(code quic.ApplicationErrorCode) int {
 		return 504
 	case CodeCancelled:
 		return 499
-	case CodeUpstream, CodeProtocol, CodeVersion, CodeShutdown:
+	case CodeUpstream, CodeProtocol, CodeVersion, CodeShutdown, CodePolicyRefused:
 		return 502
 	}
 	return 500
