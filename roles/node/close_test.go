@@ -102,7 +102,7 @@ func TestClientClosesAtAnyMoment(t *testing.T) {
 	wcfg.Worker.Proxies = []string{paddr}
 	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
-	w, err := BuildWorker(wcfg, "test", log, wp)
+	w, err := BuildWorker(wcfg, "test", log, wp, nil)
 	require.NoError(err)
 	run(w.Run)
 	run(wp.Submitter.Run)
@@ -114,7 +114,7 @@ func TestClientClosesAtAnyMoment(t *testing.T) {
 		ccfg.Client.Proxies = []string{paddr}
 		cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
 		require.NoError(err)
-		cl, err := BuildClient(ccfg, "test", log, cp)
+		cl, err := BuildClient(ccfg, "test", log, cp, nil)
 		require.NoError(err)
 		run(cl.Run)
 		apis[name], accounts[name] = "http://"+cl.Addr().String(), cp.Account

@@ -81,7 +81,7 @@ func TestStandalonePayments(t *testing.T) {
 	wcfg.Worker.Proxies = []string{paddr}
 	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
-	w, err := BuildWorker(wcfg, "test", log, wp)
+	w, err := BuildWorker(wcfg, "test", log, wp, nil)
 	require.NoError(err)
 	go func() { done <- w.Run(ctx) }()
 	go func() { done <- wp.Submitter.Run(ctx) }()
@@ -90,7 +90,7 @@ func TestStandalonePayments(t *testing.T) {
 	ccfg.Client.Proxies = []string{paddr}
 	cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	cl, err := BuildClient(ccfg, "test", log, cp)
+	cl, err := BuildClient(ccfg, "test", log, cp, nil)
 	require.NoError(err)
 	go func() { done <- cl.Run(ctx) }()
 	// A second client whose wallet never deposited with this proxy.
@@ -98,7 +98,7 @@ func TestStandalonePayments(t *testing.T) {
 	bcfg.Client.Proxies = []string{paddr}
 	bp, err := party(ctx, &set, bcfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	broke, err := BuildClient(bcfg, "test", log, bp)
+	broke, err := BuildClient(bcfg, "test", log, bp, nil)
 	require.NoError(err)
 	go func() { done <- broke.Run(ctx) }()
 	defer func() {

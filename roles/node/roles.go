@@ -11,6 +11,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/roles/worker"
+	"github.com/cocoon-network/cocoon/settle/contracts"
 	"github.com/cocoon-network/cocoon/settle/meter"
 )
 
@@ -36,7 +37,9 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 }
 
 // BuildWorker builds a worker; with pay it earns into pay's wallet and keeps its states.
-func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Party) (*worker.Worker, error) {
+// With reg it connects to the proxies the registry lists (worker endpoints), follows changes, and
+// ignores worker.proxies.
+func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Party, reg *Registry) (*worker.Worker, error) {
 	log = log.With().Str("role", "worker").Logger()
 	engine, digest, err := Engine(cfg, log)
 	if err != nil {
@@ -54,12 +57,28 @@ func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	if pay != nil {
 		c.OwnerAddress, c.States = pay.Account.ToRaw(), pay.States
 	}
-	return worker.New(c, engine, tc, log)
+	if reg != nil {
+		c.Proxies, c.Discover = nil, true
+	}
+	w, err := worker.New(c, engine, tc, log)
+	if err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		reg.onChange(func(r contracts.Registry) {
+			if err := w.SetProxies(targets(r, true)); err != nil {
+				log.Warn().Err(err).Msg("proxies from the registry")
+			}
+		})
+	}
+	return w, nil
 }
 
 // BuildClient builds a client; with pay it pays from pay's wallet, whose key is also its
 // certificate key (that is how a proxy knows whose deposit pays), and keeps its states.
-func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Party) (*client.Client, error) {
+// With reg it connects to the proxies the registry lists (client endpoints), follows changes, and
+// ignores client.proxies.
+func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Party, reg *Registry) (*client.Client, error) {
 	log = log.With().Str("role", "client").Logger()
 	var keys []ed25519.PrivateKey
 	if pay != nil {
@@ -72,12 +91,26 @@ func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	cc := cfg.Client
 	c := client.Config{
 		Proxies: cc.Proxies, Listen: cc.Listen, APIToken: cc.APIToken, MaxBodyBytes: cc.MaxBodyBytes,
-		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout),
+		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout), MaxProxies: cc.MaxProxies,
 		MaxBodiesBytes: cc.MaxBodiesBytes, MaxConnections: cc.MaxConnections,
 		AllowedOrigins: cc.AllowedOrigins, AllowedHosts: cc.AllowedHosts,
 	}
 	if pay != nil {
 		c.States = pay.States
 	}
-	return client.New(c, tc, log)
+	if reg != nil {
+		c.Proxies, c.Discover = nil, true
+	}
+	cl, err := client.New(c, tc, log)
+	if err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		reg.onChange(func(r contracts.Registry) {
+			if err := cl.SetProxies(targets(r, false)); err != nil {
+				log.Warn().Err(err).Msg("proxies from the registry")
+			}
+		})
+	}
+	return cl, nil
 }

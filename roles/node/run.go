@@ -3,13 +3,17 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain/chains"
+	"github.com/cocoon-network/cocoon/settle/paystate"
 )
 
 // Node is one role of a `cocoon proxy`, `worker` or `client` process together with what it
@@ -82,14 +86,18 @@ func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.L
 }
 
 // Worker builds `cocoon worker`: the worker and, when payments are configured, its wallet's
-// submitter.
+// submitter; with a registry, the watch that gives it the registered proxies.
 func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
 	return build(func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "worker", settle.KindWorkerEarned, log)
 		if err != nil {
 			return err
 		}
-		w, err := BuildWorker(cfg, version, log, pay)
+		reg, err := openRegistry(ctx, set, cfg, log)
+		if err != nil {
+			return err
+		}
+		w, err := BuildWorker(cfg, version, log, pay, reg)
 		if err != nil {
 			return err
 		}
@@ -97,26 +105,75 @@ func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.
 		if pay != nil {
 			n.helpers = append(n.helpers, pay.Submitter.Run)
 		}
+		if reg != nil {
+			n.helpers = append(n.helpers, reg.Run)
+		}
 		return nil
 	})
 }
 
 // Client builds `cocoon client`: the client and, when payments are configured, its wallet's
-// submitter.
+// submitter and top-ups; with a registry, the watch that gives it the registered proxies.
 func Client(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
 	return build(func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "client", settle.KindClientCharged, log)
 		if err != nil {
 			return err
 		}
-		c, err := BuildClient(cfg, version, log, pay)
+		reg, err := openRegistry(ctx, set, cfg, log)
+		if err != nil {
+			return err
+		}
+		c, err := BuildClient(cfg, version, log, pay, reg)
 		if err != nil {
 			return err
 		}
 		n.role = c.Run
 		if pay != nil {
-			n.helpers = append(n.helpers, pay.Submitter.Run)
+			n.helpers = append(n.helpers, pay.Submitter.Run, topUpper(cfg, pay, reg, log).Run)
+		}
+		if reg != nil {
+			n.helpers = append(n.helpers, reg.Run)
 		}
 		return nil
 	})
+}
+
+// openRegistry reads the registry the payments section names (nil without one).
+func openRegistry(ctx context.Context, set *chains.Set, cfg config.Config, log zerolog.Logger) (*Registry, error) {
+	if !cfg.Payments.Registry.Set {
+		return nil, nil
+	}
+	ch, err := openChain(ctx, set, cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := NewRegistry(ch, cfg.Payments.Registry.AccountID, log)
+	if err := reg.Read(ctx); err != nil {
+		return nil, fmt.Errorf("payments.registry %s: %w", cfg.Payments.Registry, err)
+	}
+	return reg, nil
+}
+
+// topUpInterval is how often a client checks its deposits against payments.top_up_below.
+var topUpInterval = 30 * time.Second
+
+// topUpper keeps the client's deposits above payments.top_up_below in every proxy contract it
+// uses: those the registry lists, or, without a registry, those that signed it states.
+func topUpper(cfg config.Config, pay *Party, reg *Registry, log zerolog.Logger) *paystate.TopUpper {
+	contracts := func() []ton.AccountID {
+		if reg != nil {
+			r, _ := reg.current()
+			return contractsOf(r)
+		}
+		var out []ton.AccountID
+		for _, st := range pay.States.All() {
+			out = append(out, st.State.Proxy)
+		}
+		return out
+	}
+	return &paystate.TopUpper{
+		Chain: pay.Submitter.Chain, Key: pay.Key, Below: cfg.Payments.TopUpBelow, Amount: cfg.Payments.TopUpAmount,
+		Every: topUpInterval, Contracts: contracts, Store: pay.States, Log: log,
+	}
 }

@@ -202,10 +202,10 @@ func Start(ctx context.Context, cfg config.Config, data, version string, log zer
 		return nil, fmt.Errorf("proxy did not start: %w", firstErr(dn.done))
 	}
 	cfg.Worker.Proxies, cfg.Client.Proxies = []string{dn.ProxyAddr.String()}, []string{dn.ProxyAddr.String()}
-	if dn.Worker, err = node.BuildWorker(cfg, version, log, m.worker); err != nil {
+	if dn.Worker, err = node.BuildWorker(cfg, version, log, m.worker, nil); err != nil {
 		return nil, err
 	}
-	if dn.Client, err = node.BuildClient(cfg, version, log, m.client); err != nil {
+	if dn.Client, err = node.BuildClient(cfg, version, log, m.client, nil); err != nil {
 		return nil, err
 	}
 	start(dn.Worker.Run)

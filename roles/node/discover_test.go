@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"github.com/tonkeeper/tongo/ton"
+
+	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/node/nodetest"
+	"github.com/cocoon-network/cocoon/roles/proxy"
+	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/chains"
+	"github.com/cocoon-network/cocoon/settle/chaincmd"
+	"github.com/cocoon-network/cocoon/settle/contracts"
+)
+
+// TestDiscoveryFromRegistry: a worker and a client given only the registry find the proxy it
+// lists and are served and charged through it; a proxy registered later is connected without a
+// restart, and one removed from the registry is left.
+func TestDiscoveryFromRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the three roles; skipped with -short")
+	}
+	require := require.New(t)
+	old := registryEvery
+	registryEvery = 100 * time.Millisecond
+	t.Cleanup(func() { registryEvery = old })
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(90*time.Second))
+	defer cancel()
+	data := t.TempDir()
+	var set chains.Set
+	defer func() { require.NoError(set.Close()) }()
+	cfg := LoopbackConfig(data, "warn")
+	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db")}
+	ch, err := openChain(ctx, &set, cfg)
+	require.NoError(err)
+	keys := map[string]ed25519.PrivateKey{}
+	for _, name := range []string{"owner", "worker", "client", "operator-a", "payment-a", "operator-b", "payment-b"} {
+		k, err := chain.GenerateKey(filepath.Join(data, name+".key"))
+		require.NoError(err)
+		keys[name] = k
+		require.NoError(chaincmd.Fund(ctx, ch, io.Discard, k.Public().(ed25519.PublicKey), 100_000_000_000))
+	}
+	registry, err := chaincmd.DeployRegistry(ctx, ch, io.Discard, keys["owner"], contracts.DefaultParams(), 1_000_000_000)
+	require.NoError(err)
+
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	done := make(chan error, 16)
+	running := 0
+	run := func(f func(context.Context) error) {
+		running++
+		go func() { done <- f(ctx) }()
+	}
+	defer func() {
+		cancel()
+		for range running {
+			<-done
+		}
+	}()
+	withKey := func(name, role string) config.Config {
+		c := cfg
+		c.Payments.Key = filepath.Join(data, name+".key")
+		c.Payments.Registry = config.Address{AccountID: registry, Set: true}
+		return c
+	}
+	// startProxy deploys a proxy contract, runs the proxy and lists it in the registry.
+	startProxy := func(name string) (*proxy.Proxy, ton.AccountID) {
+		pay := keys["payment-"+name].Public().(ed25519.PublicKey)
+		contract, err := chaincmd.DeployProxy(ctx, ch, io.Discard, keys["operator-"+name], registry, pay, 10_100_000_000)
+		require.NoError(err)
+		pc := withKey("payment-"+name, "proxy")
+		pc.Data, pc.Attestation.SimDir = filepath.Join(data, "proxy-"+name), cfg.SimRoot()
+		require.NoError(os.MkdirAll(pc.Data, 0o700))
+		pc.Payments.ProxyContract = config.Address{AccountID: contract, Set: true}
+		require.NoError(pc.Validate("proxy"))
+		m, err := proxyMeter(ctx, &set, pc, log)
+		require.NoError(err)
+		t.Cleanup(func() { _ = m.Close() })
+		p, err := BuildProxy(pc, "test", log, m)
+		require.NoError(err)
+		run(m.Run)
+		run(p.Run)
+		ep := p.Addr(ctx).String()
+		require.NoError(chaincmd.SetProxy(ctx, ch, io.Discard, keys["owner"], registry, pay,
+			&contracts.ProxyEntry{Key: pay, Contract: contract, WorkerEndpoint: ep, ClientEndpoint: ep}))
+		return p, contract
+	}
+	pa, contractA := startProxy("a")
+	require.NoError(chain.TopUp(ctx, ch, keys["client"], contractA, 3_000_000_000))
+
+	wcfg := withKey("worker", "worker")
+	wcfg.Worker.Proxies = nil
+	require.NoError(wcfg.Validate("worker"), "a worker needs only the registry")
+	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
+	require.NoError(err)
+	wreg, err := openRegistry(ctx, &set, wcfg, log)
+	require.NoError(err)
+	w, err := BuildWorker(wcfg, "test", log, wp, wreg)
+	require.NoError(err)
+	run(w.Run)
+	run(wreg.Run)
+
+	ccfg := withKey("client", "client")
+	ccfg.Client.Proxies = nil
+	require.NoError(ccfg.Validate("client"), "a client needs only the registry")
+	cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
+	require.NoError(err)
+	creg, err := openRegistry(ctx, &set, ccfg, log)
+	require.NoError(err)
+	cl, err := BuildClient(ccfg, "test", log, cp, creg)
+	require.NoError(err)
+	run(cl.Run)
+	run(creg.Run)
+
+	nodetest.WaitFor(t, "the worker to register with the listed proxy", func() bool { return pa.WorkerCount() == 1 })
+	api := "http://" + cl.Addr().String() + "/v1/chat/completions"
+	nodetest.WaitFor(t, "a paid answer through the listed proxy", func() bool {
+		resp := nodetest.Post(t, ctx, api, nodetest.ChatBody("cocoon-builtin", false, ""))
+		defer resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	nodetest.WaitFor(t, "the client's charged state", func() bool {
+		_, ok := cp.States.Latest(keys["payment-a"].Public().(ed25519.PublicKey))
+		return ok
+	})
+
+	// A proxy listed later is found without a restart.
+	pb, _ := startProxy("b")
+	nodetest.WaitFor(t, "the worker to find the new proxy", func() bool { return pb.WorkerCount() == 1 })
+
+	// A proxy removed from the registry is left.
+	require.NoError(chaincmd.SetProxy(ctx, ch, io.Discard, keys["owner"], registry, keys["payment-a"].Public().(ed25519.PublicKey), nil))
+	nodetest.WaitFor(t, "the worker to leave the removed proxy", func() bool { return pa.WorkerCount() == 0 })
+}
