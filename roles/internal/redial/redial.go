@@ -5,6 +5,7 @@
 package redial
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -20,10 +21,26 @@ import (
 // Backoff bounds the wait between attempts.
 type Backoff struct {
 	Min, Max time.Duration
+	// RefusedMin and RefusedMax bound the wait after a refusal by attestation policy
+	// (transport.RefusedError), ours or the proxy's, which does not clear by itself: someone has
+	// to change a policy or an allow-list. Zero: DefaultRefusedMin, DefaultRefusedMax. A change
+	// of our own policy (attest.Verifier.SetPolicy) ends the wait at once.
+	RefusedMin, RefusedMax time.Duration
 }
 
 // DefaultBackoff starts at 100ms and doubles up to 5s.
 var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// The default wait after a refusal: 1 min, doubling up to 10 min.
+const (
+	DefaultRefusedMin = time.Minute
+	DefaultRefusedMax = 10 * time.Minute
+)
+
+// refused is the backoff after refusals.
+func (b Backoff) refused() Backoff {
+	return Backoff{Min: cmp.Or(b.RefusedMin, DefaultRefusedMin), Max: cmp.Or(b.RefusedMax, DefaultRefusedMax)}
+}
 
 // Delay is the wait before reconnection attempt n (0-based): Min doubled n times, at most Max,
 // of which a random part of up to half is taken off, so that the nodes of a restarted proxy do
@@ -40,8 +57,12 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // Hooks let a caller follow what Loop does besides the sessions; nil fields are skipped.
 type Hooks struct {
-	// DialFailed is called with the error of each failed dial.
+	// DialFailed is called with the error of each failed dial. A refusal by attestation policy
+	// wraps a *transport.RefusedError (errors.As), whose Reason and Fix a caller can show.
 	DialFailed func(err error)
+	// Refused is called with each refusal by attestation policy, ours or the proxy's, at the dial
+	// or closing a connection that a new policy no longer allows.
+	Refused func(err *transport.RefusedError)
 }
 
 // Loop dials addr until ctx ends. Each established connection is passed to session, which returns
@@ -56,15 +77,34 @@ type Hooks struct {
 //
 // Dial failures are logged once per distinct error, not at every retry; a peer refused by our
 // attestation policy is logged as an error.
+//
+// A refusal by attestation policy (transport.RefusedError: the proxy refused us, or our policy
+// refused it, at the dial or by closing a connection after a policy change) is logged as an error
+// with its reason and fix, and retried only after the far longer refusal backoff, or at once when
+// our own policy changes.
 func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log zerolog.Logger,
 	session func(ctx context.Context, c *transport.Conn), hooks Hooks) {
 	log = log.With().Str("proxy", addr).Logger()
 	var sessions sync.WaitGroup
 	defer sessions.Wait()
-	attempt := 0
+	policyChanged := make(chan struct{}, 1)
+	if cfg.Verifier != nil {
+		stop := cfg.Verifier.OnPolicyChange(func() {
+			select {
+			case policyChanged <- struct{}{}:
+			default:
+			}
+		})
+		defer stop()
+	}
+	attempt, refusals := 0, 0
 	var lastLogged string
 	var lastEnds time.Time
 	for {
+		select {
+		case <-policyChanged: // judged by the current policy from here on
+		default:
+		}
 		c, err := transport.Dial(ctx, addr, cfg)
 		if ctx.Err() != nil {
 			if c != nil {
@@ -73,11 +113,14 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 			}
 			return
 		}
+		var refusal *transport.RefusedError
 		if err != nil {
 			if hooks.DialFailed != nil {
 				hooks.DialFailed(err)
 			}
-			lastLogged = logDialError(log, err, lastLogged)
+			if !errors.As(err, &refusal) {
+				lastLogged = logDialError(log, err, lastLogged)
+			}
 		} else {
 			lastLogged = ""
 			start := time.Now()
@@ -98,8 +141,8 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 			case <-ctx.Done():
 				return
 			case <-draining:
-				log.Info().Time("ends", c.Ends()).
-					Msg("proxy connection drains before its certificates expire; connecting a replacement")
+				log.Info().Time("ends", c.Ends()).Str("reason", c.DrainReason()).
+					Msg("proxy connection drains; connecting a replacement")
 				attempt = 0
 				continue
 			case <-ended:
@@ -107,20 +150,67 @@ func Loop(ctx context.Context, addr string, cfg transport.Config, b Backoff, log
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn().AnErr("cause", c.Err()).Dur("lasted", time.Since(start)).Msg("proxy connection lost; reconnecting")
+			if !errors.As(c.Err(), &refusal) {
+				log.Warn().AnErr("cause", c.Err()).Dur("lasted", time.Since(start)).Msg("proxy connection lost; reconnecting")
+			}
 			if time.Since(start) > b.Max {
 				attempt = 0
 			}
 		}
-		t := time.NewTimer(b.Delay(attempt))
-		attempt++
+		delay := b.Delay(attempt)
+		if refusal != nil {
+			if hooks.Refused != nil {
+				hooks.Refused(refusal)
+			}
+			delay = b.refused().Delay(refusals)
+			refusals++
+			lastLogged = logRefusal(log, refusal, delay, lastLogged)
+		} else {
+			attempt++
+			if err == nil {
+				refusals = 0
+			}
+		}
+		// Only a refusal's wait ends at a change of our policy (since the dial began): the
+		// change may admit the proxy, or come with the registry change that admits us.
+		var wake <-chan struct{}
+		if refusal != nil {
+			wake = policyChanged
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-wake:
+			t.Stop()
+			log.Info().Msg("attestation policy changed; connecting to the proxy again")
 		}
 	}
+}
+
+// logRefusal logs a refusal by attestation policy and the wait before the next attempt, once per
+// distinct refusal (last is the message logged before), and returns the message logged now.
+func logRefusal(log zerolog.Logger, re *transport.RefusedError, delay time.Duration, last string) string {
+	msg := re.Error()
+	if msg == last {
+		log.Debug().Err(re).Dur("retry_in", delay).Msg("still refused; retrying")
+		return msg
+	}
+	fix := "a refusal will not clear by itself"
+	if re.Fix != "" {
+		fix += ": " + re.Fix
+	}
+	wait := delay.Round(time.Second).String()
+	ev := log.Error().Err(re).Str("reason", re.Reason).Str("fix", re.Fix).Dur("retry_in", delay)
+	if re.ByPeer {
+		ev.Msg("refused by the proxy: " + re.Reason + "; retrying in " + wait + " (" + fix + ")")
+	} else {
+		ev.Msg("refused proxy: our attestation policy does not allow it, nothing will be sent to it: " + re.Reason +
+			"; retrying in " + wait + " (" + fix + ")")
+	}
+	return msg
 }
 
 // logDialError logs a failed dial once per distinct error (last is the one logged before) and

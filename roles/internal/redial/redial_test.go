@@ -1,7 +1,9 @@
 package redial
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +121,150 @@ func TestBackoff(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRefusedBackoff(t *testing.T) {
+	testCases := map[string]struct {
+		b        Backoff
+		attempt  int
+		lo, high time.Duration
+	}{
+		"default, first":  {b: DefaultBackoff, attempt: 0, lo: 30 * time.Second, high: time.Minute},
+		"default, capped": {b: DefaultBackoff, attempt: 20, lo: 5 * time.Minute, high: 10 * time.Minute},
+		"configured":      {b: Backoff{RefusedMin: time.Second, RefusedMax: 4 * time.Second}, attempt: 1, lo: time.Second, high: 2 * time.Second},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			for range 100 {
+				d := tc.b.refused().Delay(tc.attempt)
+				assert.GreaterOrEqual(t, d, tc.lo)
+				assert.LessOrEqual(t, d, tc.high)
+			}
+		})
+	}
+}
+
+// logBuffer collects log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// refusals records what the hooks saw.
+type refusals struct {
+	mu      sync.Mutex
+	refused []*transport.RefusedError
+	dials   []error
+}
+
+func (r *refusals) hooks() Hooks {
+	return Hooks{
+		DialFailed: func(err error) { r.mu.Lock(); r.dials = append(r.dials, err); r.mu.Unlock() },
+		Refused:    func(re *transport.RefusedError) { r.mu.Lock(); r.refused = append(r.refused, re); r.mu.Unlock() },
+	}
+}
+
+func (r *refusals) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.refused)
+}
+
+// TestRefusedByProxy: a worker the proxy refuses logs the reason and the fix, waits the long
+// refusal backoff (not the network one), and connects at once when its own policy changes (as it
+// does with the registry change that admits it). When a later policy change at the proxy closes
+// the connection, that is a refusal too.
+func TestRefusedByProxy(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	m := attesttest.Measurements(attest.RoleWorker)
+	image := m.ImageHash()
+	var model [32]byte
+	registry := func(version uint32, workers ...[32]byte) attest.Policy {
+		p, err := attest.PolicyFromRegistry(attest.RegistryLists{Address: "kQreg", Version: version,
+			WorkerImages: workers, Models: [][32]byte{model}}, attesttest.OpenPolicy())
+		require.NoError(err)
+		return p
+	}
+	pcfg := config(t, attest.RoleProxy, 0, nil)
+	require.NoError(pcfg.Verifier.SetPolicy(registry(1)))
+	l, err := transport.Listen("127.0.0.1:0", pcfg)
+	require.NoError(err)
+	defer l.Close()
+	go func() {
+		for {
+			if _, err := l.Accept(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+
+	var logs logBuffer
+	var seen refusals
+	wcfg := config(t, attest.RoleWorker, 0, nil)
+	sessions := make(chan *transport.Conn, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		Loop(ctx, l.Addr().String(), wcfg, Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond, RefusedMin: time.Hour, RefusedMax: time.Hour},
+			zerolog.New(zerolog.MultiLevelWriter(&logs, zerolog.NewTestWriter(t))),
+			func(ctx context.Context, c *transport.Conn) {
+				sessions <- c
+				select {
+				case <-c.Done():
+				case <-ctx.Done():
+				}
+			}, seen.hooks())
+	}()
+	require.Eventually(func() bool { return seen.count() == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(func() bool { return strings.Contains(logs.String(), "refused by the proxy") }, 10*time.Second, time.Millisecond)
+	line := logs.String()
+	assert.Contains(line, "refused by the proxy: image hash not allowed by policy: worker image "+image.String()+" is not on registry kQreg's worker list (version 1); retrying in ")
+	assert.Contains(line, `(a refusal will not clear by itself: the owner adds it with \"cocoon chain registry allow kQreg worker-image `+image.String())
+	assert.Contains(line, `"level":"error"`)
+	seen.mu.Lock()
+	require.Len(seen.dials, 1)
+	var re *transport.RefusedError
+	require.ErrorAs(seen.dials[0], &re, "the hook gets the refusal")
+	assert.True(re.ByPeer)
+	seen.mu.Unlock()
+
+	// The registry admits the image: the proxy's policy and the worker's own change, and the
+	// worker connects at once instead of after an hour.
+	require.NoError(pcfg.Verifier.SetPolicy(registry(2, image)))
+	require.NoError(wcfg.Verifier.SetPolicy(attesttest.OpenPolicy()))
+	var c *transport.Conn
+	select {
+	case c = <-sessions:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not connected after the policy change")
+	}
+	assert.Equal(1, seen.count(), "no other attempt in between")
+
+	// The registry drops the image again: the proxy closes the connection with the reason.
+	require.NoError(pcfg.Verifier.SetPolicy(registry(3)))
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection of a dropped worker stayed open")
+	}
+	require.Eventually(func() bool { return seen.count() == 2 }, 10*time.Second, time.Millisecond)
+	seen.mu.Lock()
+	assert.Contains(seen.refused[1].Reason, "(version 3)")
+	seen.mu.Unlock()
+	cancel()
+	<-loopDone
 }
