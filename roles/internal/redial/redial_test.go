@@ -29,13 +29,11 @@ func config(t *testing.T, role attest.Role, validity time.Duration, now func() t
 		Log: zerolog.New(zerolog.NewTestWriter(t))}
 }
 
-// A connection whose certificate is about to expire is replaced before it ends: the replacement is
-// up while the old connection still serves, and the old session runs until its connection closes.
-func TestReplaceBeforeExpiry(t *testing.T) {
-	require := require.New(t)
-	l, err := transport.Listen("127.0.0.1:0", config(t, attest.RoleProxy, 0, nil))
-	require.NoError(err)
-	defer l.Close()
+// listen starts a listener that accepts every connection, closed at the test's end.
+func listen(t *testing.T, cfg transport.Config) *transport.Listener {
+	l, err := transport.Listen("127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
 	go func() {
 		for {
 			if _, err := l.Accept(context.Background()); err != nil {
@@ -43,6 +41,14 @@ func TestReplaceBeforeExpiry(t *testing.T) {
 			}
 		}
 	}()
+	return l
+}
+
+// A connection whose certificate is about to expire is replaced before it ends: the replacement is
+// up while the old connection still serves, and the old session runs until its connection closes.
+func TestReplaceBeforeExpiry(t *testing.T) {
+	require := require.New(t)
+	l := listen(t, config(t, attest.RoleProxy, 0, nil))
 
 	// The worker's certificates live 4 s; each session renews it as if 2 s had passed, so the next
 	// connection ends later than the one it replaces.
@@ -200,16 +206,7 @@ func TestRefusedByProxy(t *testing.T) {
 	}
 	pcfg := config(t, attest.RoleProxy, 0, nil)
 	require.NoError(pcfg.Verifier.SetPolicy(registry(1)))
-	l, err := transport.Listen("127.0.0.1:0", pcfg)
-	require.NoError(err)
-	defer l.Close()
-	go func() {
-		for {
-			if _, err := l.Accept(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
+	l := listen(t, pcfg)
 
 	var logs logBuffer
 	var seen refusals
