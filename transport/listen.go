@@ -206,11 +206,7 @@ func (l *Listener) connContext(ctx context.Context, info *quic.ClientInfo) (cont
 		// A dialer that refused us by policy says why when it closes, during the handshake or
 		// right after it.
 		if re := peerRefusal(context.Cause(ctx)); re != nil {
-			ev := l.cfg.Log.Warn().Str("peer", info.RemoteAddr.String()).Str("reason", re.Reason)
-			if re.Fix != "" {
-				ev = ev.Str("fix", re.Fix)
-			}
-			ev.Msg("refused by the dialing peer: its attestation policy does not allow this node")
+			re.fields(l.cfg.Log.Warn().Str("peer", info.RemoteAddr.String())).Msg("refused by the dialing peer: its attestation policy does not allow this node")
 		}
 	})
 	if a == refusedWithReason {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -53,6 +54,15 @@ func (e *RefusedError) Unwrap() []error {
 		out = append(out, e.err)
 	}
 	return out
+}
+
+// fields adds the reason and fix to a log event.
+func (e *RefusedError) fields(ev *zerolog.Event) *zerolog.Event {
+	ev = ev.Str("reason", e.Reason)
+	if e.Fix != "" {
+		ev = ev.Str("fix", e.Fix)
+	}
+	return ev
 }
 
 // refusalOf is our refusal of the peer for err, nil when err is not a refusal by policy of
@@ -134,11 +144,7 @@ func (c *Conn) refuse(err error) {
 	active := c.active
 	c.drainMu.Unlock()
 	c.startDrain("the attestation policy no longer allows the peer: " + re.Reason)
-	ev := c.log.Warn().Str("peer", c.RemoteAddr().String()).Str("reason", re.Reason).Int("requests_under_way", active)
-	if re.Fix != "" {
-		ev = ev.Str("fix", re.Fix)
-	}
-	ev.Msg("the attestation policy no longer allows this peer: draining the connection (no new requests; it closes once those under way end)")
+	re.fields(c.log.Warn().Str("peer", c.RemoteAddr().String()).Int("requests_under_way", active)).Msg("the attestation policy no longer allows this peer: draining the connection (no new requests; it closes once those under way end)")
 	if active == 0 {
 		c.closeRefusedAfter(refusalLinger)
 		return
