@@ -80,7 +80,7 @@ func TestClientClosesAtAnyMoment(t *testing.T) {
 	m, err := proxyMeter(ctx, &set, role("payment", "proxy"), log)
 	require.NoError(err)
 	defer m.Close()
-	p, err := BuildProxy(role("payment", "proxy"), "test", log, m)
+	p, err := BuildProxy(role("payment", "proxy"), "test", log, m, nil)
 	require.NoError(err)
 	done := make(chan error, 16)
 	running := 0

@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/roles/proxy"
@@ -72,6 +75,21 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 		c.Payments.Registry = config.Address{AccountID: registry, Set: true}
 		return c
 	}
+	// The registry allows the images this binary presents as proxy and worker, and the model.
+	proxyImage, err := SimulatedMeasurements(withKey("payment-a", "proxy"), attest.RoleProxy)
+	require.NoError(err)
+	workerImage, err := SimulatedMeasurements(withKey("worker", "worker"), attest.RoleWorker)
+	require.NoError(err)
+	_, weights, err := Engine(cfg, zerolog.Nop())
+	require.NoError(err)
+	model, err := hex.DecodeString(strings.TrimPrefix(weights, "sha256:"))
+	require.NoError(err)
+	allow := func(list contracts.List, h [32]byte, allowed bool) {
+		require.NoError(chaincmd.Allow(ctx, ch, io.Discard, keys["owner"], registry, list, h, allowed))
+	}
+	allow(contracts.ListProxyImages, proxyImage.ImageHash(), true)
+	allow(contracts.ListWorkerImages, workerImage.ImageHash(), true)
+	allow(contracts.ListModels, [32]byte(model), true)
 	// startProxy deploys a proxy contract, runs the proxy and lists it in the registry.
 	startProxy := func(name string) (*proxy.Proxy, ton.AccountID) {
 		pay := keys["payment-"+name].Public().(ed25519.PublicKey)
@@ -85,10 +103,13 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 		m, err := proxyMeter(ctx, &set, pc, log)
 		require.NoError(err)
 		t.Cleanup(func() { _ = m.Close() })
-		p, err := BuildProxy(pc, "test", log, m)
+		reg, err := openRegistry(ctx, &set, pc, log)
+		require.NoError(err)
+		p, err := BuildProxy(pc, "test", log, m, reg)
 		require.NoError(err)
 		run(m.Run)
 		run(p.Run)
+		run(reg.Run)
 		ep := p.Addr(ctx).String()
 		require.NoError(chaincmd.SetProxy(ctx, ch, io.Discard, keys["owner"], registry, pay,
 			&contracts.ProxyEntry{Key: pay, Contract: contract, WorkerEndpoint: ep, ClientEndpoint: ep}))
@@ -140,4 +161,25 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 	// A proxy removed from the registry is left.
 	require.NoError(chaincmd.SetProxy(ctx, ch, io.Discard, keys["owner"], registry, keys["payment-a"].Public().(ed25519.PublicKey), nil))
 	nodetest.WaitFor(t, "the worker to leave the removed proxy", func() bool { return pa.WorkerCount() == 0 })
+
+	// A worker image taken off the registry's list is dropped by the proxy, and the worker's
+	// stats say why.
+	allow(contracts.ListWorkerImages, workerImage.ImageHash(), false)
+	nodetest.WaitFor(t, "the proxy to drop the worker", func() bool { return pb.WorkerCount() == 0 })
+	nodetest.WaitFor(t, "the worker to say why", func() bool {
+		var st struct {
+			Proxies []struct {
+				Refused string `json:"refused"`
+			} `json:"proxies"`
+		}
+		if err := nodetest.GetJSON("http://"+w.StatsAddr(ctx).String()+"/jsonstats", &st); err != nil {
+			return false
+		}
+		for _, p := range st.Proxies {
+			if strings.Contains(p.Refused, "worker list") {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -70,7 +70,7 @@ func TestStandalonePayments(t *testing.T) {
 	pp, err := proxyMeter(ctx, &set, withKey("payment", 0), log)
 	require.NoError(err)
 	defer pp.Close()
-	p, err := BuildProxy(withKey("payment", 0), "test", log, pp)
+	p, err := BuildProxy(withKey("payment", 0), "test", log, pp, nil)
 	require.NoError(err)
 	done := make(chan error, 8)
 	go func() { done <- pp.Run(ctx) }()

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tonkeeper/tongo/ton"
 
+	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/contracts"
@@ -107,4 +108,24 @@ func contractsOf(reg contracts.Registry) []ton.AccountID {
 		out = append(out, p.Contract)
 	}
 	return out
+}
+
+// policyFrom keeps v's policy equal to its local policy (as v has it now) narrowed to each
+// registry version's lists, so that a change on chain reaches new handshakes at once and drains
+// the connections of peers no longer allowed.
+func (r *Registry) policyFrom(v *attest.Verifier) {
+	local := v.Policy()
+	r.onChange(func(reg contracts.Registry) {
+		p, err := attest.PolicyFromRegistry(attest.RegistryLists{
+			Address: r.addr.ToHuman(true, false), Version: reg.Version,
+			ProxyImages: reg.ProxyImages, WorkerImages: reg.WorkerImages, Models: reg.Models,
+		}, local)
+		if err == nil {
+			err = v.SetPolicy(p)
+		}
+		if err != nil {
+			// The old policy stays: it is at least as strict as the registry's last good lists.
+			r.log.Error().Err(err).Uint32("version", reg.Version).Msg("registry lists not applied")
+		}
+	})
 }

@@ -16,7 +16,9 @@ import (
 )
 
 // BuildProxy builds a proxy; with m it meters and charges every request.
-func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.Meter) (*proxy.Proxy, error) {
+// With reg it accepts only workers whose image and model the registry lists (narrowed by the
+// local policy), following changes.
+func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.Meter, reg *Registry) (*proxy.Proxy, error) {
 	log = log.With().Str("role", "proxy").Logger()
 	var claims attest.Claims
 	pc := proxy.Config{
@@ -32,6 +34,9 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	tc, err := Transport(&cfg, attest.RoleProxy, claims, version, log)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		reg.policyFrom(tc.Verifier)
 	}
 	return proxy.New(pc, tc, log)
 }
@@ -49,6 +54,9 @@ func BuildWorker(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	tc, err := Transport(&cfg, attest.RoleWorker, attest.Claims{Model: wc.Model, WeightsDigest: digest}, version, log)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		reg.policyFrom(tc.Verifier)
 	}
 	c := worker.Config{
 		Proxies: wc.Proxies, Model: wc.Model, WeightsDigest: digest, Coefficient: wc.Coefficient,
@@ -87,6 +95,9 @@ func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Par
 	tc, err := Transport(&cfg, attest.RoleClient, attest.Claims{}, version, log, keys...)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		reg.policyFrom(tc.Verifier)
 	}
 	cc := cfg.Client
 	c := client.Config{

@@ -76,11 +76,18 @@ func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.L
 			n.helpers = append(n.helpers, m.Run)
 			n.closers = append(n.closers, m.Close)
 		}
-		p, err := BuildProxy(cfg, version, log, m)
+		reg, err := openRegistry(ctx, set, cfg, log)
+		if err != nil {
+			return err
+		}
+		p, err := BuildProxy(cfg, version, log, m, reg)
 		if err != nil {
 			return err
 		}
 		n.role = p.Run
+		if reg != nil {
+			n.helpers = append(n.helpers, reg.Run)
+		}
 		return nil
 	})
 }

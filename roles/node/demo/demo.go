@@ -193,7 +193,7 @@ func Start(ctx context.Context, cfg config.Config, data, version string, log zer
 		running.Go(func() { dn.done <- run(ctx) })
 	}
 	start(m.Meter.Run)
-	if dn.Proxy, err = node.BuildProxy(cfg, version, log, m.Meter); err != nil {
+	if dn.Proxy, err = node.BuildProxy(cfg, version, log, m.Meter, nil); err != nil {
 		return nil, err
 	}
 	start(dn.Proxy.Run)

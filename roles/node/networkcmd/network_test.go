@@ -257,7 +257,7 @@ func exitCode(err error) int {
 // runProxy runs a proxy on loopback until the test ends and returns its endpoint.
 func runProxy(t *testing.T, ctx context.Context, cfg config.Config, log zerolog.Logger, m *meter.Meter) string {
 	t.Helper()
-	p, err := node.BuildProxy(cfg, "test", log, m)
+	p, err := node.BuildProxy(cfg, "test", log, m, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
