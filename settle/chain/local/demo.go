@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tonkeeper/tongo/boc"
 	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/settle/chain"
@@ -15,13 +16,22 @@ import (
 	"github.com/cocoon-network/cocoon/settle/emu"
 )
 
+// DemoChain is a chain SetupDemo can lay a network out on: the local chain itself, or a
+// `cocoon chain serve` reached through its toncenter API (settle/chain/toncenter), both of which
+// mint test TON.
+type DemoChain interface {
+	chain.Chain
+	Faucet(ctx context.Context, to ton.AccountID, amount uint64) error
+}
+
 // DemoConfig says who takes part in a demo network on the local chain.
 type DemoConfig struct {
 	Owner   ed25519.PrivateKey // registry owner's wallet key
-	Proxies []DemoProxy        // the proxies the registry lists, at least one
+	Proxies []DemoProxy        // the proxies, at least one; those with endpoints are listed
 	Params  contracts.RegistryParams
 	Fund    []ed25519.PublicKey // wallets to fund (clients, workers)
-	// Allowed image hashes and model digests (the simulated TDX images, the demo model).
+	// Allowed image hashes and model digests (the simulated TDX images, the demo model): the
+	// registry's lists become exactly these.
 	ProxyImages, WorkerImages, Models [][32]byte
 }
 
@@ -29,7 +39,7 @@ type DemoConfig struct {
 type DemoProxy struct {
 	Operator       ed25519.PrivateKey // its operator's wallet key: owns the proxy contract, pays its stake
 	PaymentKey     ed25519.PublicKey  // its attested payment key, the registry's key for it
-	WorkerEndpoint string             // host:port workers connect to
+	WorkerEndpoint string             // host:port workers connect to; "": not listed (not listening yet)
 	ClientEndpoint string             // host:port clients connect to; "": WorkerEndpoint
 }
 
@@ -43,13 +53,15 @@ type Demo struct {
 // demoFunding keeps every demo wallet at least this rich (nanoTON).
 const demoFunding = 1_000_000_000_000
 
-// SetupDemo makes the local chain ready for `cocoon demo`: funded wallets (owner, each operator,
-// each payment key's, which pays the gas of settling client charges, and cfg.Fund), a registry
-// that allows the given images and models and lists exactly the given proxies with their
-// endpoints, and each proxy's contract with its minimum stake. It is idempotent: run it at every
-// start, it only does what is missing or changed (an endpoint on a new port, a proxy added or
-// gone), so a restarted demo keeps its balances and history.
-func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
+// SetupDemo makes a chain ready for `cocoon demo` (or a development network of separate
+// processes): funded wallets (owner, each operator, each payment key's, which pays the gas of
+// settling client charges, and cfg.Fund), a registry whose lists are exactly the given images and
+// models and which lists exactly the given proxies that have endpoints, and each proxy's contract
+// with its minimum stake. It is idempotent: run it at every start (and again once the proxies
+// listen), it only does what is missing or changed (an endpoint on a new port, a proxy added or
+// gone, an image of another build), so a restarted demo keeps its balances and history. The
+// registry owner's changes go out in one wallet message.
+func SetupDemo(ctx context.Context, c DemoChain, cfg DemoConfig) (Demo, error) {
 	var d Demo
 	entries, err := demoEntries(cfg.Proxies)
 	if err != nil {
@@ -76,17 +88,7 @@ func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 		}
 	}
 
-	owner, err := c.WalletAddress(pubOf(cfg.Owner))
-	if err != nil {
-		return d, err
-	}
-	// The registry's address follows from its first state, so the same config finds it again.
-	data, err := contracts.RegistryData(contracts.Registry{Owner: owner, Params: cfg.Params})
-	if err != nil {
-		return d, err
-	}
-	d.Registry, _, err = emu.StateInitAddress(0, contracts.RegistryCode(), data)
-	if err != nil {
+	if d.Registry, err = DemoRegistry(c, cfg.Owner, cfg.Params); err != nil {
 		return d, err
 	}
 	if _, err := chain.Registry(ctx, c, d.Registry); err != nil {
@@ -102,11 +104,7 @@ func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 	pcfg := contracts.ProxyConfig{Registry: d.Registry, MinClientStake: reg.Params.MinClientStake,
 		ClientCloseDelay: reg.Params.ClientCloseDelay, ProxyCloseDelay: reg.Params.ProxyCloseDelay}
 	for i, p := range cfg.Proxies {
-		operator, err := c.WalletAddress(pubOf(p.Operator))
-		if err != nil {
-			return d, err
-		}
-		addr, _, err := chain.ProxyAddress(p.PaymentKey, operator, pcfg)
+		addr, err := DemoProxyContract(c, d.Registry, reg.Params, p)
 		if err != nil {
 			return d, err
 		}
@@ -116,49 +114,98 @@ func SetupDemo(ctx context.Context, c *Chain, cfg DemoConfig) (Demo, error) {
 			}
 		}
 		d.Proxies = append(d.Proxies, addr)
-		entries[i].Contract = addr
+		if entries[i] != nil {
+			entries[i].Contract = addr
+		}
 	}
 	d.Proxy = d.Proxies[0]
 
-	// Owner updates, each only if missing.
+	// Owner updates, each only if missing or changed, in one message of the owner's wallet.
+	var bodies []*boc.Cell
 	for _, l := range []struct {
 		list   contracts.List
-		hashes [][32]byte
-		has    func([32]byte) bool
+		want   [][32]byte
+		listed [][32]byte
 	}{
-		{contracts.ListProxyImages, cfg.ProxyImages, reg.ProxyImageAllowed},
-		{contracts.ListWorkerImages, cfg.WorkerImages, reg.WorkerImageAllowed},
-		{contracts.ListModels, cfg.Models, reg.ModelAllowed},
+		{contracts.ListProxyImages, cfg.ProxyImages, reg.ProxyImages},
+		{contracts.ListWorkerImages, cfg.WorkerImages, reg.WorkerImages},
+		{contracts.ListModels, cfg.Models, reg.Models},
 	} {
-		for _, h := range l.hashes {
-			if l.has(h) {
-				continue
+		for _, h := range l.listed {
+			if !slices.Contains(l.want, h) {
+				b, err := contracts.SetAllowedBody(0, l.list, h, false)
+				if err != nil {
+					return d, err
+				}
+				bodies = append(bodies, b)
 			}
-			body, err := contracts.SetAllowedBody(0, l.list, h, true)
-			if err != nil {
-				return d, err
-			}
-			if err := chain.Call(ctx, c, cfg.Owner, d.Registry, 0, body); err != nil {
-				return d, fmt.Errorf("demo: allow %x: %w", h, err)
+		}
+		for _, h := range slices.Compact(slices.Clone(l.want)) {
+			if !slices.Contains(l.listed, h) {
+				b, err := contracts.SetAllowedBody(0, l.list, h, true)
+				if err != nil {
+					return d, err
+				}
+				bodies = append(bodies, b)
 			}
 		}
 	}
-	return d, listDemoProxies(ctx, c, cfg.Owner, d.Registry, reg, entries)
+	listed, err := proxyUpdates(reg, entries)
+	if err != nil {
+		return d, err
+	}
+	bodies = append(bodies, listed...)
+	if len(bodies) == 0 {
+		return d, nil
+	}
+	msgs := make([]chain.Message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = chain.Message{To: d.Registry, Amount: chain.GasAmount, Body: b, Bounce: true}
+	}
+	if err := c.Send(ctx, cfg.Owner, msgs...); err != nil {
+		return d, fmt.Errorf("demo: update the registry: %w", err)
+	}
+	return d, nil
 }
 
-// demoEntries are the registry entries of the demo's proxies, without their contracts yet. Two
-// proxies may not share a payment key or an endpoint: the registry could not tell them apart.
-func demoEntries(proxies []DemoProxy) ([]contracts.ProxyEntry, error) {
+// DemoRegistry is the address of the registry SetupDemo deploys for owner with params: it
+// follows from the registry's first state, so it is known before the registry exists (a node's
+// configuration names it, and its image hash covers that).
+func DemoRegistry(c chain.Chain, owner ed25519.PrivateKey, params contracts.RegistryParams) (ton.AccountID, error) {
+	addr, err := c.WalletAddress(pubOf(owner))
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	data, err := contracts.RegistryData(contracts.Registry{Owner: addr, Params: params})
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	reg, _, err := emu.StateInitAddress(0, contracts.RegistryCode(), data)
+	return reg, err
+}
+
+// DemoProxyContract is the address of the contract SetupDemo deploys for p on registry, known
+// before it exists like DemoRegistry.
+func DemoProxyContract(c chain.Chain, registry ton.AccountID, params contracts.RegistryParams, p DemoProxy) (ton.AccountID, error) {
+	operator, err := c.WalletAddress(pubOf(p.Operator))
+	if err != nil {
+		return ton.AccountID{}, err
+	}
+	addr, _, err := chain.ProxyAddress(p.PaymentKey, operator, contracts.ProxyConfig{Registry: registry,
+		MinClientStake: params.MinClientStake, ClientCloseDelay: params.ClientCloseDelay, ProxyCloseDelay: params.ProxyCloseDelay})
+	return addr, err
+}
+
+// demoEntries are the registry entries of the demo's proxies, without their contracts yet; a
+// proxy without endpoints has none (nil). Two proxies may not share a payment key or an endpoint:
+// the registry could not tell them apart.
+func demoEntries(proxies []DemoProxy) ([]*contracts.ProxyEntry, error) {
 	if len(proxies) == 0 {
 		return nil, errors.New("demo: no proxy to list")
 	}
-	entries := make([]contracts.ProxyEntry, len(proxies))
+	entries := make([]*contracts.ProxyEntry, len(proxies))
 	keys, endpoints := map[string]int{}, map[string]int{}
 	for i, p := range proxies {
-		e := contracts.ProxyEntry{Key: p.PaymentKey, WorkerEndpoint: p.WorkerEndpoint, ClientEndpoint: p.ClientEndpoint}
-		if e.ClientEndpoint == "" {
-			e.ClientEndpoint = e.WorkerEndpoint
-		}
 		if len(p.PaymentKey) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("demo: proxy %d: payment key has %d bytes", i+1, len(p.PaymentKey))
 		}
@@ -166,47 +213,60 @@ func demoEntries(proxies []DemoProxy) ([]contracts.ProxyEntry, error) {
 			return nil, fmt.Errorf("demo: proxies %d and %d have the same payment key", j+1, i+1)
 		}
 		keys[string(p.PaymentKey)] = i
+		if p.WorkerEndpoint == "" && p.ClientEndpoint == "" {
+			continue // not listening yet: not listed
+		}
+		if p.WorkerEndpoint == "" {
+			return nil, fmt.Errorf("demo: proxy %d has no endpoint for workers, only one for clients", i+1)
+		}
+		e := contracts.ProxyEntry{Key: p.PaymentKey, WorkerEndpoint: p.WorkerEndpoint, ClientEndpoint: p.ClientEndpoint}
+		if e.ClientEndpoint == "" {
+			e.ClientEndpoint = e.WorkerEndpoint
+		}
 		for _, ep := range slices.Compact([]string{e.WorkerEndpoint, e.ClientEndpoint}) {
-			if ep == "" {
-				return nil, fmt.Errorf("demo: proxy %d has no endpoint", i+1)
-			}
 			if j, dup := endpoints[ep]; dup {
 				return nil, fmt.Errorf("demo: proxies %d and %d both use endpoint %s", j+1, i+1, ep)
 			}
 			endpoints[ep] = i
 		}
-		entries[i] = e
+		entries[i] = &e
 	}
 	return entries, nil
 }
 
-// listDemoProxies makes the registry list exactly entries: each one missing or changed is set,
-// each listed proxy not among them removed (a demo that ran with more proxies before).
-func listDemoProxies(ctx context.Context, c *Chain, owner ed25519.PrivateKey, registry ton.AccountID, reg contracts.Registry, entries []contracts.ProxyEntry) error {
-	send := func(key ed25519.PublicKey, e *contracts.ProxyEntry) error {
+// proxyUpdates are the registry messages that make it list exactly the non-nil entries: each one
+// missing or changed is set, each listed proxy not among them removed (a demo that ran with more
+// proxies before, or one not listening yet).
+func proxyUpdates(reg contracts.Registry, entries []*contracts.ProxyEntry) ([]*boc.Cell, error) {
+	var bodies []*boc.Cell
+	add := func(key ed25519.PublicKey, e *contracts.ProxyEntry) error {
 		body, err := contracts.SetProxyBody(0, key, e)
 		if err != nil {
 			return err
 		}
-		return chain.Call(ctx, c, owner, registry, 0, body)
+		bodies = append(bodies, body)
+		return nil
 	}
 	for _, listed := range reg.Proxies {
-		if !slices.ContainsFunc(entries, func(e contracts.ProxyEntry) bool { return bytes.Equal(e.Key, listed.Key) }) {
-			if err := send(listed.Key, nil); err != nil {
-				return fmt.Errorf("demo: remove proxy %s: %w", listed.ClientEndpoint, err)
+		if !slices.ContainsFunc(entries, func(e *contracts.ProxyEntry) bool { return e != nil && bytes.Equal(e.Key, listed.Key) }) {
+			if err := add(listed.Key, nil); err != nil {
+				return nil, fmt.Errorf("demo: remove proxy %s: %w", listed.ClientEndpoint, err)
 			}
 		}
 	}
 	for _, e := range entries {
+		if e == nil {
+			continue
+		}
 		if got, ok := reg.Proxy(e.Key); ok && got.Contract == e.Contract &&
 			got.WorkerEndpoint == e.WorkerEndpoint && got.ClientEndpoint == e.ClientEndpoint {
 			continue
 		}
-		if err := send(e.Key, &e); err != nil {
-			return fmt.Errorf("demo: list proxy %s: %w", e.ClientEndpoint, err)
+		if err := add(e.Key, e); err != nil {
+			return nil, fmt.Errorf("demo: list proxy %s: %w", e.ClientEndpoint, err)
 		}
 	}
-	return nil
+	return bodies, nil
 }
 
 func pubOf(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }

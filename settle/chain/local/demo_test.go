@@ -71,9 +71,7 @@ func TestSetupDemoProxies(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)
 	ctx := context.Background()
-	c, err := local.OpenDir(t.TempDir(), local.Options{})
-	require.NoError(err)
-	defer func() { require.NoError(c.Close()) }()
+	c := openDemoChain(t)
 	proxies := []local.DemoProxy{
 		{Operator: key(2), PaymentKey: pub(key(9)), WorkerEndpoint: "127.0.0.1:7000", ClientEndpoint: "127.0.0.1:7001"},
 		{Operator: key(3), PaymentKey: pub(key(10)), WorkerEndpoint: "127.0.0.1:7010"},
@@ -149,4 +147,60 @@ func TestSetupDemoRefusals(t *testing.T) {
 			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
+}
+
+// TestSetupDemoListsWhatRuns: the registry's allow-lists become exactly the given images and
+// models (a build with another image replaces the old one), a proxy without endpoints gets its
+// contract but is not listed, and the addresses are known before anything is deployed.
+func TestSetupDemoListsWhatRuns(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	ctx := context.Background()
+	c := openDemoChain(t)
+	proxies := []local.DemoProxy{
+		{Operator: key(2), PaymentKey: pub(key(9))},
+		{Operator: key(3), PaymentKey: pub(key(10))},
+	}
+	cfg := local.DemoConfig{Owner: key(1), Proxies: proxies, Params: contracts.DefaultParams(),
+		ProxyImages: [][32]byte{{1}}, WorkerImages: [][32]byte{{2}, {4}}, Models: [][32]byte{{3}}}
+	registry, err := local.DemoRegistry(c, cfg.Owner, cfg.Params)
+	require.NoError(err)
+	d, err := local.SetupDemo(ctx, c, cfg)
+	require.NoError(err)
+	assert.Equal(registry, d.Registry, "the registry's address is known in advance")
+	for i, p := range proxies {
+		contract, err := local.DemoProxyContract(c, d.Registry, cfg.Params, p)
+		require.NoError(err)
+		assert.Equal(contract, d.Proxies[i], "proxy %d's contract is known in advance", i+1)
+	}
+	r, err := chain.Registry(ctx, c, d.Registry)
+	require.NoError(err)
+	assert.Empty(r.Proxies, "proxies that do not listen yet are not listed")
+
+	// They listen now, and this build presents other images.
+	cfg.Proxies = slices.Clone(proxies)
+	cfg.Proxies[0].WorkerEndpoint, cfg.Proxies[1].WorkerEndpoint = "127.0.0.1:7000", "127.0.0.1:7010"
+	cfg.ProxyImages, cfg.WorkerImages = [][32]byte{{5}}, [][32]byte{{2}}
+	_, err = local.SetupDemo(ctx, c, cfg)
+	require.NoError(err)
+	r, err = chain.Registry(ctx, c, d.Registry)
+	require.NoError(err)
+	assert.Equal([][32]byte{{5}}, r.ProxyImages)
+	assert.Equal([][32]byte{{2}}, r.WorkerImages)
+	assert.Equal([][32]byte{{3}}, r.Models)
+	require.Len(r.Proxies, 2)
+	for i, p := range cfg.Proxies {
+		entry, ok := r.Proxy(p.PaymentKey)
+		require.True(ok)
+		assert.Equal(p.WorkerEndpoint, entry.ClientEndpoint)
+		assert.Equal(d.Proxies[i], entry.Contract)
+	}
+}
+
+// openDemoChain is a new local chain, closed at the test's end.
+func openDemoChain(t *testing.T) *local.Chain {
+	c, err := local.OpenDir(t.TempDir(), local.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Close()) })
+	return c
 }
