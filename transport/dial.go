@@ -77,18 +77,27 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	return newConn(qc, peer, ctrl, &c, local, peerDrain(h)), nil
 }
 
-// awaitConfirmed waits, at most for limit, for the listener's first packet after our handshake
-// completed, which confirms the handshake (HANDSHAKE_DONE). Before that, QUIC sends an
-// application close in Handshake packets without its reason phrase (RFC 9000 §10.2.3), so the
-// listener would not learn why it was refused. quic-go offers no event for it: the packet count
-// is polled.
+// awaitConfirmed waits, at most for limit, until the listener has most likely confirmed the
+// handshake (HANDSHAKE_DONE): before that, QUIC sends an application close in Handshake packets
+// without its reason phrase (RFC 9000 §10.2.3), so the listener would not learn why it was
+// refused. quic-go offers no event for it, so the packets received are polled: it waits for the
+// first packet after our handshake completed and then for a pause of a few round trips, since
+// acknowledgements of our certificate's packets may come before the listener has verified it.
 func awaitConfirmed(ctx context.Context, qc *quic.Conn, limit time.Duration) {
-	n := qc.ConnectionStats().PacketsReceived
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	for qc.ConnectionStats().PacketsReceived == n {
+	start := qc.ConnectionStats().PacketsReceived
+	last, quietSince := start, time.Now()
+	for {
+		st := qc.ConnectionStats()
+		if st.PacketsReceived != last {
+			last, quietSince = st.PacketsReceived, time.Now()
+		}
+		if last != start && time.Since(quietSince) >= max(4*st.SmoothedRTT, 25*time.Millisecond) {
+			return
+		}
 		select {
 		case <-tick.C:
 		case <-deadline.C:

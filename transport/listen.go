@@ -23,6 +23,7 @@ type Listener struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	conns    sync.WaitGroup // connContext's callbacks for connections not yet closed
 	// OnReject, when set before the first connection, sees every refused peer (for tests and metrics).
 	onReject func(remote string, err error)
 }
@@ -109,6 +110,7 @@ func (l *Listener) Close() error {
 	}
 	_ = l.tr.Close()
 	_ = l.tr.Conn.Close()
+	l.conns.Wait()
 	return err
 }
 
@@ -201,7 +203,9 @@ func (l *Listener) connContext(ctx context.Context, info *quic.ClientInfo) (cont
 		l.sources.release(ip, a)
 		return nil, errTooManyConns
 	}
+	l.conns.Add(1)
 	context.AfterFunc(ctx, func() {
+		defer l.conns.Done()
 		l.sources.release(ip, a)
 		// A dialer that refused us by policy says why when it closes, during the handshake or
 		// right after it.

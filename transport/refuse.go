@@ -194,6 +194,14 @@ func (c *Conn) startDrain(reason string) {
 	})
 }
 
+// Refusal is our refusal of the peer when a new policy no longer allows it (the connection then
+// drains and takes no new requests), nil otherwise.
+func (c *Conn) Refusal() *RefusedError {
+	c.drainMu.Lock()
+	defer c.drainMu.Unlock()
+	return c.refusal
+}
+
 // DrainReason says why the connection drains ("" while it does not): its certificates expire
 // soon, or the attestation policy no longer allows the peer.
 func (c *Conn) DrainReason() string {

@@ -180,6 +180,9 @@ func TestPolicyChangeDrainsRefusedPeer(t *testing.T) {
 	assert.Contains(droppedProxy.DrainReason(), droppedImage.String())
 	assert.False(keptProxy.IsDraining())
 	assert.Empty(keptProxy.DrainReason())
+	require.NotNil(droppedProxy.Refusal())
+	assert.Contains(droppedProxy.Refusal().Reason, droppedImage.String())
+	assert.Nil(keptProxy.Refusal())
 
 	// No new streams for it: the proxy opens none, and one the worker opens is reset.
 	_, err = droppedProxy.OpenStream(ctx)
