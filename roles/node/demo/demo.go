@@ -1,7 +1,10 @@
-// Package demo runs the whole network in one process for `cocoon demo`: a proxy, a worker and a
+// Package demo runs the whole network in one process for `cocoon demo`: proxies, workers and a
 // client on loopback with simulated TDX, the built-in engine (or a given engine URL) and the
-// local chain with a registry, the proxy's contract and a funded client deposit. Every role runs
-// the same code as on TON; only the chain and the root of trust differ.
+// local chain with a registry, each proxy's contract and funded client deposits. The registry
+// lists the proxies at the ports they listen on and allows exactly the images and model the
+// nodes present; workers and client find the proxies there. Every role runs the same code as on
+// TON; only the chain and the root of trust differ. Setup (`cocoon demo setup`) lays the same
+// network out on a `cocoon chain serve` for nodes that run as separate processes or containers.
 package demo
 
 import (
@@ -15,12 +18,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/internal/poll"
@@ -28,6 +31,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/roles/worker"
 	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/chain/chainserve"
 )
 
 // samplePrompt is what the demo asks once everything is up.
@@ -35,14 +39,17 @@ const samplePrompt = "In two sentences: why run AI inference inside confidential
 
 // Options are what `cocoon demo` takes.
 type Options struct {
-	Engine     string        // OpenAI-compatible engine URL; empty: the built-in engine
-	Model      string        // the model the worker serves
-	Listen     string        // the client's OpenAI API address
-	Data       string        // state directory (keys, chain, ledger, states)
-	Once       bool          // return after the sample request
-	TokenDelay time.Duration // built-in engine: time per token
-	LogLevel   string        // of the three roles
-	Version    string        // the software version the roles announce
+	Engine      string        // OpenAI-compatible engine URL; empty: the built-in engine
+	Model       string        // the model the workers serve
+	Listen      string        // the client's OpenAI API address
+	Data        string        // state directory (keys, chain, ledger, states)
+	Once        bool          // return after the sample request
+	TokenDelay  time.Duration // built-in engine: time per token
+	LogLevel    string        // of the roles
+	Version     string        // the software version the roles announce
+	Proxies     int           // proxies to run; 0: 1
+	Workers     int           // workers to run; 0: 1
+	ChainListen string        // where to serve the local chain (toncenter API v2); "": not served
 }
 
 // URLs is written to DIR/demo.json so scripts and tests find each role.
@@ -51,13 +58,26 @@ type URLs struct {
 		API   string `json:"api"`
 		Stats string `json:"stats"`
 	} `json:"client"`
-	Proxy struct {
-		Address string `json:"address"`
-		Stats   string `json:"stats"`
-	} `json:"proxy"`
-	Worker struct {
-		Stats string `json:"stats"`
-	} `json:"worker"`
+	// Proxy and Worker are the first of Proxies and Workers.
+	Proxy   ProxyURLs    `json:"proxy"`
+	Proxies []ProxyURLs  `json:"proxies"`
+	Worker  WorkerURLs   `json:"worker"`
+	Workers []WorkerURLs `json:"workers"`
+	// Registry is the registry every node follows; Chain the URL the local chain is served at
+	// (for `cocoon chain … --chain-url` and `cocoon network --chain-url`), when it is.
+	Registry string `json:"registry"`
+	Chain    string `json:"chain,omitempty"`
+}
+
+// ProxyURLs are one demo proxy's QUIC address and stats page.
+type ProxyURLs struct {
+	Address string `json:"address"`
+	Stats   string `json:"stats"`
+}
+
+// WorkerURLs are one demo worker's stats page.
+type WorkerURLs struct {
+	Stats string `json:"stats"`
 }
 
 // Run starts the network, asks the sample question, settles the signed states on the local
@@ -66,6 +86,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
 		return fmt.Errorf("demo: data directory: %w", err)
 	}
+	o.Proxies, o.Workers = max(o.Proxies, 1), max(o.Workers, 1)
 	cfg := node.LoopbackConfig(o.Data, o.LogLevel)
 	cfg.Worker.EngineURL, cfg.Worker.Model, cfg.Worker.TokenDelay = o.Engine, o.Model, config.Duration(o.TokenDelay)
 	if o.Engine != "" {
@@ -74,26 +95,39 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 		cfg.Worker.WeightsDigest = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	cfg.Client.Listen = o.Listen
-	for _, role := range []string{"proxy", "worker", "client"} {
-		if err := cfg.Validate(role); err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-	}
-	fmt.Fprintf(out, "cocoon demo: proxy, worker and client on this machine (SIMULATED TDX; state in %s)\n", o.Data)
+	fmt.Fprintf(out, "cocoon demo: %d proxy(s), %d worker(s) and a client on this machine (SIMULATED TDX; state in %s)\n", o.Proxies, o.Workers, o.Data)
 
-	dn, err := Start(ctx, cfg, o.Data, o.Version, log, out)
+	dn, err := StartNetwork(ctx, cfg, Size{Proxies: o.Proxies, Workers: o.Workers}, o.Data, o.Version, log, out)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer dn.stop()
-	m, p, w, cl, paddr, done := dn.Money, dn.Proxy, dn.Worker, dn.Client, dn.ProxyAddr, dn.done
+	m, cl, done := dn.Money, dn.Client, dn.done
 	var urls URLs
 	caddr := cl.Addr()
 	urls.Client.API = "http://" + caddr.String() + "/v1"
 	urls.Client.Stats = "http://" + caddr.String() + "/stats"
-	urls.Proxy.Address = paddr.String()
-	urls.Proxy.Stats = "http://" + p.StatsAddr(ctx).String() + "/stats"
-	urls.Worker.Stats = "http://" + w.StatsAddr(ctx).String() + "/stats"
+	stats := []string{urls.Client.Stats}
+	for i, p := range dn.Proxies {
+		u := ProxyURLs{Address: dn.ProxyAddrs[i].String(), Stats: "http://" + p.StatsAddr(ctx).String() + "/stats"}
+		urls.Proxies, stats = append(urls.Proxies, u), append(stats, u.Stats)
+	}
+	for _, w := range dn.Workers {
+		u := WorkerURLs{Stats: "http://" + w.StatsAddr(ctx).String() + "/stats"}
+		urls.Workers, stats = append(urls.Workers, u), append(stats, u.Stats)
+	}
+	urls.Proxy, urls.Worker = urls.Proxies[0], urls.Workers[0]
+	urls.Registry = m.Net.Registry.ToHuman(true, false)
+	if o.ChainListen != "" {
+		ln, err := net.Listen("tcp", o.ChainListen)
+		if err != nil {
+			return fmt.Errorf("demo: serve the chain on %s: %w (pick another --chain-listen, or \"\" for none)", o.ChainListen, err)
+		}
+		urls.Chain = "http://" + ln.Addr().String()
+		dn.serve(func(ctx context.Context) error {
+			return chainserve.New(m.Chain, chainserve.Config{}, log).Serve(ctx, ln)
+		})
+	}
 	b, _ := json.MarshalIndent(urls, "", "  ")
 	if err := os.WriteFile(filepath.Join(o.Data, "demo.json"), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("demo: write demo.json: %w", err)
@@ -112,7 +146,10 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 	}
 	fmt.Fprintf(out, "\nOpenAI base URL:  %s   (any API key; or none)\n", urls.Client.API)
 	fmt.Fprintf(out, "Ask from a shell: cocoon ask --client http://%s \"your question\"\n", caddr)
-	fmt.Fprintf(out, "Stats:            %s  %s  %s\n", urls.Client.Stats, urls.Proxy.Stats, urls.Worker.Stats)
+	fmt.Fprintf(out, "Stats:            %s\n", strings.Join(stats, "  "))
+	if urls.Chain != "" {
+		fmt.Fprintf(out, "The network:      cocoon network --allow-simulated --sim-dir %s --chain-url %s %s\n", cfg.SimRoot(), urls.Chain, urls.Registry)
+	}
 	if o.Once {
 		if askErr != nil {
 			return fmt.Errorf("demo: sample request failed: %w", askErr)
@@ -140,28 +177,45 @@ func firstErr(done <-chan error) error {
 	}
 }
 
-// Network is the three roles of the demo running in this process on the local chain.
+// Size is how many proxies and workers a demo network runs.
+type Size struct{ Proxies, Workers int }
+
+// Network is the roles of the demo running in this process on the local chain. The workers and
+// the client find the proxies through the registry, and every node trusts the images and models
+// it lists, as on TON.
 type Network struct {
-	Money     *Money
-	Proxy     *proxy.Proxy
-	Worker    *worker.Worker
-	Client    *client.Client
-	ProxyAddr net.Addr
-	done      chan error // a role (or the meter) stopped
-	stop      func()     // cancel the roles, wait for them, close the chain
+	Money      *Money
+	Registry   *node.Registry
+	Proxies    []*proxy.Proxy
+	ProxyAddrs []net.Addr
+	Workers    []*worker.Worker
+	Client     *client.Client
+	// Proxy and Worker are the first of Proxies and Workers.
+	Proxy  *proxy.Proxy
+	Worker *worker.Worker
+	done   chan error // a role (or a meter) stopped
+	serve  func(run func(context.Context) error)
+	stop   func() // cancel the roles, wait for them, close the chain
 }
 
-// Start sets up the local chain and starts proxy, worker and client, returning once the
-// worker is registered and the client's deposit is credited.
-func Start(ctx context.Context, cfg config.Config, data, version string, log zerolog.Logger, out io.Writer) (dn *Network, err error) {
+// Start is StartNetwork with one proxy and one worker.
+func Start(ctx context.Context, cfg config.Config, data, version string, log zerolog.Logger, out io.Writer) (*Network, error) {
+	return StartNetwork(ctx, cfg, Size{Proxies: 1, Workers: 1}, data, version, log, out)
+}
+
+// StartNetwork sets up the local chain and starts the proxies, then lists them in the registry
+// at the ports they listen on, then starts the workers and the client, which find them there. It
+// returns once every worker is registered with every proxy and each has seen the client's deposit.
+func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, version string, log zerolog.Logger, out io.Writer) (dn *Network, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
-	dn = &Network{done: make(chan error, 4)}
+	dn = &Network{done: make(chan error, 4+2*size.Proxies+size.Workers)}
+	n := dn // dn is nil once an error is returned
 	stop := func() {
 		cancel()
 		running.Wait()
-		if dn.Money != nil {
-			dn.Money.close()
+		if n.Money != nil {
+			n.Money.close()
 		}
 	}
 	dn.stop = stop
@@ -170,57 +224,79 @@ func Start(ctx context.Context, cfg config.Config, data, version string, log zer
 			stop()
 		}
 	}()
-	// The local chain: registry, the proxy's contract, funded wallets, the client's deposit.
-	proxyImage, err := node.SimulatedMeasurements(cfg, attest.RoleProxy)
-	if err != nil {
-		return nil, err
-	}
-	workerImage, err := node.SimulatedMeasurements(cfg, attest.RoleWorker)
-	if err != nil {
-		return nil, err
-	}
-	_, weights, err := node.Engine(cfg, zerolog.Nop())
-	if err != nil {
-		return nil, err
-	}
-	if dn.Money, err = setupMoney(ctx, data, proxyImage.ImageHash(), workerImage.ImageHash(), weights, log); err != nil {
-		return nil, err
-	}
-	m := dn.Money
-	fmt.Fprintf(out, "Local chain: registry %s, proxy contract %s, client deposit %s TON\n",
-		m.Net.Registry.ToHuman(true, true), m.Net.Proxy.ToHuman(true, true), settle.FormatTON(deposit))
 	start := func(run func(context.Context) error) {
 		running.Go(func() { dn.done <- run(ctx) })
 	}
-	start(m.Meter.Run)
-	if dn.Proxy, err = node.BuildProxy(cfg, version, log, m.Meter, nil); err != nil {
+	dn.serve = start
+	// The local chain: registry, the proxies' contracts, funded wallets, the client's deposits.
+	if dn.Money, err = setupMoney(ctx, data, &cfg, size.Proxies, size.Workers, log); err != nil {
 		return nil, err
 	}
-	start(dn.Proxy.Run)
-	// The proxy must listen before the others learn its (random) port.
-	if dn.ProxyAddr = dn.Proxy.Addr(ctx); dn.ProxyAddr == nil {
-		return nil, fmt.Errorf("proxy did not start: %w", firstErr(dn.done))
+	m := dn.Money
+	for _, role := range []string{"proxy", "worker", "client"} {
+		if err := cfg.Validate(role); err != nil {
+			return nil, err
+		}
 	}
-	cfg.Worker.Proxies, cfg.Client.Proxies = []string{dn.ProxyAddr.String()}, []string{dn.ProxyAddr.String()}
-	if dn.Worker, err = node.BuildWorker(cfg, version, log, m.worker, nil); err != nil {
+	fmt.Fprintf(out, "Local chain: registry %s, proxy contract(s) %s, client deposit %s TON each\n",
+		m.Net.Registry.ToHuman(true, true), m.addresses(), settle.FormatTON(deposit))
+	dn.Registry = node.NewRegistry(m.Chain, m.Net.Registry, log)
+	if err := dn.Registry.Read(ctx); err != nil {
 		return nil, err
 	}
-	if dn.Client, err = node.BuildClient(cfg, version, log, m.client, nil); err != nil {
+	var endpoints []string
+	for i, mt := range m.Meters {
+		start(mt.Run)
+		pc := cfg
+		pc.Payments.ProxyContract.AccountID = m.Net.Proxies[i]
+		p, err := node.BuildProxy(pc, version, log, mt, dn.Registry)
+		if err != nil {
+			return nil, err
+		}
+		start(p.Run)
+		// The proxy must listen before the others learn its (random) port.
+		addr := p.Addr(ctx)
+		if addr == nil {
+			return nil, fmt.Errorf("proxy %d did not start: %w", i+1, firstErr(dn.done))
+		}
+		dn.Proxies, dn.ProxyAddrs, endpoints = append(dn.Proxies, p), append(dn.ProxyAddrs, addr), append(endpoints, addr.String())
+	}
+	if err := m.listProxies(ctx, endpoints); err != nil {
 		return nil, err
 	}
-	start(dn.Worker.Run)
+	if err := dn.Registry.Read(ctx); err != nil {
+		return nil, err
+	}
+	start(dn.Registry.Run)
+	cfg.Worker.Proxies, cfg.Client.Proxies = nil, nil
+	for _, wp := range m.workers {
+		w, err := node.BuildWorker(cfg, version, log, wp, dn.Registry)
+		if err != nil {
+			return nil, err
+		}
+		dn.Workers = append(dn.Workers, w)
+	}
+	if dn.Client, err = node.BuildClient(cfg, version, log, m.client, dn.Registry); err != nil {
+		return nil, err
+	}
+	for _, w := range dn.Workers {
+		start(w.Run)
+	}
 	start(dn.Client.Run)
-	workerRegistered := func() error {
-		if dn.Proxy.WorkerCount() == 0 {
-			return errors.New("no worker registered yet")
+	dn.Proxy, dn.Worker = dn.Proxies[0], dn.Workers[0]
+	workersRegistered := func() error {
+		for i, p := range dn.Proxies {
+			if n := p.WorkerCount(); n < len(dn.Workers) {
+				return fmt.Errorf("proxy %d has %d of %d workers registered", i+1, n, len(dn.Workers))
+			}
 		}
 		return nil
 	}
-	if err := poll.Until(ctx, time.Minute, dn.done, workerRegistered); err != nil {
-		return nil, fmt.Errorf("worker did not register: %w", err)
+	if err := poll.Until(ctx, time.Minute, dn.done, workersRegistered); err != nil {
+		return nil, fmt.Errorf("workers did not register: %w", err)
 	}
 	if err := poll.Until(ctx, time.Minute, dn.done, m.deposited); err != nil {
-		return nil, fmt.Errorf("the client's deposit did not reach the proxy: %w", err)
+		return nil, fmt.Errorf("the client's deposit did not reach the proxies: %w", err)
 	}
 	return dn, nil
 }

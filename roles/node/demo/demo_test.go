@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/node"
+	"github.com/cocoon-network/cocoon/roles/node/networkcmd"
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
@@ -25,17 +27,9 @@ import (
 // TestRegistryPriceChange: the registry owner doubles the price on chain while the network runs;
 // the proxy picks it up, the client is charged the new price and the worker earns the new fee.
 func TestRegistryPriceChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the demo network; skipped with -short")
-	}
 	require := require.New(t)
-	data := t.TempDir()
-	cfg := node.LoopbackConfig(data, "warn")
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
-	defer cancel()
-	dn, err := Start(ctx, cfg, data, "test", zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
-	require.NoError(err)
-	defer dn.stop()
+	ctx, dn, _ := startNetwork(t, Size{Proxies: 1, Workers: 1})
+	data := dn.data
 	api := "http://" + dn.Client.Addr().String()
 
 	cost := func() uint64 {
@@ -80,18 +74,9 @@ func TestRegistryPriceChange(t *testing.T) {
 // contract says it paid, and reports that; the worker's wallet is no evidence, since it also
 // receives the submitter's leftover gas.
 func TestSettleReportsTheContractsTotal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the demo network; skipped with -short")
-	}
 	assert := assert.New(t)
 	require := require.New(t)
-	data := t.TempDir()
-	cfg := node.LoopbackConfig(data, "warn")
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
-	defer cancel()
-	dn, err := Start(ctx, cfg, data, "test", zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
-	require.NoError(err)
-	defer dn.stop()
+	ctx, dn, _ := startNetwork(t, Size{Proxies: 1, Workers: 1})
 	resp := nodetest.Post(t, ctx, "http://"+dn.Client.Addr().String()+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
 	require.Equal(200, resp.StatusCode)
 	require.NoError(resp.Body.Close())
@@ -99,11 +84,11 @@ func TestSettleReportsTheContractsTotal(t *testing.T) {
 
 	var out strings.Builder
 	require.NoError(dn.Money.settleOnChain(ctx, &out))
-	earned, ok := dn.Money.worker.States.Latest(dn.Money.Meter.PaymentKey())
+	earned, ok := dn.Money.workers[0].States.Latest(dn.Money.Meter.PaymentKey())
 	require.True(ok)
 	ps, err := chain.Proxy(ctx, dn.Money.Chain, dn.Money.Net.Proxy)
 	require.NoError(err)
-	paid := ps.Workers[dn.Money.worker.Account].Paid
+	paid := ps.Workers[dn.Money.workers[0].Account].Paid
 	assert.Equal(earned.State.Total, paid, "the contract paid what the state says")
 	assert.Contains(out.String(), "worker paid "+settle.FormatTON(paid)+" TON by the proxy contract")
 
@@ -111,4 +96,67 @@ func TestSettleReportsTheContractsTotal(t *testing.T) {
 	out.Reset()
 	require.NoError(dn.Money.settleOnChain(ctx, &out))
 	assert.Contains(out.String(), "worker paid 0 TON by the proxy contract")
+}
+
+// TestNetworkFromRegistry: a demo of two proxies and two workers lists each proxy in the registry
+// at the port it listens on, allows exactly the images and model its nodes present (each listed
+// proxy answers an attested dial with an allowed image and the payment key listed for it), and
+// the client, which knows the proxies only from the registry, is served and charged.
+func TestNetworkFromRegistry(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	ctx, dn, cfg := startNetwork(t, Size{Proxies: 2, Workers: 2})
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	require.Len(dn.Proxies, 2)
+	require.Len(dn.Workers, 2)
+
+	reg, err := chain.Registry(ctx, dn.Money.Chain, dn.Money.Net.Registry)
+	require.NoError(err)
+	require.Len(reg.Proxies, 2)
+	for i, addr := range dn.ProxyAddrs {
+		entry, ok := reg.ProxyByEndpoint(addr.String())
+		require.True(ok, "proxy %d is listed at %s", i+1, addr)
+		assert.Equal(dn.Money.Net.Proxies[i], entry.Contract)
+		assert.Equal([]byte(dn.Money.Meters[i].PaymentKey()), []byte(entry.Key))
+	}
+	assert.Len(reg.ProxyImages, 1, "one proxy image: the one every demo proxy presents")
+	assert.Len(reg.WorkerImages, 1)
+	assert.Len(reg.Models, 1)
+	net, err := networkcmd.Survey(ctx, dn.Money.Chain, dn.Money.Net.Registry, networkcmd.Options{
+		AllowSimulated: true, SimDir: cfg.SimRoot(), Timeout: nodetest.Timescale(10 * time.Second), Log: log})
+	require.NoError(err)
+	require.Len(net.Proxies, 2)
+	for _, p := range net.Proxies {
+		assert.True(p.Answered, "%s: %s", p.ClientEndpoint, p.Error)
+		assert.True(p.ImageAllowed, "%s presents an allowed image", p.ClientEndpoint)
+		assert.True(p.PaymentKeyMatches, "%s attests its listed payment key", p.ClientEndpoint)
+	}
+
+	resp := nodetest.Post(t, ctx, "http://"+dn.Client.Addr().String()+"/v1/chat/completions", nodetest.ChatBody("cocoon-builtin", false, ""))
+	require.Equal(200, resp.StatusCode)
+	require.NoError(resp.Body.Close())
+	nodetest.WaitFor(t, "client and a worker to hold their states", func() bool { return dn.Money.held() == nil })
+	var out strings.Builder
+	require.NoError(dn.Money.settleOnChain(ctx, &out))
+	assert.Contains(out.String(), "workers paid")
+}
+
+// startNetwork runs a demo network of size for the test, in a new data directory.
+func startNetwork(t *testing.T, size Size) (context.Context, *testNetwork, config.Config) {
+	if testing.Short() {
+		t.Skip("runs the demo network; skipped with -short")
+	}
+	data := t.TempDir()
+	cfg := node.LoopbackConfig(data, "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
+	t.Cleanup(cancel)
+	dn, err := StartNetwork(ctx, cfg, size, data, "test", zerolog.New(zerolog.NewTestWriter(t)), io.Discard)
+	require.NoError(t, err)
+	t.Cleanup(dn.stop)
+	return ctx, &testNetwork{Network: dn, data: data}, cfg
+}
+
+type testNetwork struct {
+	*Network
+	data string
 }

@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,146 +12,200 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/settle"
-	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/chain/local"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 	"github.com/cocoon-network/cocoon/settle/meter"
 	"github.com/cocoon-network/cocoon/settle/paystate"
 )
 
-// deposit is what the demo client keeps deposited with the demo proxy.
+// deposit is what the demo client keeps deposited with each demo proxy.
 const deposit = 2_000_000_000 // 2 TON
 
-// Money is the demo's settlement: the local chain with a registry, the proxy's contract, funded
-// client and worker wallets, the proxy's meter and the states client and worker keep. Every role
-// uses the same code as on TON; only the chain differs.
+// Money is the demo's settlement: the local chain with a registry, each proxy's contract, funded
+// client and worker wallets, each proxy's meter and the states client and workers keep. Every
+// role uses the same code as on TON; only the chain differs.
 type Money struct {
-	Chain       *local.Chain
-	Net         local.Demo
-	operatorKey ed25519.PrivateKey
-	Meter       *meter.Meter
-	client      *node.Party
-	worker      *node.Party
+	Chain  *local.Chain
+	Net    local.Demo
+	Meters []*meter.Meter // one per proxy, in Net.Proxies order
+	// Meter is Meters[0], the meter of a demo with one proxy.
+	Meter   *meter.Meter
+	acct    accounts
+	client  *node.Party
+	workers []*node.Party
+	demoCfg local.DemoConfig
 }
 
-func setupMoney(ctx context.Context, data string, proxyImage, workerImage attest.ImageHash, weightsDigest string, log zerolog.Logger) (m *Money, err error) {
+// setupMoney lays the demo network out on the local chain in data: keys in data/keys, the
+// registry (whose address cfg's payments then name, so that the images computed from cfg are
+// those the nodes present), each proxy's contract (not listed until it listens: listProxies),
+// the client's deposit with each proxy and a meter per proxy.
+func setupMoney(ctx context.Context, data string, cfg *config.Config, proxies, workers int, log zerolog.Logger) (m *Money, err error) {
 	ch, err := local.OpenDir(data, local.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("local chain: %w", err)
 	}
-	m = &Money{Chain: ch}
+	money := &Money{Chain: ch}
+	m = money
 	defer func() {
 		if err != nil {
-			m.close()
+			money.close()
 		}
 	}()
 	keys := filepath.Join(data, "keys")
 	if err := os.MkdirAll(keys, 0o700); err != nil {
 		return nil, err
 	}
-	var owner, clientKey, workerKey, payKey ed25519.PrivateKey
-	for name, k := range map[string]*ed25519.PrivateKey{"registry-owner": &owner, "proxy-operator": &m.operatorKey,
-		"client-wallet": &clientKey, "worker-wallet": &workerKey, "proxy-payment": &payKey} {
-		if *k, err = node.KeyIn(keys, name); err != nil {
-			return nil, fmt.Errorf("demo key %s: %w", name, err)
-		}
+	if m.acct, err = loadAccounts(func(name string) (ed25519.PrivateKey, error) { return node.KeyIn(keys, name) }, proxies, workers); err != nil {
+		return nil, fmt.Errorf("demo %w", err)
 	}
-	var model [32]byte
-	if b, err := hex.DecodeString(strings.TrimPrefix(weightsDigest, "sha256:")); err == nil && len(b) == 32 {
-		copy(model[:], b)
-	}
-	m.Net, err = local.SetupDemo(ctx, ch, local.DemoConfig{
-		Owner: owner,
-		Proxies: []local.DemoProxy{{Operator: m.operatorKey, PaymentKey: payKey.Public().(ed25519.PublicKey),
-			WorkerEndpoint: "127.0.0.1:4433"}},
-		Params:      contracts.DefaultParams(),
-		Fund:        []ed25519.PublicKey{clientKey.Public().(ed25519.PublicKey), workerKey.Public().(ed25519.PublicKey)},
-		ProxyImages: [][32]byte{proxyImage}, WorkerImages: [][32]byte{workerImage}, Models: [][32]byte{model},
-	})
+	params := contracts.DefaultParams()
+	l, err := plan(ch, m.acct, params)
 	if err != nil {
+		return nil, err
+	}
+	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, local.DefaultFile),
+		Registry: config.Address{AccountID: l.Registry, Set: true}, ProxyContract: config.Address{AccountID: l.Contracts[0], Set: true}}
+	pimg, wimg, models, err := images(*cfg, []string{cfg.Worker.Model})
+	if err != nil {
+		return nil, err
+	}
+	fund := []ed25519.PublicKey{m.acct.client.Public().(ed25519.PublicKey)}
+	for _, w := range m.acct.workers {
+		fund = append(fund, w.Public().(ed25519.PublicKey))
+	}
+	m.demoCfg = local.DemoConfig{Owner: m.acct.owner, Proxies: m.acct.demoProxies(nil), Params: params, Fund: fund,
+		ProxyImages: pimg, WorkerImages: wimg, Models: models}
+	if m.Net, err = local.SetupDemo(ctx, ch, m.demoCfg); err != nil {
 		return nil, fmt.Errorf("demo network on the local chain: %w", err)
 	}
-	if m.client, err = node.NewParty(ch, clientKey, settle.KindClientCharged, filepath.Join(data, "client-states"), 0, log); err != nil {
+	if m.client, err = node.NewParty(ch, m.acct.client, settle.KindClientCharged, filepath.Join(data, "client-states"), 0, log); err != nil {
 		return nil, err
 	}
-	if m.worker, err = node.NewParty(ch, workerKey, settle.KindWorkerEarned, filepath.Join(data, "worker-states"), 0, log); err != nil {
-		return nil, err
-	}
-	// Keep the client's deposit topped up, as an app developer would.
-	ps, err := chain.Proxy(ctx, ch, m.Net.Proxy)
-	if err != nil {
-		return nil, err
-	}
-	if acc := ps.Clients[m.client.Account]; acc.Balance < deposit/2 {
-		if err := chain.TopUp(ctx, ch, clientKey, m.Net.Proxy, deposit); err != nil {
-			return nil, fmt.Errorf("client top-up: %w", err)
+	for i, k := range m.acct.workers {
+		w, err := node.NewParty(ch, k, settle.KindWorkerEarned, filepath.Join(data, keyName("worker-states", i)), 0, log)
+		if err != nil {
+			return nil, err
 		}
+		m.workers = append(m.workers, w)
 	}
-	m.Meter, err = meter.New(ctx, ch, meter.Config{Contract: m.Net.Proxy, Registry: m.Net.Registry, PaymentKey: payKey,
-		LedgerPath: filepath.Join(data, "proxy-ledger.db")}, log)
-	if err != nil {
+	// Keep the client's deposits topped up, as an app developer would.
+	if err := keepDeposited(ctx, ch, m.acct.client, m.Net.Proxies, deposit); err != nil {
 		return nil, err
 	}
+	for i, contract := range m.Net.Proxies {
+		ledger := "proxy-ledger.db"
+		if i > 0 {
+			ledger = fmt.Sprintf("proxy-%d-ledger.db", i+1)
+		}
+		mt, err := meter.New(ctx, ch, meter.Config{Contract: contract, Registry: m.Net.Registry, PaymentKey: m.acct.payKeys[i],
+			LedgerPath: filepath.Join(data, ledger)}, log)
+		if err != nil {
+			return nil, err
+		}
+		m.Meters = append(m.Meters, mt)
+	}
+	m.Meter = m.Meters[0]
 	return m, nil
 }
 
+// listProxies lists each proxy in the registry at the endpoint it listens on.
+func (m *Money) listProxies(ctx context.Context, endpoints []string) error {
+	cfg := m.demoCfg
+	cfg.Proxies = m.acct.demoProxies(endpoints)
+	_, err := local.SetupDemo(ctx, m.Chain, cfg)
+	return err
+}
+
 func (m *Money) close() {
-	if m.Meter != nil {
-		_ = m.Meter.Close()
+	for _, mt := range m.Meters {
+		_ = mt.Close()
 	}
 	_ = m.Chain.Close()
 }
 
-// deposited waits until the ledger has seen the client's deposit.
+// deposited waits until every proxy's ledger has seen the client's deposit.
 func (m *Money) deposited() error {
-	c, err := m.Meter.Ledger().Client(m.client.Account)
-	if err != nil {
-		return err
-	}
-	if c.Available() == 0 {
-		return errors.New("client deposit not seen yet")
+	for i, mt := range m.Meters {
+		c, err := mt.Ledger().Client(m.client.Account)
+		if err != nil {
+			return err
+		}
+		if c.Available() == 0 {
+			return fmt.Errorf("proxy %d has not seen the client deposit yet", i+1)
+		}
 	}
 	return nil
 }
 
-// held reports whether client and worker both hold a state the proxy signed.
+// held reports whether the client and a worker both hold a state one proxy signed.
 func (m *Money) held() error {
-	pay := m.Meter.PaymentKey()
-	if _, ok := m.worker.States.Latest(pay); !ok {
-		return errors.New("worker has no state yet")
+	for _, mt := range m.Meters {
+		if _, ok := m.client.States.Latest(mt.PaymentKey()); !ok {
+			continue
+		}
+		for _, w := range m.workers {
+			if _, ok := w.States.Latest(mt.PaymentKey()); ok {
+				return nil
+			}
+		}
+		return errors.New("no worker has a state yet")
 	}
-	if _, ok := m.client.States.Latest(pay); !ok {
-		return errors.New("client has no state yet")
-	}
-	return nil
+	return errors.New("client has no state yet")
 }
 
-// settleOnChain submits the latest signed states (the proxy operator does here; client, worker
-// or anyone may at any time) and reports what the contract accepted.
+// settleOnChain submits the latest signed states (each proxy's operator does here; client,
+// workers or anyone may at any time) and reports what the contracts accepted.
 func (m *Money) settleOnChain(ctx context.Context, out io.Writer) error {
-	pay := m.Meter.PaymentKey()
-	ws, _ := m.worker.States.Latest(pay)
-	cs, _ := m.client.States.Latest(pay)
-	// The worker is paid what the proxy signed it earned; the client's charge moves to the proxy.
-	c, err := paystate.Submit(ctx, m.Chain, m.operatorKey, cs)
-	if err != nil {
-		return fmt.Errorf("submit client state: %w", err)
+	var charged, left, paid, paidAll uint64
+	for i, mt := range m.Meters {
+		pay, operator := mt.PaymentKey(), m.acct.operators[i]
+		// The client's charge moves to the proxy; each worker is paid what the proxy signed it earned.
+		if cs, ok := m.client.States.Latest(pay); ok {
+			c, err := paystate.Submit(ctx, m.Chain, operator, cs)
+			if err != nil {
+				return fmt.Errorf("submit client state: %w", err)
+			}
+			charged, left = charged+c.After.Settled, left+c.After.Balance
+		}
+		for _, wp := range m.workers {
+			ws, ok := wp.States.Latest(pay)
+			if !ok {
+				continue
+			}
+			w, err := paystate.Submit(ctx, m.Chain, operator, ws)
+			if err != nil {
+				return fmt.Errorf("submit worker state: %w", err)
+			}
+			// The contract's own total is the check: the worker's wallet also receives the
+			// submitter's leftover gas, so its balance would grow even if nothing was paid.
+			if w.After.Settled != ws.State.Total {
+				return fmt.Errorf("the proxy contract paid the worker %d nanoTON in all, not the %d its state says", w.After.Settled, ws.State.Total)
+			}
+			paid, paidAll = paid+w.After.Settled-w.Before.Settled, paidAll+w.After.Settled
+		}
 	}
-	w, err := paystate.Submit(ctx, m.Chain, m.operatorKey, ws)
-	if err != nil {
-		return fmt.Errorf("submit worker state: %w", err)
+	workers, contracts := "worker", "the proxy contract"
+	if len(m.workers) > 1 {
+		workers = "workers"
+	}
+	if len(m.Meters) > 1 {
+		contracts = "the proxy contracts"
 	}
 	fmt.Fprintf(out, "Settled on the local chain: client charged %s TON in all (deposit left %s TON); "+
-		"worker paid %s TON by the proxy contract (%s TON in all)\n",
-		settle.FormatTON(c.After.Settled), settle.FormatTON(c.After.Balance),
-		settle.FormatTON(w.After.Settled-w.Before.Settled), settle.FormatTON(w.After.Settled))
-	// The contract's own total is the check: the worker's wallet also receives the submitter's
-	// leftover gas, so its balance would grow even if nothing was paid.
-	if w.After.Settled != ws.State.Total {
-		return fmt.Errorf("the proxy contract paid the worker %d nanoTON in all, not the %d its state says", w.After.Settled, ws.State.Total)
-	}
+		"%s paid %s TON by %s (%s TON in all)\n",
+		settle.FormatTON(charged), settle.FormatTON(left), workers, settle.FormatTON(paid), contracts, settle.FormatTON(paidAll))
 	return nil
+}
+
+// addresses are the proxy contracts in human form.
+func (m *Money) addresses() string {
+	var out []string
+	for _, c := range m.Net.Proxies {
+		out = append(out, c.ToHuman(true, true))
+	}
+	return strings.Join(out, ", ")
 }
