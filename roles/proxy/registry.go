@@ -114,7 +114,7 @@ func (r *registry) hasModel(model string) bool {
 // choose picks a worker for model: under its maximum, coefficient at or under maxCoef (0: any), not
 // in exclude, with the lowest score (below); ties broken at random. Connections that drain before
 // their certificates expire are chosen only when no other will do: their worker is connecting a
-// replacement. The chosen worker's active count is already incremented.
+// replacement. Workers the policy no longer allows (a registry change) are never chosen. The chosen worker's active count is already incremented.
 func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool) *workerEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -144,6 +144,10 @@ func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*worker
 	var known, sum int64
 	for _, w := range r.byModel[model] {
 		if exclude[w] || (maxCoef != 0 && w.coefficient > maxCoef) || w.conn.IsDraining() != draining {
+			continue
+		}
+		if w.conn.Refusal() != nil {
+			// The policy no longer allows this worker: it finishes what it has and gets nothing new.
 			continue
 		}
 		if w.active.Load() >= w.maxActive {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cocoon-network/cocoon/roles/internal/paysync"
 	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
@@ -78,6 +79,15 @@ func (w *Worker) session(ctx context.Context, m *member, c *transport.Conn) {
 		case <-ctx.Done():
 		case <-c.Done():
 		}
+		// Linger briefly: closing at once would discard answer frames and the payment state for the
+		// last request that the proxy has not acknowledged yet.
+		linger := time.NewTimer(retireLinger)
+		select {
+		case <-linger.C:
+		case <-ctx.Done():
+		case <-c.Done():
+		}
+		linger.Stop()
 		w.log.Info().Str("proxy", m.Target.Label()).Msg("proxy left the set: its requests finished, closing")
 		_ = c.Close(wire.CodeShutdown, "proxy no longer listed")
 	}
@@ -144,3 +154,8 @@ func (w *Worker) register(ctx context.Context, m *member, c *transport.Conn) err
 		}
 	}
 }
+
+// retireLinger is how long a worker keeps the connection to a proxy that left its set open after
+// the last request on it finished, so that the proxy receives the end of that answer and the
+// worker its payment state.
+const retireLinger = time.Second
