@@ -55,18 +55,20 @@ RUN apt-get update && \
 COPY --from=build /out/libemulator.so /usr/local/lib/libemulator.so
 RUN ldconfig
 # A fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be chowned to it.
-# /data and /sim exist and belong to that user so named volumes mounted there inherit the ownership
-# on first use (/sim is the simulated-TDX development root shared in docker-compose.yml).
+# /data, /sim and /keys exist and belong to that user so named volumes mounted there inherit the
+# ownership on first use (/sim is the simulated-TDX development root and /keys the development keys
+# of `cocoon demo setup`, both shared in docker-compose.yml).
 RUN groupadd --system --gid 10001 cocoon && \
     useradd --system --uid 10001 --gid cocoon --home-dir /data --no-create-home \
       --shell /usr/sbin/nologin cocoon && \
-    mkdir -p /data /sim && chown cocoon:cocoon /data /sim && chmod 0700 /data /sim
+    mkdir -p /data /sim /keys && chown cocoon:cocoon /data /sim /keys && chmod 0700 /data /sim /keys
 COPY --from=build /out/cocoon /usr/local/bin/cocoon
 ENV COCOON_DATA=/data
 VOLUME /data
 WORKDIR /data
 USER 10001:10001
-# 4433/udp: proxy QUIC; 8080: client OpenAI API; 9090/9091: proxy/worker stats and /healthz.
-EXPOSE 4433/udp 8080 9090 9091
+# 4433/udp: proxy QUIC; 8080: client OpenAI API; 8081: `cocoon chain serve`; 9090/9091: proxy/worker
+# stats and /healthz.
+EXPOSE 4433/udp 8080 8081 9090 9091
 ENTRYPOINT ["cocoon"]
 CMD ["--help"]

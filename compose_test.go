@@ -13,6 +13,9 @@ import (
 	// The maintained continuation of gopkg.in/yaml.v3 (same API), already in the module graph
 	// through testify, so this test adds no dependency.
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/node/demo"
 )
 
 // roles are the compose services that run the cocoon image, one per role.
@@ -32,6 +35,35 @@ type composeService struct {
 	Ports       []portSpec    `yaml:"ports"`
 	Volumes     []volumeMount `yaml:"volumes"`
 	Healthcheck *healthcheck  `yaml:"healthcheck"`
+	DependsOn   dependsOn     `yaml:"depends_on"`
+	Restart     string        `yaml:"restart"`
+}
+
+// dependsOn is depends_on: a list of services (started first) or a map of service to condition.
+type dependsOn map[string]string
+
+func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
+	*d = dependsOn{}
+	if n.Kind == yaml.SequenceNode {
+		var list []string
+		if err := n.Decode(&list); err != nil {
+			return err
+		}
+		for _, s := range list {
+			(*d)[s] = "service_started"
+		}
+		return nil
+	}
+	var m map[string]struct {
+		Condition string `yaml:"condition"`
+	}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	for k, v := range m {
+		(*d)[k] = v.Condition
+	}
+	return nil
 }
 
 type healthcheck struct {
@@ -287,7 +319,7 @@ func TestComposeDockerfile(t *testing.T) {
 
 	// Every tool the compose healthchecks call must be installed in the image.
 	c := loadCompose(t)
-	for _, role := range roles {
+	for _, role := range append([]string{"chain"}, roles...) {
 		hc := c.Services[role].Healthcheck
 		if hc == nil || len(hc.Test) < 2 {
 			continue
@@ -297,4 +329,81 @@ func TestComposeDockerfile(t *testing.T) {
 			assert.Contains(runs, tool, "%s healthcheck runs %s, which the Dockerfile's final stage must install", role, tool)
 		}
 	}
+}
+
+// flagValues are the values of --name in a command line ("--name value" or "--name=value").
+func flagValues(cmd []string, name string) []string {
+	var out []string
+	for i, a := range cmd {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			out = append(out, v)
+		} else if a == "--"+name && i+1 < len(cmd) {
+			out = append(out, cmd[i+1])
+		}
+	}
+	return out
+}
+
+// TestComposePayments: the compose network settles on a shared chain. A chain service serves it,
+// a one-shot setup lays the network out on it, and proxy, worker and client run with payments on
+// that chain and the registry setup made, whose address (and the proxy contract's) follows from
+// setup's seed; worker and client find the proxy in the registry, with no proxies list. They
+// start in order: chain healthy, setup done, proxy healthy, then worker and client.
+func TestComposePayments(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	c := loadCompose(t)
+
+	chainSvc, ok := c.Services["chain"]
+	require.True(ok, "docker-compose.yml has a chain service")
+	require.GreaterOrEqual(len(chainSvc.Command), 2)
+	assert.Equal([]string{"chain", "serve"}, []string(chainSvc.Command[:2]))
+	assert.Equal([]string{"0.0.0.0:8081"}, flagValues(chainSvc.Command, "listen"), "the chain listens for the other containers")
+	require.NotNil(chainSvc.Healthcheck, "the chain has a healthcheck")
+	assert.Equal("CMD", chainSvc.Healthcheck.Test[0])
+	assert.Empty(chainSvc.Ports, "the chain (and its faucet) is not published beyond the compose network")
+
+	setup, ok := c.Services["setup"]
+	require.True(ok, "docker-compose.yml has a setup service")
+	require.GreaterOrEqual(len(setup.Command), 2)
+	assert.Equal([]string{"demo", "setup"}, []string(setup.Command[:2]))
+	assert.Equal("no", setup.Restart, "setup runs once")
+	chainURL := flagValues(setup.Command, "chain-url")
+	require.Len(chainURL, 1)
+	assert.Equal("http://chain:8081", chainURL[0])
+	assert.Equal(map[string]string{"chain": "service_healthy"}, map[string]string(setup.DependsOn))
+
+	// The addresses the roles are given are those setup makes.
+	seed := demo.DefaultSeed
+	if s := flagValues(setup.Command, "seed"); len(s) == 1 {
+		seed = s[0]
+	}
+	plan, err := demo.PlanSetup(demo.SetupOptions{ChainURL: chainURL[0], Seed: seed, Proxies: flagValues(setup.Command, "proxy")})
+	require.NoError(err)
+	require.Len(plan.Contracts, 1, "setup lists one proxy")
+	assert.Equal([]string{"proxy:4433"}, flagValues(setup.Command, "proxy"), "setup lists the proxy where the other containers reach it")
+
+	wantDeps := map[string]map[string]string{
+		"proxy":  {"setup": "service_completed_successfully"},
+		"worker": {"proxy": "service_healthy"},
+		"client": {"proxy": "service_healthy"},
+	}
+	for _, role := range roles {
+		s := c.Services[role]
+		env := s.Environment
+		assert.Equal("toncenter", env["COCOON_CHAIN"], "%s: payments on the shared chain", role)
+		assert.Equal(chainURL[0], env["COCOON_CHAIN_URL"], role)
+		var reg config.Address
+		require.NoError(reg.UnmarshalText([]byte(env["COCOON_REGISTRY"])), "%s: COCOON_REGISTRY", role)
+		assert.Equal(plan.Registry, reg.AccountID, "%s: the registry setup makes (`cocoon demo setup --print --proxy proxy:4433`)", role)
+		assert.Equal(wantDeps[role], map[string]string(s.DependsOn), "%s depends_on", role)
+		if role != "proxy" {
+			assert.NotContains(env, "COCOON_PROXIES", "%s finds the proxies in the registry", role)
+		}
+	}
+	var contract config.Address
+	require.NoError(contract.UnmarshalText([]byte(c.Services["proxy"].Environment["COCOON_PROXY_CONTRACT"])))
+	assert.Equal(plan.Contracts[0], contract.AccountID, "the proxy's contract is the one setup deploys")
+	assert.Equal("/keys/proxy-payment.key", c.Services["proxy"].Environment["COCOON_KEY"], "the proxy attests the payment key setup lists")
+	assert.Equal("/keys/client-wallet.key", c.Services["client"].Environment["COCOON_KEY"], "the client pays from the wallet setup funded")
 }

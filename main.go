@@ -203,7 +203,7 @@ func demoSetupCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "chain-url", Usage: "`URL` of the `cocoon chain serve` (required)", EnvVars: []string{"COCOON_CHAIN_URL"}},
-			&cli.StringFlag{Name: "keys", Usage: "`DIR` the keys are written to (registry-owner, proxy-operator, proxy-payment, client-wallet; -2… for more proxies)", Value: "keys"},
+			&cli.StringFlag{Name: "keys", Usage: "`DIR` the keys are written to (registry-owner, proxy-operator, proxy-payment, client-wallet, worker-wallet; -2… for more proxies)", Value: "keys"},
 			&cli.StringFlag{Name: "seed", Usage: "public `TEXT` every key derives from", Value: demo.DefaultSeed},
 			&cli.StringSliceFlag{Name: "proxy", Usage: "a proxy's `ENDPOINT` (workers', optionally \",clients'\"), once per proxy", Value: cli.NewStringSlice("127.0.0.1:4433")},
 			&cli.StringSliceFlag{Name: "model", Usage: "a `MODEL` the workers serve, once per model", Value: cli.NewStringSlice("cocoon-builtin")},

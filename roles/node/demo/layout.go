@@ -206,7 +206,7 @@ func plan(ch chain.Chain, a accounts, params contracts.RegistryParams) (Layout, 
 
 // Setup lays a development network out on the chain at o.ChainURL the way the demo does on its
 // own: keys derived from o.Seed written to o.Keys (registry-owner, proxy-operator, proxy-payment,
-// client-wallet; -2, -3… for further proxies), a registry that allows exactly the images that
+// client-wallet, worker-wallet; -2, -3… for further proxies), a registry that allows exactly the images that
 // proxies and workers present with simulated TDX, payments on that chain and that registry (and
 // the models they serve), each proxy's contract listed at its endpoints, and the client's wallet
 // funded and deposited with every proxy. It is idempotent, so it may run at every start.
@@ -221,7 +221,8 @@ func Setup(ctx context.Context, o SetupOptions, out func(format string, args ...
 	if err := os.MkdirAll(o.Keys, 0o700); err != nil {
 		return Layout{}, fmt.Errorf("keys directory: %w", err)
 	}
-	a, err := loadAccounts(seeded(o.Seed, o.Keys), len(o.Proxies), 0)
+	// A worker's wallet too: it only earns, but the worker needs a key file to earn into.
+	a, err := loadAccounts(seeded(o.Seed, o.Keys), len(o.Proxies), 1)
 	if err != nil {
 		return Layout{}, err
 	}
