@@ -118,9 +118,9 @@ type netPeerStats struct {
 
 // TestOpenNetwork: `cocoon chain serve`, two proxies, three workers and a client as separate
 // processes; workers and client know only the chain and the registry. Requests are served and
-// paid on the shared chain. A proxy killed with -9 is left once the transport takes it for dead, plus 2 s; a worker image taken off
-// the registry gets no new requests within the registry watch (10 s) while its request under way
-// finishes, and the worker says why; a proxy registered later is found without a restart; a proxy
+// paid on the shared chain. A proxy killed with -9 is left once the transport takes it for dead,
+// plus 2 s; a worker image taken off the registry gets no new requests within the registry watch
+// (10 s) while its request under way finishes, and the worker says why; a proxy registered later is found without a restart; a proxy
 // that attests another payment key than the registry lists for its endpoint is refused.
 func TestOpenNetwork(t *testing.T) {
 	assert := assert.New(t)
