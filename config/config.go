@@ -41,9 +41,12 @@ type Payments struct {
 	// Key is the proxy's payment key, or the client's or worker's wallet key; default
 	// <data>/keys/<role>.key, made on first use. A client's wallet key is also its certificate key:
 	// that is how a proxy knows whose deposit pays.
-	Key           string  `yaml:"key" json:"-"`
-	Registry      Address `yaml:"registry" json:"registry"`             // proxy: the registry contract (prices)
-	ProxyContract Address `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
+	Key      string  `yaml:"key" json:"-"`
+	Registry Address `yaml:"registry" json:"registry"` // proxy: the registry contract (prices)
+	// RegistryInterval is how often the registry is read: a change on chain reaches new
+	// handshakes and the proxy sets within it. Zero: 10s.
+	RegistryInterval Duration `yaml:"registry_interval" json:"registry_interval"`
+	ProxyContract    Address  `yaml:"proxy_contract" json:"proxy_contract"` // proxy: its own contract
 	// SubmitThreshold: a client or worker submits its latest state once it is this many nanoTON
 	// ahead of what the contract accepted; 0 leaves it to `cocoon chain submit`.
 	SubmitThreshold uint64 `yaml:"submit_threshold" json:"submit_threshold"`
@@ -160,6 +163,7 @@ func Defaults() Config {
 		Attestation: Attestation{
 			CertValidity: Duration(24 * time.Hour),
 		},
+		Payments: Payments{RegistryInterval: Duration(10 * time.Second)},
 		Proxy: Proxy{
 			Listen:         "0.0.0.0:4433",
 			StatsListen:    "127.0.0.1:9090",

@@ -91,6 +91,7 @@ func common() []flag {
 		str("ton-config", "COCOON_TON_CONFIG", "payments: TON global config file", func(c *Config, v string) { c.Payments.TONConfig = v }),
 		str("network", "COCOON_TON_NETWORK", "payments: mainnet or testnet", func(c *Config, v string) { c.Payments.Network = v }),
 		address("registry", "COCOON_REGISTRY", "payments: the registry contract: its lists decide whom this node trusts, and clients and workers find the proxies there", func(c *Config, v Address) { c.Payments.Registry = v }),
+		duration("registry-interval", "COCOON_REGISTRY_INTERVAL", "payments: how often the registry is read", func(c *Config, v time.Duration) { c.Payments.RegistryInterval = Duration(v) }),
 		str("key", "COCOON_KEY", "payments: payment key (proxy) or wallet key (client, worker)", func(c *Config, v string) { c.Payments.Key = v }),
 		boolean("offline", "COCOON_OFFLINE", "never fetch collateral; use the cache and the bundle only", func(c *Config, v bool) { c.Attestation.Offline = v }),
 	}

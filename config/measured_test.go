@@ -27,7 +27,7 @@ var (
 		"client": append(slices.Clone(measuredEveryRole), "client.allowed_origins", "client.allowed_hosts"),
 	}
 	notMeasured = []string{
-		"log_level", "data",
+		"log_level", "data", "payments.registry_interval",
 		"attestation.sim_dir", "attestation.policy", "attestation.collateral_url", "attestation.collateral_dir",
 		"attestation.collateral_bundle", "attestation.offline",
 		"proxy.listen", "proxy.stats_listen", "proxy.request_timeout", "proxy.stats_token",

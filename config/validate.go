@@ -167,6 +167,11 @@ func (p *Payments) validate(role string) error {
 			return fmt.Errorf("payments.registry: needs payments.chain to read it (local, toncenter or ton)")
 		}
 		return nil
+	}
+	if v := time.Duration(p.RegistryInterval); v != 0 && (v < 100*time.Millisecond || v > 10*time.Minute) {
+		return fmt.Errorf("payments.registry_interval: %s must be between 100ms and 10m", v)
+	}
+	switch p.Chain {
 	case "local":
 	case "ton":
 		if p.TONConfig == "" {

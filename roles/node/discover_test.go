@@ -34,16 +34,13 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 		t.Skip("runs the three roles; skipped with -short")
 	}
 	require := require.New(t)
-	old := registryEvery
-	registryEvery = 100 * time.Millisecond
-	t.Cleanup(func() { registryEvery = old })
 	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(90*time.Second))
 	defer cancel()
 	data := t.TempDir()
 	var set chains.Set
 	defer func() { require.NoError(set.Close()) }()
 	cfg := LoopbackConfig(data, "warn")
-	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db")}
+	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db"), RegistryInterval: config.Duration(100 * time.Millisecond)}
 	ch, err := openChain(ctx, &set, cfg)
 	require.NoError(err)
 	keys := map[string]ed25519.PrivateKey{}

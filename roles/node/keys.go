@@ -15,6 +15,9 @@ func KeyIn(dir, name string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, name+".key")
 	k, err := chain.LoadKey(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
 		return chain.GenerateKey(path)
 	}
 	return k, err

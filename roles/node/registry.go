@@ -14,15 +14,15 @@ import (
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
 
-// registryEvery is how often a node reads the registry: a change on chain reaches new handshakes
-// and the proxy sets within it.
-var registryEvery = 10 * time.Second
+// DefaultRegistryInterval is how often a registry is read unless configured.
+const DefaultRegistryInterval = 10 * time.Second
 
 // Registry follows one registry contract and hands every new version to the parts of the node
 // that depend on it: the proxies a client or worker connects to, the policy its handshakes use.
 type Registry struct {
 	chain chain.Chain
 	addr  ton.AccountID
+	every time.Duration
 	log   zerolog.Logger
 
 	mu     sync.Mutex
@@ -31,9 +31,13 @@ type Registry struct {
 	notify []func(contracts.Registry)
 }
 
-// NewRegistry follows the registry at addr on ch; Read it once, then Run it.
-func NewRegistry(ch chain.Chain, addr ton.AccountID, log zerolog.Logger) *Registry {
-	return &Registry{chain: ch, addr: addr, log: log.With().Str("registry", addr.ToRaw()).Logger()}
+// NewRegistry follows the registry at addr on ch, reading it every interval (payments.registry_interval);
+// Read it once, then Run it.
+func NewRegistry(ch chain.Chain, addr ton.AccountID, every time.Duration, log zerolog.Logger) *Registry {
+	if every <= 0 {
+		every = DefaultRegistryInterval
+	}
+	return &Registry{chain: ch, addr: addr, every: every, log: log.With().Str("registry", addr.ToRaw()).Logger()}
 }
 
 // Read reads the registry once, so that a node starts with its lists rather than with nothing.
@@ -82,7 +86,7 @@ func (r *Registry) current() (contracts.Registry, bool) {
 
 // Run watches the registry until ctx ends.
 func (r *Registry) Run(ctx context.Context) error {
-	return chain.WatchRegistry(ctx, r.chain, r.addr, registryEvery, r.apply, func(err error) {
+	return chain.WatchRegistry(ctx, r.chain, r.addr, r.every, r.apply, func(err error) {
 		r.log.Warn().Err(err).Msg("read registry")
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -54,8 +55,12 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-// build runs f with a fresh node and chain set, closing what was opened if f fails.
-func build(f func(n *Node, set *chains.Set) error) (*Node, error) {
+// build runs f with a fresh node and chain set, closing what was opened if f fails. The data
+// directory is made first: keys, ledger and states live there.
+func build(cfg config.Config, f func(n *Node, set *chains.Set) error) (*Node, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
 	set := &chains.Set{}
 	n := &Node{closers: []func() error{set.Close}}
 	if err := f(n, set); err != nil {
@@ -67,7 +72,7 @@ func build(f func(n *Node, set *chains.Set) error) (*Node, error) {
 
 // Proxy builds `cocoon proxy`: the proxy and, when payments are configured, its meter.
 func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(func(n *Node, set *chains.Set) error {
+	return build(cfg, func(n *Node, set *chains.Set) error {
 		m, err := proxyMeter(ctx, set, cfg, log)
 		if err != nil {
 			return err
@@ -95,7 +100,7 @@ func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.L
 // Worker builds `cocoon worker`: the worker and, when payments are configured, its wallet's
 // submitter; with a registry, the watch that gives it the registered proxies.
 func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(func(n *Node, set *chains.Set) error {
+	return build(cfg, func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "worker", settle.KindWorkerEarned, log)
 		if err != nil {
 			return err
@@ -122,7 +127,7 @@ func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.
 // Client builds `cocoon client`: the client and, when payments are configured, its wallet's
 // submitter and top-ups; with a registry, the watch that gives it the registered proxies.
 func Client(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(func(n *Node, set *chains.Set) error {
+	return build(cfg, func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "client", settle.KindClientCharged, log)
 		if err != nil {
 			return err
@@ -155,7 +160,7 @@ func openRegistry(ctx context.Context, set *chains.Set, cfg config.Config, log z
 	if err != nil {
 		return nil, err
 	}
-	reg := NewRegistry(ch, cfg.Payments.Registry.AccountID, log)
+	reg := NewRegistry(ch, cfg.Payments.Registry.AccountID, time.Duration(cfg.Payments.RegistryInterval), log)
 	if err := reg.Read(ctx); err != nil {
 		return nil, fmt.Errorf("payments.registry %s: %w", cfg.Payments.Registry, err)
 	}

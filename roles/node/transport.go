@@ -97,7 +97,15 @@ func Transport(c *config.Config, role attest.Role, claims attest.Claims, version
 	}
 	if role != attest.RoleProxy {
 		tc.PeerRoles = []attest.Role{attest.RoleProxy}
-	} else {
+	}
+	switch role {
+	case attest.RoleClient:
+		// A proxy killed outright sends nothing more, and QUIC has no reset to say so: only an
+		// unanswered ping tells. Pinging every 250ms with a 750ms deadline finds it within a
+		// second, so requests waiting on it fail over to another proxy within 2s. A client has a
+		// few proxies, so the pings cost nothing that matters.
+		tc.PingInterval, tc.PingTimeout = 250*time.Millisecond, 750*time.Millisecond
+	case attest.RoleProxy:
 		// Idle peers are pinged every few seconds; the proxy pings a worker every 250ms while it
 		// serves requests (roles/proxy), so a request cut off mid-answer fails within seconds.
 		tc.PingInterval, tc.PingTimeout = transport.IdlePingInterval, time.Second

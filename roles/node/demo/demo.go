@@ -240,7 +240,7 @@ func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, versi
 	}
 	fmt.Fprintf(out, "Local chain: registry %s, proxy contract(s) %s, client deposit %s TON each\n",
 		m.Net.Registry.ToHuman(true, true), m.addresses(), settle.FormatTON(deposit))
-	dn.Registry = node.NewRegistry(m.Chain, m.Net.Registry, log)
+	dn.Registry = node.NewRegistry(m.Chain, m.Net.Registry, time.Duration(cfg.Payments.RegistryInterval), log)
 	if err := dn.Registry.Read(ctx); err != nil {
 		return nil, err
 	}
