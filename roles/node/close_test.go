@@ -1,15 +1,11 @@
 package node
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tonkeeper/tongo/ton"
@@ -18,7 +14,6 @@ import (
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
-	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -28,37 +23,15 @@ import (
 // lands every charge it signed during the close delay, the worker is paid what it earned, and the
 // proxy's stake is untouched: nobody is worse off than the signed states say.
 func TestClientClosesAtAnyMoment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the three roles; skipped with -short")
-	}
-	require := require.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(90*time.Second))
-	defer cancel()
-	data := t.TempDir()
-	var set chains.Set
-	defer func() { require.NoError(set.Close()) }()
-	cfg := LoopbackConfig(data, "warn")
-	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db")}
-	ch, err := openChain(ctx, &set, cfg)
-	require.NoError(err)
-
 	// requests is how many answers each client takes before it closes.
 	requests := map[string]int{"client-none": 0, "client-one": 1, "client-five": 5}
-	keys := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"owner", "operator", "worker", "payment", "client-none", "client-one", "client-five"} {
-		k, err := chain.GenerateKey(filepath.Join(data, name+".key"))
-		require.NoError(err)
-		keys[name] = k
-		require.NoError(chaincmd.Fund(ctx, ch, io.Discard, k.Public().(ed25519.PublicKey), 100_000_000_000))
-	}
+	n := newTestNet(t, 90*time.Second, "owner", "operator", "worker", "payment", "client-none", "client-one", "client-five")
+	require := require.New(t)
+	ctx, ch, keys, log := n.ctx, n.ch, n.keys, n.log
 	params := contracts.DefaultParams()
 	params.ClientCloseDelay = 2
-	registry, err := chaincmd.DeployRegistry(ctx, ch, io.Discard, keys["owner"], params, 1_000_000_000)
-	require.NoError(err)
-	payPub := keys["payment"].Public().(ed25519.PublicKey)
-	contract, err := chaincmd.DeployProxy(ctx, ch, io.Discard, keys["operator"], registry, payPub, 10_100_000_000)
-	require.NoError(err)
-	// The meter pays the gas of its own submissions from the payment key's wallet.
+	registry := n.registry(params)
+	contract := n.proxyContract(registry, "operator", "payment")
 	const deposit = 3_000_000_000
 	for name := range requests {
 		require.NoError(chain.TopUp(ctx, ch, keys[name], contract, deposit))
@@ -66,57 +39,43 @@ func TestClientClosesAtAnyMoment(t *testing.T) {
 	before, err := chain.Proxy(ctx, ch, contract)
 	require.NoError(err)
 
-	log := zerolog.New(zerolog.NewTestWriter(t))
 	role := func(name, kind string) config.Config {
-		c := cfg
-		c.Payments.Key = filepath.Join(data, name+".key")
-		c.Payments.Registry, c.Payments.ProxyContract = config.Address{AccountID: registry, Set: true}, config.Address{AccountID: contract, Set: true}
+		c := n.withKey(name, registry)
+		c.Payments.ProxyContract = config.Address{AccountID: contract, Set: true}
 		if kind == "worker" {
 			c.Payments.SubmitThreshold = 1
 		}
 		require.NoError(c.Validate(kind))
 		return c
 	}
-	m, err := proxyMeter(ctx, &set, role("payment", "proxy"), log)
+	m, err := proxyMeter(ctx, n.set, role("payment", "proxy"), log)
 	require.NoError(err)
-	defer m.Close()
+	n.closeAfter(m.Close)
 	p, err := BuildProxy(role("payment", "proxy"), "test", log, m, nil)
 	require.NoError(err)
-	done := make(chan error, 16)
-	running := 0
-	run := func(f func(context.Context) error) {
-		running++
-		go func() { done <- f(ctx) }()
-	}
-	defer func() {
-		cancel()
-		for range running {
-			<-done
-		}
-	}()
-	run(m.Run)
-	run(p.Run)
+	n.run(m.Run)
+	n.run(p.Run)
 	paddr := p.Addr(ctx).String()
 
 	wcfg := role("worker", "worker")
 	wcfg.Worker.Proxies = []string{paddr}
-	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
+	wp, err := party(ctx, n.set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
 	w, err := BuildWorker(wcfg, "test", log, wp, nil)
 	require.NoError(err)
-	run(w.Run)
-	run(wp.Submitter.Run)
+	n.run(w.Run)
+	n.run(wp.Submitter.Run)
 
 	apis := map[string]string{}
 	accounts := map[string]ton.AccountID{}
 	for name := range requests {
 		ccfg := role(name, "client")
 		ccfg.Client.Proxies = []string{paddr}
-		cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
+		cp, err := party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
 		require.NoError(err)
 		cl, err := BuildClient(ccfg, "test", log, cp, nil)
 		require.NoError(err)
-		run(cl.Run)
+		n.run(cl.Run)
 		apis[name], accounts[name] = "http://"+cl.Addr().String(), cp.Account
 	}
 	nodetest.WaitFor(t, "the worker and every deposit", func() bool {

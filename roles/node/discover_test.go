@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
-	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
@@ -30,48 +28,12 @@ import (
 // lists and are served and charged through it; a proxy registered later is connected without a
 // restart, and one removed from the registry is left.
 func TestDiscoveryFromRegistry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the three roles; skipped with -short")
-	}
+	n := newTestNet(t, 90*time.Second, "owner", "worker", "client", "operator-a", "payment-a", "operator-b", "payment-b")
+	n.cfg.Payments.RegistryInterval = config.Duration(100 * time.Millisecond)
 	require := require.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(90*time.Second))
-	defer cancel()
-	data := t.TempDir()
-	var set chains.Set
-	defer func() { require.NoError(set.Close()) }()
-	cfg := LoopbackConfig(data, "warn")
-	cfg.Payments = config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db"), RegistryInterval: config.Duration(100 * time.Millisecond)}
-	ch, err := openChain(ctx, &set, cfg)
-	require.NoError(err)
-	keys := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"owner", "worker", "client", "operator-a", "payment-a", "operator-b", "payment-b"} {
-		k, err := chain.GenerateKey(filepath.Join(data, name+".key"))
-		require.NoError(err)
-		keys[name] = k
-		require.NoError(chaincmd.Fund(ctx, ch, io.Discard, k.Public().(ed25519.PublicKey), 100_000_000_000))
-	}
-	registry, err := chaincmd.DeployRegistry(ctx, ch, io.Discard, keys["owner"], contracts.DefaultParams(), 1_000_000_000)
-	require.NoError(err)
-
-	log := zerolog.New(zerolog.NewTestWriter(t))
-	done := make(chan error, 16)
-	running := 0
-	run := func(f func(context.Context) error) {
-		running++
-		go func() { done <- f(ctx) }()
-	}
-	defer func() {
-		cancel()
-		for range running {
-			<-done
-		}
-	}()
-	withKey := func(name, role string) config.Config {
-		c := cfg
-		c.Payments.Key = filepath.Join(data, name+".key")
-		c.Payments.Registry = config.Address{AccountID: registry, Set: true}
-		return c
-	}
+	ctx, ch, keys, log, data, cfg, run := n.ctx, n.ch, n.keys, n.log, n.data, n.cfg, n.run
+	registry := n.registry(contracts.DefaultParams())
+	withKey := func(name, _ string) config.Config { return n.withKey(name, registry) }
 	// The registry allows the images this binary presents as proxy and worker, and the model.
 	proxyImage, err := SimulatedMeasurements(withKey("payment-a", "proxy"), attest.RoleProxy)
 	require.NoError(err)
@@ -89,18 +51,17 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 	allow(contracts.ListModels, [32]byte(model), true)
 	// startProxy deploys a proxy contract, runs the proxy and lists it in the registry.
 	startProxy := func(name string) (*proxy.Proxy, ton.AccountID) {
-		pay := keys["payment-"+name].Public().(ed25519.PublicKey)
-		contract, err := chaincmd.DeployProxy(ctx, ch, io.Discard, keys["operator-"+name], registry, pay, 10_100_000_000)
-		require.NoError(err)
+		pay := n.pub("payment-" + name)
+		contract := n.proxyContract(registry, "operator-"+name, "payment-"+name)
 		pc := withKey("payment-"+name, "proxy")
 		pc.Data, pc.Attestation.SimDir = filepath.Join(data, "proxy-"+name), cfg.SimRoot()
 		require.NoError(os.MkdirAll(pc.Data, 0o700))
 		pc.Payments.ProxyContract = config.Address{AccountID: contract, Set: true}
 		require.NoError(pc.Validate("proxy"))
-		m, err := proxyMeter(ctx, &set, pc, log)
+		m, err := proxyMeter(ctx, n.set, pc, log)
 		require.NoError(err)
-		t.Cleanup(func() { _ = m.Close() })
-		reg, err := openRegistry(ctx, &set, pc, log)
+		n.closeAfter(m.Close)
+		reg, err := openRegistry(ctx, n.set, pc, log)
 		require.NoError(err)
 		p, err := BuildProxy(pc, "test", log, m, reg)
 		require.NoError(err)
@@ -118,9 +79,9 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 	wcfg := withKey("worker", "worker")
 	wcfg.Worker.Proxies = nil
 	require.NoError(wcfg.Validate("worker"), "a worker needs only the registry")
-	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
+	wp, err := party(ctx, n.set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
-	wreg, err := openRegistry(ctx, &set, wcfg, log)
+	wreg, err := openRegistry(ctx, n.set, wcfg, log)
 	require.NoError(err)
 	w, err := BuildWorker(wcfg, "test", log, wp, wreg)
 	require.NoError(err)
@@ -130,9 +91,9 @@ func TestDiscoveryFromRegistry(t *testing.T) {
 	ccfg := withKey("client", "client")
 	ccfg.Client.Proxies = nil
 	require.NoError(ccfg.Validate("client"), "a client needs only the registry")
-	cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
+	cp, err := party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	creg, err := openRegistry(ctx, &set, ccfg, log)
+	creg, err := openRegistry(ctx, n.set, ccfg, log)
 	require.NoError(err)
 	cl, err := BuildClient(ccfg, "test", log, cp, creg)
 	require.NoError(err)

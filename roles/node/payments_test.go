@@ -1,15 +1,11 @@
 package node
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"io"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -17,8 +13,6 @@ import (
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
-	"github.com/cocoon-network/cocoon/settle/chain/chains"
-	"github.com/cocoon-network/cocoon/settle/chaincmd"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 )
 
@@ -27,86 +21,56 @@ import (
 // the operator deploys registry and proxy contract with `cocoon chain` functions, the client
 // deposits, a request is charged, and the worker's threshold submission gets it paid.
 func TestStandalonePayments(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the three roles; skipped with -short")
-	}
+	n := newTestNet(t, 60*time.Second, "owner", "operator", "client", "worker", "payment", "broke")
 	require := require.New(t)
 	old := submitEvery
 	submitEvery = 100 * time.Millisecond
 	t.Cleanup(func() { submitEvery = old })
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
-	defer cancel()
-	data := t.TempDir()
-	pay := config.Payments{Chain: "local", ChainData: filepath.Join(data, "chain.db")}
-	var set chains.Set
-	defer func() { require.NoError(set.Close()) }()
-	cfg := LoopbackConfig(data, "warn")
-	cfg.Payments = pay
-	ch, err := openChain(ctx, &set, cfg)
-	require.NoError(err)
-
-	keys := map[string]ed25519.PrivateKey{}
-	for _, name := range []string{"owner", "operator", "client", "worker", "payment", "broke"} {
-		k, err := chain.GenerateKey(filepath.Join(data, name+".key"))
-		require.NoError(err)
-		keys[name] = k
-		require.NoError(chaincmd.Fund(ctx, ch, io.Discard, k.Public().(ed25519.PublicKey), 100_000_000_000))
-	}
-	registry, err := chaincmd.DeployRegistry(ctx, ch, io.Discard, keys["owner"], contracts.DefaultParams(), 1_000_000_000)
-	require.NoError(err)
-	contract, err := chaincmd.DeployProxy(ctx, ch, io.Discard, keys["operator"], registry, keys["payment"].Public().(ed25519.PublicKey), 10_100_000_000)
-	require.NoError(err)
+	ctx, ch, keys, log := n.ctx, n.ch, n.keys, n.log
+	registry := n.registry(contracts.DefaultParams())
+	contract := n.proxyContract(registry, "operator", "payment")
 	require.NoError(chain.TopUp(ctx, ch, keys["client"], contract, 3_000_000_000))
 
-	log := zerolog.New(zerolog.NewTestWriter(t))
 	withKey := func(name string, threshold uint64) config.Config {
-		c := cfg
-		c.Payments = pay
-		c.Payments.Key, c.Payments.SubmitThreshold = filepath.Join(data, name+".key"), threshold
-		c.Payments.Registry, c.Payments.ProxyContract = config.Address{AccountID: registry, Set: true}, config.Address{AccountID: contract, Set: true}
+		c := n.withKey(name, registry)
+		c.Payments.SubmitThreshold = threshold
+		c.Payments.ProxyContract = config.Address{AccountID: contract, Set: true}
 		require.NoError(c.Validate(map[string]string{"payment": "proxy", "worker": "worker", "client": "client", "broke": "client"}[name]))
 		return c
 	}
-	pp, err := proxyMeter(ctx, &set, withKey("payment", 0), log)
+	pp, err := proxyMeter(ctx, n.set, withKey("payment", 0), log)
 	require.NoError(err)
-	defer pp.Close()
+	n.closeAfter(pp.Close)
 	p, err := BuildProxy(withKey("payment", 0), "test", log, pp, nil)
 	require.NoError(err)
-	done := make(chan error, 8)
-	go func() { done <- pp.Run(ctx) }()
-	go func() { done <- p.Run(ctx) }()
+	n.run(pp.Run)
+	n.run(p.Run)
 	paddr := p.Addr(ctx).String()
 
 	wcfg := withKey("worker", 1) // submit as soon as anything is earned
 	wcfg.Worker.Proxies = []string{paddr}
-	wp, err := party(ctx, &set, wcfg, "worker", settle.KindWorkerEarned, log)
+	wp, err := party(ctx, n.set, wcfg, "worker", settle.KindWorkerEarned, log)
 	require.NoError(err)
 	w, err := BuildWorker(wcfg, "test", log, wp, nil)
 	require.NoError(err)
-	go func() { done <- w.Run(ctx) }()
-	go func() { done <- wp.Submitter.Run(ctx) }()
+	n.run(w.Run)
+	n.run(wp.Submitter.Run)
 
 	ccfg := withKey("client", 0)
 	ccfg.Client.Proxies = []string{paddr}
-	cp, err := party(ctx, &set, ccfg, "client", settle.KindClientCharged, log)
+	cp, err := party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
 	cl, err := BuildClient(ccfg, "test", log, cp, nil)
 	require.NoError(err)
-	go func() { done <- cl.Run(ctx) }()
+	n.run(cl.Run)
 	// A second client whose wallet never deposited with this proxy.
 	bcfg := withKey("broke", 0)
 	bcfg.Client.Proxies = []string{paddr}
-	bp, err := party(ctx, &set, bcfg, "client", settle.KindClientCharged, log)
+	bp, err := party(ctx, n.set, bcfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
 	broke, err := BuildClient(bcfg, "test", log, bp, nil)
 	require.NoError(err)
-	go func() { done <- broke.Run(ctx) }()
-	defer func() {
-		cancel()
-		for range 6 {
-			<-done
-		}
-	}()
+	n.run(broke.Run)
 
 	nodetest.WaitFor(t, "deposit and worker", func() bool {
 		c, _ := pp.Ledger().Client(cp.Account)
