@@ -12,6 +12,14 @@ var (
 	ErrQuoteVersion = &wrappedErr{"quote version not supported", ErrMalformedQuote}
 	// ErrMalformedClaims: the claims blob is not canonically encoded.
 	ErrMalformedClaims = errors.New("malformed claims")
+	// ErrMissingHPKEKey: a worker's claims name no HPKE key, so no request could be sealed to it.
+	// It also matches ErrMalformedClaims, as do the two below.
+	ErrMissingHPKEKey = &wrappedErr{"worker claims carry no HPKE key", ErrMalformedClaims}
+	// ErrMalformedHPKEKey: a worker's HPKE key is not an MLKEM768X25519 public key.
+	ErrMalformedHPKEKey = &wrappedErr{"worker HPKE key is not an MLKEM768X25519 public key", ErrMalformedClaims}
+	// ErrHPKEKeyNotAllowed: a proxy's or client's claims carry an HPKE key; only workers open
+	// sealed requests.
+	ErrHPKEKeyNotAllowed = &wrappedErr{"only worker claims may carry an HPKE key", ErrMalformedClaims}
 	// ErrUntrustedRoot: the quote's PCK chain ends in a root the verifier does not trust.
 	ErrUntrustedRoot = errors.New("quote signed under an untrusted root")
 	// ErrSimulatedNotAllowed: the quote rests on the development root and the policy does not allow it.

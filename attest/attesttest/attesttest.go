@@ -71,15 +71,28 @@ func Quoter(t testing.TB, m attest.Measurements) attest.Quoter {
 	return q
 }
 
-// Claims returns plausible claims for a role (the key is filled in when a certificate is made).
+// Claims returns plausible claims for a role (the key is filled in when a certificate is made, and
+// so is a worker's HPKE key, which here is one shared public key nobody holds the private half of).
 func Claims(role attest.Role) attest.Claims {
 	c := attest.Claims{Role: role, Version: "test"}
 	if role == attest.RoleWorker {
+		c.HPKEKey = HPKEPublicKey()
 		c.Model = "test-model"
 		c.WeightsDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 	}
 	return c
 }
+
+// HPKEPublicKey returns a valid worker HPKE public key (attest.HPKEKEM), the same one on every call.
+func HPKEPublicKey() []byte { return bytes.Clone(sharedHPKEKey()) }
+
+var sharedHPKEKey = sync.OnceValue(func() []byte {
+	k, err := attest.HPKEKEM().GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	return k.PublicKey().Bytes()
+})
 
 // EventLog encodes events as a crypto-agile CC event log with SHA-384 digests, as TDX firmware
 // writes it, followed by 0xFF padding as in the CCEL area.

@@ -2,6 +2,7 @@ package ratls
 
 import (
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,8 +45,13 @@ var (
 
 // CertOptions describe an RA-TLS certificate to make.
 type CertOptions struct {
-	Key      ed25519.PrivateKey
-	Claims   attest.Claims // PublicKey and CreatedAt are filled in
+	Key    ed25519.PrivateKey
+	Claims attest.Claims // PublicKey, CreatedAt and (workers) HPKEKey are filled in
+	// HPKEKey is a worker's HPKE key pair for this certificate (attest.HPKEKEM); the claims name its
+	// public half. Nil for a worker: a fresh one, whose private half is dropped (a certificate
+	// made only to be inspected). The worker's transport identity passes its own, to open
+	// requests sealed to it. Other roles have none.
+	HPKEKey  hpke.PrivateKey
 	Quoter   attest.Quoter // nil: no quote (clients)
 	Validity time.Duration // zero: MaxValidity
 	Now      time.Time     // zero: time.Now
@@ -63,6 +69,16 @@ func NewCertificate(o CertOptions) (tls.Certificate, error) {
 	claims := o.Claims
 	claims.PublicKey = o.Key.Public().(ed25519.PublicKey)
 	claims.CreatedAt = o.Now.Truncate(time.Second)
+	if o.HPKEKey == nil && claims.Role == attest.RoleWorker {
+		k, err := attest.HPKEKEM().GenerateKey()
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("make certificate: generate HPKE key: %w", err)
+		}
+		o.HPKEKey = k
+	}
+	if o.HPKEKey != nil {
+		claims.HPKEKey = o.HPKEKey.PublicKey().Bytes()
+	}
 	enc, err := claims.Encode()
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("make certificate: %w", err)

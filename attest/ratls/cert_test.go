@@ -2,6 +2,7 @@ package ratls
 
 import (
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -31,6 +32,52 @@ func TestNewCertificateShape(t *testing.T) {
 
 	_, err = ParseCertificate(c.Certificate, time.Now(), time.Hour)
 	require.ErrorIs(err, ErrCertValidityTooLong)
+}
+
+// TestNewCertificateHPKEKey checks that a worker certificate's claims name the HPKE key it was made
+// with (or a fresh one), and that other roles' certificates cannot carry one.
+func TestNewCertificateHPKEKey(t *testing.T) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	own, err := attest.HPKEKEM().GenerateKey()
+	require.NoError(t, err)
+	testCases := map[string]struct {
+		role    attest.Role
+		hpke    hpke.PrivateKey
+		want    []byte // nil: any valid key
+		wantErr error
+	}{
+		"worker with its key":   {role: attest.RoleWorker, hpke: own, want: own.PublicKey().Bytes()},
+		"worker, key made here": {role: attest.RoleWorker},
+		"proxy without a key":   {role: attest.RoleProxy},
+		"proxy with a key":      {role: attest.RoleProxy, hpke: own, wantErr: attest.ErrHPKEKeyNotAllowed},
+		"client with a key":     {role: attest.RoleClient, hpke: own, wantErr: attest.ErrHPKEKeyNotAllowed},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			require := require.New(t)
+			claims := attesttest.Claims(tc.role)
+			claims.HPKEKey = nil
+			c, err := NewCertificate(CertOptions{Key: key, Claims: claims, HPKEKey: tc.hpke})
+			if tc.wantErr != nil {
+				require.ErrorIs(err, tc.wantErr)
+				return
+			}
+			require.NoError(err)
+			rc, err := ParseCertificate(c.Certificate, time.Now(), 0)
+			require.NoError(err)
+			got, err := attest.DecodeClaims(rc.Claims)
+			require.NoError(err)
+			if tc.role != attest.RoleWorker {
+				require.Nil(got.HPKEKey)
+				return
+			}
+			require.Len(got.HPKEKey, attest.HPKEKeySize)
+			if tc.want != nil {
+				require.Equal(tc.want, got.HPKEKey)
+			}
+		})
+	}
 }
 
 func FuzzParseCertificate(f *testing.F) {
