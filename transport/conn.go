@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"crypto/hpke"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,10 +65,23 @@ type Conn struct {
 	drainReason string
 	refusal     *RefusedError // set when the policy no longer allows the peer (refuse.go)
 	active      int           // request streams under way
+
+	hpkePub []byte // the HPKE public key this end's claims name on this connection (workers)
 }
 
 // Peer is the verified peer at the other end.
 func (c *Conn) Peer() *attest.Peer { return c.peer }
+
+// HPKEKey returns the private HPKE key whose public half the claims of the certificate this end
+// presented on c name: the key requests sealed on this connection open with. It stays available
+// while the connection lives, even after the identity replaced that certificate. ok is false on
+// connections of other roles than a worker's. The key is for use inside this process only.
+func (c *Conn) HPKEKey() (key hpke.PrivateKey, ok bool) {
+	if c.hpkePub == nil {
+		return nil, false
+	}
+	return c.cfg.Identity.HPKEKey(c.hpkePub)
+}
 
 // RemoteAddr is the peer's UDP address.
 func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
@@ -161,9 +176,13 @@ func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
 	}
 }
 
-// newConn starts serving an attested connection. localNotAfter is when the certificate this end
-// presented expires; peerDrainBefore is the peer's Config.DrainBefore.
-func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localNotAfter time.Time, peerDrainBefore time.Duration) *Conn {
+// newConn starts serving an attested connection. local is the certificate this end presented (nil
+// if not known); peerDrainBefore is the peer's Config.DrainBefore.
+func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, local *tls.Certificate, peerDrainBefore time.Duration) *Conn {
+	var localNotAfter time.Time
+	if local != nil && local.Leaf != nil {
+		localNotAfter = local.Leaf.NotAfter
+	}
 	c := &Conn{
 		qc: qc, peer: peer, cfg: cfg, ctrl: ctrl, lim: ctrl.lim, log: ctrl.lim.log,
 		control:  make(chan proto.Message),
@@ -174,6 +193,10 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, localN
 		ends:     localNotAfter,
 		pings:    map[uint64]chan struct{}{},
 	}
+	// A worker's HPKE key for this certificate stays available while the connection lives.
+	var release func()
+	c.hpkePub, release = cfg.Identity.hold(local)
+	context.AfterFunc(qc.Context(), release)
 	c.pingEvery.Store(int64(cfg.PingInterval))
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.readControl() }()

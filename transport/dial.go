@@ -50,10 +50,6 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeProtocol, "peer not verified")
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrPeerRefused, err)
 	}
-	var local time.Time // the listener always asks for our certificate, so served is set
-	if cert := served.Load(); cert != nil && cert.Leaf != nil {
-		local = cert.Leaf.NotAfter
-	}
 	s, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		if re := cmp.Or(peerRefusal(err), peerRefusal(context.Cause(qc.Context()))); re != nil {
@@ -74,7 +70,8 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	return newConn(qc, peer, ctrl, &c, local, peerDrain(h)), nil
+	// The listener always asks for our certificate, so served is set.
+	return newConn(qc, peer, ctrl, &c, served.Load(), peerDrain(h)), nil
 }
 
 // awaitConfirmed waits, at most for limit, until the listener has most likely confirmed the

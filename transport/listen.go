@@ -174,7 +174,7 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
 	}
-	// local is zero only if the handshake outlived its parked entry; the connection then ends,
+	// local is nil only if the handshake outlived its parked entry; the connection then ends,
 	// on this side, with the peer's certificate, and the peer still closes it when ours expires.
 	return newConn(qc, peer, ctrl, &l.cfg, local, peerDrain(h)), nil
 }

@@ -30,8 +30,8 @@ type parkedPeer struct {
 	// handshake completes so that the connection can be closed with the reason (RefusedError).
 	refused *RefusedError
 	at      time.Time
-	// local is when the certificate this end presented in that handshake expires.
-	local time.Time
+	// local is the certificate this end presented in that handshake.
+	local *tls.Certificate
 }
 
 func newPeerVerifier(cfg *Config) *peerVerifier {
@@ -73,11 +73,7 @@ func (pv *peerVerifier) hook(served *atomic.Pointer[tls.Certificate], onReject f
 			}
 			return err
 		}
-		var local time.Time
-		if c := served.Load(); c != nil && c.Leaf != nil {
-			local = c.Leaf.NotAfter
-		}
-		pv.park(rawCerts[0], parkedPeer{peer: peer, local: local})
+		pv.park(rawCerts[0], parkedPeer{peer: peer, local: served.Load()})
 		return nil
 	}
 }
@@ -96,12 +92,12 @@ func (pv *peerVerifier) park(raw []byte, e parkedPeer) {
 	pv.parked[sha256.Sum256(raw)] = e
 }
 
-// pickUp returns the verified peer of a completed handshake, and when the certificate this end
-// presented in it expires (zero if that is not known). A peer the policy refused, whose handshake
+// pickUp returns the verified peer of a completed handshake, and the certificate this end
+// presented in it (nil if that is not known). A peer the policy refused, whose handshake
 // completed only to be told why, is a *RefusedError.
-func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Time, error) {
+func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, *tls.Certificate, error) {
 	if len(state.PeerCertificates) != 1 {
-		return nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
+		return nil, nil, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
 	}
 	k := sha256.Sum256(state.PeerCertificates[0].Raw)
 	pv.mu.Lock()
@@ -109,7 +105,7 @@ func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Ti
 	delete(pv.parked, k)
 	pv.mu.Unlock()
 	if ok && e.refused != nil {
-		return nil, time.Time{}, e.refused
+		return nil, nil, e.refused
 	}
 	if ok {
 		return e.peer, e.local, nil
@@ -117,7 +113,7 @@ func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, time.Ti
 	// Parked entry aged out (a very slow handshake): verify again.
 	p, err := pv.verify([][]byte{state.PeerCertificates[0].Raw})
 	if re := refusalOf(err); re != nil {
-		return nil, time.Time{}, re
+		return nil, nil, re
 	}
-	return p, time.Time{}, err
+	return p, nil, err
 }
