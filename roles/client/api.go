@@ -129,8 +129,7 @@ func (c *Client) completionHandler(k kind) http.Handler {
 }
 
 func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind) {
-	x := &call{c: c, w: w, id: newRequestID(), kind: k, start: time.Now()}
-	w.Header().Set("X-Cocoon-Request-Id", x.id)
+	x := &call{c: c, w: w, id: requestID(w, r), kind: k, start: time.Now()}
 	c.stats.begin()
 	defer c.finish(x)
 

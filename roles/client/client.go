@@ -279,7 +279,7 @@ func (c *Client) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", c.serveHealth)
 	mux.Handle("GET /jsonstats", c.auth(http.HandlerFunc(c.serveJSONStats)))
 	mux.Handle("GET /stats", c.auth(http.HandlerFunc(c.serveHTMLStats)))
-	return c.protect(mux)
+	return withRequestID(c.protect(mux))
 }
 
 // debugWriter sends net/http's own complaints (bad TLS hellos, broken connections) to the debug log.

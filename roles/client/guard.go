@@ -105,7 +105,7 @@ func (g *guard) origin(origin string) (allowed, cors bool) {
 }
 
 // exposed are the answer headers a configured page's script may read.
-const exposed = "X-Cocoon-Request-Id, X-Cocoon-Model, X-Cocoon-Worker-Image, X-Cocoon-Attestation, " +
+const exposed = "X-Request-Id, X-Cocoon-Request-Id, X-Cocoon-Model, X-Cocoon-Worker-Image, X-Cocoon-Attestation, " +
 	"X-Cocoon-Worker-Coefficient, X-Cocoon-Proxy, X-Cocoon-Time-To-Head-Ms, Retry-After"
 
 // protect refuses foreign Host names and Origins, answers CORS preflights of configured origins,

@@ -1,9 +1,39 @@
 package client
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 )
+
+// requestIDKey is the context key of the request ID withRequestID gives a request.
+type requestIDKey struct{}
+
+// withRequestID names every request the API answers, refusals and errors included: the ID is in
+// X-Cocoon-Request-Id and in x-request-id, the header OpenAI's SDKs read into _request_id, and it
+// names the request on the wire and in logs.
+func withRequestID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		setRequestID(w, id)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func setRequestID(w http.ResponseWriter, id string) {
+	w.Header().Set("X-Cocoon-Request-Id", id)
+	w.Header().Set("X-Request-Id", id)
+}
+
+// requestID is the ID withRequestID gave r, or a new one (set on w) for a handler served without it.
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	id := newRequestID()
+	setRequestID(w, id)
+	return id
+}
 
 // commit writes the status and headers, once, when the first answer byte is ready.
 func (x *call) commit() error {
