@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -20,22 +22,23 @@ const maxPromptBytes = 4 << 20
 
 // AskOptions configures Ask, the `cocoon ask` command.
 type AskOptions struct {
-	ClientURL string // the client API; empty: DefaultClientURL
+	ClientURL string // the client API, http(s)://HOST:PORT or HOST:PORT; empty: DefaultClientURL
 	Model     string // empty: the first model of /v1/models
 	System    string // optional system message
 	MaxTokens int    // 0: the engine's default
 	JSON      bool   // print the raw final JSON answer instead of streaming text
-	Prompt    string // the question; "-" reads it from stdin
+	Prompt    string // the question (`cocoon ask` joins its arguments with spaces); "-" reads it from stdin
 	APIToken  string // the client's API token, if it requires one
 }
 
 // Ask sends one chat completion to a running client and writes the answer's text to stdout as it
-// arrives, then a summary to stderr: model, worker image (marked when its attestation is
-// simulated), token counts and cost. Any failure is returned as a one-line error with the reason.
+// arrives, and the tool calls it makes, then a summary to stderr: model, worker image (marked when
+// its attestation is simulated), token counts and cost. Any failure is returned as a one-line
+// error with the reason.
 func Ask(ctx context.Context, o AskOptions, stdin io.Reader, stdout, stderr io.Writer) error {
-	base := strings.TrimRight(o.ClientURL, "/")
-	if base == "" {
-		base = DefaultClientURL
+	base, err := ParseClientURL(o.ClientURL)
+	if err != nil {
+		return fmt.Errorf("ask: %w", err)
 	}
 	prompt := o.Prompt
 	if prompt == "-" {
@@ -110,6 +113,40 @@ func Ask(ctx context.Context, o AskOptions, stdin io.Reader, stdout, stderr io.W
 	}
 	sum.print(stderr, resp.Header)
 	return nil
+}
+
+// ParseClientURL reads the address of a client API: http(s)://HOST:PORT, or HOST:PORT for
+// http://HOST:PORT, optionally with a path it is served under; a trailing /v1 (an OpenAI base URL)
+// is dropped. Empty is DefaultClientURL. The result has no trailing slash.
+func ParseClientURL(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return DefaultClientURL, nil
+	}
+	raw := s
+	if !strings.Contains(s, "://") {
+		raw = "http://" + s
+	}
+	want := "want http://HOST:PORT or HOST:PORT, e.g. " + strings.TrimPrefix(DefaultClientURL, "http://")
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("client URL %q: %v; %s", s, err, want)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("client URL %q: scheme %q is not http or https; %s", s, u.Scheme, want)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("client URL %q: no host; %s", s, want)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("client URL %q: no user, query or fragment is allowed; %s", s, want)
+	}
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1")
+	u.RawPath = ""
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // asker talks to the client API.
@@ -231,9 +268,36 @@ func (s answerSummary) print(w io.Writer, h http.Header) {
 	}
 }
 
-// streamText reads an SSE chat stream, writing each delta's text as soon as it arrives.
+// toolCall is a tool call of a streamed answer, put together from its deltas.
+type toolCall struct {
+	choice, index   int
+	name, arguments string
+}
+
+// toolCallDelta is one piece of a tool call in a chat stream's delta.
+type toolCallDelta struct {
+	Index    int `json:"index"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// printToolCalls writes each tool call on a line of its own: "tool call: name(arguments)".
+func printToolCalls(out io.Writer, calls []*toolCall) error {
+	for _, c := range calls {
+		if _, err := fmt.Fprintf(out, "tool call: %s(%s)\n", c.name, strings.TrimSpace(c.arguments)); err != nil {
+			return fmt.Errorf("ask: write answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// streamText reads an SSE chat stream, writing each delta's text as soon as it arrives, and the
+// tool calls, which arrive in pieces, once the answer is complete.
 func streamText(r io.Reader, out io.Writer) (answerSummary, error) {
 	var sum answerSummary
+	var calls []*toolCall
 	br := bufio.NewReaderSize(r, 64<<10)
 	var data []byte
 	lastNL := true
@@ -265,13 +329,15 @@ func streamText(r io.Reader, out io.Writer) (answerSummary, error) {
 			if wrote && !lastNL {
 				_, _ = io.WriteString(out, "\n")
 			}
-			return sum, nil
+			return sum, printToolCalls(out, calls)
 		}
 		var c struct {
 			Model   string `json:"model"`
 			Choices []struct {
+				Index int `json:"index"`
 				Delta struct {
-					Content string `json:"content"`
+					Content   string          `json:"content"`
+					ToolCalls []toolCallDelta `json:"tool_calls"`
 				} `json:"delta"`
 				Text string `json:"text"`
 			} `json:"choices"`
@@ -296,6 +362,15 @@ func streamText(r io.Reader, out io.Writer) (answerSummary, error) {
 			sum.usage = c.Usage
 		}
 		for _, ch := range c.Choices {
+			for _, d := range ch.Delta.ToolCalls {
+				i := slices.IndexFunc(calls, func(tc *toolCall) bool { return tc.choice == ch.Index && tc.index == d.Index })
+				if i < 0 {
+					calls = append(calls, &toolCall{choice: ch.Index, index: d.Index})
+					i = len(calls) - 1
+				}
+				calls[i].name += d.Function.Name
+				calls[i].arguments += d.Function.Arguments
+			}
 			text := ch.Delta.Content + ch.Text
 			if text == "" {
 				continue

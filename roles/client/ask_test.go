@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,18 +42,11 @@ func (w *signalWriter) String() string {
 }
 
 func TestAsk(t *testing.T) {
-	stub := newStub(t, func(p *stubProxy, s *transport.Stream, req *wire.Request) {
-		if req.GetModel() == "test-model" {
-			answerStream(p, s, req)
-			return
-		}
-		errorScript(p, s, req)
-	}, &wire.ModelInfo{Name: "test-model", Workers: 1})
-	h := startClient(t, []*stubProxy{stub}, withConfig(func(c *Config) { c.APIToken = "tok" }))
-	h.waitConnected(t, 1)
+	h, stub := startTokenClient(t)
 
 	testCases := map[string]struct {
 		opts       AskOptions
+		noScheme   bool // the client's address as HOST:PORT
 		stdin      string
 		wantOut    string
 		wantErr    string
@@ -96,6 +91,11 @@ func TestAsk(t *testing.T) {
 				`"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,"total_cost":1234}}` + "\n",
 			wantStderr: []string{"tokens: prompt 7, cached 0, completion 3, reasoning 0\n", "cost:   1234 nanoTON\n"},
 		},
+		"client address without a scheme": {
+			opts: AskOptions{Model: "test-model", Prompt: "say hello"}, noScheme: true, wantOut: "Hello, world\n",
+		},
+		"bad client address": {opts: AskOptions{ClientURL: "ftp://127.0.0.1:8080", Prompt: "hi"},
+			wantErr: `ask: client URL "ftp://127.0.0.1:8080": scheme "ftp" is not http or https; want http://HOST:PORT or HOST:PORT`},
 		"unknown model":      {opts: AskOptions{Model: "unknown", Prompt: "hi"}, wantErr: "ask: no worker serves model unknown (HTTP 404)"},
 		"mid-stream failure": {opts: AskOptions{Model: "head-then-fail", Prompt: "hi"}, wantErr: "worker died before its first token"},
 		"wrong token":        {opts: AskOptions{Model: "test-model", Prompt: "hi", APIToken: "bad"}, wantErr: "missing or invalid API token"},
@@ -111,6 +111,9 @@ func TestAsk(t *testing.T) {
 			o := tc.opts
 			if o.ClientURL == "" {
 				o.ClientURL = h.url
+			}
+			if tc.noScheme {
+				o.ClientURL = strings.TrimPrefix(h.url, "http://")
 			}
 			if o.APIToken == "" {
 				o.APIToken = "tok"
@@ -178,4 +181,95 @@ func TestAskStreamsAsItArrives(t *testing.T) {
 	}
 	require.Equal("Hello, world\n", stdout.String())
 	require.NotContains(stderr.String(), "cost:", "no cost line when the usage carries none")
+}
+
+func TestParseClientURL(t *testing.T) {
+	const want = "; want http://HOST:PORT or HOST:PORT, e.g. 127.0.0.1:8080"
+	testCases := map[string]struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		"empty":             {in: "", want: DefaultClientURL},
+		"host:port":         {in: "127.0.0.1:8080", want: "http://127.0.0.1:8080"},
+		"name:port":         {in: "localhost:8080", want: "http://localhost:8080"},
+		"IPv6":              {in: "[::1]:8080", want: "http://[::1]:8080"},
+		"http URL":          {in: "http://127.0.0.1:8080/", want: "http://127.0.0.1:8080"},
+		"https URL":         {in: "https://cocoon.internal", want: "https://cocoon.internal"},
+		"OpenAI base URL":   {in: "http://127.0.0.1:8080/v1/", want: "http://127.0.0.1:8080"},
+		"served under path": {in: "https://gw.example/cocoon", want: "https://gw.example/cocoon"},
+		"spaces":            {in: " 127.0.0.1:8080 ", want: "http://127.0.0.1:8080"},
+		"bad port":          {in: "127.0.0.1:80a", wantErr: `client URL "127.0.0.1:80a": invalid port ":80a" after host` + want},
+		"other scheme":      {in: "ftp://host:21", wantErr: `client URL "ftp://host:21": scheme "ftp" is not http or https` + want},
+		"no host":           {in: "http://", wantErr: `client URL "http://": no host` + want},
+		"port only":         {in: ":8080", wantErr: `client URL ":8080": no host` + want},
+		"query":             {in: "127.0.0.1:8080?x=1", wantErr: `client URL "127.0.0.1:8080?x=1": no user, query or fragment is allowed` + want},
+		"user":              {in: "http://u:p@127.0.0.1:8080", wantErr: "no user, query or fragment is allowed" + want},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseClientURL(tc.in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestAskToolCalls: an answer that calls tools prints each call, put together from the pieces it
+// streams in, as name(arguments) after any text; --json prints them within the answer's JSON.
+func TestAskToolCalls(t *testing.T) {
+	event := func(s string) string { return "data: " + s + "\n\n" }
+	call := func(choice, index int, name, args string) string {
+		fn := `"arguments":` + strconv.Quote(args)
+		if name != "" {
+			fn = `"name":` + strconv.Quote(name) + "," + fn
+		}
+		return event(fmt.Sprintf(`{"choices":[{"index":%d,"delta":{"tool_calls":[{"index":%d,"function":{%s}}]}}]}`, choice, index, fn))
+	}
+	testCases := map[string]struct {
+		stream  string
+		wantOut string
+	}{
+		"one call in pieces": {
+			stream:  call(0, 0, "get_weather", `{"city":`) + call(0, 0, "", `"Paris"}`) + event(`[DONE]`),
+			wantOut: "tool call: get_weather({\"city\":\"Paris\"})\n",
+		},
+		"text, then two calls": {
+			stream: event(`{"choices":[{"index":0,"delta":{"content":"Let me look."}}]}`) +
+				call(0, 0, "get_weather", `{"city":"Paris"}`) + call(0, 1, "get_time", "") +
+				call(0, 1, "", `{"tz":"CET"}`) + event(`[DONE]`),
+			wantOut: "Let me look.\ntool call: get_weather({\"city\":\"Paris\"})\ntool call: get_time({\"tz\":\"CET\"})\n",
+		},
+		"no arguments": {
+			stream:  call(0, 0, "now", "") + event(`[DONE]`),
+			wantOut: "tool call: now()\n",
+		},
+		"text only": {
+			stream:  event(`{"choices":[{"index":0,"delta":{"content":"hi"}}]}`) + event(`[DONE]`),
+			wantOut: "hi\n",
+		},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := streamText(strings.NewReader(tc.stream), &out)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantOut, out.String())
+		})
+	}
+
+	t.Run("json", func(t *testing.T) {
+		answer := `{"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,` +
+			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+			`"finish_reason":"tool_calls"}]}`
+		var out bytes.Buffer
+		_, err := copyJSON(strings.NewReader(answer), &out)
+		require.NoError(t, err)
+		assert.JSONEq(t, answer, out.String())
+	})
 }
