@@ -161,6 +161,20 @@ func (id *Identity) HPKEKey(pub []byte) (key hpke.PrivateKey, ok bool) {
 	return nil, false
 }
 
+// HPKEKeys returns every private HPKE key HPKEKey would return, the current certificate's first:
+// for a sealed request that names its key by an id derived from the public key (the request may
+// come over a connection made with another certificate than the one whose key the client saw).
+func (id *Identity) HPKEKeys() []hpke.PrivateKey {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	id.pruneLocked(id.now())
+	out := make([]hpke.PrivateKey, 0, len(id.keys))
+	for _, k := range slices.Backward(id.keys) {
+		out = append(out, k.priv)
+	}
+	return out
+}
+
 // hold keeps the HPKE key of cert, a certificate this identity presented in a handshake, until
 // release is called when the connection made with it ends; pub is that key's public half (nil if
 // there is none). With cert nil (not known) it holds every key still held, so that none the

@@ -146,6 +146,10 @@ func TestIdentityHPKEKeyKeptWhileConnectionLives(t *testing.T) {
 	assert.True(ok)
 	_, ok = id.HPKEKey(current)
 	assert.True(ok)
+	keys := id.HPKEKeys()
+	require.Len(keys, 2)
+	assert.Equal(current, keys[0].PublicKey().Bytes(), "the current key first")
+	assert.Equal(old, keys[1].PublicKey().Bytes())
 
 	require.NoError(cc.Close(0, ""))
 	<-cc.Done()
@@ -153,6 +157,7 @@ func TestIdentityHPKEKeyKeptWhileConnectionLives(t *testing.T) {
 		"the old key outlived its last connection")
 	_, ok = id.HPKEKey(current)
 	assert.True(ok, "the current key stays")
+	assert.Len(id.HPKEKeys(), 1)
 	_, ok = cc.HPKEKey()
 	assert.False(ok)
 }
