@@ -120,7 +120,7 @@ func DeployRegistry(ctx context.Context, c Chain, key ed25519.PrivateKey, r cont
 	if err != nil {
 		return ton.AccountID{}, err
 	}
-	if err := c.Send(ctx, key, Message{To: addr, Amount: amount, Init: si}); err != nil {
+	if err := deploy(ctx, c, key, Message{To: addr, Amount: amount, Init: si}); err != nil {
 		return ton.AccountID{}, fmt.Errorf("deploy registry: %w", err)
 	}
 	return addr, nil
@@ -147,37 +147,127 @@ func DeployProxy(ctx context.Context, c Chain, key ed25519.PrivateKey, paymentKe
 		return ton.AccountID{}, err
 	}
 	msg := Message{To: addr, Amount: stake, Init: si, Body: contracts.ProxyAddStakeBody(0)}
-	if err := c.Send(ctx, key, msg); err != nil {
+	if err := deploy(ctx, c, key, msg); err != nil {
 		return ton.AccountID{}, fmt.Errorf("deploy proxy: %w", err)
 	}
 	return addr, nil
 }
 
 // Call sends an operation body to a contract from key's wallet, bounceable, with amount
-// (GasAmount when 0) attached.
+// (GasAmount when 0) attached. It returns once the contract's data changed, or ErrBounced when
+// the contract ran a transaction and its data stayed the same (it refused the operation).
 func Call(ctx context.Context, c Chain, key ed25519.PrivateKey, to ton.AccountID, amount uint64, body *boc.Cell) error {
+	return CallExpect(ctx, c, key, to, amount, body, DataChanged)
+}
+
+// CallExpect is Call with the effect the operation must have on the contract's account.
+func CallExpect(ctx context.Context, c Chain, key ed25519.PrivateKey, to ton.AccountID, amount uint64, body *boc.Cell, took Effect) error {
 	if amount == 0 {
 		amount = GasAmount
 	}
-	return c.Send(ctx, key, Message{To: to, Amount: amount, Body: body, Bounce: true})
+	before, err := c.Account(ctx, to)
+	if err != nil {
+		return err
+	}
+	if before.Status != StatusActive {
+		// A bounceable message to an account without code comes back, less the fees.
+		return fmt.Errorf("%s: %w (status %s): nothing sent", to.ToRaw(), ErrNotDeployed, before.Status)
+	}
+	return sendExpect(ctx, c, key, Message{To: to, Amount: amount, Body: body, Bounce: true}, before, took)
 }
 
-// TopUp deposits amount nanoTON for key's wallet on a proxy contract.
+// TopUp deposits amount nanoTON for key's wallet on a proxy contract. It refuses, sending
+// nothing, what the contract would bounce: a deposit to a closing contract or account, one that
+// does not pay the fee, and one that leaves the stake below the contract's min_client_stake
+// (copied from the registry).
 func TopUp(ctx context.Context, c Chain, key ed25519.PrivateKey, proxy ton.AccountID, amount uint64) error {
-	if err := Call(ctx, c, key, proxy, amount, contracts.TopUpBody(0)); err != nil {
+	p, err := Proxy(ctx, c, proxy)
+	if err != nil {
+		return fmt.Errorf("top up: %w", err)
+	}
+	client, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	if err := TopUpRule(p, client, amount); err != nil {
+		return fmt.Errorf("top-up refused by proxy contract %s: %w", proxy.ToRaw(), err)
+	}
+	grew := func(before, after Account) error {
+		b, a := clientFunds(before, client), clientFunds(after, client)
+		if a <= b {
+			return fmt.Errorf("the deposit of %s did not grow (%s TON)", client.ToRaw(), settle.FormatTON(a))
+		}
+		return nil
+	}
+	if err := CallExpect(ctx, c, key, proxy, amount, contracts.TopUpBody(0), grew); err != nil {
 		return fmt.Errorf("top up %s: %w", proxy.ToRaw(), err)
 	}
 	return nil
 }
 
+// TopUpRule is the proxy contract's rule for a deposit of amount nanoTON from client: nil when
+// it would be accepted, else an error wrapping ErrRefused that names the cause and the fix.
+func TopUpRule(p contracts.ProxyState, client ton.AccountID, amount uint64) error {
+	if p.Status != contracts.ProxyActive {
+		return fmt.Errorf("%w: the contract is %s and takes no deposits; deposit with another proxy", ErrRefused, p.Status)
+	}
+	acc, found := p.Clients[client]
+	if found && acc.Open && acc.ClosingAt != 0 {
+		return fmt.Errorf("%w: the account of %s is closing and takes no deposits; take it back with withdraw-stake after the close delay, then deposit again",
+			ErrRefused, client.ToRaw())
+	}
+	if amount <= contracts.OpFee {
+		return fmt.Errorf("%w: %s TON does not cover the %s TON fee of a deposit; send more",
+			ErrRefused, settle.FormatTON(amount), settle.FormatTON(contracts.OpFee))
+	}
+	need := p.Config.MinClientStake
+	if acc.Stake+amount-contracts.OpFee < need {
+		first := "the first deposit"
+		if acc.Stake > 0 {
+			first = fmt.Sprintf("a deposit onto a stake of %s TON", settle.FormatTON(acc.Stake))
+		}
+		return fmt.Errorf("%w: %s must cover the registry's min_client_stake of %s TON (plus the %s TON fee); send at least %s TON",
+			ErrRefused, first, settle.FormatTON(need), settle.FormatTON(contracts.OpFee), settle.FormatTON(need-acc.Stake+contracts.OpFee))
+	}
+	return nil
+}
+
+// clientFunds is what client holds on a proxy contract's account (balance and stake); 0 when
+// unreadable.
+func clientFunds(a Account, client ton.AccountID) uint64 {
+	if a.Data == nil {
+		return 0
+	}
+	p, err := parseProxy(a)
+	if err != nil {
+		return 0
+	}
+	acc := p.Clients[client]
+	return acc.Balance + acc.Stake
+}
+
+func parseProxy(a Account) (contracts.ProxyState, error) {
+	b, err := a.Data.ToBoc()
+	if err != nil {
+		return contracts.ProxyState{}, err
+	}
+	cells, err := boc.DeserializeBoc(b)
+	if err != nil || len(cells) != 1 {
+		return contracts.ProxyState{}, fmt.Errorf("copy contract data: %v", err)
+	}
+	return contracts.ParseProxyData(cells[0])
+}
+
 // SubmitState submits a signed payment state from key's wallet (anyone may submit one; a
-// worker-earned state pays the worker).
+// worker-earned state pays the worker). It returns once the wallet sent it; whether the contract
+// took it shows in the party's seqno there, which paystate.Submit compares.
 func SubmitState(ctx context.Context, c Chain, key ed25519.PrivateKey, s settle.SignedState) error {
 	body, err := contracts.SubmitStateBody(s.State.Seqno, s)
 	if err != nil {
 		return err
 	}
-	if err := Call(ctx, c, key, s.State.Proxy, 0, body); err != nil {
+	msg := Message{To: s.State.Proxy, Amount: GasAmount, Body: body, Bounce: true}
+	if err := c.Send(ctx, key, msg); err != nil {
 		return fmt.Errorf("submit %s state seqno %d: %w", s.State.Kind, s.State.Seqno, err)
 	}
 	return nil

@@ -34,7 +34,7 @@ func TestTopUpper(t *testing.T) {
 		wantTopUp bool
 	}{
 		"no account yet":             {wantTopUp: true},
-		"below the floor":            {deposit: ton1 / 2, wantTopUp: true},
+		"below the floor":            {deposit: 3 * ton1 / 2, wantTopUp: true},
 		"above the floor":            {deposit: 3 * ton1},
 		"charges not on chain count": {deposit: 3 * ton1, charged: 5 * ton1 / 2, wantTopUp: true},
 		"charges leave enough":       {deposit: 3 * ton1, charged: ton1 / 2},

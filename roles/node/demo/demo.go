@@ -206,43 +206,48 @@ func Start(ctx context.Context, cfg config.Config, data, version string, log zer
 // StartNetwork sets up the local chain and starts the proxies, then lists them in the registry
 // at the ports they listen on, then starts the workers and the client, which find them there. It
 // returns once every worker is registered with every proxy and each has seen the client's deposit.
-func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, version string, log zerolog.Logger, out io.Writer) (dn *Network, err error) {
+func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, version string, log zerolog.Logger, out io.Writer) (*Network, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
-	dn = &Network{done: make(chan error, 4+2*size.Proxies+size.Workers)}
-	n := dn // dn is nil once an error is returned
-	stop := func() {
-		cancel()
-		running.Wait()
-		if n.Money != nil {
-			n.Money.close()
-		}
-	}
-	dn.stop = stop
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	start := func(run func(context.Context) error) {
+	// The role goroutines and stop keep this pointer, never a return value: on an error the
+	// caller gets nil while they may still be sending their result.
+	dn := &Network{done: make(chan error, 4+2*size.Proxies+size.Workers)}
+	dn.serve = func(run func(context.Context) error) {
 		running.Go(func() { dn.done <- run(ctx) })
 	}
-	dn.serve = start
-	// The local chain: registry, the proxies' contracts, funded wallets, the client's deposits.
-	if dn.Money, err = setupMoney(ctx, data, &cfg, size.Proxies, size.Workers, log); err != nil {
+	dn.stop = func() {
+		cancel()
+		running.Wait()
+		if dn.Money != nil {
+			dn.Money.close()
+		}
+	}
+	if err := dn.start(ctx, cfg, size, data, version, log, out); err != nil {
+		dn.stop()
 		return nil, err
 	}
-	m := dn.Money
+	return dn, nil
+}
+
+// start does StartNetwork's work on dn; on an error the caller stops what it started.
+func (dn *Network) start(ctx context.Context, cfg config.Config, size Size, data, version string, log zerolog.Logger, out io.Writer) error {
+	start := dn.serve
+	// The local chain: registry, the proxies' contracts, funded wallets, the client's deposits.
+	m, err := setupMoney(ctx, data, &cfg, size.Proxies, size.Workers, log)
+	if err != nil {
+		return err
+	}
+	dn.Money = m
 	for _, role := range []string{"proxy", "worker", "client"} {
 		if err := cfg.Validate(role); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	fmt.Fprintf(out, "Local chain: registry %s, proxy contract(s) %s, client deposit %s TON each\n",
 		m.Net.Registry.ToHuman(true, true), m.addresses(), settle.FormatTON(deposit))
 	dn.Registry = node.NewRegistry(m.Chain, m.Net.Registry, time.Duration(cfg.Payments.RegistryInterval), log)
 	if err := dn.Registry.Read(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	var endpoints []string
 	for i, mt := range m.Meters {
@@ -251,33 +256,33 @@ func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, versi
 		pc.Payments.ProxyContract.AccountID = m.Net.Proxies[i]
 		p, err := node.BuildProxy(pc, version, log, mt, dn.Registry)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start(p.Run)
 		// The proxy must listen before the others learn its (random) port.
 		addr := p.Addr(ctx)
 		if addr == nil {
-			return nil, fmt.Errorf("proxy %d did not start: %w", i+1, firstErr(dn.done))
+			return fmt.Errorf("proxy %d did not start: %w", i+1, firstErr(dn.done))
 		}
 		dn.Proxies, dn.ProxyAddrs, endpoints = append(dn.Proxies, p), append(dn.ProxyAddrs, addr), append(endpoints, addr.String())
 	}
 	if err := m.listProxies(ctx, endpoints); err != nil {
-		return nil, err
+		return err
 	}
 	if err := dn.Registry.Read(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	start(dn.Registry.Run)
 	cfg.Worker.Proxies, cfg.Client.Proxies = nil, nil
 	for _, wp := range m.workers {
 		w, err := node.BuildWorker(cfg, version, log, wp, dn.Registry)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		dn.Workers = append(dn.Workers, w)
 	}
 	if dn.Client, err = node.BuildClient(cfg, version, log, m.client, dn.Registry); err != nil {
-		return nil, err
+		return err
 	}
 	for _, w := range dn.Workers {
 		start(w.Run)
@@ -293,10 +298,10 @@ func StartNetwork(ctx context.Context, cfg config.Config, size Size, data, versi
 		return nil
 	}
 	if err := poll.Until(ctx, time.Minute, dn.done, workersRegistered); err != nil {
-		return nil, fmt.Errorf("workers did not register: %w", err)
+		return fmt.Errorf("workers did not register: %w", err)
 	}
 	if err := poll.Until(ctx, time.Minute, dn.done, m.deposited); err != nil {
-		return nil, fmt.Errorf("the client's deposit did not reach the proxies: %w", err)
+		return fmt.Errorf("the client's deposit did not reach the proxies: %w", err)
 	}
-	return dn, nil
+	return nil
 }
