@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,31 +38,51 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp().RunContext(ctx, os.Args)
 	stop()
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(os.Stderr, err))
 }
 
-// exitCode prints err as one line and maps it to the process exit status.
-func exitCode(err error) int {
+// exitCode prints err to w as one line, prefixed with "cocoon:", and maps it to the process exit
+// status.
+func exitCode(w io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "cocoon:", msg)
+			fmt.Fprintln(w, "cocoon:", msg)
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(os.Stderr, "cocoon:", err)
+	fmt.Fprintln(w, "cocoon:", err)
 	return 1
 }
 
+// flagLine is urfave/cli's line for a flag in --help, with "(required)" after the usage of a
+// flag that must be given, so the mark comes from Required itself.
+func flagLine(f cli.Flag) string {
+	line := defaultFlagLine(f)
+	if r, ok := f.(cli.RequiredFlag); !ok || !r.IsRequired() {
+		return line
+	}
+	if i := strings.LastIndex(line, " [$"); i >= 0 { // before the environment variable
+		return line[:i] + " (required)" + line[i:]
+	}
+	return line + " (required)"
+}
+
+var defaultFlagLine = cli.FlagStringer
+
 func newApp() *cli.App {
+	cli.FlagStringer = flagLine
 	return &cli.App{
 		Name:                 "cocoon",
 		Usage:                "confidential compute open network for AI inference",
 		Version:              version,
 		EnableBashCompletion: true,
+		// Errors, cli.Exit ones included, come back to main, which prints them with the
+		// "cocoon:" prefix and maps them to the exit status (exitCode).
+		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			roleCommand("proxy", "run a proxy: route client requests to attested workers", node.Proxy),
 			roleCommand("worker", "run a worker: serve a model from an inference engine to proxies", node.Worker),
@@ -131,23 +152,23 @@ func askCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ask",
 		Usage:     "ask a question through a running client and stream the answer",
-		ArgsUsage: "PROMPT (or - to read stdin)",
+		ArgsUsage: "PROMPT... (or - to read stdin)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "client", Usage: "client API URL", Value: "http://127.0.0.1:8080", EnvVars: []string{"COCOON_CLIENT"}},
-			&cli.StringFlag{Name: "model", Usage: "model (default: the first one offered)", EnvVars: []string{"COCOON_MODEL"}},
+			&cli.StringFlag{Name: "client", Usage: "client API `URL` (http://HOST:PORT, or HOST:PORT)", Value: client.DefaultClientURL, EnvVars: []string{"COCOON_CLIENT"}},
+			&cli.StringFlag{Name: "model", Usage: "model", DefaultText: "the first one offered", EnvVars: []string{"COCOON_MODEL"}},
 			&cli.StringFlag{Name: "system", Usage: "system prompt"},
-			&cli.IntFlag{Name: "max-tokens", Usage: "most completion tokens"},
-			&cli.BoolFlag{Name: "json", Usage: "print the raw answer JSON"},
+			&cli.IntFlag{Name: "max-tokens", Usage: "most completion tokens", DefaultText: "the engine's"},
+			&cli.BoolFlag{Name: "json", Usage: "print the raw answer JSON, tool calls included"},
 			&cli.StringFlag{Name: "api-token", Usage: "client API bearer token", EnvVars: []string{"COCOON_API_TOKEN"}},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("ask: want one PROMPT argument (or - for stdin)", 2)
+			if c.NArg() == 0 {
+				return cli.Exit("ask: no question: give it as arguments (cocoon ask why is the sky blue), or - to read it from stdin", 2)
 			}
 			return client.Ask(c.Context, client.AskOptions{
 				ClientURL: c.String("client"), Model: c.String("model"), System: c.String("system"),
-				MaxTokens: c.Int("max-tokens"), JSON: c.Bool("json"), Prompt: c.Args().First(), APIToken: c.String("api-token"),
-			}, os.Stdin, c.App.Writer, c.App.ErrWriter)
+				MaxTokens: c.Int("max-tokens"), JSON: c.Bool("json"), Prompt: strings.Join(c.Args().Slice(), " "), APIToken: c.String("api-token"),
+			}, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -157,9 +178,9 @@ func demoCommand() *cli.Command {
 		Name:  "demo",
 		Usage: "run proxies, workers and a client on this machine (simulated TDX, built-in engine) and ask one question",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "engine", Usage: "OpenAI-compatible engine URL for the workers (default: the built-in engine)", EnvVars: []string{"COCOON_ENGINE_URL"}},
-			&cli.StringFlag{Name: "model", Usage: "model name", Value: "cocoon-builtin", EnvVars: []string{"COCOON_MODEL"}},
-			&cli.StringFlag{Name: "listen", Usage: "the client's OpenAI API address", Value: "127.0.0.1:8080", EnvVars: []string{"COCOON_LISTEN"}},
+			&cli.StringFlag{Name: "engine", Usage: "OpenAI-compatible engine URL for the workers", DefaultText: "the built-in engine", EnvVars: []string{"COCOON_ENGINE_URL"}},
+			&cli.StringFlag{Name: "model", Usage: "model name", Value: config.Defaults().Worker.Model, EnvVars: []string{"COCOON_MODEL"}},
+			&cli.StringFlag{Name: "listen", Usage: "the client's OpenAI API address", Value: config.Defaults().Client.Listen, EnvVars: []string{"COCOON_LISTEN"}},
 			&cli.StringFlag{Name: "data", Usage: "state directory", Value: filepath.Join(config.StateDir(), "demo"), EnvVars: []string{"COCOON_DATA"}},
 			&cli.BoolFlag{Name: "once", Usage: "exit after the sample request (status 0 only if it succeeded)"},
 			&cli.DurationFlag{Name: "token-delay", Usage: "built-in engine: time per token", Value: 15 * time.Millisecond},
@@ -202,12 +223,12 @@ func demoSetupCommand() *cli.Command {
 			"can name them; --print shows them without touching a chain. It may run at every start.",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "chain-url", Usage: "`URL` of the `cocoon chain serve` (required)", EnvVars: []string{"COCOON_CHAIN_URL"}},
+			&cli.StringFlag{Name: "chain-url", Usage: "`URL` of the `cocoon chain serve`", Required: true, EnvVars: []string{"COCOON_CHAIN_URL"}},
 			&cli.StringFlag{Name: "keys", Usage: "`DIR` the keys are written to (registry-owner, proxy-operator, proxy-payment, client-wallet, worker-wallet; -2… for more proxies)", Value: "keys"},
 			&cli.StringFlag{Name: "seed", Usage: "public `TEXT` every key derives from", Value: demo.DefaultSeed},
 			&cli.StringSliceFlag{Name: "proxy", Usage: "a proxy's `ENDPOINT` (workers', optionally \",clients'\"), once per proxy", Value: cli.NewStringSlice("127.0.0.1:4433")},
 			&cli.StringSliceFlag{Name: "model", Usage: "a `MODEL` the workers serve, once per model", Value: cli.NewStringSlice("cocoon-builtin")},
-			&cli.StringFlag{Name: "engine-url", Usage: "the workers' engine `URL` (default: the built-in engine)"},
+			&cli.StringFlag{Name: "engine-url", Usage: "the workers' engine `URL`", DefaultText: "the built-in engine"},
 			&cli.StringFlag{Name: "weights-digest", Usage: "the workers' weights `DIGEST`, with --engine-url"},
 			&cli.StringFlag{Name: "deposit", Usage: "`TON` the client keeps deposited with each proxy", Value: "2"},
 			&cli.BoolFlag{Name: "print", Usage: "print the registry and proxy contract addresses and exit"},
@@ -251,9 +272,9 @@ func benchCommand() *cli.Command {
 			"handshake-storm (full attested handshakes per second on one proxy). Linux only for CPU and RSS figures.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scenario", Usage: strings.Join(bench.Scenarios(), ", "), Value: bench.DefaultScenario},
-			&cli.DurationFlag{Name: "duration", Usage: "measured time per target (default: per scenario)"},
-			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before each target (default: per scenario)"},
-			&cli.IntFlag{Name: "concurrency", Usage: "concurrent streams, open streams, worker connections or dialers (default: per scenario)"},
+			&cli.DurationFlag{Name: "duration", Usage: "measured time per target", DefaultText: "per scenario"},
+			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before each target", DefaultText: "per scenario"},
+			&cli.IntFlag{Name: "concurrency", Usage: "concurrent streams, open streams, worker connections or dialers", DefaultText: "per scenario"},
 			&cli.IntFlag{Name: "chunks", Usage: "engine: content chunks per answer", Value: bench.DefaultChunks},
 			&cli.IntFlag{Name: "chunk-bytes", Usage: "engine: bytes of text per chunk", Value: bench.DefaultChunkBytes},
 			&cli.DurationFlag{Name: "chunk-delay", Usage: "engine: pause before each event"},

@@ -2,6 +2,7 @@ package attestcmd
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,7 +26,7 @@ func Command(version string) *cli.Command {
 					&cli.BoolFlag{Name: "sim", Usage: "sign the quote with the development root of trust (SIMULATED)"},
 					&cli.StringFlag{Name: "role", Usage: "proxy, worker or client", Required: true},
 					&cli.StringFlag{Name: "out", Usage: "directory for cert.pem and key.pem", Required: true},
-					&cli.DurationFlag{Name: "validity", Usage: "certificate lifetime (at most 24h)", Value: 0},
+					&cli.DurationFlag{Name: "validity", Usage: "certificate lifetime (at most 24h)", Value: time.Duration(config.Defaults().Attestation.CertValidity)},
 					&cli.StringFlag{Name: "model", Usage: "worker: model name"},
 					&cli.StringFlag{Name: "weights-digest", Usage: "worker: model weights digest"},
 					simDir,
@@ -60,11 +61,11 @@ func Command(version string) *cli.Command {
 				Usage:     "verify a certificate or quote against Intel collateral and a policy; exit 0 only when it passes",
 				ArgsUsage: "QUOTE|CERT",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "policy", Usage: "JSON policy file (default: any image, every role)"},
+					&cli.StringFlag{Name: "policy", Usage: "JSON policy file", DefaultText: "any image, every role"},
 					&cli.BoolFlag{Name: "allow-simulated", Usage: "accept quotes from the development root of trust"},
-					&cli.StringFlag{Name: "collateral", Usage: "PCCS/PCS base URL, collateral directory or bundle file (default: Intel PCS, cached)"},
+					&cli.StringFlag{Name: "collateral", Usage: "PCCS/PCS base URL, collateral directory or bundle file", DefaultText: "Intel PCS, cached"},
 					&cli.BoolFlag{Name: "offline", Usage: "no network: collateral from --collateral only; without it, check the signature chain alone"},
-					&cli.TimestampFlag{Name: "at", Usage: "verify at this time (RFC 3339)", Layout: "2006-01-02T15:04:05Z07:00"},
+					&cli.TimestampFlag{Name: "at", Usage: "verify at this time (RFC 3339)", Layout: "2006-01-02T15:04:05Z07:00", DefaultText: "now"},
 					&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 					simDir,
 				},
@@ -101,7 +102,7 @@ func Command(version string) *cli.Command {
 						&cli.StringFlag{Name: "quote", Usage: "quote or RA-TLS certificate of the platform"},
 						&cli.StringFlag{Name: "fmspc", Usage: "the platform's FMSPC (6 bytes hex)"},
 						&cli.StringFlag{Name: "out", Usage: "directory, or bundle file ending in .json", Required: true},
-						&cli.StringFlag{Name: "collateral", Usage: "PCCS or PCS base URL (default: Intel PCS)"},
+						&cli.StringFlag{Name: "collateral", Usage: "PCCS or PCS base URL", DefaultText: "Intel PCS"},
 					},
 					Action: func(c *cli.Context) error {
 						return runCollateralFetch(CollateralFetchOptions{Quote: c.String("quote"), FMSPC: c.String("fmspc"),
