@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -118,24 +119,14 @@ func (r *Receipt) CheckHashes(body, answer Digest) error {
 // Marshal returns the wire form of a signed receipt: its fields' encoding, then the 64-byte
 // signature.
 func (r *Receipt) Marshal() ([]byte, error) {
-	if len(r.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("encode receipt: not signed: %w", ErrSignature)
-	}
-	f, err := r.fields()
-	if err != nil {
-		return nil, fmt.Errorf("encode receipt: %w", err)
-	}
-	return append(f, r.Signature...), nil
+	return marshalSigned("receipt", r.fields, r.Signature)
 }
 
 // ParseReceipt decodes what Marshal wrote. The receipt is not verified: call Verify.
 func ParseReceipt(b []byte) (*Receipt, error) {
-	if len(b) > MaxRecordSize {
-		return nil, fmt.Errorf("parse receipt: %d bytes, at most %d: %w", len(b), MaxRecordSize, ErrTooLarge)
-	}
-	d := decoder{b: b}
-	if v := d.u8("version"); d.err == nil && v != Version {
-		return nil, fmt.Errorf("parse receipt: version %d, want %d: %w", v, Version, ErrMalformed)
+	d, err := recordDecoder("receipt", b)
+	if err != nil {
+		return nil, err
 	}
 	r := &Receipt{
 		RequestID:     d.str("request id"),
@@ -144,7 +135,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 		QuoteHash:     d.digest("quote hash"),
 		BodyHash:      d.digest("body hash"),
 		AnswerHash:    d.digest("answer hash"),
-		Usage:         getUsage(&d),
+		Usage:         getUsage(d),
 	}
 	ms := d.u64("time")
 	r.WorkerKey = d.raw(ed25519.PublicKeySize, "worker key")
@@ -191,11 +182,30 @@ func (r *Receipt) MarshalJSON() ([]byte, error) {
 	})
 }
 
+// MaxReceiptFileSize bounds a receipt's file form.
+const MaxReceiptFileSize = 4 * MaxRecordSize
+
+// ParseReceiptJSON reads a receipt's file form (what MarshalJSON wrote), such as a file that
+// `cocoon receipt verify` is given. The receipt is not verified: call Verify.
+func ParseReceiptJSON(b []byte) (*Receipt, error) {
+	if len(b) > MaxReceiptFileSize {
+		return nil, fmt.Errorf("parse receipt file: %d bytes, at most %d: %w", len(b), MaxReceiptFileSize, ErrTooLarge)
+	}
+	r := &Receipt{}
+	if err := json.Unmarshal(b, r); err != nil {
+		if errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("parse receipt file: %v: %w", err, ErrMalformed)
+	}
+	return r, nil
+}
+
 // UnmarshalJSON reads r's file form, refusing another version and fields beyond their bounds. The
 // receipt is not verified: call Verify.
 func (r *Receipt) UnmarshalJSON(b []byte) error {
-	if len(b) > 4*MaxRecordSize {
-		return fmt.Errorf("parse receipt file: %d bytes, at most %d: %w", len(b), 4*MaxRecordSize, ErrTooLarge)
+	if len(b) > MaxReceiptFileSize {
+		return fmt.Errorf("parse receipt file: %d bytes, at most %d: %w", len(b), MaxReceiptFileSize, ErrTooLarge)
 	}
 	var j receiptJSON
 	if err := json.Unmarshal(b, &j); err != nil {

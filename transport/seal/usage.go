@@ -99,30 +99,44 @@ func verify(pub ed25519.PublicKey, label string, fields, sig []byte) bool {
 // Marshal returns the wire form of a signed record: its fields' encoding, then the 64-byte
 // signature.
 func (r *UsageRecord) Marshal() ([]byte, error) {
-	if len(r.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("encode usage record: not signed: %w", ErrSignature)
+	return marshalSigned("usage record", r.fields, r.Signature)
+}
+
+// marshalSigned is the wire form of a signed record: fields, then the signature.
+func marshalSigned(what string, fields func() ([]byte, error), sig []byte) ([]byte, error) {
+	if len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("encode %s: not signed: %w", what, ErrSignature)
 	}
-	f, err := r.fields()
+	f, err := fields()
 	if err != nil {
-		return nil, fmt.Errorf("encode usage record: %w", err)
+		return nil, fmt.Errorf("encode %s: %w", what, err)
 	}
-	return append(f, r.Signature...), nil
+	return append(f, sig...), nil
+}
+
+// recordDecoder starts decoding a record: it bounds its size and reads its version.
+func recordDecoder(what string, b []byte) (*decoder, error) {
+	if len(b) > MaxRecordSize {
+		return nil, fmt.Errorf("parse %s: %d bytes, at most %d: %w", what, len(b), MaxRecordSize, ErrTooLarge)
+	}
+	d := &decoder{b: b}
+	if v := d.u8("version"); d.err == nil && v != Version {
+		return nil, fmt.Errorf("parse %s: version %d, want %d: %w", what, v, Version, ErrMalformed)
+	}
+	return d, nil
 }
 
 // ParseUsageRecord decodes what Marshal wrote. The record is not verified: call Verify.
 func ParseUsageRecord(b []byte) (*UsageRecord, error) {
-	if len(b) > MaxRecordSize {
-		return nil, fmt.Errorf("parse usage record: %d bytes, at most %d: %w", len(b), MaxRecordSize, ErrTooLarge)
-	}
-	d := decoder{b: b}
-	if v := d.u8("version"); d.err == nil && v != Version {
-		return nil, fmt.Errorf("parse usage record: version %d, want %d: %w", v, Version, ErrMalformed)
+	d, err := recordDecoder("usage record", b)
+	if err != nil {
+		return nil, err
 	}
 	r := &UsageRecord{
 		RequestID:     d.str("request id"),
 		Model:         d.str("model"),
 		WeightsDigest: d.str("weights digest"),
-		Usage:         getUsage(&d),
+		Usage:         getUsage(d),
 		Signature:     d.raw(ed25519.SignatureSize, "signature"),
 	}
 	if err := d.end("usage record"); err != nil {
