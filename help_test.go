@@ -97,6 +97,7 @@ func TestHelpShowsDefaults(t *testing.T) {
 	// Described defaults stand for empty values: check that they are.
 	assert.Empty(t, d.Attestation.SimDir+d.Attestation.Policy+d.Attestation.CollateralURL+d.Attestation.CollateralDir+
 		d.Payments.Chain+d.Payments.ChainData+d.Payments.Key+d.Worker.EngineURL+d.Client.APIToken)
+	assert.Empty(t, append(d.Client.AllowedOrigins, d.Client.AllowedHosts...))
 
 	testCases := map[string]struct {
 		args []string
@@ -117,8 +118,8 @@ func TestHelpShowsDefaults(t *testing.T) {
 			"proxies": d.Client.Proxies, "listen": d.Client.Listen, "api-token": described("none: no token asked"),
 			"max-coefficient": d.Client.MaxCoefficient, "max-body-bytes": d.Client.MaxBodyBytes,
 			"request-timeout": d.Client.RequestTimeout, "max-bodies-bytes": d.Client.MaxBodiesBytes,
-			"max-connections": d.Client.MaxConnections, "allowed-origins": d.Client.AllowedOrigins,
-			"allowed-hosts": d.Client.AllowedHosts, "submit-threshold": d.Payments.SubmitThreshold,
+			"max-connections": d.Client.MaxConnections, "allowed-origins": described("none: pages on loopback only"),
+			"allowed-hosts": described("none: localhost, loopback IPs, the listen address"), "submit-threshold": d.Payments.SubmitThreshold,
 			"max-proxies": d.Client.MaxProxies, "top-up-below": d.Payments.TopUpBelow, "top-up-amount": d.Payments.TopUpAmount,
 		})},
 		"attest cert": {args: []string{"attest", "cert"}, want: map[string]any{
