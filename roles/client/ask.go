@@ -177,7 +177,7 @@ func (a asker) do(ctx context.Context, method, path string, body []byte) (*http.
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ask: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("ask: cannot reach the client at %s: %w", a.base, err)
+		return nil, fmt.Errorf("ask: cannot reach the client at %s (is cocoon client or cocoon demo running there? --client says where): %w", a.base, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
