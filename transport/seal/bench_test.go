@@ -1,0 +1,68 @@
+package seal
+
+import (
+	"bytes"
+	"testing"
+)
+
+// BenchmarkRequest is what sealing adds before the first chunk: the client seals 4 KiB, the worker
+// opens it (one X-Wing encapsulation and decapsulation).
+func BenchmarkRequest(b *testing.B) {
+	k := newKey(b)
+	body := bytes.Repeat([]byte("a"), 4<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sealed, _, err := SealRequest(k.PublicKey(), testBinding(), body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := OpenRequest(k, testBinding(), sealed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSealRequest and BenchmarkOpenRequest split BenchmarkRequest between client and worker.
+func BenchmarkSealRequest(b *testing.B) {
+	k := newKey(b)
+	body := bytes.Repeat([]byte("a"), 4<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := SealRequest(k.PublicKey(), testBinding(), body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOpenRequest(b *testing.B) {
+	k := newKey(b)
+	sealed, _, err := SealRequest(k.PublicKey(), testBinding(), bytes.Repeat([]byte("a"), 4<<10))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := OpenRequest(k, testBinding(), sealed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkChunk is the cost per answer chunk of 128 bytes: sealed by the worker, opened by the
+// client.
+func BenchmarkChunk(b *testing.B) {
+	sealer, opener := exchange(b, newKey(b))
+	chunk := bytes.Repeat([]byte("c"), 128)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := sealer.Seal(chunk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := opener.Open(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
