@@ -20,7 +20,8 @@
 //	  │ verify worker quote; its claims     │                                   │
 //	  │ name hpke_pub and the signing key   │                                   │
 //	  │ sealed, opener = SealRequest(       │                                   │
-//	  │   hpke_pub, {id, model, quote}, body)│                                  │
+//	  │   hpke_pub, {id, model, quote},     │                                   │
+//	  │   body)                             │                                   │
 //	  │ Request{id, model, sealed} ────────▶│ route by id, model (clear)        │
 //	  │                                     │ Request{id, model, sealed} ──────▶│ body, sealer = OpenRequest(
 //	  │                                     │                                   │   priv, {id, model, quote}, sealed)
