@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,9 +60,12 @@ func (n *Node) close() error {
 
 // build runs f with a fresh node and chain set, closing what was opened if f fails. The data
 // directory is made first: keys, ledger and states live there.
-func build(cfg config.Config, f func(n *Node, set *chains.Set) error) (*Node, error) {
+func build(role string, cfg config.Config, f func(n *Node, set *chains.Set) error) (*Node, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
+	}
+	if err := checkPorts(role, cfg); err != nil {
+		return nil, err
 	}
 	set := &chains.Set{}
 	n := &Node{closers: []func() error{set.Close}}
@@ -72,7 +78,7 @@ func build(cfg config.Config, f func(n *Node, set *chains.Set) error) (*Node, er
 
 // Proxy builds `cocoon proxy`: the proxy and, when payments are configured, its meter.
 func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(cfg, func(n *Node, set *chains.Set) error {
+	return build("proxy", cfg, func(n *Node, set *chains.Set) error {
 		m, err := proxyMeter(ctx, set, cfg, log)
 		if err != nil {
 			return err
@@ -100,7 +106,7 @@ func Proxy(ctx context.Context, cfg config.Config, version string, log zerolog.L
 // Worker builds `cocoon worker`: the worker and, when payments are configured, its wallet's
 // submitter; with a registry, the watch that gives it the registered proxies.
 func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(cfg, func(n *Node, set *chains.Set) error {
+	return build("worker", cfg, func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "worker", settle.KindWorkerEarned, log)
 		if err != nil {
 			return err
@@ -127,7 +133,7 @@ func Worker(ctx context.Context, cfg config.Config, version string, log zerolog.
 // Client builds `cocoon client`: the client and, when payments are configured, its wallet's
 // submitter and top-ups; with a registry, the watch that gives it the registered proxies.
 func Client(ctx context.Context, cfg config.Config, version string, log zerolog.Logger) (*Node, error) {
-	return build(cfg, func(n *Node, set *chains.Set) error {
+	return build("client", cfg, func(n *Node, set *chains.Set) error {
 		pay, err := party(ctx, set, cfg, "client", settle.KindClientCharged, log)
 		if err != nil {
 			return err
@@ -149,6 +155,62 @@ func Client(ctx context.Context, cfg config.Config, version string, log zerolog.
 		}
 		return nil
 	})
+}
+
+// checkPorts refuses, before anything starts, an address of role's that another process listens on.
+func checkPorts(role string, cfg config.Config) error {
+	type port struct{ flag, network, addr string }
+	var ports []port
+	switch role {
+	case "proxy":
+		ports = []port{{"--listen", "udp", cfg.Proxy.Listen}, {"--stats-listen", "tcp", cfg.Proxy.StatsListen}}
+	case "worker":
+		ports = []port{{"--stats-listen", "tcp", cfg.Worker.StatsListen}}
+	case "client":
+		ports = []port{{"--listen", "tcp", cfg.Client.Listen}}
+	}
+	for _, p := range ports {
+		if p.addr == "" {
+			continue
+		}
+		if err := CheckListen(p.flag, p.network, p.addr, "another `cocoon "+role+"`"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckListen reports, in one line that names flag and the fix, when addr cannot be listened on
+// (network "tcp" or "udp"); who is what probably listens there already.
+func CheckListen(flag, network, addr, who string) error {
+	var err error
+	if network == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket(network, addr); err == nil {
+			_ = c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen(network, addr); err == nil {
+			_ = l.Close()
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s (%s): the port is in use (%s there?): stop it, or pick a free port with %s", flag, addr, strings.ToUpper(network), who, flag)
+	}
+	return fmt.Errorf("%s %s (%s): %s: give a HOST:PORT of this machine", flag, addr, strings.ToUpper(network), Cause(err))
+}
+
+// Cause is err's system-level reason on one line ("connect: connection refused").
+func Cause(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // openRegistry reads the registry the payments section names (nil without one).

@@ -95,11 +95,14 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 		cfg.Worker.WeightsDigest = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	cfg.Client.Listen = o.Listen
+	if err := preflight(ctx, o); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	fmt.Fprintf(out, "cocoon demo: %d proxy(s), %d worker(s) and a client on this machine (SIMULATED TDX; state in %s)\n", o.Proxies, o.Workers, o.Data)
 
 	dn, err := StartNetwork(ctx, cfg, Size{Proxies: o.Proxies, Workers: o.Workers}, o.Data, o.Version, log, out)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: %w", startError(o, err))
 	}
 	defer dn.stop()
 	m, cl, done := dn.Money, dn.Client, dn.done
@@ -121,7 +124,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 	if o.ChainListen != "" {
 		ln, err := net.Listen("tcp", o.ChainListen)
 		if err != nil {
-			return fmt.Errorf("demo: serve the chain on %s: %w (pick another --chain-listen, or \"\" for none)", o.ChainListen, err)
+			return fmt.Errorf("demo: --chain-listen %s: %s: pick a free port (127.0.0.1:0 for any), or \"\" not to serve the chain", o.ChainListen, node.Cause(err))
 		}
 		urls.Chain = "http://" + ln.Addr().String()
 		dn.serve(func(ctx context.Context) error {
