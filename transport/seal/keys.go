@@ -61,6 +61,19 @@ func GenerateKey() (*PrivateKey, error) {
 	return &PrivateKey{k: k, pub: pub}, nil
 }
 
+// FromHPKE wraps a decapsulation key made elsewhere (the worker's identity makes one with each
+// certificate and names its public half in the claims); it must be of this package's KEM.
+func FromHPKE(k hpke.PrivateKey) (*PrivateKey, error) {
+	if k == nil || k.KEM().ID() != kem.ID() {
+		return nil, fmt.Errorf("hpke key of another KEM: %w", ErrWrongKey)
+	}
+	pub, err := newPublicKey(k.PublicKey().Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return &PrivateKey{k: k, pub: pub}, nil
+}
+
 // PublicKey returns the public half of k.
 func (k *PrivateKey) PublicKey() *PublicKey { return k.pub }
 
