@@ -41,8 +41,8 @@ func Command() *cli.Command {
 	return &cli.Command{
 		Name:  "chain",
 		Usage: "wallets, registry and proxy contracts, deposits and payouts (the demo's local chain by default, or TON)",
-		Description: "Runs against the local chain in --data (default: the demo's, so it works next to `cocoon demo` —\n" +
-			"stop the demo first, it holds the chain file), against TON with --ton-config and --network, or against\n" +
+		Description: "Runs against the local chain in --data (default: the demo's; while a `cocoon demo` holds the chain\n" +
+			"file, through the chain URL it wrote to demo.json), against TON with --ton-config and --network, or against\n" +
 			"a toncenter API v2 service with --chain-url (`cocoon chain serve` sharing a local chain, or toncenter.com).\n" +
 			"Amounts are decimal TON (1.5). Key files hold a hex seed or a 24-word mnemonic, mode 0600.",
 		Flags: chainFlags(true, true),
@@ -490,7 +490,7 @@ func openChain(c *cli.Context) (chain.Chain, func() error, error) {
 	}
 	ch, closeChain, err := chains.Open(c.Context, b)
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, nil, lockedError(b.Local)
+		return viaDemo(c, b.Local)
 	}
 	if err != nil {
 		return nil, nil, err

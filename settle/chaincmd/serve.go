@@ -1,16 +1,22 @@
 package chaincmd
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tonkeeper/tongo/ton"
 	"github.com/urfave/cli/v2"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/cocoon-network/cocoon/settle/chain"
+	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chain/chainserve"
 	"github.com/cocoon-network/cocoon/settle/chain/local"
 	"github.com/cocoon-network/cocoon/settle/chain/toncenter"
@@ -76,4 +82,40 @@ func serve(c *cli.Context) error {
 // lockedError is the local chain held by another process.
 func lockedError(path string) error {
 	return fmt.Errorf("the local chain %s is locked by another process (a running `cocoon demo` or `cocoon chain serve` holds it): stop the demo first, or reach the serve with --chain-url, then retry", path)
+}
+
+// demoFile is where `cocoon demo` writes its URLs, next to its chain; the chain URL is its
+// "chain" field.
+const demoFile = "demo.json"
+
+// viaDemo opens the chain a running `cocoon demo` serves when it holds the local chain at path:
+// the demo writes the URL to demo.json beside the chain file. It says so on stderr. A demo that
+// does not serve its chain, or whose URL does not answer, is an error naming the fix.
+func viaDemo(c *cli.Context, path string) (chain.Chain, func() error, error) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), demoFile))
+	if err != nil {
+		return nil, nil, lockedError(path)
+	}
+	var urls struct {
+		Chain string `json:"chain"`
+	}
+	if err := json.Unmarshal(b, &urls); err != nil {
+		return nil, nil, lockedError(path)
+	}
+	if urls.Chain == "" {
+		return nil, nil, fmt.Errorf("the local chain %s is held by a running `cocoon demo` that does not serve it (--chain-listen \"\"): stop the demo, or run it with --chain-listen and pass --chain-url <the URL it prints>", path)
+	}
+	held := fmt.Errorf("the local chain %s is held by a running `cocoon demo`; pass --chain-url <the URL it printed> (or stop the demo)", path)
+	ch, closeChain, err := chains.Open(c.Context, chains.Where{URL: urls.Chain})
+	if err != nil {
+		return nil, nil, held
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+	defer cancel()
+	if _, err := ch.Account(ctx, ton.AccountID{}); err != nil {
+		_ = closeChain()
+		return nil, nil, fmt.Errorf("the local chain %s is held by a running `cocoon demo`, and the chain URL in its %s (%s) does not answer: stop the demo, or pass --chain-url <the URL it printed>", path, demoFile, urls.Chain)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "cocoon: the local chain %s is held by a running `cocoon demo`; using the chain it serves at %s\n", path, urls.Chain)
+	return ch, closeChain, nil
 }
