@@ -114,6 +114,18 @@ func SetProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 }
 
 func sendUpdate(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, what string, body *boc.Cell) error {
+	before, err := chain.Registry(ctx, c, registry)
+	if err != nil {
+		return err
+	}
+	sender, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	if sender != before.Owner {
+		return fmt.Errorf("update registry %s: %w: only its owner %s may change it, and --key is the wallet %s; pass the owner's key",
+			what, chain.ErrRefused, before.Owner.ToRaw(), sender.ToRaw())
+	}
 	if err := chain.Call(ctx, c, key, registry, 0, body); err != nil {
 		return fmt.Errorf("update registry %s: %w", what, err)
 	}
@@ -200,6 +212,14 @@ func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateK
 // Withdraw closes key's client account: balance and stake stay locked for the client close
 // delay, so the proxy can settle its last charges; a later WithdrawStake takes back what is left.
 func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
+	acc, err := clientAccount(ctx, c, key, proxy)
+	if err != nil {
+		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
+	}
+	if acc.ClosingAt != 0 {
+		return fmt.Errorf("withdraw from %s: %w: the account is already closing; take it back with withdraw-stake after %s",
+			proxy.ToRaw(), chain.ErrRefused, time.Unix(int64(acc.ClosingAt), 0).UTC().Format(time.RFC3339))
+	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientCloseBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
 	}
@@ -209,6 +229,14 @@ func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 // WithdrawStake takes back what the charges left of key's balance and stake once the close
 // delay has passed.
 func WithdrawStake(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
+	acc, err := clientAccount(ctx, c, key, proxy)
+	if err != nil {
+		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
+	}
+	if acc.ClosingAt == 0 {
+		return fmt.Errorf("withdraw stake from %s: %w: the account is not closing; close it first with `cocoon chain client withdraw`, then withdraw-stake after the close delay",
+			proxy.ToRaw(), chain.ErrRefused)
+	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientWithdrawStakeBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
 	}
@@ -268,6 +296,24 @@ func Fund(ctx context.Context, c chain.Chain, w io.Writer, pub ed25519.PublicKey
 		return err
 	}
 	return Balance(ctx, c, w, pub)
+}
+
+// clientAccount is key's open account on a proxy contract; without one, an error wrapping
+// chain.ErrRefused (there is nothing to withdraw).
+func clientAccount(ctx context.Context, c chain.Chain, key ed25519.PrivateKey, proxy ton.AccountID) (contracts.ClientAccount, error) {
+	p, err := chain.Proxy(ctx, c, proxy)
+	if err != nil {
+		return contracts.ClientAccount{}, err
+	}
+	addr, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return contracts.ClientAccount{}, err
+	}
+	acc, ok := p.Clients[addr]
+	if !ok || !acc.Open {
+		return contracts.ClientAccount{}, fmt.Errorf("%w: the wallet %s has no open account there; nothing to withdraw", chain.ErrRefused, addr.ToRaw())
+	}
+	return acc, nil
 }
 
 func printClient(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
