@@ -46,11 +46,11 @@ func newFake(t *testing.T, cfg scripted.Config) *scripted.Server {
 
 // collector is a Sink that keeps copies of the chunks.
 type collector struct {
-	chunks    []string
+	chunks     []string
 	usageChunk []bool
-	err       error // returned from the sink after the chunks in errAfter
-	errAfter  int
-	onChunk   func(n int) // called after each chunk with the count so far
+	err        error // returned from the sink after the chunks in errAfter
+	errAfter   int
+	onChunk    func(n int) // called after each chunk with the count so far
 }
 
 func (c *collector) sink(ch gpu.Chunk) error {
@@ -75,18 +75,18 @@ const chatBody = `{"model":"scripted-model","messages":[{"role":"user","content"
 
 func TestHTTPEngineStream(t *testing.T) {
 	testCases := map[string]struct {
-		cfg           scripted.Config
-		kind          gpu.Kind
-		body          string
-		wantChunks    int
-		wantUsage     settle.Usage
+		cfg        scripted.Config
+		kind       gpu.Kind
+		body       string
+		wantChunks int
+		wantUsage  settle.Usage
 	}{
 		"chat, usage injected": {
-			cfg:           scripted.Reference(),
-			kind:          gpu.KindChat,
-			body:          chatBody,
-			wantChunks:    1 + 50 + 1,
-			wantUsage:     settle.Usage{PromptTokens: 16, CompletionTokens: 50},
+			cfg:        scripted.Reference(),
+			kind:       gpu.KindChat,
+			body:       chatBody,
+			wantChunks: 1 + 50 + 1,
+			wantUsage:  settle.Usage{PromptTokens: 16, CompletionTokens: 50},
 		},
 		"chat, client asked for usage": {
 			cfg:        scripted.Config{Chunks: 3},
@@ -96,11 +96,11 @@ func TestHTTPEngineStream(t *testing.T) {
 			wantUsage:  settle.Usage{PromptTokens: 16, CompletionTokens: 3},
 		},
 		"completion with cached and reasoning tokens": {
-			cfg:           scripted.Config{Chunks: 5, PromptTokens: 100, CachedTokens: 64, ReasoningTokens: 2},
-			kind:          gpu.KindCompletion,
-			body:          `{"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":false}}`,
-			wantChunks:    5 + 1,
-			wantUsage:     settle.Usage{PromptTokens: 100, CachedTokens: 64, CompletionTokens: 5, ReasoningTokens: 2},
+			cfg:        scripted.Config{Chunks: 5, PromptTokens: 100, CachedTokens: 64, ReasoningTokens: 2},
+			kind:       gpu.KindCompletion,
+			body:       `{"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":false}}`,
+			wantChunks: 5 + 1,
+			wantUsage:  settle.Usage{PromptTokens: 100, CachedTokens: 64, CompletionTokens: 5, ReasoningTokens: 2},
 		},
 	}
 	for name, tc := range testCases {

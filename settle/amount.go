@@ -31,4 +31,3 @@ func FormatTON(nano uint64) string {
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
 }
-

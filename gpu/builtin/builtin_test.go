@@ -33,9 +33,9 @@ func ctxT(t *testing.T) context.Context {
 }
 
 type result struct {
-	chunks    []string
+	chunks     []string
 	usageChunk []bool
-	usage     settle.Usage
+	usage      settle.Usage
 }
 
 func do(t *testing.T, e *builtin.Engine, kind gpu.Kind, body string, stream bool) result {

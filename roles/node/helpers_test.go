@@ -71,7 +71,9 @@ func newTestNet(t *testing.T, timeout time.Duration, names ...string) *testNet {
 	return n
 }
 
-func (n *testNet) pub(name string) ed25519.PublicKey { return n.keys[name].Public().(ed25519.PublicKey) }
+func (n *testNet) pub(name string) ed25519.PublicKey {
+	return n.keys[name].Public().(ed25519.PublicKey)
+}
 
 // registry deploys a registry owned by the wallet of "owner".
 func (n *testNet) registry(params contracts.RegistryParams) ton.AccountID {

@@ -27,7 +27,9 @@ func serveLocal(t *testing.T) string {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- chainserve.New(ch, chainserve.Config{}, zerolog.New(zerolog.NewTestWriter(t))).Serve(ctx, ln) }()
+	go func() {
+		done <- chainserve.New(ch, chainserve.Config{}, zerolog.New(zerolog.NewTestWriter(t))).Serve(ctx, ln)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
