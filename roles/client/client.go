@@ -17,6 +17,7 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
+	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/settle/paystate"
 	"github.com/cocoon-network/cocoon/transport"
 )
@@ -279,6 +280,7 @@ func (c *Client) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", c.serveHealth)
 	mux.Handle("GET /jsonstats", c.auth(http.HandlerFunc(c.serveJSONStats)))
 	mux.Handle("GET /stats", c.auth(http.HandlerFunc(c.serveHTMLStats)))
+	mux.Handle("GET /metrics", c.auth(statsweb.MetricsHandler("client", c)))
 	return withRequestID(c.protect(mux))
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 )
@@ -86,14 +87,16 @@ func (s *stats) end(x *call, outcome string, took time.Duration) {
 	}
 }
 
-// ring keeps the last latencyWindow durations.
+// ring keeps the last latencyWindow durations, and all of them in hist for /metrics.
 type ring struct {
-	buf [latencyWindow]time.Duration
-	n   int
-	pos int
+	buf  [latencyWindow]time.Duration
+	n    int
+	pos  int
+	hist statsweb.Hist
 }
 
 func (r *ring) add(d time.Duration) {
+	r.hist.Observe(d)
 	r.buf[r.pos] = d
 	r.pos = (r.pos + 1) % latencyWindow
 	r.n = min(r.n+1, latencyWindow)
@@ -281,6 +284,70 @@ func (c *Client) snapshot() statsJSON {
 	out.Latency, out.Head = s.latency.percentiles(), s.head.percentiles()
 	out.Tokens, out.Cost = s.tokens, s.cost
 	return out
+}
+
+// Metrics registers the client's series: the same counters as /jsonstats, with no proxy address,
+// payment key or token in any label.
+func (c *Client) Metrics(set *metrics.Set) {
+	s := c.stats
+	locked := func(f func() float64) func() float64 {
+		return func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return f()
+		}
+	}
+	set.CounterVec("requests_total", "Requests from applications that ended, by outcome (ok, bad_request, cancelled…).",
+		"outcome", func() map[string]float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			out := make(map[string]float64, len(s.outcomes))
+			for k, v := range s.outcomes {
+				out[k] = float64(v)
+			}
+			return out
+		})
+	set.CounterVec("tokens_total", "Tokens the answers reported, by class.", "class", func() map[string]float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t := s.tokens
+		return map[string]float64{"prompt": float64(t.Prompt), "cached": float64(t.Cached),
+			"completion": float64(t.Completion), "reasoning": float64(t.Reasoning)}
+	})
+	set.Counter("charged_nanoton_total", "What proxies charged for the answers, in nanoTON.",
+		locked(func() float64 { return float64(s.cost) }))
+	set.Counter("failovers_total", "Requests retried on another proxy.", locked(func() float64 { return float64(s.failovers) }))
+	set.Counter("request_bytes_total", "Bytes of request bodies.", locked(func() float64 { return float64(s.reqBytes) }))
+	set.Counter("response_bytes_total", "Bytes of response bodies.", locked(func() float64 { return float64(s.respBytes) }))
+	hist := func(r *ring) func() metrics.Distribution { return r.hist.Distribution }
+	set.Histogram("request_duration_seconds", "Time from a request's arrival to the end of its answer, for requests that ended ok.",
+		hist(&s.latency))
+	set.Histogram("time_to_first_token_seconds", "Time from a request's arrival to its answer's head, which the worker sends "+
+		"with the engine's first chunk, for requests that ended ok.", hist(&s.head))
+	set.Gauge("active_requests", "Requests under way now.", locked(func() float64 { return float64(s.inFlight) }))
+	set.Gauge("proxy_connections", "Proxies connected now.", func() float64 {
+		n := 0
+		for _, m := range c.set.Members() {
+			if conn, _ := m.Value.current(); conn != nil {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	if states := c.cfg.States; states != nil {
+		set.Gauge("deposit_left_nanoton", "Deposit left on chain in the client's payment contracts, summed over proxies, in nanoTON.",
+			func() float64 {
+				var sum uint64
+				for _, st := range states.All() {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					if acc, ok, err := states.Account(ctx, st.State.Proxy); ok && err == nil {
+						sum += acc.Balance
+					}
+					cancel()
+				}
+				return float64(sum)
+			})
+	}
 }
 
 // healthy is nil when at least one proxy is connected, else why not.

@@ -184,6 +184,7 @@ func (p *Proxy) release(h *hold) {
 func (p *Proxy) finish(rq requester, w *workerEntry, h *hold, r result, log zerolog.Logger) {
 	cs := rq.stream
 	defer func() { _ = cs.CloseSend() }()
+	p.stats.usage(r)
 	if h != nil {
 		cost, earn := p.charge(h, r, log)
 		if cost == 0 {

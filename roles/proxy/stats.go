@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/settle/ledger"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 type counters struct {
@@ -25,6 +27,66 @@ type counters struct {
 	// answers with content and no usage, usage beyond the reservation, requests whose cost has no
 	// bound.
 	pricingErrors, zeroUsage, beyond, unpriceable atomic.Int64
+	// tokens are the usage workers reported in the answers relayed.
+	tokens struct{ prompt, cached, completion, reasoning atomic.Uint64 }
+}
+
+// usage counts the tokens of an answer the proxy relayed.
+func (c *counters) usage(r result) {
+	if r.done == nil {
+		return
+	}
+	u := wire.DecodeUsage(r.done.GetUsage())
+	c.tokens.prompt.Add(u.PromptTokens)
+	c.tokens.cached.Add(u.CachedTokens)
+	c.tokens.completion.Add(u.CompletionTokens)
+	c.tokens.reasoning.Add(u.ReasoningTokens)
+}
+
+// Metrics registers the proxy's series: the same counters as Stats, with no client, worker or
+// owner address in any label.
+func (p *Proxy) Metrics(set *metrics.Set) {
+	c := &p.stats
+	set.CounterVec("requests_total", "Requests from clients, by outcome.", "outcome", func() map[string]float64 {
+		return map[string]float64{"served": float64(c.served.Load()), "failed": float64(c.failed.Load()),
+			"unknown_model": float64(c.notFound.Load())}
+	})
+	set.CounterVec("tokens_total", "Tokens in the answers relayed, by class.", "class", func() map[string]float64 {
+		return map[string]float64{"prompt": float64(c.tokens.prompt.Load()), "cached": float64(c.tokens.cached.Load()),
+			"completion": float64(c.tokens.completion.Load()), "reasoning": float64(c.tokens.reasoning.Load())}
+	})
+	for name, v := range map[string]*atomic.Int64{
+		"pricing_errors_total":               &c.pricingErrors,
+		"zero_usage_answers_total":           &c.zeroUsage,
+		"beyond_reservation_total":           &c.beyond,
+		"unpriceable_requests_refused_total": &c.unpriceable,
+	} {
+		set.Counter(name, "Billing anomalies: "+strings.ReplaceAll(strings.TrimSuffix(name, "_total"), "_", " ")+
+			" (each charged the reservation or refused).", func() float64 { return float64(v.Load()) })
+	}
+	set.Histogram("request_duration_seconds", "Time from a request's arrival to the end of its answer, for answered requests.",
+		c.latency.Distribution)
+	set.Gauge("client_connections", "Clients connected now.", func() float64 { return float64(c.clients.Load()) })
+	set.Gauge("workers", "Workers registered now.", func() float64 { return float64(len(p.reg.all())) })
+	set.Gauge("active_requests", "Requests under way at the registered workers.", func() float64 {
+		var n int64
+		for _, w := range p.reg.all() {
+			n += w.active.Load()
+		}
+		return float64(n)
+	})
+	if pm := p.cfg.Payments; pm != nil {
+		totals := func() ledger.Totals {
+			_, _, t, _ := pm.Ledger.Snapshot()
+			return t
+		}
+		set.Counter("charged_nanoton_total", "What clients were charged, in nanoTON.",
+			func() float64 { return float64(totals().Charged) })
+		set.Counter("earned_nanoton_total", "What workers earned, in nanoTON.",
+			func() float64 { return float64(totals().Earned) })
+		set.Counter("commission_nanoton_total", "The proxy's commission, in nanoTON.",
+			func() float64 { return float64(totals().Commission) })
+	}
 }
 
 // Healthy is true once the proxy listens. It does not wait for workers: workers wait for a healthy

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/settle"
 )
@@ -16,6 +18,7 @@ type counters struct {
 	served, failed, cancelled, refused atomic.Int64
 	tokens                             tokenTotals
 	latency                            statsweb.Window
+	firstToken                         statsweb.Hist // time from the engine request to its first chunk
 }
 
 type tokenTotals struct {
@@ -29,7 +32,69 @@ func (t *tokenTotals) add(u settle.Usage) {
 	t.reasoning.Add(u.ReasoningTokens)
 }
 
-// statsweb.Window keeps the last durations for percentiles.
+// firstChunk times each engine request to its first chunk: the worker's time to first token.
+type firstChunk struct {
+	gpu.Engine
+	hist *statsweb.Hist
+}
+
+func timed(e gpu.Engine, h *statsweb.Hist) gpu.Engine { return firstChunk{e, h} }
+
+func (f firstChunk) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle.Usage, error) {
+	start, first := time.Now(), true
+	return f.Engine.Do(ctx, req, func(ch gpu.Chunk) error {
+		if first {
+			first = false
+			f.hist.Observe(time.Since(start))
+		}
+		return sink(ch)
+	})
+}
+
+// Metrics registers the worker's series: the same counters as Stats, with no proxy address or
+// payment key in any label.
+func (w *Worker) Metrics(set *metrics.Set) {
+	c := &w.stats
+	set.CounterVec("requests_total", "Requests from proxies, by outcome.", "outcome", func() map[string]float64 {
+		return map[string]float64{"served": float64(c.served.Load()), "failed": float64(c.failed.Load()),
+			"cancelled": float64(c.cancelled.Load()), "refused": float64(c.refused.Load())}
+	})
+	set.CounterVec("tokens_total", "Tokens the engine reported, by class.", "class", func() map[string]float64 {
+		return map[string]float64{"prompt": float64(c.tokens.prompt.Load()), "cached": float64(c.tokens.cached.Load()),
+			"completion": float64(c.tokens.completion.Load()), "reasoning": float64(c.tokens.reasoning.Load())}
+	})
+	set.Histogram("request_duration_seconds", "Time the engine took for a served request.", c.latency.Distribution)
+	set.Histogram("time_to_first_token_seconds", "Time from the engine request to its first chunk.", c.firstToken.Distribution)
+	set.Gauge("active_requests", "Requests the engine is working on now.", func() float64 { return float64(w.active.Load()) })
+	set.Gauge("max_active_requests", "How many requests the worker takes at once.", func() float64 { return float64(w.cfg.MaxActive) })
+	set.Gauge("proxy_connections", "Proxies the worker is registered with now.", func() float64 {
+		members := w.set.Members()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		n := 0
+		for _, m := range members {
+			if m.Value.Registered {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	set.Gauge("engine_up", "1 when the inference engine answers its health check, else 0.", func() float64 {
+		if w.healthy.Load() {
+			return 1
+		}
+		return 0
+	})
+	if st := w.cfg.States; st != nil {
+		set.Counter("earned_nanoton_total", "What proxies signed as earned, summed over proxies, in nanoTON.", func() float64 {
+			var sum uint64
+			for _, s := range st.All() {
+				sum += s.State.Total
+			}
+			return float64(sum)
+		})
+	}
+}
 
 // Healthy is true when the engine answers and at least one proxy has the worker registered.
 func (w *Worker) Healthy() error {

@@ -1,5 +1,5 @@
-// Package statsweb serves a role's /healthz, /jsonstats and /stats (a readable HTML page rendered
-// from the same JSON). Stats never contain prompts, completions or keys: only counts, sizes,
+// Package statsweb serves a role's /healthz, /jsonstats, /stats (a readable HTML page rendered
+// from the same JSON) and, for a Source that is also Metered, Prometheus /metrics. Stats never contain prompts, completions or keys: only counts, sizes,
 // addresses, hashes and durations.
 package statsweb
 
@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 )
 
 // Source provides a role's health and stats.
@@ -18,8 +20,24 @@ type Source interface {
 	Stats() any
 }
 
-// Register adds the three endpoints to mux.
+// Metered is a Source that also exposes its counters on /metrics.
+type Metered interface {
+	// Metrics registers the role's series in set.
+	Metrics(set *metrics.Set)
+}
+
+// MetricsHandler serves /metrics for role from a registry of its own.
+func MetricsHandler(role string, m Metered) http.Handler {
+	set := metrics.New(role)
+	m.Metrics(set)
+	return set.Handler()
+}
+
+// Register adds the endpoints to mux: /healthz, /jsonstats, /stats, and /metrics when src is Metered.
 func Register(mux *http.ServeMux, role string, src Source) {
+	if m, ok := src.(Metered); ok {
+		mux.Handle("GET /metrics", MetricsHandler(role, m))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := src.Healthy(); err != nil {
 			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)

@@ -4,12 +4,55 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 	"time"
+
+	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 )
 
-// Window keeps the most recent durations for percentiles.
+// Bounds are the upper bounds, in seconds, of every duration histogram on /metrics: from a few
+// milliseconds (a handshake on loopback) to minutes (a long generation).
+var Bounds = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Hist counts every duration observed since start into Bounds, for a Prometheus histogram. The
+// zero value is ready.
+type Hist struct {
+	mu     sync.Mutex
+	counts [len(Bounds)]uint64 // per bucket, not cumulative
+	n      uint64
+	sum    float64
+}
+
+// Observe adds one duration.
+func (h *Hist) Observe(d time.Duration) {
+	s := d.Seconds()
+	i := sort.SearchFloat64s(Bounds[:], s) // the first bound ≥ s
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i < len(Bounds) {
+		h.counts[i]++
+	}
+	h.n++
+	h.sum += s
+}
+
+// Distribution is everything observed so far, cumulative per bound.
+func (h *Hist) Distribution() metrics.Distribution {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := metrics.Distribution{Count: h.n, Sum: h.sum, Buckets: make(map[float64]uint64, len(Bounds))}
+	var run uint64
+	for i, b := range Bounds {
+		run += h.counts[i]
+		d.Buckets[b] = run
+	}
+	return d
+}
+
+// Window keeps the most recent durations for percentiles, and all of them in a Hist.
 type Window struct {
+	Hist
 	mu   sync.Mutex
 	buf  [1024]time.Duration
 	n, i int
@@ -17,6 +60,7 @@ type Window struct {
 
 // Observe adds one duration.
 func (w *Window) Observe(d time.Duration) {
+	w.Hist.Observe(d)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf[w.i] = d
