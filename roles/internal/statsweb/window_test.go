@@ -41,3 +41,19 @@ func TestWindowPercentiles(t *testing.T) {
 	assert.InDelta(50.0, p50, 1e-9)
 	assert.InDelta(99.0, p99, 1e-9)
 }
+
+func TestHistDistribution(t *testing.T) {
+	assert := assert.New(t)
+	var h Hist
+	assert.Zero(h.Distribution().Count)
+	for _, d := range []time.Duration{time.Millisecond, 7 * time.Millisecond, time.Second, time.Hour} {
+		h.Observe(d)
+	}
+	d := h.Distribution()
+	assert.EqualValues(4, d.Count)
+	assert.InDelta(3601.008, d.Sum, 1e-9)
+	assert.EqualValues(1, d.Buckets[0.005])
+	assert.EqualValues(2, d.Buckets[0.01], "cumulative")
+	assert.EqualValues(3, d.Buckets[1], "a bound includes what equals it")
+	assert.EqualValues(3, d.Buckets[300], "an hour is above every bound, counted in Count only")
+}
