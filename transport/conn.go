@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -66,7 +67,8 @@ type Conn struct {
 	refusal     *RefusedError // set when the policy no longer allows the peer (refuse.go)
 	active      int           // request streams under way
 
-	hpkePub []byte // the HPKE public key this end's claims name on this connection (workers)
+	hpkePub []byte           // the HPKE public key this end's claims name on this connection (workers)
+	local   *tls.Certificate // the certificate this end presented (nil if not known)
 }
 
 // Peer is the verified peer at the other end.
@@ -81,6 +83,27 @@ func (c *Conn) HPKEKey() (key hpke.PrivateKey, ok bool) {
 		return nil, false
 	}
 	return c.cfg.Identity.HPKEKey(c.hpkePub)
+}
+
+// LocalCertificate returns the certificate this end presented on c, nil if that is not known: a
+// worker signs usage records and receipts with its key and names its quote in seal bindings. The
+// private key is for use inside this process only.
+func (c *Conn) LocalCertificate() *tls.Certificate { return c.local }
+
+// PeerEvidence returns the evidence (quote, claims, key) of the certificate the peer presented on
+// c, which the handshake verified: a proxy shows a worker's to clients, which verify it
+// themselves and seal requests to the HPKE key its claims name.
+func (c *Conn) PeerEvidence() (attest.Evidence, error) {
+	certs := c.qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) != 1 {
+		return attest.Evidence{}, fmt.Errorf("peer evidence: %d certificates", len(certs))
+	}
+	// Verified at the handshake; parsed again here only to extract it, at a time it was valid.
+	rc, err := ratls.ParseCertificate([][]byte{certs[0].Raw}, certs[0].NotBefore, 0)
+	if err != nil {
+		return attest.Evidence{}, fmt.Errorf("peer evidence: %w", err)
+	}
+	return rc.Evidence(), nil
 }
 
 // RemoteAddr is the peer's UDP address.
@@ -192,6 +215,7 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, local 
 		draining: make(chan struct{}),
 		ends:     localNotAfter,
 		pings:    map[uint64]chan struct{}{},
+		local:    local,
 	}
 	// A worker's HPKE key for this certificate stays available while the connection lives.
 	var release func()

@@ -18,6 +18,7 @@ import (
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -136,6 +137,28 @@ type hold struct {
 	prices settle.Prices
 	coef   uint32
 	earn   uint64 // what the worker earns for lim.max
+
+	id, model string            // the request's, which the worker's usage record must name
+	workerKey ed25519.PublicKey // the worker's attested certificate key, which signs the record
+}
+
+// errRecordModel: a usage record signed for another model than the one the request was routed to.
+var errRecordModel = errors.New("usage record for another model")
+
+// signedUsage is the usage of the worker's record rec, once it is checked to be signed by the
+// worker's attested key for request id and model.
+func signedUsage(rec []byte, key ed25519.PublicKey, id, model string) (settle.Usage, error) {
+	r, err := seal.ParseUsageRecord(rec)
+	if err != nil {
+		return settle.Usage{}, err
+	}
+	if err := r.Verify(key, id); err != nil {
+		return settle.Usage{}, err
+	}
+	if r.Model != model {
+		return settle.Usage{}, fmt.Errorf("usage record of request %q names model %q, routed to %q: %w", id, r.Model, model, errRecordModel)
+	}
+	return r.Usage, nil
 }
 
 // charge is what a request that ended with r costs the client and earns the worker. Money fails
@@ -146,6 +169,15 @@ func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint
 	switch {
 	case r.done != nil:
 		usage = wire.DecodeUsage(r.done.GetUsage())
+		if rec := r.done.GetUsageRecord(); len(rec) > 0 {
+			// The worker's signed record is what the request is charged and credited by.
+			u, err := signedUsage(rec, h.workerKey, h.id, h.model)
+			if err != nil {
+				log.Error().Err(err).Msg("worker usage record refused; charging the reservation")
+				return h.res.Amount, h.earn
+			}
+			usage = u
+		}
 		if usage == (settle.Usage{}) {
 			if r.chunks == 0 {
 				return 0, 0 // nothing delivered, nothing used

@@ -102,7 +102,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			break
 		}
 		tried[w] = true
-		h, err := p.reserve(rq, lim, w)
+		h, err := p.reserve(rq, req.GetId(), lim, w)
 		if err != nil {
 			w.release()
 			code := wire.CodeInternal
@@ -153,12 +153,12 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 }
 
 // reserve sets aside the request's maximum cost at worker w's coefficient.
-func (p *Proxy) reserve(rq requester, lim limits, w *workerEntry) (*hold, error) {
+func (p *Proxy) reserve(rq requester, id string, lim limits, w *workerEntry) (*hold, error) {
 	pm := p.cfg.Payments
 	if pm == nil {
 		return nil, nil
 	}
-	h := &hold{lim: lim, prices: pm.Prices(), coef: w.coefficient}
+	h := &hold{lim: lim, prices: pm.Prices(), coef: w.coefficient, id: id, model: w.model, workerKey: w.conn.Peer().Claims.PublicKey}
 	maxCost, cerr := settle.Cost(lim.max, h.prices, h.coef)
 	earn, eerr := settle.WorkerEarning(lim.max, h.prices, h.coef)
 	if err := cmp.Or(cerr, eerr); err != nil {
@@ -268,7 +268,7 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byt
 			return answered, r, err
 		}
 		switch t {
-		case wire.TypeChunk, wire.TypeUsageChunk:
+		case wire.TypeChunk, wire.TypeUsageChunk, wire.TypeSealedEnd:
 			// Chunks that arrived together leave together; the last one waiting goes out at once.
 			cs.QueueFrame(t, payload)
 			if !ws.FrameBuffered() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -31,6 +32,28 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		w.refuse(s, wire.CodeNotFound, "this worker serves "+w.cfg.Model)
 		return
 	}
+	// The worker signs what it metered (and, for a sealed request, its receipt) with the key of
+	// the certificate it presented here, which the proxy verified.
+	ev, err := localEvidence(c)
+	if err != nil {
+		w.refuse(s, wire.CodeInternal, "worker cannot sign usage: "+err.Error())
+		return
+	}
+	var sealer *seal.AnswerSealer
+	if len(req.GetSealedBody()) > 0 {
+		if len(req.GetBody()) > 0 {
+			w.stats.refused.Add(1)
+			w.refuse(s, wire.CodeBadRequest, "request carries both a plain and a sealed body")
+			return
+		}
+		if sealer, err = openSealed(c, ev, req); err != nil {
+			w.stats.refused.Add(1)
+			log.Warn().Err(err).Msg("sealed request refused")
+			w.refuse(s, wire.CodeBadRequest, "sealed request: "+err.Error())
+			return
+		}
+	}
+	opened := req.GetBody() // as the client sent it, before the limits below: what the receipt names
 	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
 	if msg := bodyDisagrees(req, w.cfg.Model); msg != "" {
 		w.stats.refused.Add(1)
@@ -90,11 +113,18 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		}
 		chunks++
 		bytes += len(ch.Data)
+		data := ch.Data
+		if sealer != nil {
+			var err error
+			if data, err = sealer.Seal(data); err != nil {
+				return err
+			}
+		}
 		if ch.More {
-			s.QueueFrame(t, ch.Data) // the next chunk is already here: one write for both
+			s.QueueFrame(t, data) // the next chunk is already here: one write for both
 			return nil
 		}
-		return s.SendFrame(t, ch.Data)
+		return s.SendFrame(t, data)
 	})
 	dur := time.Since(start)
 	w.stats.tokens.add(usage)
@@ -124,7 +154,31 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		_ = s.CloseSend()
 		return
 	}
-	if err := s.Send(&wire.Done{Usage: wire.EncodeUsage(usage)}); err != nil {
+	if sealer != nil {
+		if !headSent {
+			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
+				s.Cancel(wire.CodeCancelled)
+				return
+			}
+		}
+		end, err := w.endSealed(ev, sealer, req, opened, usage)
+		if err == nil {
+			err = s.SendFrame(wire.TypeSealedEnd, end)
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("sealed answer not ended")
+			s.Cancel(wire.CodeInternal)
+			return
+		}
+	}
+	record, err := w.usageRecord(ev, req, usage)
+	if err != nil {
+		// Unsigned usage would be charged as the reservation: say so rather than send it.
+		log.Error().Err(err).Msg("usage record not signed")
+		s.Cancel(wire.CodeInternal)
+		return
+	}
+	if err := s.Send(&wire.Done{Usage: wire.EncodeUsage(usage), UsageRecord: record}); err != nil {
 		s.Cancel(wire.CodeCancelled)
 		return
 	}

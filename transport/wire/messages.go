@@ -23,6 +23,7 @@ const (
 	TypeDone          Type = 14
 	TypeModelsRequest Type = 15
 	TypeModelsList    Type = 16
+	TypeSealedEnd     Type = 17 // raw bytes: a sealed answer's end marker (seal.AnswerSealer.End)
 
 	TypeRegister   Type = 20
 	TypeRegistered Type = 21
@@ -32,7 +33,7 @@ const (
 )
 
 // Raw reports whether frames of type t carry raw bytes instead of a protobuf message.
-func (t Type) Raw() bool { return t == TypeChunk || t == TypeUsageChunk }
+func (t Type) Raw() bool { return t == TypeChunk || t == TypeUsageChunk || t == TypeSealedEnd }
 
 // TypeOf returns the frame type of a message.
 func TypeOf(m proto.Message) (Type, error) {

@@ -318,8 +318,14 @@ type Request struct {
 	// n) before the engine reads it, so the engine cannot run past the reservation. 0: not metered.
 	ReservedCompletionTokens uint64 `protobuf:"varint,9,opt,name=reserved_completion_tokens,json=reservedCompletionTokens,proto3" json:"reserved_completion_tokens,omitempty"`
 	ReservedChoices          uint64 `protobuf:"varint,10,opt,name=reserved_choices,json=reservedChoices,proto3" json:"reserved_choices,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// The request body sealed to the worker's attested HPKE key (seal.SealRequest, bound to id,
+	// model and the digest of the worker's quote); body is then empty. The worker opens it with the
+	// key of the certificate it presented on this connection and seals its answer: every chunk frame
+	// carries an AnswerSealer frame, and the answer ends with a TypeSealedEnd frame (its receipt
+	// inside) before Done.
+	SealedBody    []byte `protobuf:"bytes,11,opt,name=sealed_body,json=sealedBody,proto3" json:"sealed_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
@@ -420,6 +426,13 @@ func (x *Request) GetReservedChoices() uint64 {
 		return x.ReservedChoices
 	}
 	return 0
+}
+
+func (x *Request) GetSealedBody() []byte {
+	if x != nil {
+		return x.SealedBody
+	}
+	return nil
 }
 
 // ResponseHead is sent before the first chunk: the answer has started.
@@ -622,9 +635,13 @@ func (x *Usage) GetReasoningTokens() uint64 {
 
 // Done ends a successful answer with its metered usage.
 type Done struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Usage         *Usage                 `protobuf:"bytes,1,opt,name=usage,proto3" json:"usage,omitempty"`
-	TotalCost     uint64                 `protobuf:"varint,2,opt,name=total_cost,json=totalCost,proto3" json:"total_cost,omitempty"` // nanoTON charged to the client for this request
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Usage     *Usage                 `protobuf:"bytes,1,opt,name=usage,proto3" json:"usage,omitempty"`
+	TotalCost uint64                 `protobuf:"varint,2,opt,name=total_cost,json=totalCost,proto3" json:"total_cost,omitempty"` // nanoTON charged to the client for this request
+	// The worker's seal.UsageRecord for this request, signed with its attested certificate key. A
+	// proxy that finds one charges by it, and by nothing else: one whose signature or request id
+	// does not check out charges the reservation.
+	UsageRecord   []byte `protobuf:"bytes,3,opt,name=usage_record,json=usageRecord,proto3" json:"usage_record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -671,6 +688,13 @@ func (x *Done) GetTotalCost() uint64 {
 		return x.TotalCost
 	}
 	return 0
+}
+
+func (x *Done) GetUsageRecord() []byte {
+	if x != nil {
+		return x.UsageRecord
+	}
+	return nil
 }
 
 type ModelsRequest struct {
@@ -1064,7 +1088,7 @@ const file_wire_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
 	"\vhttp_status\x18\x03 \x01(\rR\n" +
 	"httpStatus\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\"\xdb\x02\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\xfc\x02\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cocoon.wire.v1.KindR\x04kind\x12\x14\n" +
@@ -1077,7 +1101,9 @@ const file_wire_proto_rawDesc = "" +
 	"\rinclude_usage\x18\b \x01(\bR\fincludeUsage\x12<\n" +
 	"\x1areserved_completion_tokens\x18\t \x01(\x04R\x18reservedCompletionTokens\x12)\n" +
 	"\x10reserved_choices\x18\n" +
-	" \x01(\x04R\x0freservedChoices\"y\n" +
+	" \x01(\x04R\x0freservedChoices\x12\x1f\n" +
+	"\vsealed_body\x18\v \x01(\fR\n" +
+	"sealedBody\"y\n" +
 	"\fResponseHead\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\rR\n" +
 	"httpStatus\x12\x14\n" +
@@ -1094,11 +1120,12 @@ const file_wire_proto_rawDesc = "" +
 	"\rprompt_tokens\x18\x01 \x01(\x04R\fpromptTokens\x12#\n" +
 	"\rcached_tokens\x18\x02 \x01(\x04R\fcachedTokens\x12+\n" +
 	"\x11completion_tokens\x18\x03 \x01(\x04R\x10completionTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x04 \x01(\x04R\x0freasoningTokens\"R\n" +
+	"\x10reasoning_tokens\x18\x04 \x01(\x04R\x0freasoningTokens\"u\n" +
 	"\x04Done\x12+\n" +
 	"\x05usage\x18\x01 \x01(\v2\x15.cocoon.wire.v1.UsageR\x05usage\x12\x1d\n" +
 	"\n" +
-	"total_cost\x18\x02 \x01(\x04R\ttotalCost\"\x0f\n" +
+	"total_cost\x18\x02 \x01(\x04R\ttotalCost\x12!\n" +
+	"\fusage_record\x18\x03 \x01(\fR\vusageRecord\"\x0f\n" +
 	"\rModelsRequest\"\xb4\x01\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
