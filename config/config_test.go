@@ -39,6 +39,28 @@ func TestExampleFiles(t *testing.T) {
 			c.Client.MaxCoefficient = 1500
 			c.Client.RequestTimeout = Duration(2 * time.Minute)
 		}},
+		// The README's "Run the roles": one machine, simulated TDX, one shared development root.
+		"sim-proxy.yaml": {role: "proxy", want: func(c *Config) {
+			c.Data = "/tmp/cocoon-sim/proxy"
+			c.Attestation.Simulated, c.Attestation.AllowSimulated = true, true
+			c.Attestation.SimDir = "/tmp/cocoon-sim/tdx-sim"
+			c.Proxy.Listen = "127.0.0.1:14433"
+			c.Proxy.StatsListen = "127.0.0.1:19090"
+		}},
+		"sim-worker.yaml": {role: "worker", want: func(c *Config) {
+			c.Data = "/tmp/cocoon-sim/worker"
+			c.Attestation.Simulated, c.Attestation.AllowSimulated = true, true
+			c.Attestation.SimDir = "/tmp/cocoon-sim/tdx-sim"
+			c.Worker.Proxies = []string{"127.0.0.1:14433"}
+			c.Worker.StatsListen = "127.0.0.1:19091"
+		}},
+		"sim-client.yaml": {role: "client", want: func(c *Config) {
+			c.Data = "/tmp/cocoon-sim/client"
+			c.Attestation.AllowSimulated = true
+			c.Attestation.SimDir = "/tmp/cocoon-sim/tdx-sim"
+			c.Client.Proxies = []string{"127.0.0.1:14433"}
+			c.Client.Listen = "127.0.0.1:18080"
+		}},
 		"demo.yaml": {role: "worker", want: func(c *Config) {
 			c.Data = "/tmp/cocoon-demo"
 			c.Attestation.Simulated, c.Attestation.AllowSimulated = true, true
