@@ -57,14 +57,7 @@ func TestClientClosesAtAnyMoment(t *testing.T) {
 	n.run(p.Run)
 	paddr := p.Addr(ctx).String()
 
-	wcfg := role("worker", "worker")
-	wcfg.Worker.Proxies = []string{paddr}
-	wp, err := party(ctx, n.set, wcfg, "worker", settle.KindWorkerEarned, log)
-	require.NoError(err)
-	w, err := BuildWorker(wcfg, "test", log, wp, nil)
-	require.NoError(err)
-	n.run(w.Run)
-	n.run(wp.Submitter.Run)
+	_, wp := n.paidWorker(role("worker", "worker"), paddr)
 
 	apis := map[string]string{}
 	accounts := map[string]ton.AccountID{}

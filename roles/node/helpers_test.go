@@ -14,6 +14,8 @@ import (
 
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
+	"github.com/cocoon-network/cocoon/roles/worker"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/chain/chains"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
@@ -106,3 +108,15 @@ func (n *testNet) run(f func(context.Context) error) {
 
 // closeAfter closes c at the end of the test, after the goroutines have stopped.
 func (n *testNet) closeAfter(c func() error) { n.closers = append(n.closers, c) }
+
+// paidWorker runs a worker with cfg's wallet against the proxy at paddr, with its submitter.
+func (n *testNet) paidWorker(cfg config.Config, paddr string) (*worker.Worker, *Party) {
+	cfg.Worker.Proxies = []string{paddr}
+	wp, err := party(n.ctx, n.set, cfg, "worker", settle.KindWorkerEarned, n.log)
+	require.NoError(n.t, err)
+	w, err := BuildWorker(cfg, "test", n.log, wp, nil)
+	require.NoError(n.t, err)
+	n.run(w.Run)
+	n.run(wp.Submitter.Run)
+	return w, wp
+}

@@ -47,14 +47,7 @@ func TestStandalonePayments(t *testing.T) {
 	n.run(p.Run)
 	paddr := p.Addr(ctx).String()
 
-	wcfg := withKey("worker", 1) // submit as soon as anything is earned
-	wcfg.Worker.Proxies = []string{paddr}
-	wp, err := party(ctx, n.set, wcfg, "worker", settle.KindWorkerEarned, log)
-	require.NoError(err)
-	w, err := BuildWorker(wcfg, "test", log, wp, nil)
-	require.NoError(err)
-	n.run(w.Run)
-	n.run(wp.Submitter.Run)
+	w, wp := n.paidWorker(withKey("worker", 1), paddr) // submits as soon as anything is earned
 
 	ccfg := withKey("client", 0)
 	ccfg.Client.Proxies = []string{paddr}

@@ -93,6 +93,21 @@ func send(c *transport.Conn, req *wire.Request) (answer, error) {
 	}
 }
 
+// paidRequest sends one streamed chat request with body from a funded client through a paying
+// proxy to a stub worker that answers with act, and returns the answer and what was charged.
+func paidRequest(t *testing.T, body string, act workerAct) (payingProxy, answer, uint64) {
+	t.Helper()
+	require := require.New(t)
+	pp := startPayingProxy(t)
+	stubWorker(t, pp.addr, 1000, 8, act)
+	c, acct := clientConn(t, pp.addr)
+	require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
+	a, err := send(c, &wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)})
+	require.NoError(err)
+	require.NotNil(a.done)
+	return pp, a, settled(t, pp, acct)
+}
+
 // settled waits until the client has no money reserved and returns its account.
 func settled(t *testing.T, pp payingProxy, acct ton.AccountID) (charged uint64) {
 	t.Helper()
@@ -268,14 +283,7 @@ func TestPricingFailsClosed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
 			require := require.New(t)
-			pp := startPayingProxy(t)
-			stubWorker(t, pp.addr, 1000, 8, tc.act)
-			c, acct := clientConn(t, pp.addr)
-			require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
-			a, err := send(c, &wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)})
-			require.NoError(err)
-			require.NotNil(a.done)
-			charged := settled(t, pp, acct)
+			pp, a, charged := paidRequest(t, body, tc.act)
 			if !tc.wantFull {
 				assert.Zero(charged)
 				return

@@ -56,14 +56,7 @@ func TestChargedBySignedUsage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
 			require := require.New(t)
-			pp := startPayingProxy(t)
-			stubWorker(t, pp.addr, 1000, 8, tc.act)
-			c, acct := clientConn(t, pp.addr)
-			require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
-			a, err := send(c, &wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)})
-			require.NoError(err)
-			require.NotNil(a.done)
-			charged := settled(t, pp, acct)
+			_, a, charged := paidRequest(t, body, tc.act)
 			assert.Equal(charged, a.done.GetTotalCost())
 			if tc.wantFull {
 				assert.GreaterOrEqual(charged, cost(t, floor), "the reservation is charged")
