@@ -15,6 +15,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/scripted"
+	"github.com/cocoon-network/cocoon/roles/internal/bounds"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -201,7 +202,11 @@ var requestSeq atomic.Int64
 // quicRequester sends the request to a proxy as a client does, over an attested stream, and reads
 // every chunk up to Done.
 func quicRequester(conn *transport.Conn, body []byte) requester {
+	lim, limErr := bounds.Of(body)
 	return func(ctx context.Context) (time.Duration, int, error) {
+		if limErr != nil {
+			return 0, 0, fmt.Errorf("bench request body: %w", limErr)
+		}
 		start := time.Now()
 		s, err := conn.OpenStream(ctx)
 		if err != nil {
@@ -211,7 +216,8 @@ func quicRequester(conn *transport.Conn, body []byte) requester {
 		defer stop()
 		// The body asks for usage (chatRequestBody), so the request frame says so, as a client's does.
 		req := &wire.Request{Id: "bench-" + strconv.FormatInt(requestSeq.Add(1), 10), Kind: wire.Kind_KIND_CHAT,
-			Model: scripted.DefaultModel, Stream: true, IncludeUsage: true, Body: body, TimeoutMs: uint64(requestTimeout.Milliseconds())}
+			Model: scripted.DefaultModel, Stream: true, IncludeUsage: true, Body: body, Bounds: lim,
+			TimeoutMs: uint64(requestTimeout.Milliseconds())}
 		if err := s.Send(req); err != nil {
 			return 0, 0, err
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/bounds"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -145,7 +147,12 @@ func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind)
 		x.fail(apiErr)
 		return
 	}
-	x.body, x.model, x.stream, x.includeUsage = body, req.model, req.stream, req.includeUsage
+	lim, err := bounds.Of(body)
+	if err != nil {
+		x.fail(errBadRequest("request body: " + strings.TrimPrefix(err.Error(), gpu.ErrBadRequest.Error()+": ")))
+		return
+	}
+	x.body, x.model, x.stream, x.includeUsage, x.bounds = body, req.model, req.stream, req.includeUsage, lim
 
 	ctx, cancel := context.WithTimeoutCause(r.Context(), c.cfg.RequestTimeout, errRequestTimeout)
 	defer cancel()

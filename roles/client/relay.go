@@ -31,6 +31,7 @@ type call struct {
 	stream       bool
 	includeUsage bool
 	body         []byte
+	bounds       *wire.Bounds
 	start        time.Time
 	deadline     time.Time
 
@@ -109,7 +110,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	}()
 
 	req := &wire.Request{Id: x.id, Kind: x.kind, Model: x.model, Stream: x.stream, IncludeUsage: x.includeUsage, Body: x.body,
-		MaxCoefficient: x.c.cfg.MaxCoefficient, TimeoutMs: uint64(max(time.Until(x.deadline).Milliseconds(), 1))}
+		Bounds: x.bounds, MaxCoefficient: x.c.cfg.MaxCoefficient, TimeoutMs: uint64(max(time.Until(x.deadline).Milliseconds(), 1))}
 	if err := s.Send(req); err != nil {
 		return x.recvError(ctx, t, err)
 	}

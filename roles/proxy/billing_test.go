@@ -102,7 +102,7 @@ func paidRequest(t *testing.T, body string, act workerAct) (payingProxy, answer,
 	stubWorker(t, pp.addr, 1000, 8, act)
 	c, acct := clientConn(t, pp.addr)
 	require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
-	a, err := send(c, &wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)})
+	a, err := send(c, bounded(&wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)}))
 	require.NoError(err)
 	require.NotNil(a.done)
 	return pp, a, settled(t, pp, acct)
@@ -176,7 +176,7 @@ func TestReservationReadsBodyAsEngine(t *testing.T) {
 			if kind == wire.Kind_KIND_UNSPECIFIED {
 				kind = wire.Kind_KIND_CHAT
 			}
-			a, err := send(c, &wire.Request{Id: "1", Kind: kind, Model: "m", Body: []byte(tc.body)})
+			a, err := send(c, bounded(&wire.Request{Id: "1", Kind: kind, Model: "m", Body: []byte(tc.body)}))
 			require.NoError(err)
 			charged := settled(t, pp, acct)
 			if tc.wantCode != 0 {
@@ -240,7 +240,7 @@ func TestCutAnswerCharged(t *testing.T) {
 			require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
 			s, err := c.OpenStream(context.Background())
 			require.NoError(err)
-			require.NoError(s.Send(&wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)}))
+			require.NoError(s.Send(bounded(&wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true, Body: []byte(body)})))
 			require.NoError(s.CloseSend())
 			for range 1 + chunks { // the head and every chunk reached the client
 				_, _, err := s.RecvFrame()
@@ -342,7 +342,7 @@ func TestCheaperWorkerPreferred(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := send(c, &wire.Request{Id: fmt.Sprint(i), Kind: wire.Kind_KIND_CHAT, Model: "m", Body: []byte(`{"model":"m"}`)})
+			a, err := send(c, bounded(&wire.Request{Id: fmt.Sprint(i), Kind: wire.Kind_KIND_CHAT, Model: "m", Body: []byte(`{"model":"m"}`)}))
 			if err == nil && a.done == nil {
 				err = fmt.Errorf("request %d not answered: %v %v", i, a.err, a.reset)
 			}
@@ -364,7 +364,7 @@ func TestStatsHideClients(t *testing.T) {
 	stubWorker(t, pp.addr, 1000, 8, answerWith(1, &wire.Usage{PromptTokens: 5, CompletionTokens: 5}))
 	c, acct := clientConn(t, pp.addr)
 	require.NoError(pp.ledger.Deposit(acct, 1<<50, 0))
-	a, err := send(c, &wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Body: []byte(`{"model":"m"}`)})
+	a, err := send(c, bounded(&wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Body: []byte(`{"model":"m"}`)}))
 	require.NoError(err)
 	require.NotNil(a.done)
 	settled(t, pp, acct)

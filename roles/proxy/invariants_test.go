@@ -301,7 +301,7 @@ func runScript(t *testing.T, c *transport.Conn, id string, sc *script) (coef uin
 	if !assert.NoError(t, err) {
 		return 0, false, nil, false
 	}
-	if !assert.NoError(t, s.Send(&wire.Request{Id: id, Kind: sc.kind, Model: "m", Stream: true, Body: sc.body})) {
+	if !assert.NoError(t, s.Send(bounded(&wire.Request{Id: id, Kind: sc.kind, Model: "m", Stream: true, Body: sc.body}))) {
 		return 0, false, nil, false
 	}
 	_ = s.CloseSend()

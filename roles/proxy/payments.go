@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport"
@@ -56,9 +55,10 @@ const (
 // errUnpriceable: the request's cost cannot be bounded before it runs, so it is refused.
 var errUnpriceable = errors.New("request cannot be priced before it runs")
 
-// limits are what a request may use, read once from its body with exact keys as the engine reads
-// it (gpu.ReadFacts): the reservation covers max, and the worker makes the engine obey
-// completion and choices, which travel to it in the request frame.
+// limits are what a request may use, from the bounds the client read from its body (the proxy
+// never reads a body): the reservation covers max, and the worker makes the engine obey
+// completion and choices, which travel to it in the request frame, and refuses a body that
+// exceeds the bounds.
 type limits struct {
 	completion uint64 // completion tokens per choice
 	choices    uint64 // n: choices per prompt
@@ -69,25 +69,23 @@ type limits struct {
 // one token per byte of the body, plus a template margin per prompt and a bound per image; the
 // completion at most prompts × max(n, best_of) × the completion limit (max_tokens or
 // max_completion_tokens, the larger; or the default). What cannot be bounded (audio, video, files)
-// is an errUnpriceable, a malformed limit a gpu.ErrBadRequest.
-func (pm *Payments) limits(kind wire.Kind, body []byte) (limits, error) {
-	f, err := gpu.ReadFacts(body)
-	if err != nil {
-		return limits{}, err
+// is an errUnpriceable; a request without bounds is a bad request.
+func (pm *Payments) limits(kind wire.Kind, b *wire.Bounds) (limits, error) {
+	if b == nil {
+		return limits{}, errNoBounds
 	}
-	fl := f.Limits
-	lim := limits{completion: fl.Completion(), choices: max(fl.N, 1)}
+	lim := limits{completion: b.GetCompletionTokens(), choices: max(b.GetN(), 1)}
 	if lim.completion == 0 {
 		lim.completion = cmp.Or(pm.MaxCompletionTokens, defaultCompletion)
 	}
 	prompts, media := uint64(1), uint64(0)
 	if kind == wire.Kind_KIND_COMPLETION {
-		prompts = max(fl.Prompts, 1)
+		prompts = max(b.GetPrompts(), 1)
 	} else {
-		if fl.Unbounded != "" {
-			return limits{}, fmt.Errorf("%w: %s has no token bound known before it runs; send text and images only", errUnpriceable, fl.Unbounded)
+		if b.GetUnbounded() != "" {
+			return limits{}, fmt.Errorf("%w: %s has no token bound known before it runs; send text and images only", errUnpriceable, b.GetUnbounded())
 		}
-		media = fl.Images
+		media = b.GetImages()
 	}
 	var over bool
 	mul := func(a, b uint64) uint64 {
@@ -100,13 +98,16 @@ func (pm *Payments) limits(kind wire.Kind, body []byte) (limits, error) {
 		over = over || carry != 0
 		return s
 	}
-	lim.max.PromptTokens = add(add(uint64(len(body)), mul(prompts, promptMargin)), mul(media, imageTokens))
-	lim.max.CompletionTokens = mul(prompts, mul(fl.Choices(), lim.completion))
+	lim.max.PromptTokens = add(add(b.GetBodyBytes(), mul(prompts, promptMargin)), mul(media, imageTokens))
+	lim.max.CompletionTokens = mul(prompts, mul(max(b.GetSequences(), lim.choices), lim.completion))
 	if over {
 		return limits{}, fmt.Errorf("%w: its token bound overflows; lower max_tokens or n", errUnpriceable)
 	}
 	return lim, nil
 }
+
+// errNoBounds: a metering proxy reserves by the bounds a client sends (wire.Bounds).
+var errNoBounds = errors.New("request carries no bounds (what its body may use) to reserve its cost by; update the client")
 
 // Request fields the proxy appends to the frame it forwards (wire.proto).
 var (

@@ -115,9 +115,9 @@ func askID(t *testing.T, c *transport.Conn, id string) answer {
 	t.Helper()
 	s, err := c.OpenStream(context.Background())
 	require.NoError(t, err)
-	require.NoError(t, s.Send(&wire.Request{Id: id, Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true,
+	require.NoError(t, s.Send(bounded(&wire.Request{Id: id, Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true,
 		// The prompt a worker reports is at most one token per body byte: pad the body accordingly.
-		Body: []byte(`{"model":"m","max_tokens":200,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 80) + `"}]}`)}))
+		Body: []byte(`{"model":"m","max_tokens":200,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 80) + `"}]}`)})))
 	require.NoError(t, s.CloseSend())
 	var a answer
 	for {

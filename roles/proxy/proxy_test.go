@@ -167,7 +167,7 @@ func ask(t *testing.T, c *transport.Conn, model string) answer {
 	defer cancel()
 	s, err := c.OpenStream(ctx)
 	require.NoError(t, err)
-	require.NoError(t, s.Send(&wire.Request{Id: "r1", Kind: wire.Kind_KIND_CHAT, Model: model, Stream: true, Body: []byte(`{}`)}))
+	require.NoError(t, s.Send(bounded(&wire.Request{Id: "r1", Kind: wire.Kind_KIND_CHAT, Model: model, Stream: true, Body: []byte(`{}`)})))
 	require.NoError(t, s.CloseSend())
 	var a answer
 	for {
@@ -302,7 +302,7 @@ func TestClientCancelReachesWorker(t *testing.T) {
 	c := dialClient(t, addr)
 	s, err := c.OpenStream(context.Background())
 	require.NoError(t, err)
-	require.NoError(t, s.Send(&wire.Request{Id: "r", Model: "m"}))
+	require.NoError(t, s.Send(bounded(&wire.Request{Id: "r", Model: "m"})))
 	m, err := s.Recv()
 	require.NoError(t, err)
 	require.IsType(t, &wire.ResponseHead{}, m)
@@ -365,7 +365,7 @@ func TestRequestForwardedAsSent(t *testing.T) {
 	seen := make(chan []byte, 1)
 	fakeWorkerRaw(t, addr, "m", func(s *transport.Stream, payload []byte) {
 		seen <- append([]byte(nil), payload...)
-		answerOK(1)(s, &wire.Request{Model: "m"})
+		answerOK(1)(s, bounded(&wire.Request{Model: "m"}))
 	}, tconfig(t, attest.RoleWorker, "m"))
 	require.Eventually(func() bool { return len(p.reg.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
 

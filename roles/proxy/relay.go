@@ -80,10 +80,10 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 	var lim limits
 	if pm := p.cfg.Payments; pm != nil {
 		var err error
-		if lim, err = pm.limits(req.GetKind(), req.GetBody()); err != nil {
+		if lim, err = pm.limits(req.GetKind(), req.GetBounds()); err != nil {
 			p.stats.unpriceable.Add(1)
 			p.stats.failed.Add(1)
-			p.fail(cs, wire.CodeBadRequest, "request body: "+err.Error())
+			p.fail(cs, wire.CodeBadRequest, err.Error())
 			return
 		}
 		// The worker makes the engine obey the limits the reservation was made for.

@@ -161,8 +161,8 @@ func TestEngineObeysReservation(t *testing.T) {
 			c := startWorker(t, newStubProxy(t), e, 2)
 			expectRegister(t, c, 2)
 			kind := cmp.Or(tc.kind, wire.Kind_KIND_CHAT)
-			_, read := send(t, c, &wire.Request{Id: "r", Kind: kind, Model: "test-model", Body: []byte(tc.body),
-				ReservedCompletionTokens: tc.limit, ReservedChoices: tc.n})
+			_, read := send(t, c, bounded(&wire.Request{Id: "r", Kind: kind, Model: "test-model", Body: []byte(tc.body),
+				ReservedCompletionTokens: tc.limit, ReservedChoices: tc.n}))
 			r := read()
 			require.Nil(r.err)
 			require.NotNil(r.done)

@@ -24,7 +24,7 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, err)
 	w, c := startWorkerWith(t, newStubProxy(t), e, 4, tconfig(t, attest.RoleWorker))
 	expectRegister(t, c, 4)
-	_, read := send(t, c, &wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true, Body: []byte(chat)})
+	_, read := send(t, c, bounded(&wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true, Body: []byte(chat)}))
 	require.Nil(t, read().err)
 
 	mux := http.NewServeMux()

@@ -9,6 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/roles/internal/bounds"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -199,8 +200,16 @@ func (w *Worker) refuse(s *transport.Stream, code quic.ApplicationErrorCode, msg
 // worker serves (an engine serving several models, such as Ollama or vLLM with LoRA adapters,
 // would otherwise serve whichever the body names) and stream exactly when the request says so.
 // The body is read as the engine reads it (gpu.ReadFacts).
+//
+// A metered request (reserved limits set) was reserved for the bounds the client read from the
+// body, which the proxy could not check: a body beyond them is refused too.
 func bodyDisagrees(req *wire.Request, model string) string {
 	f, err := gpu.ReadFacts(req.GetBody())
+	if err == nil && req.GetReservedCompletionTokens() > 0 {
+		if msg := bounds.Exceeds(f.Limits, len(req.GetBody()), req.GetBounds()); msg != "" {
+			return msg
+		}
+	}
 	switch {
 	case err != nil:
 		return "request body: " + err.Error()

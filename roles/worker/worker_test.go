@@ -145,7 +145,7 @@ type reply struct {
 
 func request(t *testing.T, c *transport.Conn, body string, stream bool) (*transport.Stream, func() reply) {
 	t.Helper()
-	return send(t, c, &wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: stream, Body: []byte(body)})
+	return send(t, c, bounded(&wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: stream, Body: []byte(body)}))
 }
 
 func send(t *testing.T, c *transport.Conn, req *wire.Request) (*transport.Stream, func() reply) {
@@ -202,8 +202,8 @@ func TestServeStream(t *testing.T) {
 			c := startWorker(t, newStubProxy(t), e, 4)
 			expectRegister(t, c, 4)
 
-			_, read := send(t, c, &wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true,
-				IncludeUsage: tc.includeUsage, Body: []byte(chat)})
+			_, read := send(t, c, bounded(&wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true,
+				IncludeUsage: tc.includeUsage, Body: []byte(chat)}))
 			r := read()
 			require.Nil(t, r.err)
 			require.NotNil(t, r.head)
@@ -240,7 +240,7 @@ func TestRefusals(t *testing.T) {
 			expectRegister(t, c, 2)
 			s, err := c.OpenStream(context.Background())
 			require.NoError(t, err)
-			require.NoError(t, s.Send(&wire.Request{Model: tc.model, Stream: true, Body: []byte(chat)}))
+			require.NoError(t, s.Send(bounded(&wire.Request{Model: tc.model, Stream: true, Body: []byte(chat)})))
 			m, err := s.Recv()
 			require.NoError(t, err)
 			e2, ok := m.(*wire.Error)

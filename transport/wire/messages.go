@@ -24,6 +24,10 @@ const (
 	TypeModelsRequest Type = 15
 	TypeModelsList    Type = 16
 	TypeSealedEnd     Type = 17 // raw bytes: a sealed answer's end marker (seal.AnswerSealer.End)
+	TypeWorkerOffer   Type = 18
+	TypeSealedBody    Type = 19
+
+	TypeOfferRefused Type = 40 // request streams, continued
 
 	TypeRegister   Type = 20
 	TypeRegistered Type = 21
@@ -56,6 +60,12 @@ func TypeOf(m proto.Message) (Type, error) {
 		return TypeModelsRequest, nil
 	case *ModelsList:
 		return TypeModelsList, nil
+	case *WorkerOffer:
+		return TypeWorkerOffer, nil
+	case *SealedBody:
+		return TypeSealedBody, nil
+	case *OfferRefused:
+		return TypeOfferRefused, nil
 	case *Register:
 		return TypeRegister, nil
 	case *Registered:
@@ -89,6 +99,12 @@ func New(t Type) (proto.Message, error) {
 		return &ModelsRequest{}, nil
 	case TypeModelsList:
 		return &ModelsList{}, nil
+	case TypeWorkerOffer:
+		return &WorkerOffer{}, nil
+	case TypeSealedBody:
+		return &SealedBody{}, nil
+	case TypeOfferRefused:
+		return &OfferRefused{}, nil
 	case TypeRegister:
 		return &Register{}, nil
 	case TypeRegistered:

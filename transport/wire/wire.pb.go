@@ -30,9 +30,12 @@ const (
 type Kind int32
 
 const (
-	Kind_KIND_UNSPECIFIED Kind = 0
-	Kind_KIND_CHAT        Kind = 1 // POST /v1/chat/completions
-	Kind_KIND_COMPLETION  Kind = 2 // POST /v1/completions
+	Kind_KIND_UNSPECIFIED   Kind = 0
+	Kind_KIND_CHAT          Kind = 1 // POST /v1/chat/completions
+	Kind_KIND_COMPLETION    Kind = 2 // POST /v1/completions
+	Kind_KIND_RESPONSES     Kind = 3 // POST /v1/responses
+	Kind_KIND_EMBEDDINGS    Kind = 4 // POST /v1/embeddings
+	Kind_KIND_TRANSCRIPTION Kind = 5 // POST /v1/audio/transcriptions (body: multipart/form-data, content_type says its boundary)
 )
 
 // Enum value maps for Kind.
@@ -41,11 +44,17 @@ var (
 		0: "KIND_UNSPECIFIED",
 		1: "KIND_CHAT",
 		2: "KIND_COMPLETION",
+		3: "KIND_RESPONSES",
+		4: "KIND_EMBEDDINGS",
+		5: "KIND_TRANSCRIPTION",
 	}
 	Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED": 0,
-		"KIND_CHAT":        1,
-		"KIND_COMPLETION":  2,
+		"KIND_UNSPECIFIED":   0,
+		"KIND_CHAT":          1,
+		"KIND_COMPLETION":    2,
+		"KIND_RESPONSES":     3,
+		"KIND_EMBEDDINGS":    4,
+		"KIND_TRANSCRIPTION": 5,
 	}
 )
 
@@ -299,6 +308,101 @@ func (x *Error) GetBody() []byte {
 	return nil
 }
 
+// Bounds are what a request may use, read from its body by the client, the one hop besides the
+// worker that sees the body. A metering proxy reserves the request's maximum cost by them without
+// reading the body; the worker, which opens it, refuses a body that exceeds them.
+type Bounds struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	BodyBytes        uint64                 `protobuf:"varint,1,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`                      // the body's length: the prompt is at most one token per byte
+	Prompts          uint64                 `protobuf:"varint,2,opt,name=prompts,proto3" json:"prompts,omitempty"`                                           // prompts the body runs (a /v1/completions list); at least 1
+	Images           uint64                 `protobuf:"varint,3,opt,name=images,proto3" json:"images,omitempty"`                                             // image parts: their tokens depend on pixels, not bytes
+	CompletionTokens uint64                 `protobuf:"varint,4,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"` // the per-choice completion limit the body sets; 0: none (the proxy's default)
+	N                uint64                 `protobuf:"varint,5,opt,name=n,proto3" json:"n,omitempty"`                                                       // choices per prompt the body asks for; 0: absent (engines: 1)
+	Sequences        uint64                 `protobuf:"varint,6,opt,name=sequences,proto3" json:"sequences,omitempty"`                                       // sequences generated per prompt, max(n, best_of, 1)
+	Unbounded        string                 `protobuf:"bytes,7,opt,name=unbounded,proto3" json:"unbounded,omitempty"`                                        // why the prompt's tokens have no bound known before it runs; "": they have
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Bounds) Reset() {
+	*x = Bounds{}
+	mi := &file_wire_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bounds) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bounds) ProtoMessage() {}
+
+func (x *Bounds) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bounds.ProtoReflect.Descriptor instead.
+func (*Bounds) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Bounds) GetBodyBytes() uint64 {
+	if x != nil {
+		return x.BodyBytes
+	}
+	return 0
+}
+
+func (x *Bounds) GetPrompts() uint64 {
+	if x != nil {
+		return x.Prompts
+	}
+	return 0
+}
+
+func (x *Bounds) GetImages() uint64 {
+	if x != nil {
+		return x.Images
+	}
+	return 0
+}
+
+func (x *Bounds) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *Bounds) GetN() uint64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *Bounds) GetSequences() uint64 {
+	if x != nil {
+		return x.Sequences
+	}
+	return 0
+}
+
+func (x *Bounds) GetUnbounded() string {
+	if x != nil {
+		return x.Unbounded
+	}
+	return ""
+}
+
 type Request struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // request id for logs and headers (never the content)
@@ -323,14 +427,24 @@ type Request struct {
 	// key of the certificate it presented on this connection and seals its answer: every chunk frame
 	// carries an AnswerSealer frame, and the answer ends with a TypeSealedEnd frame (its receipt
 	// inside) before Done.
-	SealedBody    []byte `protobuf:"bytes,11,opt,name=sealed_body,json=sealedBody,proto3" json:"sealed_body,omitempty"`
+	SealedBody []byte `protobuf:"bytes,11,opt,name=sealed_body,json=sealedBody,proto3" json:"sealed_body,omitempty"`
+	// What the body may use, for the reservation (see Bounds); set by the client.
+	Bounds *Bounds `protobuf:"bytes,12,opt,name=bounds,proto3" json:"bounds,omitempty"`
+	// The client seals the body to the worker the proxy picks: body and sealed_body are empty, and
+	// the proxy answers with a WorkerOffer before anything else. The client verifies that worker
+	// itself and answers with SealedBody, or with OfferRefused to have the proxy pick another. A
+	// worker that fails before the first answer byte brings another WorkerOffer, and the client seals
+	// the body again, to that worker's key.
+	Seal bool `protobuf:"varint,13,opt,name=seal,proto3" json:"seal,omitempty"`
+	// The content type of a body that is not JSON (a transcription's multipart form); "" for JSON.
+	ContentType   string `protobuf:"bytes,14,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +456,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +469,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Request) GetId() string {
@@ -435,6 +549,172 @@ func (x *Request) GetSealedBody() []byte {
 	return nil
 }
 
+func (x *Request) GetBounds() *Bounds {
+	if x != nil {
+		return x.Bounds
+	}
+	return nil
+}
+
+func (x *Request) GetSeal() bool {
+	if x != nil {
+		return x.Seal
+	}
+	return false
+}
+
+func (x *Request) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+// WorkerOffer names the worker a proxy picked for a sealed request: the RA-TLS certificate it
+// presented to the proxy (its quote, claims and HPKE key inside), and what it registered.
+type WorkerOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Worker        *WorkerInfo            `protobuf:"bytes,2,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerOffer) Reset() {
+	*x = WorkerOffer{}
+	mi := &file_wire_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerOffer) ProtoMessage() {}
+
+func (x *WorkerOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerOffer.ProtoReflect.Descriptor instead.
+func (*WorkerOffer) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkerOffer) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *WorkerOffer) GetWorker() *WorkerInfo {
+	if x != nil {
+		return x.Worker
+	}
+	return nil
+}
+
+// SealedBody is the client's answer to a WorkerOffer it accepts: the body sealed to that worker.
+type SealedBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sealed        []byte                 `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedBody) Reset() {
+	*x = SealedBody{}
+	mi := &file_wire_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedBody) ProtoMessage() {}
+
+func (x *SealedBody) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedBody.ProtoReflect.Descriptor instead.
+func (*SealedBody) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SealedBody) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// OfferRefused is the client's answer to a WorkerOffer whose worker its own policy refuses; the
+// proxy counts it as a failed attempt and picks another worker.
+type OfferRefused struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferRefused) Reset() {
+	*x = OfferRefused{}
+	mi := &file_wire_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferRefused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferRefused) ProtoMessage() {}
+
+func (x *OfferRefused) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferRefused.ProtoReflect.Descriptor instead.
+func (*OfferRefused) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *OfferRefused) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // ResponseHead is sent before the first chunk: the answer has started.
 type ResponseHead struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -447,7 +727,7 @@ type ResponseHead struct {
 
 func (x *ResponseHead) Reset() {
 	*x = ResponseHead{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +739,7 @@ func (x *ResponseHead) String() string {
 func (*ResponseHead) ProtoMessage() {}
 
 func (x *ResponseHead) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +752,7 @@ func (x *ResponseHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseHead.ProtoReflect.Descriptor instead.
 func (*ResponseHead) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResponseHead) GetHttpStatus() uint32 {
@@ -509,7 +789,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +801,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +814,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WorkerInfo) GetImageHash() string {
@@ -577,7 +857,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +869,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +882,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Usage) GetPromptTokens() uint64 {
@@ -648,7 +928,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +940,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +953,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Done) GetUsage() *Usage {
@@ -705,7 +985,7 @@ type ModelsRequest struct {
 
 func (x *ModelsRequest) Reset() {
 	*x = ModelsRequest{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +997,7 @@ func (x *ModelsRequest) String() string {
 func (*ModelsRequest) ProtoMessage() {}
 
 func (x *ModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1010,7 @@ func (x *ModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelsRequest.ProtoReflect.Descriptor instead.
 func (*ModelsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 type ModelInfo struct {
@@ -746,7 +1026,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1038,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1051,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ModelInfo) GetName() string {
@@ -818,7 +1098,7 @@ type ModelsList struct {
 
 func (x *ModelsList) Reset() {
 	*x = ModelsList{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1110,7 @@ func (x *ModelsList) String() string {
 func (*ModelsList) ProtoMessage() {}
 
 func (x *ModelsList) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1123,7 @@ func (x *ModelsList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelsList.ProtoReflect.Descriptor instead.
 func (*ModelsList) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ModelsList) GetModels() []*ModelInfo {
@@ -868,7 +1148,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1160,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1173,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Register) GetModel() string {
@@ -940,7 +1220,7 @@ type Registered struct {
 
 func (x *Registered) Reset() {
 	*x = Registered{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1232,7 @@ func (x *Registered) String() string {
 func (*Registered) ProtoMessage() {}
 
 func (x *Registered) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1245,7 @@ func (x *Registered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registered.ProtoReflect.Descriptor instead.
 func (*Registered) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Registered) GetWorkerId() string {
@@ -985,7 +1265,7 @@ type Unregister struct {
 
 func (x *Unregister) Reset() {
 	*x = Unregister{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1277,7 @@ func (x *Unregister) String() string {
 func (*Unregister) ProtoMessage() {}
 
 func (x *Unregister) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1290,7 @@ func (x *Unregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unregister.ProtoReflect.Descriptor instead.
 func (*Unregister) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Unregister) GetReason() string {
@@ -1034,7 +1314,7 @@ type PaymentState struct {
 
 func (x *PaymentState) Reset() {
 	*x = PaymentState{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1326,7 @@ func (x *PaymentState) String() string {
 func (*PaymentState) ProtoMessage() {}
 
 func (x *PaymentState) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1339,7 @@ func (x *PaymentState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentState.ProtoReflect.Descriptor instead.
 func (*PaymentState) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PaymentState) GetSigned() []byte {
@@ -1088,7 +1368,16 @@ const file_wire_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
 	"\vhttp_status\x18\x03 \x01(\rR\n" +
 	"httpStatus\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\"\xfc\x02\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"\xd0\x01\n" +
+	"\x06Bounds\x12\x1d\n" +
+	"\n" +
+	"body_bytes\x18\x01 \x01(\x04R\tbodyBytes\x12\x18\n" +
+	"\aprompts\x18\x02 \x01(\x04R\aprompts\x12\x16\n" +
+	"\x06images\x18\x03 \x01(\x04R\x06images\x12+\n" +
+	"\x11completion_tokens\x18\x04 \x01(\x04R\x10completionTokens\x12\f\n" +
+	"\x01n\x18\x05 \x01(\x04R\x01n\x12\x1c\n" +
+	"\tsequences\x18\x06 \x01(\x04R\tsequences\x12\x1c\n" +
+	"\tunbounded\x18\a \x01(\tR\tunbounded\"\xe3\x03\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.cocoon.wire.v1.KindR\x04kind\x12\x14\n" +
@@ -1103,7 +1392,18 @@ const file_wire_proto_rawDesc = "" +
 	"\x10reserved_choices\x18\n" +
 	" \x01(\x04R\x0freservedChoices\x12\x1f\n" +
 	"\vsealed_body\x18\v \x01(\fR\n" +
-	"sealedBody\"y\n" +
+	"sealedBody\x12.\n" +
+	"\x06bounds\x18\f \x01(\v2\x16.cocoon.wire.v1.BoundsR\x06bounds\x12\x12\n" +
+	"\x04seal\x18\r \x01(\bR\x04seal\x12!\n" +
+	"\fcontent_type\x18\x0e \x01(\tR\vcontentType\"c\n" +
+	"\vWorkerOffer\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x122\n" +
+	"\x06worker\x18\x02 \x01(\v2\x1a.cocoon.wire.v1.WorkerInfoR\x06worker\"$\n" +
+	"\n" +
+	"SealedBody\x12\x16\n" +
+	"\x06sealed\x18\x01 \x01(\fR\x06sealed\"&\n" +
+	"\fOfferRefused\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"y\n" +
 	"\fResponseHead\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\rR\n" +
 	"httpStatus\x12\x14\n" +
@@ -1150,11 +1450,14 @@ const file_wire_proto_rawDesc = "" +
 	"Unregister\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"&\n" +
 	"\fPaymentState\x12\x16\n" +
-	"\x06signed\x18\x01 \x01(\fR\x06signed*@\n" +
+	"\x06signed\x18\x01 \x01(\fR\x06signed*\x81\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CHAT\x10\x01\x12\x13\n" +
-	"\x0fKIND_COMPLETION\x10\x02B1Z/github.com/cocoon-network/cocoon/transport/wireb\x06proto3"
+	"\x0fKIND_COMPLETION\x10\x02\x12\x12\n" +
+	"\x0eKIND_RESPONSES\x10\x03\x12\x13\n" +
+	"\x0fKIND_EMBEDDINGS\x10\x04\x12\x16\n" +
+	"\x12KIND_TRANSCRIPTION\x10\x05B1Z/github.com/cocoon-network/cocoon/transport/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1169,36 +1472,42 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_wire_proto_goTypes = []any{
 	(Kind)(0),             // 0: cocoon.wire.v1.Kind
 	(*Hello)(nil),         // 1: cocoon.wire.v1.Hello
 	(*Ping)(nil),          // 2: cocoon.wire.v1.Ping
 	(*Pong)(nil),          // 3: cocoon.wire.v1.Pong
 	(*Error)(nil),         // 4: cocoon.wire.v1.Error
-	(*Request)(nil),       // 5: cocoon.wire.v1.Request
-	(*ResponseHead)(nil),  // 6: cocoon.wire.v1.ResponseHead
-	(*WorkerInfo)(nil),    // 7: cocoon.wire.v1.WorkerInfo
-	(*Usage)(nil),         // 8: cocoon.wire.v1.Usage
-	(*Done)(nil),          // 9: cocoon.wire.v1.Done
-	(*ModelsRequest)(nil), // 10: cocoon.wire.v1.ModelsRequest
-	(*ModelInfo)(nil),     // 11: cocoon.wire.v1.ModelInfo
-	(*ModelsList)(nil),    // 12: cocoon.wire.v1.ModelsList
-	(*Register)(nil),      // 13: cocoon.wire.v1.Register
-	(*Registered)(nil),    // 14: cocoon.wire.v1.Registered
-	(*Unregister)(nil),    // 15: cocoon.wire.v1.Unregister
-	(*PaymentState)(nil),  // 16: cocoon.wire.v1.PaymentState
+	(*Bounds)(nil),        // 5: cocoon.wire.v1.Bounds
+	(*Request)(nil),       // 6: cocoon.wire.v1.Request
+	(*WorkerOffer)(nil),   // 7: cocoon.wire.v1.WorkerOffer
+	(*SealedBody)(nil),    // 8: cocoon.wire.v1.SealedBody
+	(*OfferRefused)(nil),  // 9: cocoon.wire.v1.OfferRefused
+	(*ResponseHead)(nil),  // 10: cocoon.wire.v1.ResponseHead
+	(*WorkerInfo)(nil),    // 11: cocoon.wire.v1.WorkerInfo
+	(*Usage)(nil),         // 12: cocoon.wire.v1.Usage
+	(*Done)(nil),          // 13: cocoon.wire.v1.Done
+	(*ModelsRequest)(nil), // 14: cocoon.wire.v1.ModelsRequest
+	(*ModelInfo)(nil),     // 15: cocoon.wire.v1.ModelInfo
+	(*ModelsList)(nil),    // 16: cocoon.wire.v1.ModelsList
+	(*Register)(nil),      // 17: cocoon.wire.v1.Register
+	(*Registered)(nil),    // 18: cocoon.wire.v1.Registered
+	(*Unregister)(nil),    // 19: cocoon.wire.v1.Unregister
+	(*PaymentState)(nil),  // 20: cocoon.wire.v1.PaymentState
 }
 var file_wire_proto_depIdxs = []int32{
 	0,  // 0: cocoon.wire.v1.Request.kind:type_name -> cocoon.wire.v1.Kind
-	7,  // 1: cocoon.wire.v1.ResponseHead.worker:type_name -> cocoon.wire.v1.WorkerInfo
-	8,  // 2: cocoon.wire.v1.Done.usage:type_name -> cocoon.wire.v1.Usage
-	11, // 3: cocoon.wire.v1.ModelsList.models:type_name -> cocoon.wire.v1.ModelInfo
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	5,  // 1: cocoon.wire.v1.Request.bounds:type_name -> cocoon.wire.v1.Bounds
+	11, // 2: cocoon.wire.v1.WorkerOffer.worker:type_name -> cocoon.wire.v1.WorkerInfo
+	11, // 3: cocoon.wire.v1.ResponseHead.worker:type_name -> cocoon.wire.v1.WorkerInfo
+	12, // 4: cocoon.wire.v1.Done.usage:type_name -> cocoon.wire.v1.Usage
+	15, // 5: cocoon.wire.v1.ModelsList.models:type_name -> cocoon.wire.v1.ModelInfo
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1212,7 +1521,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
