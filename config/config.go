@@ -133,6 +133,13 @@ type Client struct {
 	// to at once: those with the lowest measured round-trip time, re-chosen as proxies come, go or
 	// fail. 0: all of them.
 	MaxProxies int `yaml:"max_proxies" json:"max_proxies"`
+	// PlaintextDev sends request bodies to the proxy in clear, so the proxy can read prompts and
+	// answers. For development only: by default the client seals each body to the attested worker
+	// the proxy offers, and refuses workers that name no HPKE key.
+	PlaintextDev bool `yaml:"plaintext_dev" json:"plaintext_dev"`
+	// ReceiptsKept is how many answers' receipts the client keeps, to serve by request id
+	// (GET /v1/cocoon/receipts/{id}); the oldest go first.
+	ReceiptsKept int `yaml:"receipts_kept" json:"receipts_kept"`
 }
 
 // Duration is a time.Duration written as "10s", "5m" in files.
@@ -185,6 +192,7 @@ func Defaults() Config {
 			RequestTimeout: Duration(10 * time.Minute),
 			MaxBodiesBytes: 64 << 20,
 			MaxConnections: 10000,
+			ReceiptsKept:   10000,
 		},
 	}
 }

@@ -167,6 +167,8 @@ func roleFlags(role string) []flag {
 			list("allowed-origins", "COCOON_ALLOWED_ORIGINS", "web page origins allowed to call the API besides loopback (* for any)", func(c *Config) *[]string { return &c.Client.AllowedOrigins }).shows("none: pages on loopback only"),
 			list("allowed-hosts", "COCOON_ALLOWED_HOSTS", "Host names the API answers to besides loopback and its listen address (* for any)", func(c *Config) *[]string { return &c.Client.AllowedHosts }).shows("none: localhost, loopback IPs, the listen address"),
 			integer("submit-threshold", "COCOON_SUBMIT_THRESHOLD", "payments: submit the charged state once it is this many nanoTON ahead (0: never; cocoon chain submit does it)", func(c *Config) *uint64 { return &c.Payments.SubmitThreshold }),
+			boolean("plaintext-dev", "COCOON_PLAINTEXT_DEV", "DEVELOPMENT ONLY: send request bodies to the proxy in clear instead of sealed to the worker", func(c *Config) *bool { return &c.Client.PlaintextDev }),
+			integer("receipts-kept", "COCOON_RECEIPTS_KEPT", "answers whose receipts are kept, to serve at /v1/cocoon/receipts/{id}", func(c *Config) *int { return &c.Client.ReceiptsKept }),
 			integer("max-proxies", "COCOON_MAX_PROXIES", "connect to at most this many proxies, those with the lowest round-trip time (0: all)", func(c *Config) *int { return &c.Client.MaxProxies }),
 			integer("top-up-below", "COCOON_TOP_UP_BELOW", "payments: top up the deposit in a proxy contract once less than this many nanoTON is left (0: never)", func(c *Config) *uint64 { return &c.Payments.TopUpBelow }),
 			integer("top-up-amount", "COCOON_TOP_UP_AMOUNT", "payments: nanoTON each automatic top-up deposits", func(c *Config) *uint64 { return &c.Payments.TopUpAmount }),

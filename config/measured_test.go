@@ -35,6 +35,7 @@ var (
 		"worker.max_active", "worker.owner_address", "worker.stats_listen", "worker.builtin_token_delay",
 		"client.proxies", "client.listen", "client.api_token", "client.max_body_bytes", "client.max_coefficient",
 		"client.request_timeout", "client.max_bodies_bytes", "client.max_connections", "client.max_proxies",
+		"client.plaintext_dev", "client.receipts_kept",
 		"payments.chain_data", "payments.ton_config", "payments.chain_url", "payments.chain_api_key", "payments.key", "payments.proxy_contract", "payments.submit_threshold",
 		"payments.top_up_below", "payments.top_up_amount",
 	}

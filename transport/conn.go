@@ -90,6 +90,16 @@ func (c *Conn) HPKEKey() (key hpke.PrivateKey, ok bool) {
 // private key is for use inside this process only.
 func (c *Conn) LocalCertificate() *tls.Certificate { return c.local }
 
+// PeerCertificate returns the DER certificate the peer presented on c, which the handshake
+// verified: a proxy hands a worker's to clients, which verify it themselves.
+func (c *Conn) PeerCertificate() []byte {
+	certs := c.qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) != 1 {
+		return nil
+	}
+	return certs[0].Raw
+}
+
 // PeerEvidence returns the evidence (quote, claims, key) of the certificate the peer presented on
 // c, which the handshake verified: a proxy shows a worker's to clients, which verify it
 // themselves and seal requests to the HPKE key its claims name.
