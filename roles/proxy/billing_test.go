@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/cocoon-network/cocoon/attest/attesttest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -40,16 +42,31 @@ func stubWorker(t *testing.T, addr string, coef, maxActive uint32, act workerAct
 	}, tconfig(t, attest.RoleWorker, "m"))
 }
 
-// answerWith answers with a head, chunks content chunks and a Done carrying u (nil: no usage).
+// answerWith answers with a head, chunks content chunks and a Done carrying u, and the usage
+// record of u signed with the worker's certificate key, as workers do (nil: no usage, no record).
 func answerWith(chunks int, u *wire.Usage) workerAct {
-	return func(_ *transport.Conn, s *transport.Stream, _ *wire.Request) {
+	return func(c *transport.Conn, s *transport.Stream, req *wire.Request) {
+		done := signedDone(c, req, u)
 		_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
 		for range chunks {
 			_ = s.SendFrame(wire.TypeChunk, []byte(`{"x":1}`))
 		}
-		_ = s.Send(&wire.Done{Usage: u})
+		_ = s.Send(done)
 		_ = s.CloseSend()
 	}
+}
+
+// signedDone is the Done of an answer that used u, with u's usage record signed by the worker's
+// certificate key on c, as workers do; nil u: no usage and no record.
+func signedDone(c *transport.Conn, req *wire.Request, u *wire.Usage) *wire.Done {
+	done := &wire.Done{Usage: u}
+	if u != nil {
+		r := seal.UsageRecord{RequestID: req.GetId(), Model: req.GetModel(), Usage: wire.DecodeUsage(u)}
+		if r.Sign(c.LocalCertificate().PrivateKey.(ed25519.PrivateKey)) == nil {
+			done.UsageRecord, _ = r.Marshal()
+		}
+	}
+	return done
 }
 
 // send sends req on a new stream and reads the answer to its end.

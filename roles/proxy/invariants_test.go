@@ -100,7 +100,7 @@ func randomScript(rng *mrand.Rand) *script {
 }
 
 // act answers as the script says, with usage drawn within (or beyond) the limits the proxy told.
-func (sc *script) act(_ *transport.Conn, s *transport.Stream, req *wire.Request) {
+func (sc *script) act(c *transport.Conn, s *transport.Stream, req *wire.Request) {
 	_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
 	for range sc.chunks {
 		_ = s.SendFrame(wire.TypeChunk, []byte(`{"choices":[{"delta":{"content":"x"}}]}`))
@@ -135,7 +135,7 @@ func (sc *script) act(_ *transport.Conn, s *transport.Stream, req *wire.Request)
 	sc.mu.Lock()
 	sc.sent = u
 	sc.mu.Unlock()
-	_ = s.Send(&wire.Done{Usage: u})
+	_ = s.Send(signedDone(c, req, u))
 	_ = s.CloseSend()
 }
 

@@ -163,29 +163,37 @@ func signedUsage(rec []byte, key ed25519.PublicKey, id, model string) (settle.Us
 }
 
 // charge is what a request that ended with r costs the client and earns the worker. Money fails
-// closed: usage that cannot be priced, or an answer with content that reports none, charges the
-// reservation; usage beyond the reservation is charged as the reservation and counted.
+// closed: usage that cannot be priced, an answer with content that reports none, or a Done whose
+// usage the worker did not sign (or whose signature does not verify) charges the reservation; usage
+// beyond the reservation is charged as the reservation and counted. A worker is never credited for
+// more than its signed record prices to: for what it did not sign, it earns nothing.
 func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint64) {
 	var usage settle.Usage
 	switch {
 	case r.done != nil:
-		usage = wire.DecodeUsage(r.done.GetUsage())
-		if rec := r.done.GetUsageRecord(); len(rec) > 0 {
-			// The worker's signed record is what the request is charged and credited by.
-			u, err := signedUsage(rec, h.workerKey, h.id, h.model)
-			if err != nil {
-				log.Error().Err(err).Msg("worker usage record refused; charging the reservation")
-				return h.res.Amount, h.earn
+		rec := r.done.GetUsageRecord()
+		if len(rec) == 0 {
+			if r.chunks == 0 && wire.DecodeUsage(r.done.GetUsage()) == (settle.Usage{}) {
+				return 0, 0 // nothing delivered, nothing used
 			}
-			usage = u
+			p.stats.zeroUsage.Add(1)
+			log.Error().Msg("worker ended the answer without a signed usage record; charging the reservation, crediting nothing")
+			return h.res.Amount, 0
 		}
+		// The worker's signed record is what the request is charged and credited by.
+		u, err := signedUsage(rec, h.workerKey, h.id, h.model)
+		if err != nil {
+			log.Error().Err(err).Msg("worker usage record refused; charging the reservation, crediting nothing")
+			return h.res.Amount, 0
+		}
+		usage = u
 		if usage == (settle.Usage{}) {
 			if r.chunks == 0 {
 				return 0, 0 // nothing delivered, nothing used
 			}
 			p.stats.zeroUsage.Add(1)
-			log.Warn().Int("chunks", r.chunks).Msg("answer with content reported no usage; charging the reservation")
-			return h.res.Amount, h.earn
+			log.Warn().Int("chunks", r.chunks).Msg("answer with content reported no usage; charging the reservation, crediting nothing")
+			return h.res.Amount, 0
 		}
 	case r.started:
 		// Cut off after the answer began: the engine read the whole prompt, whose size only the
@@ -199,8 +207,8 @@ func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint
 	if err := cmp.Or(cerr, eerr); err != nil {
 		p.stats.pricingErrors.Add(1)
 		log.Error().Err(err).Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).
-			Msg("usage could not be priced; charging the reservation")
-		return h.res.Amount, h.earn
+			Msg("usage could not be priced; charging the reservation, crediting nothing")
+		return h.res.Amount, 0
 	}
 	if cost > h.res.Amount || usage.PromptTokens > h.lim.max.PromptTokens || usage.CompletionTokens > h.lim.max.CompletionTokens {
 		p.stats.beyond.Add(1)
@@ -208,7 +216,7 @@ func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint
 			Uint64("max_prompt_tokens", h.lim.max.PromptTokens).Uint64("max_completion_tokens", h.lim.max.CompletionTokens).
 			Uint64("cost", cost).Uint64("reserved", h.res.Amount).Msg("usage beyond the reservation; charging at most the reservation")
 		if cost > h.res.Amount {
-			return h.res.Amount, h.earn
+			return h.res.Amount, min(h.earn, earned)
 		}
 	}
 	return cost, earned

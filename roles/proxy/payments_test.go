@@ -64,7 +64,7 @@ func startPayingProxy(t *testing.T) payingProxy {
 }
 
 // usageWorker answers every request with a usage drawn from the request id.
-func usageWorker(s *transport.Stream, req *wire.Request) {
+func usageWorker(c *transport.Conn, s *transport.Stream, req *wire.Request) {
 	var seed uint64
 	_, _ = fmt.Sscanf(req.GetId(), "%d", &seed)
 	rng := mrand.New(mrand.NewPCG(seed, 7))
@@ -73,11 +73,11 @@ func usageWorker(s *transport.Stream, req *wire.Request) {
 	u.ReasoningTokens = rng.Uint64N(u.GetCompletionTokens() + 1)
 	_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
 	_ = s.SendFrame(wire.TypeChunk, []byte(`{}`))
-	_ = s.Send(&wire.Done{Usage: u})
+	_ = s.Send(signedDone(c, req, u))
 	_ = s.CloseSend()
 }
 
-func registerWithOwner(t *testing.T, addr string, b behaviour) (*transport.Conn, func()) {
+func registerWithOwner(t *testing.T, addr string, b workerAct) (*transport.Conn, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := transport.Dial(ctx, addr, tconfig(t, attest.RoleWorker, "m"))
@@ -93,7 +93,7 @@ func registerWithOwner(t *testing.T, addr string, b behaviour) (*transport.Conn,
 			go func() {
 				m, err := s.Recv()
 				if err == nil {
-					b(s, m.(*wire.Request))
+					b(c, s, m.(*wire.Request))
 				}
 			}()
 		}

@@ -33,6 +33,16 @@ func answerSigned(plain, signed settle.Usage, id, model string, key ed25519.Priv
 	}
 }
 
+// unsigned answers with a head, one chunk and a Done with plain usage and no record.
+func unsigned(plain settle.Usage) workerAct {
+	return func(_ *transport.Conn, s *transport.Stream, _ *wire.Request) {
+		_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
+		_ = s.SendFrame(wire.TypeChunk, []byte(`{"x":1}`))
+		_ = s.Send(&wire.Done{Usage: wire.EncodeUsage(plain)})
+		_ = s.CloseSend()
+	}
+}
+
 // TestChargedBySignedUsage: the proxy charges and credits by the worker's signed usage record,
 // not by the plain usage beside it; a record it cannot verify (another key, another request,
 // another model) charges the reservation: money fails closed.
@@ -51,6 +61,7 @@ func TestChargedBySignedUsage(t *testing.T) {
 		"bad signature":              {act: answerSigned(plain, signed, "1", "m", other), wantFull: true},
 		"record for another request": {act: answerSigned(plain, signed, "2", "m", nil), wantFull: true},
 		"record for another model":   {act: answerSigned(plain, signed, "1", "n", nil), wantFull: true},
+		"no record":                  {act: unsigned(plain), wantFull: true},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
