@@ -25,6 +25,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/roles/node/demo/democmd"
+	"github.com/cocoon-network/cocoon/roles/node/doctorcmd"
 	"github.com/cocoon-network/cocoon/roles/node/networkcmd"
 	"github.com/cocoon-network/cocoon/settle/chaincmd"
 )
@@ -90,6 +91,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			attestcmd.Command(version),
 			chaincmd.Command(),
+			doctorcmd.Command(version),
 			networkcmd.Command(chaincmd.ChainFlags(), chaincmd.WithChain),
 			{
 				Name:  "version",
@@ -125,6 +127,8 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 	if role != "client" {
 		flags = append(flags, &cli.BoolFlag{Name: "print-image", Usage: "print the image hash this " + role + " presents (simulated: computed; in a TD: read from its quote) and exit"})
 	}
+	// For `cocoon bench --cpuprofile`: the role's CPU profile, written when it stops.
+	flags = append(flags, &cli.StringFlag{Name: "cpuprofile", Hidden: true})
 	return &cli.Command{
 		Name:  role,
 		Usage: usage,
@@ -136,6 +140,13 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 			}
 			if c.Bool("print-image") {
 				return node.PrintImage(c.App.Writer, cfg, role)
+			}
+			if p := c.String("cpuprofile"); p != "" {
+				stop, err := bench.CPUProfile(p)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			n, err := build(c.Context, cfg, version, newLogger(cfg.LogLevel))
 			if err != nil {
@@ -178,7 +189,8 @@ func benchCommand() *cli.Command {
 		Usage: "measure the cost of confidentiality: the engine directly vs client → proxy → worker → engine",
 		Description: "Scenarios: default (30 streams of 50×128-byte chunks and a usage line, direct vs full path),\n" +
 			"long-streams (memory per open stream), many-workers (proxy memory per worker connection),\n" +
-			"handshake-storm (full attested handshakes per second on one proxy). Linux only for CPU and RSS figures.",
+			"handshake-storm (full attested handshakes per second on one proxy), tokens (300 streams at 20 ms per token),\n" +
+			"all (every figure of the relay's targets in one run). Linux only for CPU and RSS figures.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scenario", Usage: strings.Join(bench.Scenarios(), ", "), Value: bench.DefaultScenario},
 			&cli.DurationFlag{Name: "duration", Usage: "measured time per target", DefaultText: "per scenario"},
@@ -189,6 +201,9 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "chunk-delay", Usage: "engine: pause before each event"},
 			&cli.IntFlag{Name: "open-at-once", Usage: "long-streams: requests being set up at the same time", Value: bench.DefaultOpenAtOnce},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of tables"},
+			&cli.BoolFlag{Name: "payments", Usage: "default, tokens: payments on, on a local chain (`cocoon chain serve`)"},
+			&cli.BoolFlag{Name: "plaintext-dev", Usage: "the client sends request bodies in clear (client.plaintext_dev)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "every role writes its CPU profile to `DIR`/<part>-<role>.pprof"},
 		},
 		Action: func(c *cli.Context) error {
 			bin, err := os.Executable()
@@ -199,6 +214,7 @@ func benchCommand() *cli.Command {
 				Scenario: c.String("scenario"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"),
 				Concurrency: c.Int("concurrency"), Chunks: c.Int("chunks"), ChunkBytes: c.Int("chunk-bytes"),
 				ChunkDelay: c.Duration("chunk-delay"), OpenAtOnce: c.Int("open-at-once"), JSON: c.Bool("json"),
+				Payments: c.Bool("payments"), PlaintextDev: c.Bool("plaintext-dev"), CPUProfileDir: c.String("cpuprofile"),
 				Bin: bin, Version: version, Progress: c.App.ErrWriter,
 			}, c.App.Writer)
 		},

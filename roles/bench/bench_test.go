@@ -102,6 +102,16 @@ func TestOptionsDefaults(t *testing.T) {
 			want: Options{Scenario: scenarioDefault, Duration: time.Second, Concurrency: 1,
 				Chunks: DefaultChunks, ChunkBytes: DefaultChunkBytes, OpenAtOnce: DefaultOpenAtOnce, Bin: "cocoon"},
 		},
+		"tokens are paced": {
+			opts: Options{Scenario: scenarioTokens, Bin: "cocoon"},
+			want: Options{Scenario: scenarioTokens, Duration: 10 * time.Second, Warmup: 2 * time.Second, Concurrency: 300,
+				Chunks: DefaultChunks, ChunkBytes: DefaultChunkBytes, ChunkDelay: DefaultTokenDelay, OpenAtOnce: DefaultOpenAtOnce, Bin: "cocoon"},
+		},
+		"all is shorter per part": {
+			opts: Options{Scenario: scenarioAll, Bin: "cocoon"},
+			want: Options{Scenario: scenarioAll, Duration: 5 * time.Second, Warmup: time.Second, Concurrency: 1,
+				Chunks: DefaultChunks, ChunkBytes: DefaultChunkBytes, OpenAtOnce: DefaultOpenAtOnce, Bin: "cocoon"},
+		},
 		"unknown scenario":    {opts: Options{Scenario: "x", Bin: "cocoon"}, wantErr: "unknown scenario"},
 		"too long":            {opts: Options{Duration: time.Hour, Bin: "cocoon"}, wantErr: "--duration"},
 		"too many streams":    {opts: Options{Concurrency: 1001, Bin: "cocoon"}, wantErr: "--concurrency"},
@@ -143,6 +153,18 @@ func TestLoadDirect(t *testing.T) {
 	assert.Positive(st.RPS)
 	assert.LessOrEqual(st.TTFCP50Ms, st.LatencyP50Ms)
 	assert.InDelta(12*st.RPS, st.ChunksPerS, 0.01*st.ChunksPerS+1)
+}
+
+func TestReportWriteAll(t *testing.T) {
+	assert := assert.New(t)
+	met := false
+	rep := &report{Scenario: scenarioAll, Parts: []*report{{Part: partDefault, Direct: &targetStats{RPS: 2}}},
+		Summary: []summaryRow{{Figure: "default scenario: full path / direct", Got: "0.25", Goal: "≥ 0.5", Met: &met}}}
+	var tables strings.Builder
+	assert.NoError(rep.write(&tables, false))
+	assert.Contains(tables.String(), "part default")
+	assert.Contains(tables.String(), "summary (the issue's table)")
+	assert.Contains(tables.String(), "MISSED")
 }
 
 func TestReportWrite(t *testing.T) {

@@ -141,8 +141,24 @@ func newLoadClient(c int) *http.Client {
 // generator shares the CPUs with what it measures.
 var readerPool = sync.Pool{New: func() any { return gpu.NewSSEReader(nil, 0) }}
 
+// newFreshClient opens a new TCP connection for every request, as `hey -disable-keepalive` does.
+func newFreshClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:              nil,
+		DialContext:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DisableKeepAlives:  true,
+		DisableCompression: true,
+	}}
+}
+
 // httpRequester posts a streamed chat request and reads every SSE event up to [DONE].
 func httpRequester(hc *http.Client, url string, body []byte) requester {
+	return httpGapRequester(hc, url, body, nil)
+}
+
+// httpGapRequester is httpRequester that also hands gaps each request's time between
+// consecutive events.
+func httpGapRequester(hc *http.Client, url string, body []byte, gaps *gapRecorder) requester {
 	return func(ctx context.Context) (time.Duration, int, error) {
 		start := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -165,7 +181,14 @@ func httpRequester(hc *http.Client, url string, body []byte) requester {
 			sr.Reset(nil)
 			readerPool.Put(sr)
 		}()
-		ttfc, chunks, err := readStream(sr, start)
+		var between []time.Duration
+		if gaps != nil {
+			between = gaps.buffer()
+		}
+		ttfc, chunks, err := readStreamGaps(sr, start, &between)
+		if gaps != nil {
+			gaps.add(between)
+		}
 		if err != nil {
 			return ttfc, chunks, err
 		}
@@ -178,12 +201,24 @@ func httpRequester(hc *http.Client, url string, body []byte) requester {
 // readStream reads events up to [DONE]: the time from start to the first one and how many came
 // before [DONE]. An error event or an end without [DONE] is an error.
 func readStream(sr *gpu.SSEReader, start time.Time) (time.Duration, int, error) {
+	return readStreamGaps(sr, start, nil)
+}
+
+// readStreamGaps is readStream that appends the time between consecutive events to *gaps, when
+// gaps is not nil.
+func readStreamGaps(sr *gpu.SSEReader, start time.Time, gaps *[]time.Duration) (time.Duration, int, error) {
 	var ttfc time.Duration
+	last := start
 	for chunks := 0; ; chunks++ {
 		data, err := sr.Next()
+		now := time.Now()
 		if chunks == 0 && ttfc == 0 && (err == nil || errors.Is(err, io.EOF)) {
-			ttfc = time.Since(start)
+			ttfc = now.Sub(start)
 		}
+		if gaps != nil && err == nil && chunks > 0 {
+			*gaps = append(*gaps, now.Sub(last))
+		}
+		last = now
 		switch {
 		case errors.Is(err, io.EOF):
 			return ttfc, chunks, nil

@@ -30,10 +30,31 @@ import (
 type network struct {
 	o         *Options
 	dir, sim  string
+	opt       netOptions
 	procs     []*roleProc
 	proxyAddr string // QUIC
 	proxyWeb  string // http://host:port
 	clientURL string
+	chain     *chainSetup // payments on: the local chain and what setup laid out on it
+}
+
+// netOptions are the choices of one network beyond the bench's defaults.
+type netOptions struct {
+	payments  bool   // payments on, on a local chain served by `cocoon chain serve`, as in production
+	plaintext bool   // the client sends request bodies in clear (client.plaintext_dev)
+	tag       string // names this network's CPU profiles (--cpuprofile): <tag>-<role>.pprof
+}
+
+// newNetwork is a network of the run's role processes, with its own data directory under dir.
+func newNetwork(o *Options, dir string, opt netOptions) (*network, error) {
+	if opt.tag == "" {
+		opt.tag = o.Scenario
+	}
+	sub, err := os.MkdirTemp(dir, opt.tag+"-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: temp dir: %w", err)
+	}
+	return &network{o: o, dir: sub, sim: filepath.Join(dir, "tdx-sim"), opt: opt}, nil
 }
 
 type roleProc struct {
@@ -45,20 +66,29 @@ type roleProc struct {
 
 func (p *roleProc) pid() int { return p.cmd.Process.Pid }
 
+// cleanEnv is the environment without COCOON_* settings: only this run's flags configure the roles.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "COCOON_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func (n *network) common(name string) []string {
 	return []string{"--sim", "--allow-simulated", "--sim-dir", n.sim, "--data", filepath.Join(n.dir, name), "--log-level", "warn"}
 }
 
 func (n *network) spawn(name string, args ...string) (*roleProc, error) {
 	p := &roleProc{name: name, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
+	if n.o.CPUProfileDir != "" && name != "chain" {
+		args = append(args, "--cpuprofile", filepath.Join(n.o.CPUProfileDir, n.opt.tag+"-"+name+".pprof"))
+	}
 	p.cmd = exec.Command(n.o.Bin, append([]string{name}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// Only this run's flags configure the roles: no COCOON_* settings from the environment.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "COCOON_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
+	p.cmd.Env = cleanEnv()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", name, err)
 	}
@@ -99,16 +129,24 @@ func (n *network) stop() {
 }
 
 func (n *network) startProxy(ctx context.Context) error {
-	addr, err := loopbackPort("udp")
-	if err != nil {
-		return err
+	addr := n.proxyAddr // picked already when a chain lists it
+	if addr == "" {
+		var err error
+		if addr, err = loopbackPort("udp"); err != nil {
+			return err
+		}
 	}
 	web, err := loopbackPort("tcp")
 	if err != nil {
 		return err
 	}
 	n.proxyAddr, n.proxyWeb = addr, "http://"+web
-	if _, err := n.spawn("proxy", append([]string{"--listen", addr, "--stats-listen", web}, n.common("proxy")...)...); err != nil {
+	args := append([]string{"--listen", addr, "--stats-listen", web}, n.common("proxy")...)
+	if n.chain != nil {
+		args = append(args, n.chain.flags("proxy-payment")...)
+		args = append(args, "--proxy-contract", n.chain.proxyContract)
+	}
+	if _, err := n.spawn("proxy", args...); err != nil {
 		return err
 	}
 	return n.waitHTTP(ctx, n.proxyWeb+"/healthz")
@@ -116,6 +154,13 @@ func (n *network) startProxy(ctx context.Context) error {
 
 // start runs proxy, worker (in front of engineURL) and client, and waits until a request can pass.
 func (n *network) start(ctx context.Context, engineURL string, concurrency int) error {
+	sum := sha256.Sum256([]byte("cocoon bench engine " + engineURL))
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if n.opt.payments {
+		if err := n.startChain(ctx, engineURL, digest); err != nil {
+			return err
+		}
+	}
 	if err := n.startProxy(ctx); err != nil {
 		return err
 	}
@@ -123,10 +168,12 @@ func (n *network) start(ctx context.Context, engineURL string, concurrency int) 
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256([]byte("cocoon bench engine " + engineURL))
 	args := append([]string{"--proxies", n.proxyAddr, "--stats-listen", web, "--model", scripted.DefaultModel,
-		"--engine-url", engineURL, "--weights-digest", "sha256:" + hex.EncodeToString(sum[:]),
+		"--engine-url", engineURL, "--weights-digest", digest,
 		"--max-active", strconv.Itoa(max(64, concurrency))}, n.common("worker")...)
+	if n.chain != nil {
+		args = append(args, n.chain.flags("worker-wallet")...)
+	}
 	if _, err := n.spawn("worker", args...); err != nil {
 		return err
 	}
@@ -147,10 +194,36 @@ func (n *network) start(ctx context.Context, engineURL string, concurrency int) 
 		return err
 	}
 	n.clientURL = "http://" + api
-	if _, err := n.spawn("client", append([]string{"--proxies", n.proxyAddr, "--listen", api}, n.common("client")...)...); err != nil {
+	args = append([]string{"--proxies", n.proxyAddr, "--listen", api}, n.common("client")...)
+	if n.chain != nil {
+		// Deposits are topped up long before a run could spend them.
+		args = append(args, n.chain.flags("client-wallet")...)
+		args = append(args, "--top-up-below", "50000000000", "--top-up-amount", "100000000000")
+	}
+	if n.opt.plaintext {
+		args = append(args, "--plaintext-dev")
+	}
+	if _, err := n.spawn("client", args...); err != nil {
 		return err
 	}
-	return n.waitHTTP(ctx, n.clientURL+"/healthz")
+	if err := n.waitHTTP(ctx, n.clientURL+"/healthz"); err != nil {
+		return err
+	}
+	n.o.logf("client API at %s", n.clientURL)
+	return nil
+}
+
+// startRoles is start, then each role's RSS once it is up, in rep.Roles.
+func (n *network) startRoles(ctx context.Context, engineURL string, concurrency int, rep *report) error {
+	if err := n.start(ctx, engineURL, concurrency); err != nil {
+		return err
+	}
+	rep.Roles = map[string]*roleStats{}
+	for _, p := range n.procs {
+		rss, _, _ := procMem(p.pid())
+		rep.Roles[p.name] = &roleStats{PID: p.pid(), StartRSSMB: mib(rss)}
+	}
+	return nil
 }
 
 func (n *network) waitHTTP(ctx context.Context, url string) error {

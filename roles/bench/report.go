@@ -13,7 +13,11 @@ import (
 
 // report is what a run found, the JSON object of --json. Figures in milliseconds, megabytes (MiB) and KiB.
 type report struct {
-	Scenario    string       `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// Part names this run within `--scenario all`.
+	Part        string       `json:"part,omitempty"`
+	Payments    bool         `json:"payments"`
+	Plaintext   bool         `json:"plaintext_dev,omitempty"`
 	Machine     machineInfo  `json:"machine"`
 	DurationS   float64      `json:"duration_s"`
 	WarmupS     float64      `json:"warmup_s"`
@@ -34,6 +38,11 @@ type report struct {
 	PathOne           *targetStats `json:"path_one_stream,omitempty"`
 	ProxyPathOne      *targetStats `json:"proxy_path_one_stream,omitempty"`
 	AddedTTFCP50MsOne float64      `json:"added_ttfc_p50_ms_one_stream,omitempty"`
+	// DirectFresh and PathFresh open a new TCP connection for every request, as `hey
+	// -disable-keepalive` does; RatioFresh is their rps ratio.
+	DirectFresh *targetStats `json:"direct_fresh_conns,omitempty"`
+	PathFresh   *targetStats `json:"path_fresh_conns,omitempty"`
+	RatioFresh  float64      `json:"ratio_fresh_conns,omitempty"`
 
 	// Roles are the role processes, with CPU per request of the path target.
 	Roles map[string]*roleStats `json:"roles,omitempty"`
@@ -41,6 +50,11 @@ type report struct {
 	Streams    *streamsStats   `json:"streams,omitempty"`
 	Workers    *workersStats   `json:"workers,omitempty"`
 	Handshakes *handshakeStats `json:"handshakes,omitempty"`
+	Tokens     *tokensStats    `json:"tokens,omitempty"`
+
+	// Parts are the runs of `--scenario all`; Summary is the issue's table from them.
+	Parts   []*report    `json:"parts,omitempty"`
+	Summary []summaryRow `json:"summary,omitempty"`
 
 	Targets []targetCheck `json:"targets"`
 	Notes   []string      `json:"notes,omitempty"`
@@ -83,6 +97,10 @@ type roleStats struct {
 	CPUSPerReq float64 `json:"cpu_s_per_req"`
 	// CPUSPerReqProxyPath is the same over the proxy_path window (proxy and worker only).
 	CPUSPerReqProxyPath float64 `json:"cpu_s_per_req_proxy_path,omitempty"`
+	// CPUSPerReqFresh is the same over the path window with a new connection per request.
+	CPUSPerReqFresh float64 `json:"cpu_s_per_req_fresh_conns,omitempty"`
+	// CPUUsPerChunk is CPU per relayed event (chunks and usage line) over the path window, in µs.
+	CPUUsPerChunk float64 `json:"cpu_us_per_chunk,omitempty"`
 	// CPUCores is the role's average CPU use during the path window, in cores.
 	CPUCores float64 `json:"cpu_cores"`
 	// PeakRSSMB is VmHWM: the highest RSS over the process's life, start-up included.
@@ -147,6 +165,21 @@ type handshakeStats struct {
 	ProxyPeakMB   float64 `json:"proxy_peak_rss_mb"`
 }
 
+type tokensStats struct {
+	DelayMs float64 `json:"delay_ms"`
+	// Chunks is how many events the path delivered in its window.
+	Chunks int `json:"chunks"`
+	// Gaps: the time between consecutive events of one answer, and how many were measured.
+	DirectGapP50Ms float64 `json:"direct_gap_p50_ms"`
+	DirectGapP99Ms float64 `json:"direct_gap_p99_ms"`
+	DirectGaps     int     `json:"direct_gaps"`
+	PathGapP50Ms   float64 `json:"path_gap_p50_ms"`
+	PathGapP99Ms   float64 `json:"path_gap_p99_ms"`
+	PathGaps       int     `json:"path_gaps"`
+	AddedGapP50Ms  float64 `json:"added_gap_p50_ms"`
+	AddedGapP99Ms  float64 `json:"added_gap_p99_ms"`
+}
+
 type targetCheck struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
@@ -169,6 +202,13 @@ func errorBudget(targets map[string]*targetStats) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -197,8 +237,16 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "cocoon bench — scenario %s, %d CPUs (load %.1f before, %.1f after), %s\n",
-		r.Scenario, r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Machine.GoVersion)
+	if r.Parts != nil {
+		r.printAll(w)
+		return
+	}
+	title := "scenario " + r.Scenario
+	if r.Part != "" {
+		title = "part " + r.Part
+	}
+	fmt.Fprintf(w, "cocoon bench — %s, payments %s, %d CPUs (load %.1f before, %.1f after), %s\n",
+		title, onOff(r.Payments), r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Machine.GoVersion)
 	if e := r.Engine; e != nil {
 		fmt.Fprintf(w, "engine: %d chunks of %d bytes + usage line, %.3g ms before each event; concurrency %d, %gs measured after %gs warm-up\n",
 			e.Chunks, e.ChunkBytes, e.DelayMs, r.Concurrency, r.DurationS, r.WarmupS)
@@ -219,11 +267,17 @@ func (r *report) print(w io.Writer) {
 		row("direct, one stream", r.DirectOne)
 		row("path, one stream", r.PathOne)
 		row("proxy_path, one stream", r.ProxyPathOne)
+		row("direct, new conn per request", r.DirectFresh)
+		row("path, new conn per request", r.PathFresh)
 		_ = tw.Flush()
-		if r.Ratio > 0 {
-			fmt.Fprintf(w, "ratio path/direct %.2f, proxy_path/direct %.2f; added TTFC p50 %.2f ms (%.2f ms with one stream)\n",
-				r.Ratio, r.RatioProxyPath, r.AddedTTFCP50Ms, r.AddedTTFCP50MsOne)
+		if r.Ratio > 0 && r.Tokens == nil {
+			fmt.Fprintf(w, "ratio path/direct %.2f, proxy_path/direct %.2f, new conn per request %.2f; added TTFC p50 %.2f ms (%.2f ms with one stream)\n",
+				r.Ratio, r.RatioProxyPath, r.RatioFresh, r.AddedTTFCP50Ms, r.AddedTTFCP50MsOne)
 		}
+	}
+	if t := r.Tokens; t != nil {
+		fmt.Fprintf(w, "tokens every %.3g ms: time between chunks p50/p99 direct %.2f/%.2f ms, path %.2f/%.2f ms: added %.2f/%.2f ms (%d and %d gaps); %d chunks relayed\n",
+			t.DelayMs, t.DirectGapP50Ms, t.DirectGapP99Ms, t.PathGapP50Ms, t.PathGapP99Ms, t.AddedGapP50Ms, t.AddedGapP99Ms, t.DirectGaps, t.PathGaps, t.Chunks)
 	}
 	if s := r.Streams; s != nil {
 		fmt.Fprintf(w, "\nstreams: %d of %d opened in %.1fs (TTFC p50 %.1f ms, p99 %.1f ms), %d errors, held %.1fs, released in %.1fs; all roles %.1f KiB per open stream\n",
@@ -244,7 +298,7 @@ func (r *report) print(w io.Writer) {
 		if r.Streams != nil {
 			fmt.Fprintln(tw, "role\tpid\tidle RSS MB\tRSS with streams open MB\tKiB per open stream\tpeak RSS MB\t")
 		} else {
-			fmt.Fprintln(tw, "role\tpid\tCPU ms/req\tCPU ms/req proxy_path\tcores\tstart RSS MB\tRSS under load MB\tof which anon MB\tpeak RSS MB\t")
+			fmt.Fprintln(tw, "role\tpid\tCPU ms/req\tCPU µs/chunk\tCPU ms/req proxy_path\tCPU ms/req new conns\tcores\tstart RSS MB\tRSS under load MB\tof which anon MB\tpeak RSS MB\t")
 		}
 		for _, name := range []string{"client", "proxy", "worker"} {
 			rs := r.Roles[name]
@@ -253,8 +307,8 @@ func (r *report) print(w io.Writer) {
 			case r.Streams != nil:
 				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.IdleRSSMB, rs.OpenRSSMB, rs.KiBPerStream, rs.PeakRSSMB)
 			default:
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.CPUSPerReq*1000,
-					rs.CPUSPerReqProxyPath*1000, rs.CPUCores, rs.StartRSSMB, rs.LoadRSSMB, rs.LoadAnonMB, rs.PeakRSSMB)
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.1f\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.CPUSPerReq*1000, rs.CPUUsPerChunk,
+					rs.CPUSPerReqProxyPath*1000, rs.CPUSPerReqFresh*1000, rs.CPUCores, rs.StartRSSMB, rs.LoadRSSMB, rs.LoadAnonMB, rs.PeakRSSMB)
 			}
 		}
 		_ = tw.Flush()
