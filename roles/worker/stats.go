@@ -18,7 +18,8 @@ type counters struct {
 	served, failed, cancelled, refused atomic.Int64
 	tokens                             tokenTotals
 	latency                            statsweb.Window
-	firstToken                         statsweb.Hist // time from the engine request to its first chunk
+	firstToken                         statsweb.Window // time from the engine request to its first chunk
+	page                               pageState
 }
 
 type tokenTotals struct {
@@ -35,10 +36,10 @@ func (t *tokenTotals) add(u settle.Usage) {
 // firstChunk times each engine request to its first chunk: the worker's time to first token.
 type firstChunk struct {
 	gpu.Engine
-	hist *statsweb.Hist
+	hist interface{ Observe(time.Duration) }
 }
 
-func timed(e gpu.Engine, h *statsweb.Hist) gpu.Engine { return firstChunk{e, h} }
+func timed(e gpu.Engine, h *statsweb.Window) gpu.Engine { return firstChunk{e, h} }
 
 func (f firstChunk) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle.Usage, error) {
 	start, first := time.Now(), true
@@ -126,10 +127,14 @@ func (w *Worker) Stats() any {
 	}
 	sort.Slice(proxies, func(a, b int) bool { return proxies[a].Addr < proxies[b].Addr })
 	p50, p99 := w.stats.latency.Percentiles()
+	t50, t99 := w.stats.firstToken.Percentiles()
+	image, kind := w.self()
 	return map[string]any{
 		"role":           "worker",
 		"model":          w.cfg.Model,
 		"weights_digest": w.cfg.WeightsDigest,
+		"image_hash":     image,
+		"attestation":    kind,
 		"coefficient":    w.cfg.Coefficient,
 		"max_active":     w.cfg.MaxActive,
 		"active":         w.active.Load(),
@@ -143,9 +148,10 @@ func (w *Worker) Stats() any {
 			"prompt": w.stats.tokens.prompt.Load(), "cached": w.stats.tokens.cached.Load(),
 			"completion": w.stats.tokens.completion.Load(), "reasoning": w.stats.tokens.reasoning.Load(),
 		},
-		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
-		"payments":   w.payments(),
-		"runtime":    statsweb.ReadRuntime(),
+		"latency_ms":             map[string]float64{"p50": p50, "p99": p99},
+		"time_to_first_token_ms": map[string]float64{"p50": t50, "p99": t99},
+		"payments":               w.payments(),
+		"runtime":                statsweb.ReadRuntime(),
 	}
 }
 

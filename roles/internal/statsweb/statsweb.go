@@ -1,6 +1,8 @@
-// Package statsweb serves a role's /healthz, /jsonstats, /stats (a readable HTML page rendered
-// from the same JSON) and, for a Source that is also Metered, Prometheus /metrics. Stats never contain prompts, completions or keys: only counts, sizes,
-// addresses, hashes and durations.
+// Package statsweb serves a role's /healthz, /jsonstats, /stats (the role's page for its operator,
+// or for a Source without one the JSON as tables) and, for a Source that is also Metered,
+// Prometheus /metrics. It also holds what the pages share: their layout, the formatting of
+// amounts, durations and rates, and the rates themselves. Stats never contain prompts,
+// completions or keys: only counts, sizes, addresses, hashes and durations.
 package statsweb
 
 import (
@@ -52,6 +54,11 @@ func Register(mux *http.ServeMux, role string, src Source) {
 		_ = enc.Encode(src.Stats())
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		if pg, ok := src.(Pager); ok {
+			page, data := pg.Page()
+			page.Render(w, View{Role: role, Health: src.Healthy(), Data: data})
+			return
+		}
 		b, err := json.Marshal(src.Stats())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
