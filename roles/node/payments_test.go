@@ -137,4 +137,13 @@ func TestStandalonePayments(t *testing.T) {
 		assert.Positive(t, p.Earned)
 		assert.Equal(t, p.Earned, p.Paid, "the threshold submission paid everything earned")
 	}
+	// The proxy learns the payout from its contract: its ledger, which its stats show, has the
+	// worker's same earned and paid totals.
+	nodetest.WaitFor(t, "the proxy to see the payout", func() bool {
+		pw, err := pp.Ledger().Worker(wp.Account)
+		for _, w := range ws.Payments {
+			return err == nil && pw.Earned == w.Earned && pw.Paid == w.Paid
+		}
+		return false
+	})
 }

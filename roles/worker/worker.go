@@ -58,7 +58,7 @@ type Worker struct {
 }
 
 type proxyState struct {
-	Addr        string `json:"addr"`
+	Addr        string `json:"address"`
 	Name        string `json:"name,omitempty"`
 	PaymentKey  string `json:"payment_key,omitempty"` // hex, when the registry lists one
 	Connected   bool   `json:"connected"`

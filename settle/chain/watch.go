@@ -51,6 +51,26 @@ func WatchDeposits(ctx context.Context, c Chain, proxy ton.AccountID, every time
 	})
 }
 
+// WatchPayouts polls a proxy contract and calls fn for every worker account whose paid total
+// appeared or grew since the last poll; the first poll reports every account. The proxy role
+// uses it to show what its workers were paid on chain.
+func WatchPayouts(ctx context.Context, c Chain, proxy ton.AccountID, every time.Duration, fn func(ton.AccountID, contracts.WorkerAccount), onErr func(error)) error {
+	last := map[ton.AccountID]contracts.WorkerAccount{}
+	return poll(ctx, every, func() {
+		p, err := Proxy(ctx, c, proxy)
+		if err != nil {
+			report(ctx, onErr, err)
+			return
+		}
+		for id, acc := range p.Workers {
+			if old, ok := last[id]; !ok || old != acc {
+				last[id] = acc
+				fn(id, acc)
+			}
+		}
+	})
+}
+
 func report(ctx context.Context, onErr func(error), err error) {
 	if onErr != nil && !errors.Is(err, ctx.Err()) {
 		onErr(err)

@@ -131,7 +131,7 @@ func (m *Meter) Account(pub ed25519.PublicKey) (ton.AccountID, error) {
 func (m *Meter) Run(ctx context.Context) error {
 	onErr := func(err error) { m.log.Warn().Err(err).Msg("chain watch") }
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	errs := make([]error, 3)
 	wg.Go(func() {
 		errs[0] = chain.WatchDeposits(ctx, m.chain, m.cfg.Contract, m.cfg.DepositsEvery, func(id ton.AccountID, acc contracts.ClientAccount) {
 			closing := acc.ClosingAt != 0 || !acc.Open
@@ -147,6 +147,15 @@ func (m *Meter) Run(ctx context.Context) error {
 		}, onErr)
 	})
 	wg.Go(func() { m.settleLoop(ctx) })
+	// What workers were paid: the ledger's Worker.Paid, which the stats show beside what each
+	// worker earned (workers submit their own states, so only the chain knows).
+	wg.Go(func() {
+		errs[2] = chain.WatchPayouts(ctx, m.chain, m.cfg.Contract, m.cfg.PricesEvery, func(id ton.AccountID, acc contracts.WorkerAccount) {
+			if err := m.ledger.Paid(id, acc.Paid); err != nil {
+				onErr(err)
+			}
+		}, onErr)
+	})
 	wg.Go(func() {
 		errs[1] = chain.WatchRegistry(ctx, m.chain, m.cfg.Registry, m.cfg.PricesEvery, func(r contracts.Registry) {
 			p := r.Params.Prices
