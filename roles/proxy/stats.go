@@ -15,6 +15,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/roles/internal/metrics"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
@@ -29,6 +30,33 @@ type counters struct {
 	pricingErrors, zeroUsage, beyond, unpriceable atomic.Int64
 	// tokens are the usage workers reported in the answers relayed.
 	tokens struct{ prompt, cached, completion, reasoning atomic.Uint64 }
+	// registry is the version of the registry the proxy follows, plus one; zero: none read.
+	registry atomic.Uint64
+	rates    statsweb.Rates // requests and tokens per second, for the page
+}
+
+// RegistryRead tells the proxy which version of the registry it follows now, for its stats.
+func (p *Proxy) RegistryRead(version uint32) { p.stats.registry.Store(uint64(version) + 1) }
+
+// registryVersion is the version of the registry last read; ok is false before any.
+func (p *Proxy) registryVersion() (version uint32, ok bool) {
+	v := p.stats.registry.Load()
+	return uint32(v - 1), v != 0
+}
+
+// pricesDoc is settle.Prices in /jsonstats: nanoTON per adjusted token, multipliers in
+// settle.MultiplierOne.
+type pricesDoc struct {
+	PricePerToken     uint64 `json:"price_per_token"`
+	WorkerFeePerToken uint64 `json:"worker_fee_per_token"`
+	PromptMult        uint32 `json:"prompt_multiplier"`
+	CachedPromptMult  uint32 `json:"cached_prompt_multiplier"`
+	CompletionMult    uint32 `json:"completion_multiplier"`
+	ReasoningMult     uint32 `json:"reasoning_multiplier"`
+}
+
+func newPricesDoc(pr settle.Prices) pricesDoc {
+	return pricesDoc{pr.PricePerToken, pr.WorkerFeePerToken, pr.PromptMult, pr.CachedPromptMult, pr.CompletionMult, pr.ReasoningMult}
 }
 
 // usage counts the tokens of an answer the proxy relayed.
@@ -153,16 +181,24 @@ func (p *Proxy) Stats() any {
 		"latency_ms": map[string]float64{"p50": p50, "p99": p99},
 		"runtime":    statsweb.ReadRuntime(),
 	}
+	if v, ok := p.registryVersion(); ok {
+		doc["registry"] = map[string]uint32{"version": v}
+	}
 	if pm := p.cfg.Payments; pm != nil {
 		clients, workers, totals, _ := pm.Ledger.Snapshot()
+		var paid uint64
+		for _, w := range workers {
+			paid += w.Paid
+		}
 		doc["payments"] = map[string]any{
 			"proxy_contract": pm.Ledger.Proxy().ToRaw(),
-			"prices":         pm.Prices(),
+			"prices":         newPricesDoc(pm.Prices()),
 			"clients":        len(clients),
 			"workers":        len(workers),
 			"charged":        totals.Charged,
 			"earned":         totals.Earned,
 			"commission":     totals.Commission,
+			"paid":           paid, // to workers, on chain
 		}
 	}
 	if err := p.halted.get(); err != nil {

@@ -23,6 +23,12 @@ var Funcs = template.FuncMap{
 	"yesno":  YesNo,
 	"orDash": OrDash,
 	"coef":   Coefficient,
+	"mult":   Multiplier,
+}
+
+// Multiplier is a price multiplier, where settle.MultiplierOne is 1.0×.
+func Multiplier(m uint32) string {
+	return trim(fmt.Sprintf("%.4f", float64(m)/settle.MultiplierOne)) + "×"
 }
 
 // Coefficient is a price coefficient or multiplier, where 1000 is 1.0×: "1.25×".

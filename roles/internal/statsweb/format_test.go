@@ -37,6 +37,7 @@ func TestFormat(t *testing.T) {
 		"or dash something": {got: OrDash("x"), want: "x"},
 		"coefficient":       {got: Coefficient(1250), want: "1.25×"},
 		"coefficient one":   {got: Coefficient(1000), want: "1×"},
+		"multiplier":        {got: Multiplier(15000), want: "1.5×"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {

@@ -59,7 +59,7 @@ header{background:#1b2a3a;color:#fff;padding:.8em 1.5em}header h1{margin:0;font-
 main{padding:1em 1.5em;max-width:1200px}
 h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #d0d4da;padding-bottom:.2em}
 .health{display:inline-block;margin-top:.4em;padding:.15em .6em;border-radius:3px;font-weight:600}
-.health.ok{background:#1f7a3a}.health.bad{background:#b3261e}
+.health.ok{background:#1f7a3a;color:#fff}.health.bad{background:#b3261e;color:#fff}
 .figs{display:flex;flex-wrap:wrap;gap:.6em}
 .fig{background:#fff;border:1px solid #d0d4da;border-radius:4px;padding:.5em .8em;min-width:9em}
 .fig .k{color:#5b6470;font-size:.85em}.fig .v{font-size:1.25em;font-weight:600}.fig .s{color:#5b6470;font-size:.8em}

@@ -60,7 +60,9 @@ func TestRegistryPriceChange(t *testing.T) {
 
 	var stats struct {
 		Payments struct {
-			Prices struct{ PricePerToken uint64 } `json:"prices"`
+			Prices struct {
+				PricePerToken uint64 `json:"price_per_token"`
+			} `json:"prices"`
 		} `json:"payments"`
 	}
 	resp, err := http.Get("http://" + dn.Proxy.StatsAddr(ctx).String() + "/jsonstats") //nolint:noctx // test
