@@ -38,7 +38,11 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	if reg != nil {
 		reg.policyFrom(tc.Verifier)
 	}
-	return proxy.New(pc, tc, log)
+	p, err := proxy.New(pc, tc, log)
+	if err == nil && reg != nil {
+		reg.onChange(func(r contracts.Registry) { p.RegistryRead(r.Version) })
+	}
+	return p, err
 }
 
 // BuildWorker builds a worker; with pay it earns into pay's wallet and keeps its states.
