@@ -18,6 +18,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/internal/proxyset"
 	"github.com/cocoon-network/cocoon/roles/internal/redial"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/paystate"
 	"github.com/cocoon-network/cocoon/transport"
 )
@@ -28,6 +29,7 @@ const (
 	DefaultRequestTimeout = 10 * time.Minute
 	DefaultMaxBodiesBytes = 64 << 20
 	DefaultMaxConnections = 10000
+	DefaultReceiptsKept   = 10000
 )
 
 // Config configures a Client. Zero values take the documented defaults.
@@ -55,6 +57,14 @@ type Config struct {
 	AllowedHosts []string
 	// States keeps the latest "charged" state each proxy signed; nil when payments are off.
 	States *paystate.Store
+	// PlaintextDev sends request bodies to the proxy in clear. Development only: by default each
+	// body is sealed to the attested worker the proxy offers, which the client verifies itself.
+	PlaintextDev bool
+	// ReceiptsKept is how many answers' receipts are kept to serve; 0 = 10000.
+	ReceiptsKept int
+	// Prices are the registry's current prices, to check each charge against the worker's signed
+	// usage; nil or !ok: unknown (charges are kept with their receipts, unchecked).
+	Prices func() (settle.Prices, bool)
 }
 
 func (c *Config) validate() error {
@@ -86,19 +96,23 @@ func (c *Config) validate() error {
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("client config: max_connections: %d is negative", c.MaxConnections)
 	}
+	if c.ReceiptsKept < 0 {
+		return fmt.Errorf("client config: receipts_kept: %d is negative", c.ReceiptsKept)
+	}
 	return nil
 }
 
 // Client serves the OpenAI-compatible API and relays requests to proxies.
 type Client struct {
-	cfg     Config
-	tc      transport.Config
-	log     zerolog.Logger
-	set     *proxyset.Set[*proxy] // the proxies connected to
-	stats   *stats
-	started time.Time
-	guard   *guard
-	bodies  *budget
+	cfg      Config
+	tc       transport.Config
+	log      zerolog.Logger
+	set      *proxyset.Set[*proxy] // the proxies connected to
+	stats    *stats
+	started  time.Time
+	guard    *guard
+	bodies   *budget
+	receipts *receipts
 
 	// Reconnection and failover tuning; tests shorten them.
 	backoff        redial.Backoff
@@ -152,6 +166,12 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = DefaultMaxConnections
 	}
+	if cfg.ReceiptsKept == 0 {
+		cfg.ReceiptsKept = DefaultReceiptsKept
+	}
+	if tc.Now == nil {
+		tc.Now = time.Now
+	}
 	g, err := newGuard(&cfg)
 	if err != nil {
 		return nil, err
@@ -166,6 +186,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		started:        time.Now(),
 		guard:          g,
 		bodies:         newBudget(cfg.MaxBodiesBytes),
+		receipts:       newReceipts(cfg.ReceiptsKept),
 		backoff:        redial.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
 		refusalBackoff: proxyset.SlowBackoff,
 		reselectEvery:  5 * time.Minute,
@@ -277,6 +298,7 @@ func (c *Client) routes() http.Handler {
 	mux.Handle("/v1/", c.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFoundPath(r.URL.Path))
 	})))
+	mux.Handle("GET "+receiptPath+"{id}", c.auth(http.HandlerFunc(c.serveReceipt)))
 	mux.HandleFunc("GET /healthz", c.serveHealth)
 	mux.Handle("GET /jsonstats", c.auth(http.HandlerFunc(c.serveJSONStats)))
 	mux.Handle("GET /stats", c.auth(http.HandlerFunc(c.serveHTMLStats)))

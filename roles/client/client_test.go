@@ -58,7 +58,7 @@ func TestNewValidates(t *testing.T) {
 func TestRunFailsOnBusyAddress(t *testing.T) {
 	stub := newStub(t, nil)
 	h := startClient(t, []*stubProxy{stub})
-	c, err := New(Config{Proxies: []string{stub.addr}, Listen: strings.TrimPrefix(h.url, "http://")},
+	c, err := New(Config{Proxies: []string{stub.addr}, Listen: strings.TrimPrefix(h.url, "http://"), PlaintextDev: true},
 		clientTransport(t, attesttest.OpenPolicy()), zerolog.New(zerolog.NewTestWriter(t)))
 	require.NoError(t, err)
 	err = c.Run(context.Background())
@@ -77,7 +77,7 @@ func TestRunStopsWithStreamInFlight(t *testing.T) {
 		<-s.Context().Done()
 		close(cancelled)
 	})
-	c, err := New(Config{Proxies: []string{stub.addr}, Listen: "127.0.0.1:0"},
+	c, err := New(Config{Proxies: []string{stub.addr}, Listen: "127.0.0.1:0", PlaintextDev: true},
 		clientTransport(t, attesttest.OpenPolicy()), zerolog.New(zerolog.NewTestWriter(t)))
 	require.NoError(err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -47,6 +49,10 @@ type call struct {
 	chunks    int
 	done      *wire.Done
 	err       *apiError
+	// sealed is the worker the answer's body was sealed to, once its answer started; refusals are
+	// the reasons this client refused the workers proxies offered.
+	sealed   *sealed
+	refusals []string
 	// tail is the stream of the last attempt when the proxy ended it with a message (Done or
 	// Error): its end of stream is read after the app got its answer, so the app never waits for it.
 	tail *transport.Stream
@@ -111,12 +117,20 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 
 	req := &wire.Request{Id: x.id, Kind: x.kind, Model: x.model, Stream: x.stream, IncludeUsage: x.includeUsage, Body: x.body,
 		Bounds: x.bounds, MaxCoefficient: x.c.cfg.MaxCoefficient, TimeoutMs: uint64(max(time.Until(x.deadline).Milliseconds(), 1))}
+	sealing := !x.c.cfg.PlaintextDev
+	if sealing {
+		// The body waits for the worker the proxy offers, and goes to it sealed.
+		req.Body, req.Seal = nil, true
+	}
 	if err := s.Send(req); err != nil {
 		return x.recvError(ctx, t, err)
 	}
-	if err := s.CloseSend(); err != nil {
-		return x.recvError(ctx, t, err)
+	if !sealing {
+		if err := s.CloseSend(); err != nil {
+			return x.recvError(ctx, t, err)
+		}
 	}
+	var sl *sealed // the worker this attempt's body is sealed to, once one was accepted
 
 	// held is the stream's usage chunk, kept until the next frame: when that is Done, the cost the
 	// proxy charged is added to it, so the app sees what it paid next to the tokens.
@@ -134,18 +148,59 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			return x.recvError(ctx, t, err)
 		}
 		switch typ {
+		case wire.TypeWorkerOffer:
+			m, err := wire.Unmarshal(typ, payload)
+			if err != nil || !sealing || x.head != nil {
+				s.Cancel(wire.CodeProtocol)
+				return errProtocol("unexpected worker offer"), !x.started
+			}
+			var body []byte
+			var refusal string
+			sl, body, refusal = x.acceptOffer(m.(*wire.WorkerOffer))
+			var reply proto.Message = &wire.SealedBody{Sealed: body}
+			if refusal != "" {
+				x.refusals = append(x.refusals, refusal)
+				x.c.log.Warn().Str("request_id", x.id).Str("proxy", t.p.addr).Str("reason", refusal).Msg("refused the worker a proxy offered")
+				reply = &wire.OfferRefused{Reason: refusal}
+			}
+			if err := s.Send(reply); err != nil {
+				return x.recvError(ctx, t, err)
+			}
 		case wire.TypeResponseHead:
 			m, err := wire.Unmarshal(typ, payload)
-			if err != nil || x.head != nil {
+			if err != nil || x.head != nil || (sealing && sl == nil) {
 				s.Cancel(wire.CodeProtocol)
 				return errProtocol("bad response head"), !x.started
 			}
 			x.head = m.(*wire.ResponseHead)
 			x.headAt = time.Since(x.start)
+			if sealing {
+				// No more offers: the answer is this worker's. What the app is told of it comes
+				// from its verified attestation, not from the proxy.
+				_ = s.CloseSend()
+				x.sealed = sl
+				x.head.Worker = sl.workerInfo()
+				x.w.Header().Set("X-Cocoon-Receipt", receiptPath+x.id)
+			}
+		case wire.TypeSealedEnd:
+			if sl == nil || x.head == nil {
+				s.Cancel(wire.CodeProtocol)
+				return errProtocol("unexpected sealed end"), !x.started
+			}
+			if _, err := sl.open(payload); err != nil || !sl.opener.Ended() {
+				s.Cancel(wire.CodeProtocol)
+				return errSealed(cmp.Or(err, errSealedAnswer)), !x.started
+			}
 		case wire.TypeChunk, wire.TypeUsageChunk:
 			if x.head == nil {
 				s.Cancel(wire.CodeProtocol)
 				return errProtocol("chunk before response head"), true
+			}
+			if sl != nil {
+				if payload, err = sl.open(payload); err != nil || sl.opener.Ended() {
+					s.Cancel(wire.CodeProtocol)
+					return errSealed(cmp.Or(err, errSealedAnswer)), !x.started
+				}
 			}
 			if typ == wire.TypeUsageChunk && (!x.stream || !x.includeUsage) {
 				// The worker passes the usage chunk on only when the app asked for it (IncludeUsage).
@@ -181,6 +236,14 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				return errProtocol("bad done"), !x.started
 			}
 			x.done = m.(*wire.Done)
+			if sl != nil {
+				usage, err := sl.finish(x, x.done)
+				if err != nil {
+					s.Cancel(wire.CodeProtocol)
+					return errSealed(err), false
+				}
+				x.keepReceipt(usage)
+			}
 			x.tail, clean = s, true
 			return x.finishAnswer(ctx, held, whole.Bytes()), false
 		case wire.TypeError:
@@ -190,12 +253,17 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				return errProtocol("bad error message"), !x.started
 			}
 			we := m.(*wire.Error)
+			_ = s.CloseSend()
 			x.tail, clean = s, true
 			code := quic.ApplicationErrorCode(we.GetCode())
 			if code == wire.CodeOverloaded || code == wire.CodeShutdown {
 				t.p.failed()
 			}
 			engineErr := we.GetHttpStatus() != 0 && len(we.GetBody()) > 0
+			if len(x.refusals) > 0 && code == wire.CodeUpstream {
+				// Another proxy may offer a worker this client's policy accepts.
+				return errWorkersRefused(x.refusals[len(x.refusals)-1]), true
+			}
 			return errFromWire(we), !engineErr && retryable(code)
 		default:
 			s.Cancel(wire.CodeProtocol)

@@ -11,6 +11,7 @@ import (
 	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/roles/worker"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 	"github.com/cocoon-network/cocoon/settle/meter"
 )
@@ -38,11 +39,7 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	if reg != nil {
 		reg.policyFrom(tc.Verifier)
 	}
-	p, err := proxy.New(pc, tc, log)
-	if err == nil && reg != nil {
-		reg.onChange(func(r contracts.Registry) { p.RegistryRead(r.Version) })
-	}
-	return p, err
+	return proxy.New(pc, tc, log)
 }
 
 // BuildWorker builds a worker; with pay it earns into pay's wallet and keeps its states.
@@ -109,12 +106,20 @@ func BuildClient(cfg config.Config, version string, log zerolog.Logger, pay *Par
 		MaxCoefficient: cc.MaxCoefficient, RequestTimeout: time.Duration(cc.RequestTimeout), MaxProxies: cc.MaxProxies,
 		MaxBodiesBytes: cc.MaxBodiesBytes, MaxConnections: cc.MaxConnections,
 		AllowedOrigins: cc.AllowedOrigins, AllowedHosts: cc.AllowedHosts,
+		PlaintextDev: cc.PlaintextDev, ReceiptsKept: cc.ReceiptsKept,
+	}
+	if cc.PlaintextDev {
+		log.Warn().Msg("client.plaintext_dev: request bodies go to the proxy IN CLEAR (development only)")
 	}
 	if pay != nil {
 		c.States = pay.States
 	}
 	if reg != nil {
 		c.Proxies, c.Discover = nil, true
+		c.Prices = func() (settle.Prices, bool) {
+			r, ok := reg.current()
+			return r.Params.Prices, ok
+		}
 	}
 	cl, err := client.New(c, tc, log)
 	if err != nil {

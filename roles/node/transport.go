@@ -135,5 +135,9 @@ func peerPolicy(c *config.Config, role attest.Role, log zerolog.Logger) (attest.
 	} else {
 		p.Roles[attest.RoleProxy] = anyImage
 	}
+	if role == attest.RoleClient {
+		// A client verifies the worker each request is sealed to, as the proxy offers it.
+		p.Roles[attest.RoleWorker] = anyImage
+	}
 	return p, nil
 }

@@ -130,6 +130,16 @@ func withReserved(payload []byte, lim limits) []byte {
 	return protowire.AppendVarint(out, lim.choices)
 }
 
+var fieldSealedBody = fieldNumber("sealed_body")
+
+// withSealedBody returns the client's request frame with the body it sealed to the chosen worker
+// appended, as the worker receives it; the frame is kept as it arrived for other attempts.
+func withSealedBody(payload, sealed []byte) []byte {
+	out := slices.Clip(payload)
+	out = protowire.AppendTag(out, fieldSealedBody, protowire.BytesType)
+	return protowire.AppendBytes(out, sealed)
+}
+
 // hold is a request's reservation with what it was priced at, so that the charge uses the same
 // prices and bound whatever changes while the request runs.
 type hold struct {

@@ -76,6 +76,11 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 		p.stats.notFound.Add(1)
 		return
 	}
+	if msg := sealedShape(req); msg != "" {
+		p.fail(cs, wire.CodeBadRequest, msg)
+		p.stats.failed.Add(1)
+		return
+	}
 	payload, maxCoef := in.payload, req.GetMaxCoefficient()
 	var lim limits
 	if pm := p.cfg.Payments; pm != nil {
@@ -102,6 +107,11 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			break
 		}
 		tried[w] = true
+		if req.GetSeal() && len(w.conn.Peer().Claims.HPKEKey) == 0 {
+			w.release() // a sealed request needs the worker's attested HPKE key
+			lastErr = fmt.Errorf("worker %s names no HPKE key to seal the request to", w.id)
+			continue
+		}
 		h, err := p.reserve(rq, req.GetId(), lim, w)
 		if err != nil {
 			w.release()
@@ -117,7 +127,32 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			p.stats.failed.Add(1)
 			return
 		}
-		out, r, err := p.try(rctx, cs, payload, w, log)
+		forward := payload
+		if req.GetSeal() {
+			sealed, refusal, err := p.offer(rctx, cs, w)
+			if err != nil {
+				// The client went away or broke the exchange: nothing was forwarded.
+				w.release()
+				p.release(h)
+				p.stats.failed.Add(1)
+				if cs.Context().Err() != nil || rctx.Err() != nil {
+					cs.Cancel(wire.CodeCancelled)
+				} else {
+					p.fail(cs, wire.CodeProtocol, err.Error())
+				}
+				log.Debug().Err(err).Msg("worker offer not answered")
+				return
+			}
+			if refusal != "" {
+				w.release()
+				p.release(h)
+				lastErr = fmt.Errorf("the client refused worker %s: %s", w.id, refusal)
+				log.Info().Str("worker_id", w.id).Str("reason", refusal).Msg("client refused the offered worker; trying another")
+				continue
+			}
+			forward = withSealedBody(payload, sealed)
+		}
+		out, r, err := p.try(rctx, cs, forward, w, log)
 		w.release()
 		if out == answered {
 			p.finish(rq, w, h, r, log)
@@ -150,6 +185,55 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 	default:
 		p.fail(cs, wire.CodeUpstream, fmt.Sprintf("%d worker(s) failed before answering: %v", len(tried), lastErr))
 	}
+}
+
+// offerTimeout bounds how long a client may take to verify an offered worker and seal the body
+// to it: the first quote of a platform it sees may need its collateral fetched.
+const offerTimeout = 30 * time.Second
+
+// offer hands the client the certificate of worker w, and reads its answer: the body sealed to
+// w, or the reason its policy refused w. err: the client broke the exchange or went away.
+func (p *Proxy) offer(rctx context.Context, cs *transport.Stream, w *workerEntry) (sealed []byte, refusal string, err error) {
+	o := &wire.WorkerOffer{Certificate: w.conn.PeerCertificate(),
+		Worker: &wire.WorkerInfo{ImageHash: w.image, Attestation: w.attestation, WeightsDigest: w.digest, Coefficient: w.coefficient}}
+	if err := cs.Send(o); err != nil {
+		return nil, "", err
+	}
+	octx, cancel := context.WithTimeout(rctx, offerTimeout)
+	defer cancel()
+	stop := context.AfterFunc(octx, func() { cs.Cancel(wire.CodeTimeout) })
+	defer stop()
+	t, payload, err := cs.RecvFrame()
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the answer to the worker offer: %w", err)
+	}
+	m, err := wire.Unmarshal(t, payload)
+	if err != nil {
+		return nil, "", err
+	}
+	switch m := m.(type) {
+	case *wire.SealedBody:
+		if len(m.GetSealed()) == 0 {
+			return nil, "", errors.New("the client answered the worker offer with an empty sealed body")
+		}
+		return m.GetSealed(), "", nil
+	case *wire.OfferRefused:
+		return nil, cmp.Or(m.GetReason(), "no reason given"), nil
+	}
+	return nil, "", fmt.Errorf("the client answered the worker offer with %T; want SealedBody or OfferRefused", m)
+}
+
+// sealedShape says how req breaks the shape of its kind of request, or "": a sealed request
+// carries no body until the client has seen the worker, and only a sealed request may carry a
+// sealed body (set by the proxy, from the client's SealedBody).
+func sealedShape(req *wire.Request) string {
+	switch {
+	case req.GetSeal() && (len(req.GetBody()) > 0 || len(req.GetSealedBody()) > 0):
+		return "a sealed request carries its body only in answer to the worker offer (SealedBody)"
+	case !req.GetSeal() && len(req.GetSealedBody()) > 0:
+		return "sealed_body is set by the proxy from the client's SealedBody; set seal instead"
+	}
+	return ""
 }
 
 // reserve sets aside the request's maximum cost at worker w's coefficient.
