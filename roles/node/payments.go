@@ -136,3 +136,7 @@ func party(ctx context.Context, set *chains.Set, cfg config.Config, role string,
 	log.Info().Str("wallet", pay.Account.ToHuman(true, false)).Msg("payments on")
 	return pay, nil
 }
+
+// ChainWhere is the chain cfg's payments section names, for tools that read it as the node
+// would (`cocoon doctor`).
+func ChainWhere(cfg config.Config) (chains.Where, error) { return where(cfg.Payments, cfg.Data) }
