@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"html/template"
 	"maps"
 	"net/http"
 	"slices"
@@ -34,6 +33,7 @@ type stats struct {
 	cost      uint64
 	latency   ring // whole-request durations of successful requests
 	head      ring // time to the response head of successful requests
+	rates     statsweb.Rates
 }
 
 type tokenTotals struct {
@@ -391,31 +391,4 @@ func (c *Client) serveHealth(w http.ResponseWriter, _ *http.Request) {
 func (c *Client) serveJSONStats(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, c.snapshot())
-}
-
-var statsPage = template.Must(template.New("stats").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>cocoon client</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#f4f4f4}.bad{color:#b00}</style></head>
-<body><h1>cocoon client</h1>
-<p>{{if .Healthy}}healthy{{else}}<span class="bad">{{.Health}}</span>{{end}} · up {{printf "%.0f" .Uptime}} s · <a href="jsonstats">jsonstats</a></p>
-<h2>Proxies</h2>
-<table><tr><th>address</th><th>connected</th><th>attestation</th><th>image hash</th><th>rtt ms</th><th>in flight</th><th>connects</th><th>last error</th><th>refused</th></tr>
-{{range .Proxies}}<tr><td>{{.Address}}{{if .Name}} ({{.Name}}){{end}}</td><td>{{if .Connected}}yes{{else if .Standby}}standby{{else}}<span class="bad">no</span>{{end}}</td><td>{{.Attestation}}</td><td><code>{{.ImageHash}}</code></td><td>{{printf "%.2f" .RTTMs}}</td><td>{{.InFlight}}</td><td>{{.Connects}}</td><td>{{.LastError}}</td><td class="bad">{{.Refused}}</td></tr>
-{{end}}</table>
-<h2>Requests</h2>
-<table><tr><th>total</th><td>{{.Requests.Total}}</td></tr><tr><th>in flight</th><td>{{.Requests.InFlight}}</td></tr>
-<tr><th>failovers</th><td>{{.Requests.Failovers}}</td></tr>
-{{range $k, $v := .Requests.ByOutcome}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>{{end}}
-<tr><th>latency ms (p50 / p99 of {{.Latency.Count}})</th><td>{{.Latency.P50}} / {{.Latency.P99}}</td></tr>
-<tr><th>time to head ms (p50 / p99)</th><td>{{.Head.P50}} / {{.Head.P99}}</td></tr>
-<tr><th>tokens (prompt / cached / completion / reasoning)</th><td>{{.Tokens.Prompt}} / {{.Tokens.Cached}} / {{.Tokens.Completion}} / {{.Tokens.Reasoning}}</td></tr>
-<tr><th>total cost (nanoTON)</th><td>{{.Cost}}</td></tr></table>
-</body></html>
-`))
-
-func (c *Client) serveHTMLStats(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = statsPage.Execute(w, c.snapshot())
 }
