@@ -142,6 +142,7 @@ type Facts struct {
 type Limits struct {
 	MaxTokens           uint64 // max_tokens; 0 when absent or null
 	MaxCompletionTokens uint64 // max_completion_tokens; 0 when absent or null
+	MaxOutputTokens     uint64 // max_output_tokens (Responses API); 0 when absent or null
 	N                   uint64 // n, choices per prompt; 0 when absent or null (engines: 1)
 	BestOf              uint64 // best_of, sequences generated per prompt; 0 when absent or null
 	// Prompts is how many prompts a /v1/completions body runs: 1 for a string or one token list,
@@ -154,9 +155,12 @@ type Limits struct {
 	Unbounded string
 }
 
-// Completion is the per-choice completion limit the body sets: the larger of max_tokens and
-// max_completion_tokens (engines read one or the other), 0 when it sets none.
-func (l Limits) Completion() uint64 { return max(l.MaxTokens, l.MaxCompletionTokens) }
+// Completion is the per-choice completion limit the body sets: the largest of max_tokens,
+// max_completion_tokens (engines read one or the other) and the Responses API's
+// max_output_tokens, 0 when it sets none.
+func (l Limits) Completion() uint64 {
+	return max(l.MaxTokens, l.MaxCompletionTokens, l.MaxOutputTokens)
+}
 
 // Choices is how many sequences each prompt may generate: n or best_of, whichever is larger, at
 // least 1.
@@ -174,33 +178,12 @@ var factKeys = [...]string{"model", "stream", "max_tokens", "max_completion_toke
 // a non-negative integer is an ErrBadRequest: engines coerce such values in ways a relay cannot
 // foresee (pydantic takes "yes" as true and "2000" as 2000).
 func ReadFacts(body []byte) (Facts, error) {
-	var f Facts
-	if !json.Valid(body) {
-		return f, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
-	}
 	var top [len(factKeys)][]byte
-	if _, err := pick(body, factKeys[:], top[:]); err != nil {
+	f, err := readTop(body, factKeys[:], top[:])
+	if err != nil {
 		return f, err
 	}
-	if v := top[0]; v != nil && string(v) != "null" {
-		if v[0] != '"' || json.Unmarshal(v, &f.Model) != nil {
-			return f, fmt.Errorf("%w: model is not a string", ErrBadRequest)
-		}
-		f.HasModel = true
-	}
-	if v := top[1]; v != nil {
-		switch string(v) {
-		case "true":
-			f.Stream, f.HasStream = true, true
-		case "false":
-			f.HasStream = true
-		case "null":
-		default:
-			return f, fmt.Errorf("%w: stream is not a boolean", ErrBadRequest)
-		}
-	}
 	l := &f.Limits
-	var err error
 	for i, dst := range [...]*uint64{&l.MaxTokens, &l.MaxCompletionTokens, &l.N, &l.BestOf} {
 		if *dst, err = count(factKeys[2+i], top[2+i]); err != nil {
 			return f, err
@@ -213,6 +196,41 @@ func ReadFacts(body []byte) (Facts, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// readTop picks the members keys of body, a JSON object whose first two keys are model and
+// stream, into vals, and reads the model and stream facts.
+func readTop(body []byte, keys []string, vals [][]byte) (Facts, error) {
+	var f Facts
+	if !json.Valid(body) {
+		return f, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
+	}
+	if _, err := pick(body, keys, vals); err != nil {
+		return f, err
+	}
+	return f, f.read(vals[0], vals[1])
+}
+
+// read sets the model and stream facts from their members' values (nil: absent).
+func (f *Facts) read(model, stream []byte) error {
+	if v := model; v != nil && string(v) != "null" {
+		if v[0] != '"' || json.Unmarshal(v, &f.Model) != nil {
+			return fmt.Errorf("%w: model is not a string", ErrBadRequest)
+		}
+		f.HasModel = true
+	}
+	if v := stream; v != nil {
+		switch string(v) {
+		case "true":
+			f.Stream, f.HasStream = true, true
+		case "false":
+			f.HasStream = true
+		case "null":
+		default:
+			return fmt.Errorf("%w: stream is not a boolean", ErrBadRequest)
+		}
+	}
+	return nil
 }
 
 // pick sets vals[i] to the value of the top-level member keys[i] of the JSON object b (valid
@@ -403,21 +421,30 @@ var (
 
 // limitKeys are the top-level members engines read as a request's token and choice limits; the
 // engine-specific n_predict (llama.cpp) wins over max_tokens where it is read, so it goes too.
-var limitKeys = map[string]bool{"max_tokens": true, "max_completion_tokens": true, "n_predict": true, "n": true}
+var limitKeys = map[string]bool{"max_tokens": true, "max_completion_tokens": true, "max_output_tokens": true, "n_predict": true, "n": true}
 
 // WithLimits returns body with its limits replaced by the ones a request was reserved for: every
 // top-level max_tokens, max_completion_tokens (chat), n_predict and n, duplicates and escaped
 // spellings included, is dropped, and max_tokens (and for chat max_completion_tokens) set to
-// completion and n to choices. Every other member keeps its bytes and order.
+// completion and n to choices. Every other member keeps its bytes and order. A Responses body gets
+// max_output_tokens alone (it has no n); an embeddings or transcription body, which generates no
+// choices the body could multiply, is returned as it is.
 func WithLimits(body []byte, kind Kind, completion, choices uint64) ([]byte, error) {
+	if kind == KindEmbeddings || kind == KindTranscription {
+		return body, nil
+	}
 	if !json.Valid(body) {
 		return nil, fmt.Errorf("%w: not valid JSON", ErrBadRequest)
 	}
-	set := fmt.Sprintf(`"max_tokens":%d`, completion)
-	if kind == KindChat {
-		set += fmt.Sprintf(`,"max_completion_tokens":%d`, completion)
+	var set string
+	switch kind {
+	case KindResponses:
+		set = fmt.Sprintf(`"max_output_tokens":%d`, completion)
+	case KindChat:
+		set = fmt.Sprintf(`"max_tokens":%d,"max_completion_tokens":%d,"n":%d`, completion, completion, choices)
+	default:
+		set = fmt.Sprintf(`"max_tokens":%d,"n":%d`, completion, choices)
 	}
-	set += fmt.Sprintf(`,"n":%d`, choices)
 	out := make([]byte, 0, len(body)+len(set)+2)
 	out = append(out, '{')
 	kept := func(member []byte) {

@@ -15,10 +15,12 @@ package gpu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/cocoon-network/cocoon/gpu/oaierr"
 	"github.com/cocoon-network/cocoon/settle"
 )
 
@@ -30,6 +32,13 @@ const (
 	KindChat Kind = iota
 	// KindCompletion is /v1/completions.
 	KindCompletion
+	// KindResponses is /v1/responses (OpenAI's Responses API).
+	KindResponses
+	// KindEmbeddings is /v1/embeddings: no completion, usage is prompt tokens only.
+	KindEmbeddings
+	// KindTranscription is /v1/audio/transcriptions: a multipart/form-data body, never streamed
+	// here.
+	KindTranscription
 )
 
 // Path returns the engine URL path of the endpoint.
@@ -39,6 +48,12 @@ func (k Kind) Path() string {
 		return "/v1/chat/completions"
 	case KindCompletion:
 		return "/v1/completions"
+	case KindResponses:
+		return "/v1/responses"
+	case KindEmbeddings:
+		return "/v1/embeddings"
+	case KindTranscription:
+		return "/v1/audio/transcriptions"
 	default:
 		return ""
 	}
@@ -51,6 +66,12 @@ func (k Kind) String() string {
 		return "chat"
 	case KindCompletion:
 		return "completion"
+	case KindResponses:
+		return "responses"
+	case KindEmbeddings:
+		return "embeddings"
+	case KindTranscription:
+		return "transcription"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -65,6 +86,9 @@ type Request struct {
 	Body []byte
 	// Stream is the request's "stream" field, already parsed by the caller.
 	Stream bool
+	// ContentType is the body's media type when it is not JSON: a transcription's
+	// multipart/form-data with its boundary.
+	ContentType string
 }
 
 // Chunk is one SSE `data:` payload (streaming) or the whole JSON body
@@ -121,6 +145,27 @@ var (
 type HTTPError struct {
 	Status int
 	Body   []byte
+	// NoEndpoint says the engine does not serve the endpoint at all (its web framework answered
+	// 404 or 405); Body is then OpenAI's answer for an unknown route (see [NoEndpoint]).
+	NoEndpoint bool
+}
+
+// NoEndpoint is OpenAI's error answer for a route it does not serve, status 404, here for an
+// engine that lacks the endpoint at path.
+func NoEndpoint(path string) []byte {
+	return (&oaierr.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+		Message: "unknown endpoint " + path + ": the model's engine does not serve it"}).JSON()
+}
+
+// engineError reports whether b is an engine's own error answer: a JSON object with an "error"
+// member (OpenAI, llama.cpp) or a top-level "message" (vLLM's older ErrorResponse), not a web
+// framework's page for a missing route ({"detail":"Not Found"}, or plain text).
+func engineError(b []byte) bool {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message json.RawMessage `json:"message"`
+	}
+	return json.Unmarshal(b, &v) == nil && (len(v.Error) > 0 || len(v.Message) > 0)
 }
 
 func (e *HTTPError) Error() string {

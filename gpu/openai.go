@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,11 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 		return settle.Usage{}, fmt.Errorf("engine request: unknown kind %v", req.Kind)
 	}
 	body := req.Body
-	if req.Stream {
+	switch {
+	case req.Stream && (req.Kind == KindEmbeddings || req.Kind == KindTranscription):
+		return settle.Usage{}, fmt.Errorf("prepare engine request: %w: %s answers are not streamed", ErrBadRequest, req.Kind)
+	case req.Stream && req.Kind != KindResponses:
+		// The Responses API streams its usage in the response.completed event unasked.
 		var err error
 		if body, _, err = withIncludeUsage(req.Body); err != nil {
 			return settle.Usage{}, fmt.Errorf("prepare engine request: %w", err)
@@ -180,7 +185,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("engine request: %w", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Content-Type", cmp.Or(req.ContentType, "application/json"))
 	if req.Stream {
 		hreq.Header.Set("Accept", "text/event-stream")
 	} else {
@@ -196,10 +201,15 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, int64(e.cfg.MaxErrorBody)))
+		if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) && !engineError(b) {
+			// The engine has no such route (a web framework's own 404): answer as OpenAI does for
+			// an unknown route, not with the framework's page.
+			return settle.Usage{}, &HTTPError{Status: http.StatusNotFound, Body: NoEndpoint(path), NoEndpoint: true}
+		}
 		return settle.Usage{}, &HTTPError{Status: resp.StatusCode, Body: b}
 	}
 	if !req.Stream {
-		return e.whole(resp.Body, sink)
+		return e.whole(resp.Body, req.Kind, sink)
 	}
 	var r io.Reader = resp.Body
 	if e.cfg.IdleTimeout > 0 {
@@ -208,7 +218,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 		defer ir.t.Stop()
 		r = ir
 	}
-	u, err := e.stream(ctx, r, sink)
+	u, err := e.stream(ctx, r, req.Kind, sink)
 	if err != nil {
 		cancel(err) // stop the engine request before the deferred Close
 		return u, err
@@ -222,7 +232,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	return u, nil
 }
 
-func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, sink Sink) (settle.Usage, error) {
+func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, kind Kind, sink Sink) (settle.Usage, error) {
 	sr, _ := e.readers.Get().(*SSEReader)
 	if sr == nil {
 		sr = NewSSEReader(body, e.cfg.MaxEventSize)
@@ -234,13 +244,14 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, sink Sink) (set
 		e.readers.Put(sr)
 	}()
 	var (
-		usage  settle.Usage
-		have   bool
-		chunks int
+		usage    settle.Usage
+		have     bool
+		terminal bool // a Responses stream's last event arrived: it has no [DONE] marker
+		chunks   int
 	)
 	for {
 		data, err := sr.Next()
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || (terminal && errors.Is(err, io.ErrUnexpectedEOF)) {
 			break
 		}
 		if err != nil {
@@ -254,7 +265,16 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, sink Sink) (set
 			}
 			return usage, fmt.Errorf("read engine stream after %d chunks: %w: %w", chunks, ErrTruncated, err)
 		}
-		u, ok, noChoices, err := parseUsage(data)
+		var (
+			u             settle.Usage
+			ok, noChoices bool
+		)
+		if kind == KindResponses {
+			// Every event is the app's; the usage is inside the last one.
+			u, ok, terminal, err = responsesEvent(data)
+		} else {
+			u, ok, noChoices, err = parseUsage(data)
+		}
 		if err != nil {
 			return usage, fmt.Errorf("read engine stream chunk %d: %w", chunks, err)
 		}
@@ -274,7 +294,7 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, sink Sink) (set
 	return usage, nil
 }
 
-func (e *HTTPEngine) whole(body io.Reader, sink Sink) (settle.Usage, error) {
+func (e *HTTPEngine) whole(body io.Reader, kind Kind, sink Sink) (settle.Usage, error) {
 	b, err := io.ReadAll(io.LimitReader(body, int64(e.cfg.MaxBodySize)+1))
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("read engine answer: %w: %w", ErrTruncated, err)
@@ -286,9 +306,12 @@ func (e *HTTPEngine) whole(body io.Reader, sink Sink) (settle.Usage, error) {
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("read engine answer: %w", err)
 	}
-	if !ok {
+	if !ok && kind != KindTranscription {
 		return settle.Usage{}, fmt.Errorf("read engine answer of %d bytes: %w", len(b), ErrNoUsage)
 	}
+	// A transcription whose engine counts no tokens (vLLM's and whisper-1's usage is
+	// {"type":"duration","seconds":…}) is released with no usage: a metering proxy charges an
+	// answer with content and no usage its whole reservation, so it still fails closed.
 	if err := sink(Chunk{Data: b}); err != nil {
 		return u, fmt.Errorf("engine answer sink: %w", err)
 	}

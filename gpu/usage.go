@@ -11,17 +11,51 @@ import (
 
 var usageKey = []byte(`"usage"`)
 
-// usageJSON is the OpenAI usage object; the fields we do not meter are left
-// out so that decoding skips them.
+// usageJSON is the OpenAI usage object in each endpoint's spelling: prompt_tokens and
+// completion_tokens (chat, completions, embeddings), input_tokens and output_tokens (responses,
+// token-metered transcriptions). The fields we do not meter are left out so that decoding skips
+// them.
 type usageJSON struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokens        *int64 `json:"prompt_tokens"`
+	CompletionTokens    *int64 `json:"completion_tokens"`
 	PromptTokensDetails struct {
 		CachedTokens int64 `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
 	CompletionTokensDetails struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`
 	} `json:"completion_tokens_details"`
+	InputTokens        *int64 `json:"input_tokens"`
+	OutputTokens       *int64 `json:"output_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+}
+
+// usage is j as settle.Usage; where both spellings give a count, the larger is metered (an
+// engine that sends both must not be charged by the smaller). ok is false when j counts no
+// token at all (a transcription's {"type":"duration","seconds":…}).
+func (j *usageJSON) usage() (u settle.Usage, ok bool, err error) {
+	neg := false
+	val := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		ok, neg = true, neg || *p < 0
+		return *p
+	}
+	prompt, completion := max(val(j.PromptTokens), val(j.InputTokens)), max(val(j.CompletionTokens), val(j.OutputTokens))
+	cached := max(j.PromptTokensDetails.CachedTokens, j.InputTokensDetails.CachedTokens)
+	reasoning := max(j.CompletionTokensDetails.ReasoningTokens, j.OutputTokensDetails.ReasoningTokens)
+	if neg || min(j.PromptTokensDetails.CachedTokens, j.InputTokensDetails.CachedTokens, j.CompletionTokensDetails.ReasoningTokens, j.OutputTokensDetails.ReasoningTokens) < 0 {
+		return settle.Usage{}, false, errors.New("parse usage: negative token count")
+	}
+	if !ok {
+		return settle.Usage{}, false, nil
+	}
+	return settle.Usage{PromptTokens: uint64(prompt), CachedTokens: uint64(cached), CompletionTokens: uint64(completion), ReasoningTokens: uint64(reasoning)}, true, nil
 }
 
 // choicesEmpty records whether "choices" is an empty array (or absent/null).
@@ -68,20 +102,17 @@ func parseUsage(data []byte) (u settle.Usage, ok, noChoices bool, err error) {
 		// SGLang sends "usage":null in every chunk; this is its fast path.
 		return settle.Usage{}, false, noChoices, nil
 	}
+	u, ok, err = decodeUsage(usage)
+	return u, ok, noChoices, err
+}
+
+// decodeUsage reads a usage object (a JSON object).
+func decodeUsage(usage []byte) (settle.Usage, bool, error) {
 	var j usageJSON
 	if err := json.Unmarshal(usage, &j); err != nil {
-		return settle.Usage{}, false, false, fmt.Errorf("parse usage: %w", err)
+		return settle.Usage{}, false, fmt.Errorf("parse usage: %w", err)
 	}
-	if j.PromptTokens < 0 || j.PromptTokensDetails.CachedTokens < 0 || j.CompletionTokens < 0 || j.CompletionTokensDetails.ReasoningTokens < 0 {
-		return settle.Usage{}, false, false, errors.New("parse usage: negative token count")
-	}
-	u = settle.Usage{
-		PromptTokens:     uint64(j.PromptTokens),
-		CachedTokens:     uint64(j.PromptTokensDetails.CachedTokens),
-		CompletionTokens: uint64(j.CompletionTokens),
-		ReasoningTokens:  uint64(j.CompletionTokensDetails.ReasoningTokens),
-	}
-	return u, true, noChoices, nil
+	return j.usage()
 }
 
 // isEmptyArray reports whether v (a JSON value or nil) is absent, null or [].
@@ -238,4 +269,44 @@ func skipValue(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// responsesTerminal are the types of a Responses API stream's last event, which carries the
+// whole response, its usage included.
+var responsesTerminal = map[string]bool{"response.completed": true, "response.incomplete": true, "response.failed": true}
+
+var (
+	eventKeys    = [...]string{"type", "response"}
+	usageKeyName = [...]string{"usage"}
+)
+
+// responsesEvent reads one event of a Responses API stream (its data): whether it is the last
+// one, and that one's usage (response.usage). Keys are matched exactly, the last duplicate
+// winning, as for every other answer.
+func responsesEvent(data []byte) (u settle.Usage, ok, terminal bool, err error) {
+	if !bytes.Contains(data, []byte(`"response.`)) || !bytes.Contains(data, usageKey) {
+		return settle.Usage{}, false, false, nil // a delta: no usage, not the last event
+	}
+	if !json.Valid(data) {
+		return settle.Usage{}, false, false, errors.New("parse responses event: not valid JSON")
+	}
+	var top [len(eventKeys)][]byte
+	if _, err := pick(data, eventKeys[:], top[:]); err != nil {
+		return settle.Usage{}, false, false, fmt.Errorf("parse responses event: %w", err)
+	}
+	var typ string
+	if t := top[0]; t == nil || t[0] != '"' || json.Unmarshal(t, &typ) != nil || !responsesTerminal[typ] {
+		return settle.Usage{}, false, false, nil
+	}
+	if r := top[1]; r != nil && r[0] == '{' {
+		var uv [1][]byte
+		if _, err := pick(r, usageKeyName[:], uv[:]); err != nil {
+			return settle.Usage{}, false, true, fmt.Errorf("parse responses event: %w", err)
+		}
+		if v := uv[0]; v != nil && v[0] == '{' {
+			u, ok, err = decodeUsage(v)
+			return u, ok, true, err
+		}
+	}
+	return settle.Usage{}, false, true, nil
 }

@@ -146,16 +146,46 @@ func FuzzUsageOf(f *testing.F) {
 			}
 			return
 		}
-		var j usageJSON
-		if json.Unmarshal(raw, &j) != nil || j.PromptTokens < 0 || j.CompletionTokens < 0 ||
-			j.PromptTokensDetails.CachedTokens < 0 || j.CompletionTokensDetails.ReasoningTokens < 0 {
+		type cached struct {
+			CachedTokens int64 `json:"cached_tokens"`
+		}
+		type reasoning struct {
+			ReasoningTokens int64 `json:"reasoning_tokens"`
+		}
+		var j struct {
+			PromptTokens            *int64    `json:"prompt_tokens"`
+			CompletionTokens        *int64    `json:"completion_tokens"`
+			InputTokens             *int64    `json:"input_tokens"`
+			OutputTokens            *int64    `json:"output_tokens"`
+			PromptTokensDetails     cached    `json:"prompt_tokens_details"`
+			InputTokensDetails      cached    `json:"input_tokens_details"`
+			CompletionTokensDetails reasoning `json:"completion_tokens_details"`
+			OutputTokensDetails     reasoning `json:"output_tokens_details"`
+		}
+		get := func(p *int64) int64 {
+			if p == nil {
+				return 0
+			}
+			return *p
+		}
+		if json.Unmarshal(raw, &j) != nil ||
+			min(get(j.PromptTokens), get(j.CompletionTokens), get(j.InputTokens), get(j.OutputTokens), j.PromptTokensDetails.CachedTokens,
+				j.CompletionTokensDetails.ReasoningTokens, j.InputTokensDetails.CachedTokens, j.OutputTokensDetails.ReasoningTokens) < 0 {
 			if err == nil {
 				t.Fatalf("no error for usage %s", raw)
 			}
 			return
 		}
-		want := settle.Usage{PromptTokens: uint64(j.PromptTokens), CachedTokens: uint64(j.PromptTokensDetails.CachedTokens),
-			CompletionTokens: uint64(j.CompletionTokens), ReasoningTokens: uint64(j.CompletionTokensDetails.ReasoningTokens)}
+		if j.PromptTokens == nil && j.CompletionTokens == nil && j.InputTokens == nil && j.OutputTokens == nil {
+			if ok || err != nil {
+				t.Fatalf("got %+v, %v, %v for usage %s without a token count; want no usage", u, ok, err, raw)
+			}
+			return
+		}
+		want := settle.Usage{PromptTokens: uint64(max(get(j.PromptTokens), get(j.InputTokens))),
+			CachedTokens:     uint64(max(j.PromptTokensDetails.CachedTokens, j.InputTokensDetails.CachedTokens)),
+			CompletionTokens: uint64(max(get(j.CompletionTokens), get(j.OutputTokens))),
+			ReasoningTokens:  uint64(max(j.CompletionTokensDetails.ReasoningTokens, j.OutputTokensDetails.ReasoningTokens))}
 		if err != nil || !ok || u != want {
 			t.Fatalf("got %+v, %v, %v; want %+v", u, ok, err, want)
 		}

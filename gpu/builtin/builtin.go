@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/gpu/oaierr"
 	"github.com/cocoon-network/cocoon/settle"
 )
 
@@ -77,12 +78,33 @@ func (e *Engine) Health(ctx context.Context) error { return ctx.Err() }
 // gives a *gpu.HTTPError with status 400 and OpenAI error JSON, and
 // req.Stream (not the body) chooses streaming.
 func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle.Usage, error) {
-	j, aerr := e.parse(req.Kind, req.Body)
+	if req.Stream && (req.Kind == gpu.KindEmbeddings || req.Kind == gpu.KindTranscription) {
+		return settle.Usage{}, fmt.Errorf("builtin engine: %w: %s answers are not streamed", gpu.ErrBadRequest, req.Kind)
+	}
+	if req.Kind == gpu.KindEmbeddings {
+		b, u, aerr := e.embed(req.Body)
+		if aerr != nil {
+			return settle.Usage{}, &gpu.HTTPError{Status: aerr.Status, Body: aerr.JSON()}
+		}
+		if err := sink(gpu.Chunk{Data: b}); err != nil {
+			return u, fmt.Errorf("builtin engine sink: %w", err)
+		}
+		return u, nil
+	}
+	var (
+		j    job
+		aerr *oaierr.Error
+	)
+	if req.Kind == gpu.KindTranscription {
+		j, aerr = e.parseTranscription(req.Body, req.ContentType)
+	} else {
+		j, aerr = e.parse(req.Kind, req.Body)
+	}
 	if aerr != nil {
 		return settle.Usage{}, &gpu.HTTPError{Status: aerr.Status, Body: aerr.JSON()}
 	}
 	if !req.Stream {
-		b, err := e.whole(ctx, &j)
+		b, err := e.answer(ctx, &j)
 		if err != nil {
 			return settle.Usage{}, fmt.Errorf("builtin engine: %w", err)
 		}
@@ -91,12 +113,29 @@ func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle
 		}
 		return j.usage(), nil
 	}
-	j.includeUsage = true
-	err := e.stream(ctx, &j, func(data []byte, usageChunk bool) error {
-		return sink(gpu.Chunk{Data: data, Usage: usageChunk})
-	})
+	var err error
+	if j.kind == gpu.KindResponses {
+		// Every event is the app's: the usage travels in the last one, not in a usage chunk.
+		err = e.streamResponse(ctx, &j, func(_ string, data []byte) error { return sink(gpu.Chunk{Data: data}) })
+	} else {
+		j.includeUsage = true
+		err = e.stream(ctx, &j, func(data []byte, usageChunk bool) error {
+			return sink(gpu.Chunk{Data: data, Usage: usageChunk})
+		})
+	}
 	if err != nil {
 		return j.usage(), fmt.Errorf("builtin engine: %w", err)
 	}
 	return j.usage(), nil
+}
+
+// answer is the non-streamed answer to j.
+func (e *Engine) answer(ctx context.Context, j *job) ([]byte, error) {
+	switch j.kind {
+	case gpu.KindResponses:
+		return e.wholeResponse(ctx, j)
+	case gpu.KindTranscription:
+		return e.transcript(ctx, j)
+	}
+	return e.whole(ctx, j)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/gpu/oaierr"
 )
 
 func (e *Engine) routes() {
@@ -15,6 +16,15 @@ func (e *Engine) routes() {
 	})
 	e.mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) {
 		e.serveCompletion(w, r, gpu.KindCompletion)
+	})
+	e.mux.HandleFunc("POST /v1/responses", func(w http.ResponseWriter, r *http.Request) {
+		e.serveCompletion(w, r, gpu.KindResponses)
+	})
+	e.mux.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
+		e.serveCompletion(w, r, gpu.KindEmbeddings)
+	})
+	e.mux.HandleFunc("POST /v1/audio/transcriptions", func(w http.ResponseWriter, r *http.Request) {
+		e.serveCompletion(w, r, gpu.KindTranscription)
 	})
 	e.mux.HandleFunc("GET /v1/models", e.serveModels)
 	e.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
@@ -51,13 +61,31 @@ func (e *Engine) serveCompletion(w http.ResponseWriter, r *http.Request, kind gp
 		badRequest("could not read request body").Write(w)
 		return
 	}
-	j, aerr := e.parse(kind, body)
+	if kind == gpu.KindEmbeddings {
+		b, _, aerr := e.embed(body)
+		if aerr != nil {
+			aerr.Write(w)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+		return
+	}
+	var (
+		j    job
+		aerr *oaierr.Error
+	)
+	if kind == gpu.KindTranscription {
+		j, aerr = e.parseTranscription(body, r.Header.Get("Content-Type"))
+	} else {
+		j, aerr = e.parse(kind, body)
+	}
 	if aerr != nil {
 		aerr.Write(w)
 		return
 	}
 	if !j.stream {
-		b, err := e.whole(r.Context(), &j)
+		b, err := e.answer(r.Context(), &j)
 		if err != nil {
 			return // the client went away
 		}
@@ -78,6 +106,17 @@ func (e *Engine) serveCompletion(w http.ResponseWriter, r *http.Request, kind gp
 			return err
 		}
 		return rc.Flush()
+	}
+	if kind == gpu.KindResponses {
+		// Named events and no [DONE], as OpenAI streams a response.
+		_ = e.streamResponse(r.Context(), &j, func(typ string, data []byte) error {
+			line = append(append(append(append(append(line[:0], "event: "...), typ...), "\ndata: "...), data...), "\n\n"...)
+			if _, err := w.Write(line); err != nil {
+				return err
+			}
+			return rc.Flush()
+		})
+		return
 	}
 	if err := e.stream(r.Context(), &j, func(data []byte, _ bool) error { return send(data) }); err != nil {
 		return

@@ -119,6 +119,9 @@ func eachMessage(messages []byte, f func(role, content []byte) error) error {
 }
 
 func (e *Engine) parse(kind gpu.Kind, body []byte) (job, *oaierr.Error) {
+	if kind == gpu.KindResponses {
+		return e.parseResponses(body)
+	}
 	req, err := decodeRequest(body)
 	if err != nil {
 		return job{}, badRequest("request body is not valid JSON for this endpoint")
@@ -169,25 +172,30 @@ func (e *Engine) parse(kind gpu.Kind, body []byte) (job, *oaierr.Error) {
 	default:
 		return job{}, badRequest("unknown endpoint")
 	}
-	limit := int64(e.cfg.MaxTokens)
 	param, maxTok := "max_tokens", req.maxTokens
 	if req.maxCompletionTokens != nil {
 		param, maxTok = "max_completion_tokens", req.maxCompletionTokens
 	}
+	return e.newJob(kind, h.Sum64(), prompt, param, maxTok, req.stream, req.includeUsage)
+}
+
+// newJob is the job of a request whose prompt hashes to seed and is prompt tokens long, limited
+// by the request member param (maxTok; nil when absent).
+func (e *Engine) newJob(kind gpu.Kind, seed uint64, prompt int, param string, maxTok *int64, stream, includeUsage bool) (job, *oaierr.Error) {
+	limit := int64(e.cfg.MaxTokens)
 	if maxTok != nil {
 		if *maxTok < 1 {
 			return job{}, badParam(param, param+" must be at least 1")
 		}
 		limit = min(limit, *maxTok)
 	}
-	seed := h.Sum64()
 	first := starts[seed%uint64(len(starts))]
 	natural := sentenceEnd(first, e.cfg.Tokens-e.cfg.Tokens/5+int(seed%uint64(2*(e.cfg.Tokens/5)+1)))
 	j := job{
 		start:        first,
 		kind:         kind,
-		stream:       req.stream,
-		includeUsage: req.includeUsage,
+		stream:       stream,
+		includeUsage: includeUsage,
 		promptTokens: int64(prompt),
 		seed:         seed,
 		length:       natural,
@@ -197,10 +205,7 @@ func (e *Engine) parse(kind gpu.Kind, body []byte) (job, *oaierr.Error) {
 	if int64(natural) > limit {
 		j.length, j.finish = int(limit), "length"
 	}
-	prefix := "chatcmpl-"
-	if kind == gpu.KindCompletion {
-		prefix = "cmpl-"
-	}
+	prefix := map[gpu.Kind]string{gpu.KindChat: "chatcmpl-", gpu.KindCompletion: "cmpl-", gpu.KindResponses: "resp_", gpu.KindTranscription: "trsc_"}[kind]
 	j.id = fmt.Sprintf("%s%016x%08x", prefix, seed, e.seq.Add(1))
 	j.model, _ = json.Marshal(e.cfg.Model)
 	return j, nil

@@ -26,8 +26,11 @@ import (
 type kind = wire.Kind
 
 const (
-	kindChat       = wire.Kind_KIND_CHAT
-	kindCompletion = wire.Kind_KIND_COMPLETION
+	kindChat          = wire.Kind_KIND_CHAT
+	kindCompletion    = wire.Kind_KIND_COMPLETION
+	kindResponses     = wire.Kind_KIND_RESPONSES
+	kindEmbeddings    = wire.Kind_KIND_EMBEDDINGS
+	kindTranscription = wire.Kind_KIND_TRANSCRIPTION
 )
 
 // errRequestTimeout is the cause of a request context whose whole-request timeout expired.
@@ -99,9 +102,26 @@ func parseRequest(k kind, body []byte) (request, *apiError) {
 		if _, ok := present("prompt"); !ok {
 			return req, errParam("prompt", "prompt: is required")
 		}
+	case kindResponses:
+		if raw, ok := present("background"); ok && string(raw) == "true" {
+			// Its answer would come later, on another request, which the network cannot meter.
+			return req, errParam("background", "background: responses run in the background are not supported; leave background unset")
+		}
+	case kindEmbeddings:
+		_, input := present("input")
+		if _, messages := present("messages"); !input && !messages {
+			return req, errParam("input", "input: is required")
+		}
+		if req.stream {
+			return req, errParam("stream", "stream: embeddings are not streamed; leave stream unset")
+		}
 	}
 	return req, nil
 }
+
+// boundsParams are the request members whose faults bounds.OfKind names first in its message.
+var boundsParams = map[string]bool{"model": true, "stream": true, "max_tokens": true, "max_completion_tokens": true,
+	"max_output_tokens": true, "n": true, "best_of": true, "prompt": true, "messages": true, "input": true, "tools": true}
 
 func errParam(param, msg string) *apiError {
 	e := errBadRequest(msg)
@@ -121,7 +141,11 @@ func (c *Client) completionHandler(k kind) http.Handler {
 				"use POST"))
 			return
 		}
-		if ct := r.Header.Get("Content-Type"); !jsonBody(ct) {
+		if ct := r.Header.Get("Content-Type"); k == kindTranscription && !formBody(ct) {
+			c.stats.outcome("bad_request")
+			writeError(w, errFormContentType(ct))
+			return
+		} else if k != kindTranscription && !jsonBody(ct) {
 			c.stats.outcome("bad_request")
 			writeError(w, errContentType(ct))
 			return
@@ -142,14 +166,25 @@ func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind)
 		x.fail(apiErr)
 		return
 	}
-	req, apiErr := parseRequest(k, body)
+	var req request
+	if k == kindTranscription {
+		// The form goes on written again, its boundary on its first line (gpu.Form.Encode).
+		req, body, apiErr = parseTranscription(body, r.Header.Get("Content-Type"))
+	} else {
+		req, apiErr = parseRequest(k, body)
+	}
 	if apiErr != nil {
 		x.fail(apiErr)
 		return
 	}
-	lim, err := bounds.Of(body)
+	lim, err := bounds.OfKind(k, body, "")
 	if err != nil {
-		x.fail(errBadRequest("request body: " + strings.TrimPrefix(err.Error(), gpu.ErrBadRequest.Error()+": ")))
+		msg := strings.TrimPrefix(err.Error(), gpu.ErrBadRequest.Error()+": ")
+		e := errBadRequest("request body: " + msg)
+		if f, _, _ := strings.Cut(msg, " "); boundsParams[strings.TrimSuffix(f, ":")] {
+			e.param = strings.TrimSuffix(f, ":")
+		}
+		x.fail(e)
 		return
 	}
 	x.body, x.model, x.stream, x.includeUsage, x.bounds = body, req.model, req.stream, req.includeUsage, lim

@@ -293,6 +293,9 @@ func (c *Client) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/chat/completions", c.auth(c.completionHandler(kindChat)))
 	mux.Handle("/v1/completions", c.auth(c.completionHandler(kindCompletion)))
+	mux.Handle("/v1/responses", c.auth(c.completionHandler(kindResponses)))
+	mux.Handle("/v1/embeddings", c.auth(c.completionHandler(kindEmbeddings)))
+	mux.Handle("/v1/audio/transcriptions", c.auth(c.completionHandler(kindTranscription)))
 	mux.Handle("GET /v1/models", c.auth(http.HandlerFunc(c.serveModels)))
 	mux.Handle("GET /v1/models/{model...}", c.auth(http.HandlerFunc(c.serveModel)))
 	mux.Handle("/v1/", c.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -303,6 +306,7 @@ func (c *Client) routes() http.Handler {
 	mux.Handle("GET /jsonstats", c.auth(http.HandlerFunc(c.serveJSONStats)))
 	mux.Handle("GET /stats", c.auth(http.HandlerFunc(c.serveHTMLStats)))
 	mux.Handle("GET /metrics", c.auth(statsweb.MetricsHandler("client", c)))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundPath(r.URL.Path)) }))
 	return withRequestID(c.protect(mux))
 }
 

@@ -25,12 +25,14 @@ type apiError struct {
 func (e *apiError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
 
 // outcome names the error class for stats and logs.
+// An engine's own refusal of the request (a 4xx) is the app's mistake, counted as ours would be;
+// only its 5xx answers are engine errors.
 func (e *apiError) outcome() string {
-	if e.body != nil {
+	if e.body != nil && (e.status < 400 || e.status > 499) {
 		return "engine_error"
 	}
 	switch e.status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
 		return "bad_request"
 	case http.StatusForbidden:
 		return "forbidden"

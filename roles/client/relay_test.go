@@ -308,7 +308,7 @@ func TestRoutes(t *testing.T) {
 		wantStatus   int
 	}{
 		"GET on completions": {method: http.MethodGet, path: "/v1/chat/completions", wantStatus: http.StatusMethodNotAllowed},
-		"unknown endpoint":   {method: http.MethodGet, path: "/v1/embeddings", wantStatus: http.StatusNotFound},
+		"unknown endpoint":   {method: http.MethodGet, path: "/v1/assistants", wantStatus: http.StatusNotFound},
 		"stats page":         {method: http.MethodGet, path: "/stats", wantStatus: http.StatusOK},
 	}
 	stub := newStub(t, answerStream)

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -55,9 +57,16 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		}
 	}
 	opened := req.GetBody() // as the client sent it, before the limits below: what the receipt names
-	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
-	if msg := bodyDisagrees(req, w.cfg.Model); msg != "" {
+	kind, known := bounds.EngineKind(req.GetKind())
+	if !known {
 		w.stats.refused.Add(1)
+		w.refuse(s, wire.CodeBadRequest, fmt.Sprintf("request kind %v is not one this worker serves", req.GetKind()))
+		return
+	}
+	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
+	if msg := bodyDisagrees(req, kind, w.cfg.Model); msg != "" {
+		w.stats.refused.Add(1)
+		log.Info().Str("kind", kind.String()).Str("reason", msg).Msg("request refused: its body disagrees with its routing")
 		w.refuse(s, wire.CodeBadRequest, msg)
 		return
 	}
@@ -75,11 +84,17 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	stop := context.AfterFunc(s.Context(), cancel)
 	defer stop()
 
-	kind := gpu.KindChat
-	if req.GetKind() == wire.Kind_KIND_COMPLETION {
-		kind = gpu.KindCompletion
+	body, contentType := req.GetBody(), ""
+	if kind == gpu.KindTranscription {
+		// The engine reads the form exactly as it was read here: written again, canonically.
+		form, err := gpu.ParseForm(body, req.GetContentType())
+		if err != nil { // bodyDisagrees parsed it already
+			w.stats.refused.Add(1)
+			w.refuse(s, wire.CodeBadRequest, "request body: "+err.Error())
+			return
+		}
+		body, contentType = form.Encode()
 	}
-	body := req.GetBody()
 	if limit := req.GetReservedCompletionTokens(); limit > 0 {
 		// The proxy reserved the request's cost for these limits: the engine obeys them, whatever
 		// the body said (its own limits, duplicates, spellings an engine might also read).
@@ -93,7 +108,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	start := time.Now()
 	headSent := false
 	var chunks, bytes int
-	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: body, Stream: req.GetStream()}, func(ch gpu.Chunk) error {
+	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: body, Stream: req.GetStream(), ContentType: contentType}, func(ch gpu.Chunk) error {
 		if !headSent {
 			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
 				return err
@@ -136,9 +151,25 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			s.Cancel(wire.CodeCancelled)
 			return
 		}
-		w.stats.failed.Add(1)
-		log.Warn().Err(err).Bool("answer_started", headSent).Int("chunks", chunks).Msg("engine request failed")
 		var he *gpu.HTTPError
+		if callerMistake(err, headSent) {
+			// The request's own fault (a 4xx from the engine, a body it cannot take): no engine
+			// failure. The reason is logged as the engine said it, without anything it quoted.
+			w.stats.refused.Add(1)
+			ev := log.Info().Str("kind", kind.String())
+			if errors.As(err, &he) {
+				ev = ev.Int("status", he.Status).Bool("no_endpoint", he.NoEndpoint)
+				if r := engineReason(he.Body); r.message != "" {
+					ev = ev.Str("reason", r.message).Str("param", r.param).Str("code", r.code)
+				}
+			} else {
+				ev = ev.Err(err)
+			}
+			ev.Msg("engine refused the request")
+		} else {
+			w.stats.failed.Add(1)
+			log.Warn().Err(err).Bool("answer_started", headSent).Int("chunks", chunks).Msg("engine request failed")
+		}
 		switch {
 		case errors.As(err, &he) && !headSent:
 			code := wire.CodeUpstream
@@ -148,7 +179,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			_ = s.Send(&wire.Error{Code: uint32(code), Message: fmt.Sprintf("engine answered %d", he.Status),
 				HttpStatus: uint32(he.Status), Body: he.Body})
 		case errors.Is(err, gpu.ErrBadRequest):
-			_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "request body is not a JSON object"})
+			_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "request body: " + strings.TrimPrefix(err.Error(), "prepare engine request: ")})
 		default:
 			_ = s.Send(&wire.Error{Code: uint32(wire.CodeUpstream), Message: "inference engine failed: " + err.Error()})
 		}
@@ -199,12 +230,12 @@ func (w *Worker) refuse(s *transport.Stream, code quic.ApplicationErrorCode, msg
 // request was routed and charged for, or "" when it agrees: the body must name the model this
 // worker serves (an engine serving several models, such as Ollama or vLLM with LoRA adapters,
 // would otherwise serve whichever the body names) and stream exactly when the request says so.
-// The body is read as the engine reads it (gpu.ReadFacts).
+// The body is read as the engine reads it (gpu.ReadKindFacts; a transcription's form field model).
 //
 // A metered request (reserved limits set) was reserved for the bounds the client read from the
 // body, which the proxy could not check: a body beyond them is refused too.
-func bodyDisagrees(req *wire.Request, model string) string {
-	f, err := gpu.ReadFacts(req.GetBody())
+func bodyDisagrees(req *wire.Request, kind gpu.Kind, model string) string {
+	f, err := gpu.ReadKindFacts(kind, req.GetBody(), req.GetContentType())
 	if err == nil && req.GetReservedCompletionTokens() > 0 {
 		if msg := bounds.Exceeds(f.Limits, len(req.GetBody()), req.GetBounds()); msg != "" {
 			return msg
@@ -221,4 +252,63 @@ func bodyDisagrees(req *wire.Request, model string) string {
 		return fmt.Sprintf("request body has stream=%t but the request says stream=%t", f.Stream, req.GetStream())
 	}
 	return ""
+}
+
+// callerMistake says whether an engine request failed for the request's own fault: the engine
+// refused it with a 4xx before answering, or it was not something the engine could be asked.
+func callerMistake(err error, answerStarted bool) bool {
+	var he *gpu.HTTPError
+	if errors.As(err, &he) {
+		return !answerStarted && he.Status >= 400 && he.Status < 500
+	}
+	return errors.Is(err, gpu.ErrBadRequest)
+}
+
+// reason is what an engine's error answer says, for the log.
+type reason struct{ message, param, code string }
+
+// maxReason bounds the engine's message in a log line.
+const maxReason = 300
+
+// engineReason reads the message, param and code of an engine's error answer, in OpenAI's shape
+// ({"error":{…}}) or vLLM's older flat one. The message is cut where an engine starts quoting the
+// request (pydantic's "'input': …" and "input_value=…"), so no prompt reaches the log.
+func engineReason(body []byte) reason {
+	type detail struct {
+		Message string          `json:"message"`
+		Param   json.RawMessage `json:"param"`
+		Code    json.RawMessage `json:"code"`
+	}
+	var v struct {
+		Error json.RawMessage `json:"error"`
+		detail
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return reason{}
+	}
+	d := v.detail
+	var nested detail
+	if json.Unmarshal(v.Error, &nested) == nil && nested.Message != "" {
+		d = nested
+	}
+	msg := d.Message
+	for _, quote := range [...]string{"'input'", `"input"`, "input_value=", "'input_value'"} {
+		if i := strings.Index(msg, quote); i >= 0 {
+			msg = msg[:i] + "…"
+		}
+	}
+	if len(msg) > maxReason {
+		msg = strings.ToValidUTF8(msg[:maxReason], "") + "…"
+	}
+	scalar := func(raw json.RawMessage) string {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		if len(raw) > 0 && string(raw) != "null" && len(raw) < 32 {
+			return string(raw) // a numeric code
+		}
+		return ""
+	}
+	return reason{message: msg, param: scalar(d.Param), code: scalar(d.Code)}
 }

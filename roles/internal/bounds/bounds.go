@@ -20,6 +20,40 @@ func Of(body []byte) (*wire.Bounds, error) {
 	return FromLimits(f.Limits, len(body)), nil
 }
 
+// OfKind reads the bounds of a request body for the endpoint kind (gpu.ReadKindFacts): a
+// Responses body's max_output_tokens and input parts, an embeddings body's inputs, a
+// transcription's form (contentType, or "" for a form whose first line names its boundary), whose
+// bound is its size alone (see the proxy's reservation).
+func OfKind(kind wire.Kind, body []byte, contentType string) (*wire.Bounds, error) {
+	k, ok := EngineKind(kind)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown request kind %v", gpu.ErrBadRequest, kind)
+	}
+	f, err := gpu.ReadKindFacts(k, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	return FromLimits(f.Limits, len(body)), nil
+}
+
+// EngineKind is the engine endpoint of a wire request kind; false for a kind no engine serves.
+// An unspecified kind is chat, as it was before requests named their kind.
+func EngineKind(k wire.Kind) (gpu.Kind, bool) {
+	switch k {
+	case wire.Kind_KIND_CHAT, wire.Kind_KIND_UNSPECIFIED:
+		return gpu.KindChat, true
+	case wire.Kind_KIND_COMPLETION:
+		return gpu.KindCompletion, true
+	case wire.Kind_KIND_RESPONSES:
+		return gpu.KindResponses, true
+	case wire.Kind_KIND_EMBEDDINGS:
+		return gpu.KindEmbeddings, true
+	case wire.Kind_KIND_TRANSCRIPTION:
+		return gpu.KindTranscription, true
+	}
+	return 0, false
+}
+
 // FromLimits are the bounds of a body of size bytes whose limits are l.
 func FromLimits(l gpu.Limits, size int) *wire.Bounds {
 	return &wire.Bounds{
