@@ -61,7 +61,7 @@ func Num(v any) string {
 	return b.String()
 }
 
-// Duration is d for a person: "340 µs", "12.5 ms", "2.40 s", "3 min 12 s", "2 h 5 min", "3 d 4 h".
+// Duration is d for a person: "340 µs", "12.5 ms", "2.4 s", "3 min 12 s", "2 h 5 min", "3 d 4 h".
 // Zero is "—": nothing measured yet.
 func Duration(d time.Duration) string {
 	switch {
@@ -72,7 +72,7 @@ func Duration(d time.Duration) string {
 	case d < time.Second:
 		return trim(fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))) + " ms"
 	case d < time.Minute:
-		return fmt.Sprintf("%.2f s", d.Seconds())
+		return trim(fmt.Sprintf("%.2f", d.Seconds())) + " s"
 	case d < time.Hour:
 		return fmt.Sprintf("%d min %d s", int(d/time.Minute), int(d%time.Minute/time.Second))
 	case d < 24*time.Hour:
