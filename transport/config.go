@@ -89,6 +89,10 @@ type Config struct {
 	Log             zerolog.Logger
 	// Now is the clock for certificate validity; nil: time.Now.
 	Now func() time.Time
+	// Tap, when set, sees every frame this end sends or receives on any stream of any of its
+	// connections, after TLS: all that the node's own code handles. For tests that show what a
+	// node can learn (a blind proxy sees no prompt); never set in a serving node.
+	Tap func(sent bool, t wire.Type, payload []byte)
 
 	refusals *rateLog // warnings that a limit refused something, shared by the connections
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 // streamLimits are what a connection's streams enforce, and where they say so.
@@ -19,13 +20,14 @@ type streamLimits struct {
 	firstFrame time.Duration
 	log        zerolog.Logger // names the peer
 	refusals   *rateLog
+	tap        func(sent bool, t wire.Type, payload []byte) // Config.Tap
 }
 
 // streamLimits are the limits on the streams of qc, whose verified peer is peer. A peer without a
 // quote is a client, which anyone can be: its frames are capped near a request body's size.
 func (c *Config) streamLimits(qc *quic.Conn, peer *attest.Peer) *streamLimits {
 	l := &streamLimits{maxFrame: c.MaxFrameSize, frameLimit: "max_frame_size", firstFrame: c.FirstFrameTimeout,
-		refusals: c.refusals,
+		refusals: c.refusals, tap: c.Tap,
 		log: c.Log.With().Str("peer", qc.RemoteAddr().String()).
 			Str("peer_role", string(peer.Claims.Role)).Logger()}
 	if !peer.Quoted {

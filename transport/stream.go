@@ -111,9 +111,13 @@ func (s *Stream) FrameBuffered() bool {
 // Send writes one message as a frame. Not safe for concurrent use with other Sends.
 func (s *Stream) Send(m proto.Message) error {
 	var err error
+	at := len(s.wbuf)
 	s.wbuf, err = wire.Marshal(s.wbuf, m)
 	if err != nil {
 		return err
+	}
+	if s.lim.tap != nil {
+		s.lim.tap(true, wire.Type(s.wbuf[at+4]), s.wbuf[at+5:])
 	}
 	if err := s.Flush(); err != nil {
 		return fmt.Errorf("send %T: %w", m, err)
@@ -124,6 +128,9 @@ func (s *Stream) Send(m proto.Message) error {
 // SendFrame writes a pre-encoded payload of type t (after any queued frames), for hot paths that
 // encode without proto.
 func (s *Stream) SendFrame(t wire.Type, payload []byte) error {
+	if s.lim.tap != nil {
+		s.lim.tap(true, t, payload)
+	}
 	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
 	return s.Flush()
 }
@@ -131,6 +138,9 @@ func (s *Stream) SendFrame(t wire.Type, payload []byte) error {
 // QueueFrame appends a frame to be written by the next Flush or SendFrame: a relay that sees more
 // frames waiting (Buffered) sends them in one write.
 func (s *Stream) QueueFrame(t wire.Type, payload []byte) {
+	if s.lim.tap != nil {
+		s.lim.tap(true, t, payload)
+	}
 	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
 }
 
@@ -167,6 +177,9 @@ func (s *Stream) Recv() (proto.Message, error) {
 // peer opened whose first frame is late was reset with CodeTimeout (ErrFirstFrameTimeout).
 func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 	t, payload, err := s.fr.Next()
+	if err == nil && s.lim.tap != nil {
+		s.lim.tap(false, t, payload)
+	}
 	if s.requester && (err != nil || lastFrame(t)) {
 		s.finish()
 	}

@@ -14,12 +14,18 @@ import (
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 	"github.com/cocoon-network/cocoon/settle/meter"
+	"github.com/cocoon-network/cocoon/transport"
 )
 
 // BuildProxy builds a proxy; with m it meters and charges every request.
 // With reg it accepts only workers whose image and model the registry lists (narrowed by the
 // local policy), following changes.
 func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.Meter, reg *Registry) (*proxy.Proxy, error) {
+	return buildProxy(cfg, version, log, m, reg, nil)
+}
+
+// buildProxy is BuildProxy; adjust, when set, changes the proxy's transport before it is used.
+func buildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.Meter, reg *Registry, adjust func(*transport.Config)) (*proxy.Proxy, error) {
 	log = log.With().Str("role", "proxy").Logger()
 	var claims attest.Claims
 	pc := proxy.Config{
@@ -39,7 +45,14 @@ func BuildProxy(cfg config.Config, version string, log zerolog.Logger, m *meter.
 	if reg != nil {
 		reg.policyFrom(tc.Verifier)
 	}
-	return proxy.New(pc, tc, log)
+	if adjust != nil {
+		adjust(&tc)
+	}
+	p, err := proxy.New(pc, tc, log)
+	if err == nil && reg != nil {
+		reg.onChange(func(r contracts.Registry) { p.RegistryRead(r.Version) })
+	}
+	return p, err
 }
 
 // BuildWorker builds a worker; with pay it earns into pay's wallet and keeps its states.
