@@ -30,8 +30,8 @@ import (
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/roles/proxy"
 	"github.com/cocoon-network/cocoon/roles/worker"
-	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain/chainserve"
+	"github.com/cocoon-network/cocoon/settle/chain/local"
 )
 
 // samplePrompt is what the demo asks once everything is up.
@@ -50,6 +50,40 @@ type Options struct {
 	Proxies     int           // proxies to run; 0: 1
 	Workers     int           // workers to run; 0: 1
 	ChainListen string        // where to serve the local chain (toncenter API v2); "": not served
+	LogFile     string        // where the roles log ("": the terminal), for the banner
+}
+
+// LogFile is the file in the data directory the roles log to unless --log-level is given.
+const LogFile = "demo.log"
+
+// OpenLog opens (appending) the demo's log file in the data directory, making the directory.
+func OpenLog(data string) (*os.File, error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("demo: data directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(data, LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("demo: log file: %w", err)
+	}
+	return f, nil
+}
+
+// printBanner is the demo's first lines: what runs where, where it logs, and the one warning
+// that matters, that nothing here rests on hardware.
+func printBanner(out io.Writer, o Options, simDir string) {
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	logs := "logs here (--log-level " + o.LogLevel + ")"
+	if o.LogFile != "" {
+		logs = "logs in " + o.LogFile
+	}
+	fmt.Fprintf(out, "cocoon demo: %s, %s and a client on this machine; state in %s, %s\n",
+		plural(o.Proxies, "proxy", "proxies"), plural(o.Workers, "worker", "workers"), o.Data, logs)
+	fmt.Fprintf(out, "SIMULATED TDX: quotes are signed by the development root of trust in %s and prove nothing about hardware\n", simDir)
 }
 
 // URLs is written to DIR/demo.json so scripts and tests find each role.
@@ -98,7 +132,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 	if err := preflight(ctx, o); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(out, "cocoon demo: %d proxy(s), %d worker(s) and a client on this machine (SIMULATED TDX; state in %s)\n", o.Proxies, o.Workers, o.Data)
+	printBanner(out, o, cfg.SimRoot())
 
 	dn, err := StartNetwork(ctx, cfg, Size{Proxies: o.Proxies, Workers: o.Workers}, o.Data, o.Version, log, out)
 	if err != nil {
@@ -130,6 +164,13 @@ func Run(ctx context.Context, o Options, log zerolog.Logger, out io.Writer) erro
 		dn.serve(func(ctx context.Context) error {
 			return chainserve.New(m.Chain, chainserve.Config{}, log).Serve(ctx, ln)
 		})
+		// `cocoon chain` and `cocoon doctor` cannot open the locked chain file: they read
+		// this URL beside it and come here.
+		remove, err := local.WriteServedURL(filepath.Join(o.Data, local.DefaultFile), urls.Chain)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer func() { _ = remove() }()
 	}
 	b, _ := json.MarshalIndent(urls, "", "  ")
 	if err := os.WriteFile(filepath.Join(o.Data, "demo.json"), append(b, '\n'), 0o644); err != nil {
@@ -246,8 +287,8 @@ func (dn *Network) start(ctx context.Context, cfg config.Config, size Size, data
 			return err
 		}
 	}
-	fmt.Fprintf(out, "Local chain: registry %s, proxy contract(s) %s, client deposit %s TON each\n",
-		m.Net.Registry.ToHuman(true, true), m.addresses(), settle.FormatTON(deposit))
+	fmt.Fprintf(out, "Local chain:     registry %s, proxy contract(s) %s\n", m.Net.Registry.ToHuman(true, true), m.addresses())
+	printDeposits(out, m.deposits)
 	dn.Registry = node.NewRegistry(m.Chain, m.Net.Registry, time.Duration(cfg.Payments.RegistryInterval), log)
 	if err := dn.Registry.Read(ctx); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -92,12 +93,14 @@ func TestSettleReportsTheContractsTotal(t *testing.T) {
 	require.NoError(err)
 	paid := ps.Workers[dn.Money.workers[0].Account].Paid
 	assert.Equal(earned.State.Total, paid, "the contract paid what the state says")
-	assert.Contains(out.String(), "worker paid "+settle.FormatTON(paid)+" TON by the proxy contract")
+	assert.Regexp(`worker paid\s+`+regexp.QuoteMeta(settle.FormatTON(paid))+` TON by the proxy contract`, out.String())
+	assert.Regexp(`worker wallet\s+\+[0-9.]+ TON: the `+regexp.QuoteMeta(settle.FormatTON(paid))+` TON pay and [0-9.]+ TON of the 0.05 TON gas`, out.String())
 
 	// Settling again pays nothing more, and says so from the contract's numbers.
 	out.Reset()
 	require.NoError(dn.Money.settleOnChain(ctx, &out))
-	assert.Contains(out.String(), "worker paid 0 TON by the proxy contract")
+	assert.Regexp(`worker paid\s+0 TON by the proxy contract`, out.String())
+	assert.Regexp(`worker wallet\s+unchanged: nothing new to pay`, out.String())
 }
 
 // TestNetworkFromRegistry: a demo of two proxies and two workers lists each proxy in the registry

@@ -251,7 +251,7 @@ func Setup(ctx context.Context, o SetupOptions, out func(format string, args ...
 	if d.Registry != l.Registry {
 		return l, fmt.Errorf("the registry is at %s, not at %s as planned (other parameters on chain?)", d.Registry.ToRaw(), l.Registry.ToRaw())
 	}
-	if err := keepDeposited(ctx, ch, a.client, d.Proxies, o.Deposit); err != nil {
+	if _, err := keepDeposited(ctx, ch, a.client, d.Proxies, o.Deposit); err != nil {
 		return l, err
 	}
 	out("registry        %s\n", l.Registry.ToHuman(true, false))
@@ -276,25 +276,4 @@ func setupChain(url string) (local.DemoChain, error) {
 		return nil, errors.New("a chain URL (`cocoon chain serve`) is required")
 	}
 	return toncenter.New(url, tonchain.Mainnet, toncenter.Options{})
-}
-
-// keepDeposited tops the client's deposit with each proxy contract up to amount once less than
-// half of it is left.
-func keepDeposited(ctx context.Context, ch chain.Chain, client ed25519.PrivateKey, proxies []ton.AccountID, amount uint64) error {
-	acct, err := ch.WalletAddress(client.Public().(ed25519.PublicKey))
-	if err != nil {
-		return err
-	}
-	for _, p := range proxies {
-		ps, err := chain.Proxy(ctx, ch, p)
-		if err != nil {
-			return err
-		}
-		if ps.Clients[acct].Balance < amount/2 {
-			if err := chain.TopUp(ctx, ch, client, p, amount); err != nil {
-				return fmt.Errorf("client top-up: %w", err)
-			}
-		}
-	}
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/settle"
+	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/chain/local"
 	"github.com/cocoon-network/cocoon/settle/contracts"
 	"github.com/cocoon-network/cocoon/settle/meter"
@@ -37,6 +38,8 @@ type Money struct {
 	client  *node.Party
 	workers []*node.Party
 	demoCfg local.DemoConfig
+	// deposits are the client's accounts with the proxies as setup left them.
+	deposits []deposited
 }
 
 // setupMoney lays the demo network out on the local chain in data: keys in data/keys, the
@@ -93,7 +96,7 @@ func setupMoney(ctx context.Context, data string, cfg *config.Config, proxies, w
 		m.workers = append(m.workers, w)
 	}
 	// Keep the client's deposits topped up, as an app developer would.
-	if err := keepDeposited(ctx, ch, m.acct.client, m.Net.Proxies, deposit); err != nil {
+	if m.deposits, err = keepDeposited(ctx, ch, m.acct.client, m.Net.Proxies, deposit); err != nil {
 		return nil, err
 	}
 	for i, contract := range m.Net.Proxies {
@@ -158,9 +161,11 @@ func (m *Money) held() error {
 }
 
 // settleOnChain submits the latest signed states (each proxy's operator does here; client,
-// workers or anyone may at any time) and reports what the contracts accepted.
+// workers or anyone may at any time) and reports what moved, from the contracts' numbers: what
+// the client was charged and has left, what the workers were paid and what the proxies kept, and
+// why the workers' wallets grew by more than their pay.
 func (m *Money) settleOnChain(ctx context.Context, out io.Writer) error {
-	var charged, left, paid, paidAll uint64
+	var s settled
 	for i, mt := range m.Meters {
 		pay, operator := mt.PaymentKey(), m.acct.operators[i]
 		// The client's charge moves to the proxy; each worker is paid what the proxy signed it earned.
@@ -169,12 +174,16 @@ func (m *Money) settleOnChain(ctx context.Context, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("submit client state: %w", err)
 			}
-			charged, left = charged+c.After.Settled, left+c.After.Balance
+			s.charged, s.chargedAll, s.left = s.charged+c.After.Settled-c.Before.Settled, s.chargedAll+c.After.Settled, s.left+c.After.Balance
 		}
 		for _, wp := range m.workers {
 			ws, ok := wp.States.Latest(pay)
 			if !ok {
 				continue
+			}
+			before, err := chain.Balance(ctx, m.Chain, wp.Account)
+			if err != nil {
+				return err
 			}
 			w, err := paystate.Submit(ctx, m.Chain, operator, ws)
 			if err != nil {
@@ -185,20 +194,52 @@ func (m *Money) settleOnChain(ctx context.Context, out io.Writer) error {
 			if w.After.Settled != ws.State.Total {
 				return fmt.Errorf("the proxy contract paid the worker %d nanoTON in all, not the %d its state says", w.After.Settled, ws.State.Total)
 			}
-			paid, paidAll = paid+w.After.Settled-w.Before.Settled, paidAll+w.After.Settled
+			after, err := chain.Balance(ctx, m.Chain, wp.Account)
+			if err != nil {
+				return err
+			}
+			s.paid, s.paidAll = s.paid+w.After.Settled-w.Before.Settled, s.paidAll+w.After.Settled
+			s.walletGrew += after - min(after, before)
+			if !w.Skipped {
+				s.submits++
+			}
 		}
 	}
-	workers, contracts := "worker", "the proxy contract"
-	if len(m.workers) > 1 {
-		workers = "workers"
-	}
-	if len(m.Meters) > 1 {
-		contracts = "the proxy contracts"
-	}
-	fmt.Fprintf(out, "Settled on the local chain: client charged %s TON in all (deposit left %s TON); "+
-		"%s paid %s TON by %s (%s TON in all)\n",
-		settle.FormatTON(charged), settle.FormatTON(left), workers, settle.FormatTON(paid), contracts, settle.FormatTON(paidAll))
+	s.print(out, len(m.workers) > 1, len(m.Meters) > 1)
 	return nil
+}
+
+// settled is what one settlement moved, in nanoTON, summed over proxies and workers.
+type settled struct {
+	charged, chargedAll, left uint64 // the client: charged now, in all; left to spend
+	paid, paidAll             uint64 // the workers: paid now, in all
+	walletGrew                uint64 // the workers' wallets: the pay and the gas returned with it
+	submits                   int    // worker states sent (each attaches chain.GasAmount)
+}
+
+func (s settled) print(out io.Writer, workers, proxies bool) {
+	worker, contract := "worker", "the proxy contract"
+	if workers {
+		worker = "workers"
+	}
+	if proxies {
+		contract = "the proxy contracts"
+	}
+	fmt.Fprintln(out, "Settled on the local chain (each proxy's operator submitted the signed states; client and worker may too):")
+	fmt.Fprintf(out, "  %-15s %s TON now, %s TON in all; %s TON of the deposit left to spend\n",
+		"client charged", settle.FormatTON(s.charged), settle.FormatTON(s.chargedAll), settle.FormatTON(s.left))
+	kept := ""
+	if s.charged >= s.paid {
+		kept = fmt.Sprintf("; the proxy keeps the other %s TON of the charge", settle.FormatTON(s.charged-s.paid))
+	}
+	fmt.Fprintf(out, "  %-15s %s TON by %s (%s TON in all)%s\n", worker+" paid", settle.FormatTON(s.paid), contract, settle.FormatTON(s.paidAll), kept)
+	if s.submits == 0 {
+		fmt.Fprintf(out, "  %-15s unchanged: nothing new to pay, nothing sent\n", worker+" wallet")
+		return
+	}
+	gas := s.walletGrew - min(s.walletGrew, s.paid)
+	fmt.Fprintf(out, "  %-15s +%s TON: the %s TON pay and %s TON of the %s TON gas each submit attaches, which the contract returns with the pay\n",
+		worker+" wallet", settle.FormatTON(s.walletGrew), settle.FormatTON(s.paid), settle.FormatTON(gas), settle.FormatTON(chain.GasAmount))
 }
 
 // addresses are the proxy contracts in human form.

@@ -27,7 +27,7 @@ func Command(version string, newLogger func(level string) zerolog.Logger) *cli.C
 			&cli.StringFlag{Name: "data", Usage: "state directory", Value: filepath.Join(config.StateDir(), "demo"), EnvVars: []string{"COCOON_DATA"}},
 			&cli.BoolFlag{Name: "once", Usage: "exit after the sample request (status 0 only if it succeeded)"},
 			&cli.DurationFlag{Name: "token-delay", Usage: "built-in engine: time per token", Value: 15 * time.Millisecond},
-			&cli.StringFlag{Name: "log-level", Usage: "log level of the roles", Value: "warn", EnvVars: []string{"COCOON_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-level", Usage: "log level of the roles, logged here; not given: warn and above to <data>/" + demo.LogFile, Value: "warn", EnvVars: []string{"COCOON_LOG_LEVEL"}},
 			&cli.IntFlag{Name: "proxies", Usage: "proxies to run, each listed in the registry at its port", Value: 1},
 			&cli.IntFlag{Name: "workers", Usage: "workers to run, each finding the proxies in the registry", Value: 1},
 			&cli.StringFlag{Name: "chain-listen", Usage: "`HOST:PORT` to serve the local chain on while the demo runs, for `cocoon chain … --chain-url` and `cocoon network --chain-url` (\"\": not served)", Value: "127.0.0.1:0"},
@@ -46,7 +46,18 @@ func Command(version string, newLogger func(level string) zerolog.Logger) *cli.C
 				Once: c.Bool("once"), TokenDelay: c.Duration("token-delay"), LogLevel: c.String("log-level"), Version: version,
 				Proxies: c.Int("proxies"), Workers: c.Int("workers"), ChainListen: c.String("chain-listen"),
 			}
-			return demo.Run(c.Context, o, newLogger(o.LogLevel), c.App.Writer)
+			log := newLogger(o.LogLevel)
+			if !c.IsSet("log-level") {
+				// The roles' warnings (simulated TDX, no policy file) are said once in the banner;
+				// the details go to a file unless --log-level asks for them here.
+				f, err := demo.OpenLog(o.Data)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				log, o.LogFile = zerolog.New(f).Level(zerolog.WarnLevel).With().Timestamp().Logger(), f.Name()
+			}
+			return demo.Run(c.Context, o, log, c.App.Writer)
 		},
 		Subcommands: []*cli.Command{setupCommand()},
 	}
