@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,6 +75,15 @@ func TestStatsPagesInChromium(t *testing.T) {
 	for _, p := range cs.Payments {
 		require.NotNil(t, p.Balance)
 		deposit = *p.Balance
+	}
+
+	// /jsonstats: one naming style in every role.
+	for _, url := range []string{api + "/jsonstats", jsonURL(urls.Proxy.Stats), jsonURL(urls.Worker.Stats)} {
+		var doc any
+		require.NoError(t, getJSON(url, &doc))
+		for _, k := range badKeys(doc) {
+			t.Errorf("%s: key %q is not snake_case", url, k)
+		}
 	}
 
 	dir := screenshotDir(t)
@@ -158,6 +168,29 @@ type pageClientStats struct {
 	Payments map[string]struct {
 		Balance *uint64 `json:"balance"`
 	} `json:"payments"`
+}
+
+// snakeCase is a /jsonstats key; keys that are identifiers (hex payment keys, raw TON addresses)
+// are map keys, not names, and pass too.
+var snakeCase = regexp.MustCompile(`^([a-z][a-z0-9]*(_[a-z0-9]+)*|[0-9a-f]+|-?[0-9]+:[0-9a-f]{64})$`)
+
+// badKeys lists the keys of doc, at any depth, that are not snake_case, and "addr".
+func badKeys(doc any) []string {
+	var bad []string
+	switch v := doc.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if !snakeCase.MatchString(k) || k == "addr" {
+				bad = append(bad, k)
+			}
+			bad = append(bad, badKeys(e)...)
+		}
+	case []any:
+		for _, e := range v {
+			bad = append(bad, badKeys(e)...)
+		}
+	}
+	return bad
 }
 
 // tonText and nanoText are how the pages write an amount.
