@@ -77,6 +77,9 @@ func coefficient(c uint32) string {
 
 // DeployRegistry deploys a registry owned by key's wallet and prints its address.
 func DeployRegistry(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, p contracts.RegistryParams, amount uint64) (ton.AccountID, error) {
+	if err := haveFunds(ctx, c, key, "deploy registry", amount); err != nil {
+		return ton.AccountID{}, err
+	}
 	addr, err := chain.DeployRegistry(ctx, c, key, contracts.Registry{Params: p}, amount)
 	if err != nil {
 		return ton.AccountID{}, err
@@ -126,6 +129,9 @@ func sendUpdate(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Pri
 		return fmt.Errorf("update registry %s: %w: only its owner %s may change it, and --key is the wallet %s; pass the owner's key",
 			what, chain.ErrRefused, before.Owner.ToRaw(), sender.ToRaw())
 	}
+	if err := haveFunds(ctx, c, key, "update registry "+what, 0); err != nil {
+		return err
+	}
 	if err := chain.Call(ctx, c, key, registry, 0, body); err != nil {
 		return fmt.Errorf("update registry %s: %w", what, err)
 	}
@@ -145,8 +151,11 @@ func DeployProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Pr
 		return ton.AccountID{}, err
 	}
 	if stake < r.Params.MinProxyStake+contracts.OpFee {
-		return ton.AccountID{}, fmt.Errorf("deploy proxy: stake %s TON is below the registry minimum %s TON (plus the %s TON fee)",
-			settle.FormatTON(stake), settle.FormatTON(r.Params.MinProxyStake), settle.FormatTON(contracts.OpFee))
+		return ton.AccountID{}, fmt.Errorf("deploy proxy: %w: stake %s TON is below the registry minimum %s TON (plus the %s TON fee); stake more",
+			chain.ErrRefused, settle.FormatTON(stake), settle.FormatTON(r.Params.MinProxyStake), settle.FormatTON(contracts.OpFee))
+	}
+	if err := haveFunds(ctx, c, key, "deploy proxy", stake); err != nil {
+		return ton.AccountID{}, err
 	}
 	cfg := contracts.ProxyConfig{Registry: registry, MinClientStake: r.Params.MinClientStake,
 		ClientCloseDelay: r.Params.ClientCloseDelay, ProxyCloseDelay: r.Params.ProxyCloseDelay}
@@ -203,6 +212,9 @@ func ShowProxy(ctx context.Context, c chain.Chain, w io.Writer, proxy ton.Accoun
 
 // TopUp deposits amount nanoTON for key's wallet on a proxy contract (client).
 func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID, amount uint64) error {
+	if err := haveFunds(ctx, c, key, "top up", amount); err != nil {
+		return err
+	}
 	if err := chain.TopUp(ctx, c, key, proxy, amount); err != nil {
 		return err
 	}
@@ -219,6 +231,9 @@ func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 	if acc.ClosingAt != 0 {
 		return fmt.Errorf("withdraw from %s: %w: the account is already closing; take it back with withdraw-stake after %s",
 			proxy.ToRaw(), chain.ErrRefused, time.Unix(int64(acc.ClosingAt), 0).UTC().Format(time.RFC3339))
+	}
+	if err := haveFunds(ctx, c, key, "withdraw", 0); err != nil {
+		return err
 	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientCloseBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
@@ -237,6 +252,13 @@ func WithdrawStake(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.
 		return fmt.Errorf("withdraw stake from %s: %w: the account is not closing; close it first with `cocoon chain client withdraw`, then withdraw-stake after the close delay",
 			proxy.ToRaw(), chain.ErrRefused)
 	}
+	if free := time.Unix(int64(acc.ClosingAt), 0); time.Now().Before(free) {
+		return fmt.Errorf("withdraw stake from %s: %w: the close delay runs until %s (the proxy may still settle charges); retry after it",
+			proxy.ToRaw(), chain.ErrRefused, free.UTC().Format(time.RFC3339))
+	}
+	if err := haveFunds(ctx, c, key, "withdraw stake", 0); err != nil {
+		return err
+	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientWithdrawStakeBody(uint64(time.Now().Unix()))); err != nil {
 		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
 	}
@@ -254,6 +276,9 @@ func Payout(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Private
 	}
 	if s.State.Kind != settle.KindWorkerEarned {
 		return fmt.Errorf("payout: %w: a %s state pays no one", settle.ErrStateRefused, s.State.Kind)
+	}
+	if err := haveFunds(ctx, c, key, "payout", 0); err != nil {
+		return err
 	}
 	r, err := paystate.Submit(ctx, c, key, s)
 	if err != nil {
@@ -297,6 +322,31 @@ func Fund(ctx context.Context, c chain.Chain, w io.Writer, pub ed25519.PublicKey
 	}
 	return Balance(ctx, c, w, pub)
 }
+
+// haveFunds refuses, before anything is sent, an operation key's wallet cannot pay: amount
+// nanoTON attached (chain.GasAmount when 0) plus what the wallet's own transaction costs.
+func haveFunds(ctx context.Context, c chain.Chain, key ed25519.PrivateKey, what string, amount uint64) error {
+	if amount == 0 {
+		amount = chain.GasAmount
+	}
+	addr, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	b, err := chain.Balance(ctx, c, addr)
+	if err != nil {
+		return err
+	}
+	if b < amount+walletFee {
+		return fmt.Errorf("%s: %w: the wallet %s holds %s TON, and this sends %s TON plus about %s TON of fees; fund the wallet first",
+			what, chain.ErrRefused, addr.ToRaw(), settle.FormatTON(b), settle.FormatTON(amount), settle.FormatTON(walletFee))
+	}
+	return nil
+}
+
+// walletFee is about what a wallet's own transaction costs on top of what it sends (TON's
+// wallet v4 transfers cost well under this).
+const walletFee = 10_000_000
 
 // clientAccount is key's open account on a proxy contract; without one, an error wrapping
 // chain.ErrRefused (there is nothing to withdraw).

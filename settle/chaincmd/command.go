@@ -488,6 +488,11 @@ func openChain(c *cli.Context) (chain.Chain, func() error, error) {
 			}
 		}
 	}
+	if b.Local != "" {
+		if ch, closeChain, ok := viaServed(c, b.Local); ok {
+			return ch, closeChain, nil
+		}
+	}
 	ch, closeChain, err := chains.Open(c.Context, b)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return viaDemo(c, b.Local)

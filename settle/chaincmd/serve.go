@@ -74,6 +74,13 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (another `cocoon chain serve` there? pick another --listen)", c.String("listen"), err)
 	}
+	// Other processes cannot open the locked file: they read the URL beside it and come here.
+	remove, err := local.WriteServedURL(path, "http://"+ln.Addr().String())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer func() { _ = remove() }()
 	fmt.Fprintf(c.App.Writer, "serving the local chain %s at http://%s (toncenter API v2; faucet POST %s); stop with Ctrl-C\n",
 		path, ln.Addr(), toncenter.PathFaucet)
 	return chainserve.New(ch, chainserve.Config{}, log).Serve(c.Context, ln)
@@ -82,6 +89,28 @@ func serve(c *cli.Context) error {
 // lockedError is the local chain held by another process.
 func lockedError(path string) error {
 	return fmt.Errorf("the local chain %s is locked by another process (a running `cocoon demo` or `cocoon chain serve` holds it): stop the demo first, or reach the serve with --chain-url, then retry", path)
+}
+
+// viaServed opens the chain served at the URL a process holding the local chain file at path
+// recorded beside it (`cocoon chain serve`, `cocoon demo`), when it answers; ok is false when
+// none is recorded or it does not answer (a process killed outright leaves its record behind).
+func viaServed(c *cli.Context, path string) (ch chain.Chain, closeChain func() error, ok bool) {
+	u := local.ServedURL(path)
+	if u == "" {
+		return nil, nil, false
+	}
+	ch, closeChain, err := chains.Open(c.Context, chains.Where{URL: u})
+	if err != nil {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 2*time.Second)
+	defer cancel()
+	if _, err := ch.Account(ctx, ton.AccountID{}); err != nil {
+		_ = closeChain()
+		return nil, nil, false
+	}
+	fmt.Fprintf(c.App.ErrWriter, "cocoon: the local chain %s is served at %s by the process that holds it; using that\n", path, u)
+	return ch, closeChain, true
 }
 
 // demoFile is where `cocoon demo` writes its URLs, next to its chain; the chain URL is its
