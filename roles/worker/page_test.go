@@ -2,11 +2,10 @@ package worker
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
 )
@@ -36,11 +35,10 @@ func TestPageRenders(t *testing.T) {
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			page.Render(rec, statsweb.View{Role: "worker", Health: tc.health, Data: tc.data})
-			assert.Equal(t, http.StatusOK, rec.Code)
+			html, err := page.HTML(statsweb.View{Role: "worker", Health: tc.health, Data: tc.data})
+			require.NoError(t, err)
 			for _, want := range tc.want {
-				assert.Contains(t, rec.Body.String(), want)
+				assert.Contains(t, string(html), want)
 			}
 		})
 	}

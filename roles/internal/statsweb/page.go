@@ -29,17 +29,24 @@ type View struct {
 
 // Render writes v as the page, or a 500 naming what failed.
 func (p *Page) Render(w http.ResponseWriter, v View) {
-	if v.At.IsZero() {
-		v.At = time.Now()
-	}
-	var buf bytes.Buffer
-	if err := p.t.Execute(&buf, v); err != nil {
+	b, err := p.HTML(v)
+	if err != nil {
 		http.Error(w, "render the stats page: "+err.Error()+" (a bug: /jsonstats has the same figures)", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
+}
+
+// HTML is v as the page.
+func (p *Page) HTML(v View) ([]byte, error) {
+	if v.At.IsZero() {
+		v.At = time.Now()
+	}
+	var buf bytes.Buffer
+	err := p.t.Execute(&buf, v)
+	return buf.Bytes(), err
 }
 
 // Pager is a Source with a page of its own for /stats.
