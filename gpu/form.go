@@ -62,6 +62,9 @@ func ParseForm(body []byte, contentType string) (*Form, error) {
 		}
 		f.Parts = append(f.Parts, FormPart{Name: params["name"], FileName: params["filename"], ContentType: p.Header.Get("Content-Type"), Data: data})
 	}
+	if len(f.Parts) == 0 {
+		return nil, fmt.Errorf("%w: multipart form has no parts", ErrBadRequest)
+	}
 	return f, nil
 }
 
