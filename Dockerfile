@@ -19,8 +19,9 @@ ARG GO_VERSION=1.26.8
 ARG DEBIAN_VERSION=12.12
 
 FROM golang:${GO_VERSION}-bookworm AS build
-# cgo is required: tongo's TVM emulator, which runs the settlement contracts locally, is a cgo
-# binding to libemulator.so.
+# cgo: the local chain (`cocoon chain serve` in docker-compose.yml) runs the settlement contracts
+# in tongo's TVM emulator, libemulator.so, which only a cgo binary can load. A proxy, worker or
+# client settling on TON needs neither; CGO_ENABLED=0 gives such a binary without the local chain.
 ENV CGO_ENABLED=1 GOTOOLCHAIN=local
 WORKDIR /src
 # Modules first, so editing source does not invalidate the download layer.
@@ -50,8 +51,8 @@ LABEL org.opencontainers.image.title="cocoon" \
 RUN apt-get update && \
     apt-get install -y --no-install-recommends ca-certificates wget && \
     rm -rf /var/lib/apt/lists/*
-# The binary's cgo rpath points into the builder's module cache, which does not exist here, so the
-# library goes on the default search path and into the loader cache.
+# The binary does not link the library: it loads it when it opens the local chain, from next to
+# itself or from the loader's search path, which is where it goes here.
 COPY --from=build /out/libemulator.so /usr/local/lib/libemulator.so
 RUN ldconfig
 # A fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be chowned to it.

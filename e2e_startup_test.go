@@ -29,9 +29,15 @@ type exited struct {
 // what the command itself says.
 func runCocoon(t *testing.T, args ...string) exited {
 	t.Helper()
+	return runBinary(t, cocoonBinary(t), args...)
+}
+
+// runBinary is runCocoon with another build of cocoon.
+func runBinary(t *testing.T, bin string, args ...string) exited {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timescale(60*time.Second))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cocoonBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "COCOON_LOG_LEVEL=error")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cocoonBinary builds ./cocoon once per test run.
+// cocoonBinary builds ./cocoon once per test run, as the README and the Dockerfile build it.
 func cocoonBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -68,7 +68,7 @@ func cocoonBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "cocoon")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", append(append([]string{"build"}, reproducible...), "-o", binPath, ".")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -104,8 +104,14 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, cocoonBinary(t), name, args...)
+}
+
+// startBinary is start with another build of cocoon.
+func startBinary(t *testing.T, bin, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(cocoonBinary(t), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), "COCOON_LOG_LEVEL=debug")
 	require.NoError(t, p.cmd.Start())
@@ -147,6 +153,7 @@ func freePort(t *testing.T, network string) string {
 // network is a running proxy plus the addresses the other roles need.
 type network struct {
 	t        *testing.T
+	bin      string // the cocoon binary the roles run
 	sim      string
 	proxy    string // QUIC address
 	proxyWeb string
@@ -154,7 +161,12 @@ type network struct {
 }
 
 func newNetwork(t *testing.T, extra ...string) *network {
-	n := &network{t: t, sim: t.TempDir(), proxy: freePort(t, "udp"), proxyWeb: freePort(t, "tcp")}
+	return newNetworkOf(t, cocoonBinary(t), extra...)
+}
+
+// newNetworkOf is newNetwork with another build of cocoon.
+func newNetworkOf(t *testing.T, bin string, extra ...string) *network {
+	n := &network{t: t, bin: bin, sim: t.TempDir(), proxy: freePort(t, "udp"), proxyWeb: freePort(t, "tcp")}
 	n.startProxy(extra...)
 	return n
 }
@@ -165,7 +177,7 @@ func (n *network) common(dataName string) []string {
 
 func (n *network) startProxy(extra ...string) {
 	args := append([]string{"proxy", "--listen", n.proxy, "--stats-listen", n.proxyWeb}, n.common("proxy")...)
-	n.proxyP = start(n.t, "proxy", append(args, extra...)...)
+	n.proxyP = startBinary(n.t, n.bin, "proxy", append(args, extra...)...)
 	waitHTTP(n.t, "http://"+n.proxyWeb+"/healthz", 200)
 }
 
@@ -176,14 +188,14 @@ func (n *network) worker(name, engineURL, model string, extra ...string) (*proc,
 	if engineURL != "" {
 		args = append(args, "--engine-url", engineURL, "--weights-digest", "sha256:"+strings.Repeat("ab", 32))
 	}
-	return start(n.t, name, append(args, extra...)...), web
+	return startBinary(n.t, n.bin, name, append(args, extra...)...), web
 }
 
 func (n *network) client(extra ...string) (*proc, string) {
 	api := freePort(n.t, "tcp")
 	args := append([]string{"client", "--proxies", n.proxy, "--listen", api, "--allow-simulated", "--sim-dir", n.sim,
 		"--data", filepath.Join(n.t.TempDir(), "client")}, extra...)
-	p := start(n.t, "client", args...)
+	p := startBinary(n.t, n.bin, "client", args...)
 	waitHTTP(n.t, "http://"+api+"/healthz", 200)
 	return p, "http://" + api
 }

@@ -1,23 +1,37 @@
 // Package emu is a small in-memory TON: it holds accounts and runs every message, and every
 // message that message causes, through tongo's transaction emulator (the same C++ TVM that
-// validators run, loaded from tongo's bundled libemulator) with a controllable clock.
+// validators run, tongo's bundled libemulator) with a controllable clock.
 //
 // It is the engine under the local chain (settle/chain/local) and under the contract tests.
 // It is not safe for concurrent use; callers serialize access.
+//
+// libemulator is loaded when the first chain is created, not when the process starts (lib.go
+// says from where), so a binary that never runs the local chain neither loads nor needs it. A
+// binary built without cgo has no emulator at all: New fails with an error naming the fix.
 package emu
 
 import (
 	"context"
+	"crypto/rand"
+	_ "embed" // the blockchain config
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
+	"time"
 
 	"github.com/tonkeeper/tongo/boc"
 	"github.com/tonkeeper/tongo/tlb"
 	"github.com/tonkeeper/tongo/ton"
-	"github.com/tonkeeper/tongo/tvm"
-	"github.com/tonkeeper/tongo/txemulator"
+	"github.com/tonkeeper/tongo/utils"
 )
+
+// tongoConfig is tongo's bundled blockchain config (txemulator.DefaultConfig, a base64 BOC),
+// copied because that package links libemulator into the binary; a test keeps the two equal.
+//
+//go:embed tongo-config.b64
+var tongoConfig string
 
 // maxTraceLength stops runaway message loops (a contract pinging another forever).
 const maxTraceLength = 256
@@ -28,7 +42,7 @@ var ErrRejected = errors.New("external message rejected")
 
 // Chain is the emulated blockchain.
 type Chain struct {
-	em       *txemulator.Emulator
+	em       *txEmulator
 	accounts map[ton.AccountID]tlb.ShardAccount
 	now      uint32
 	lt       uint64
@@ -40,9 +54,13 @@ func New(now uint32) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	em, err := txemulator.NewEmulator(cfg, txemulator.LogTruncated)
+	b64, err := cfg.ToBocBase64()
 	if err != nil {
-		return nil, fmt.Errorf("create emulator: %w", err)
+		return nil, fmt.Errorf("encode emulator config: %w", err)
+	}
+	em, err := newTxEmulator(b64)
+	if err != nil {
+		return nil, err
 	}
 	return &Chain{em: em, accounts: map[ton.AccountID]tlb.ShardAccount{}, now: now, lt: 1_000_000}, nil
 }
@@ -111,7 +129,7 @@ const GlobalVersion = 12
 
 // Config is tongo's bundled blockchain config with the global version raised to GlobalVersion.
 func Config() (*boc.Cell, error) {
-	cells, err := boc.DeserializeBocBase64(txemulator.DefaultConfig)
+	cells, err := boc.DeserializeBocBase64(strings.TrimSpace(tongoConfig))
 	if err != nil || len(cells) != 1 {
 		return nil, fmt.Errorf("decode emulator config: %w", errors.Join(err, errors.New("want one root")))
 	}
@@ -212,29 +230,14 @@ func (c *Chain) Send(msg tlb.Message) (Trace, error) {
 			continue // external out messages (logs) leave the chain
 		}
 		c.lt += 1000
-		if err := c.em.SetLT(c.lt); err != nil {
-			return trace, fmt.Errorf("emulate: %w", err)
+		if err := c.em.setClock(c.lt, c.now); err != nil {
+			return trace, err
 		}
-		if err := c.em.SetUnixtime(c.now); err != nil {
-			return trace, fmt.Errorf("emulate: %w", err)
-		}
-		res, err := c.em.Emulate(c.Account(*dest), m)
+		account, tx, err := c.emulate(*dest, m)
 		if err != nil {
-			return trace, fmt.Errorf("emulate message to %s: %w", dest.ToRaw(), err)
+			return trace, err
 		}
-		if !res.Success || res.Emulation == nil {
-			text := "no result"
-			code := 0
-			if res.Error != nil {
-				text, code = res.Error.Text, res.Error.ExitCode
-			}
-			if m.Info.SumType == "ExtInMsgInfo" {
-				return trace, fmt.Errorf("message to %s: %w: exit code %d: %s", dest.ToRaw(), ErrRejected, code, text)
-			}
-			return trace, fmt.Errorf("emulate message to %s: exit code %d: %s", dest.ToRaw(), code, text)
-		}
-		c.accounts[*dest] = res.Emulation.ShardAccount
-		tx := res.Emulation.Transaction
+		c.accounts[*dest] = account
 		if tx.Lt >= c.lt {
 			c.lt = tx.Lt + 1
 		}
@@ -244,6 +247,61 @@ func (c *Chain) Send(msg tlb.Message) (Trace, error) {
 		}
 	}
 	return trace, nil
+}
+
+// emulate runs one message on its destination account and returns the account after it and the
+// transaction.
+func (c *Chain) emulate(dest ton.AccountID, m tlb.Message) (tlb.ShardAccount, tlb.Transaction, error) {
+	acc, err := toBase64(c.Account(dest))
+	if err != nil {
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: %w", dest.ToRaw(), err)
+	}
+	msg, err := toBase64(m)
+	if err != nil {
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: %w", dest.ToRaw(), err)
+	}
+	res, err := decodeJSON[emulation](c.em.emulate(acc, msg))
+	if err != nil {
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: %w", dest.ToRaw(), err)
+	}
+	if !res.Success {
+		text := res.Error
+		if text == "" {
+			text = "no result"
+		}
+		if m.Info.SumType == "ExtInMsgInfo" {
+			return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("message to %s: %w: exit code %d: %s", dest.ToRaw(), ErrRejected, res.VMExitCode, text)
+		}
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: exit code %d: %s", dest.ToRaw(), res.VMExitCode, text)
+	}
+	var account tlb.ShardAccount
+	var tx tlb.Transaction
+	if err := fromBase64(res.ShardAccount, &account); err != nil {
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: account: %w", dest.ToRaw(), err)
+	}
+	if err := fromBase64(res.Transaction, &tx); err != nil {
+		return tlb.ShardAccount{}, tlb.Transaction{}, fmt.Errorf("emulate message to %s: transaction: %w", dest.ToRaw(), err)
+	}
+	return account, tx, nil
+}
+
+func toBase64(v any) (string, error) {
+	c := boc.NewCell()
+	if err := tlb.Marshal(c, v); err != nil {
+		return "", err
+	}
+	return c.ToBocBase64()
+}
+
+func fromBase64(s string, v any) error {
+	cells, err := boc.DeserializeBocBase64(s)
+	if err != nil {
+		return err
+	}
+	if len(cells) != 1 {
+		return fmt.Errorf("%d roots, want one", len(cells))
+	}
+	return tlb.Unmarshal(cells[0], v)
 }
 
 // SendExternal decodes a BOC-encoded external message (what wallets produce) and runs it.
@@ -321,15 +379,47 @@ func (c *Chain) RunGet(ctx context.Context, id ton.AccountID, method string, arg
 	}
 	init := a.Account.Account.Storage.State.AccountActive.StateInit
 	code, data := init.Code.Value.Value, init.Data.Value.Value
-	e, err := tvm.NewEmulator(&code, &data, nil, tvm.WithBalance(int64(c.Balance(id))))
-	if err != nil {
-		return 0, tlb.VmStack{}, fmt.Errorf("run %s: %w", method, err)
-	}
-	exit, stack, err := e.RunSmcMethod(ctx, id, method, args)
+	exit, stack, err := runGet(id, &code, &data, c.Balance(id), utils.MethodIdFromName(method), args)
 	if err != nil {
 		return 0, tlb.VmStack{}, fmt.Errorf("run %s on %s: %w", method, id.ToRaw(), err)
 	}
 	return exit, stack, nil
+}
+
+// runGet runs get-method id of a contract with the given code, data and balance. Like tongo's
+// tvm package, whose behaviour the contract tests were written against, it runs at wall-clock
+// time with a random seed.
+func runGet(id ton.AccountID, code, data *boc.Cell, balance uint64, methodID int, args tlb.VmStack) (uint32, tlb.VmStack, error) {
+	codeB64, err := code.ToBocBase64()
+	if err != nil {
+		return 0, tlb.VmStack{}, err
+	}
+	dataB64, err := data.ToBocBase64()
+	if err != nil {
+		return 0, tlb.VmStack{}, err
+	}
+	stackB64, err := toBase64(args)
+	if err != nil {
+		return 0, tlb.VmStack{}, err
+	}
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	out, err := runGetMethod(codeB64, dataB64, id.ToRaw(), uint32(time.Now().Unix()), balance, hex.EncodeToString(seed[:]), methodID, stackB64)
+	if err != nil {
+		return 0, tlb.VmStack{}, err
+	}
+	res, err := decodeJSON[getResult](out)
+	if err != nil {
+		return 0, tlb.VmStack{}, err
+	}
+	if !res.Success {
+		return 0, tlb.VmStack{}, fmt.Errorf("TVM emulation error: %s", res.Error)
+	}
+	var stack tlb.VmStack
+	if err := fromBase64(res.Stack, &stack); err != nil {
+		return 0, tlb.VmStack{}, fmt.Errorf("decode stack: %w", err)
+	}
+	return uint32(res.VMExitCode), stack, nil
 }
 
 // StateInitAddress is the address a contract with this code and data deploys to.

@@ -69,14 +69,14 @@ func Open(path string, opts Options) (*Chain, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	// The emulator first: a binary without one refuses before it creates the data file.
+	e, err := emu.New(uint32(opts.Clock().Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("open local chain: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open local chain %s: %w", path, err)
-	}
-	e, err := emu.New(uint32(opts.Clock().Unix()))
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open local chain: %w", err)
 	}
 	c := &Chain{emu: e, db: db, clock: opts.Clock}
 	if err := c.load(); err != nil {
