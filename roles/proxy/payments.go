@@ -67,21 +67,27 @@ type limits struct {
 
 // limits bounds what a request can use, to reserve its cost before it runs: the prompt is at most
 // one token per byte of the body, plus a template margin per prompt and a bound per image; the
-// completion at most prompts × max(n, best_of) × the completion limit (max_tokens or
-// max_completion_tokens, the larger; or the default). What cannot be bounded (audio, video, files)
-// is an errUnpriceable; a request without bounds is a bad request.
+// completion at most prompts × max(n, best_of) × the completion limit (max_tokens,
+// max_completion_tokens or max_output_tokens, the largest; or the default). Embeddings complete
+// nothing; a transcription is bounded by its audio (transcriptionLimits). What cannot be bounded
+// (audio or files in a prompt, a prompt stored on the engine) is an errUnpriceable; a request
+// without bounds is a bad request.
 func (pm *Payments) limits(kind wire.Kind, b *wire.Bounds) (limits, error) {
 	if b == nil {
 		return limits{}, errNoBounds
+	}
+	if kind == wire.Kind_KIND_TRANSCRIPTION {
+		return transcriptionLimits(b.GetBodyBytes()), nil
 	}
 	lim := limits{completion: b.GetCompletionTokens(), choices: max(b.GetN(), 1)}
 	if lim.completion == 0 {
 		lim.completion = cmp.Or(pm.MaxCompletionTokens, defaultCompletion)
 	}
 	prompts, media := uint64(1), uint64(0)
-	if kind == wire.Kind_KIND_COMPLETION {
+	if kind == wire.Kind_KIND_COMPLETION || kind == wire.Kind_KIND_EMBEDDINGS {
 		prompts = max(b.GetPrompts(), 1)
-	} else {
+	}
+	if kind != wire.Kind_KIND_COMPLETION {
 		if b.GetUnbounded() != "" {
 			return limits{}, fmt.Errorf("%w: %s has no token bound known before it runs; send text and images only", errUnpriceable, b.GetUnbounded())
 		}
@@ -99,11 +105,38 @@ func (pm *Payments) limits(kind wire.Kind, b *wire.Bounds) (limits, error) {
 		return s
 	}
 	lim.max.PromptTokens = add(add(b.GetBodyBytes(), mul(prompts, promptMargin)), mul(media, imageTokens))
-	lim.max.CompletionTokens = mul(prompts, mul(max(b.GetSequences(), lim.choices), lim.completion))
+	if kind != wire.Kind_KIND_EMBEDDINGS { // an embedding generates no token
+		lim.max.CompletionTokens = mul(prompts, mul(max(b.GetSequences(), lim.choices), lim.completion))
+	}
 	if over {
 		return limits{}, fmt.Errorf("%w: its token bound overflows; lower max_tokens or n", errUnpriceable)
 	}
 	return lim, nil
+}
+
+// Bounds on what a transcription's audio can cost. Its tokens follow the audio's duration, not
+// its bytes, so the duration is bounded from below by the bytes: no codec the engines decode
+// (ffmpeg, libsndfile) keeps speech below Opus's lowest rate of 6 kbit/s, 750 bytes a second (MP3
+// goes no lower than 8 kbit/s). An encoder model takes at most 50 tokens a second (Whisper: 1,500
+// positions per 30 s window; Qwen2-Audio 25, Voxtral 12.5), and a decoder writes at most 448
+// tokens per 30 s window (Whisper's limit, some 15 tokens a second against the 3 of fast speech).
+// The bound is capped at an hour of audio, so that one request cannot lock a deposit: longer audio
+// (or a codec below that rate) is charged at most the reservation, as any usage beyond it is.
+const (
+	audioBytesPerSecond = 750
+	audioTokensPerSec   = 50
+	transcriptWindowSec = 30
+	transcriptPerWindow = 448
+	maxAudioSeconds     = 3600
+)
+
+// transcriptionLimits bounds a transcription whose form is size bytes (the audio and a few fields).
+func transcriptionLimits(size uint64) limits {
+	secs := min(size/audioBytesPerSecond+1, maxAudioSeconds)
+	windows := (secs + transcriptWindowSec - 1) / transcriptWindowSec
+	completion := windows * transcriptPerWindow
+	return limits{completion: completion, choices: 1,
+		max: settle.Usage{PromptTokens: secs*audioTokensPerSec + promptMargin, CompletionTokens: completion}}
 }
 
 // errNoBounds: a metering proxy reserves by the bounds a client sends (wire.Bounds).

@@ -5,8 +5,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cocoon-network/cocoon/gpu"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 func TestOfAndExceeds(t *testing.T) {
@@ -45,4 +47,34 @@ func TestOfAndExceeds(t *testing.T) {
 		})
 	}
 	assert.Contains(t, Exceeds(f.Limits, len(body), nil), "no bounds")
+}
+
+func TestOfKind(t *testing.T) {
+	testCases := map[string]struct {
+		kind wire.Kind
+		body string
+		want *wire.Bounds // BodyBytes is filled in
+	}{
+		"responses":  {wire.Kind_KIND_RESPONSES, `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"x"}]}],"max_output_tokens":7}`, &wire.Bounds{Prompts: 1, Images: 1, CompletionTokens: 7, Sequences: 1}},
+		"embeddings": {wire.Kind_KIND_EMBEDDINGS, `{"model":"m","input":["a","b"]}`, &wire.Bounds{Prompts: 2, Sequences: 1}},
+		"chat":       {wire.Kind_KIND_CHAT, `{"model":"m","messages":[],"max_tokens":3}`, &wire.Bounds{Prompts: 1, CompletionTokens: 3, Sequences: 1}},
+		"transcription": {wire.Kind_KIND_TRANSCRIPTION, "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b\r\n" +
+			"Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\naudio\r\n--b--\r\n", &wire.Bounds{Prompts: 1, Sequences: 1}},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			b, err := OfKind(tc.kind, []byte(tc.body), "")
+			require.NoError(t, err)
+			tc.want.BodyBytes = uint64(len(tc.body))
+			assert.True(t, proto.Equal(tc.want, b), "got %v, want %v", b, tc.want)
+		})
+	}
+	_, err := OfKind(wire.Kind(99), []byte(`{}`), "")
+	assert.ErrorIs(t, err, gpu.ErrBadRequest)
+	_, err = OfKind(wire.Kind_KIND_TRANSCRIPTION, []byte(`{}`), "")
+	assert.ErrorIs(t, err, gpu.ErrBadRequest, "a transcription is a multipart form")
+	// A transcription's form that grew past its bounds is refused by its size.
+	f, err := gpu.ReadKindFacts(gpu.KindTranscription, []byte(testCases["transcription"].body), "")
+	require.NoError(t, err)
+	assert.Contains(t, Exceeds(f.Limits, 1000, &wire.Bounds{BodyBytes: 999}), "1000 bytes")
 }
