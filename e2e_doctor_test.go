@@ -117,7 +117,7 @@ func TestDoctorAndChainWhileDemoRuns(t *testing.T) {
 		began := time.Now()
 		r := runCocoon(t, args...)
 		assert.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
-		assert.Contains(t, r.stderr, "is served at "+urls.Chain)
+		assert.Contains(t, r.stderr, "using the chain it serves at "+urls.Chain)
 		assert.Less(t, time.Since(began), timescale(4*time.Second), "%v waits for no file lock", args)
 	}
 	assert.Regexp(t, `status\s+active`, runCocoon(t, "chain", "proxy", "show", "--data", data, contract[1]).stdout)

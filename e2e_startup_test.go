@@ -148,7 +148,7 @@ func TestStartupDemo(t *testing.T) {
 		r := runCocoon(t, "chain", "balance", "--data", data, "--key", filepath.Join(keys, "client-wallet.key"))
 		require.Zero(t, r.code, r.stderr)
 		assert.Contains(t, r.stdout, "balance")
-		assert.Equal(t, "cocoon: the local chain "+filepath.Join(data, "chain.db")+" is held by a running `cocoon demo`; using the chain it serves at "+urls.Chain+"\n", r.stderr)
+		assert.Equal(t, "cocoon: the local chain "+filepath.Join(data, "chain.db")+" is held by a running `cocoon demo` or `cocoon chain serve`; using the chain it serves at "+urls.Chain+"\n", r.stderr)
 	})
 	t.Run("top-up below min_client_stake", func(t *testing.T) {
 		shown := runCocoon(t, "chain", "registry", "show", "--chain-url", urls.Chain, urls.Registry)

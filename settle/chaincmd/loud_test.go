@@ -198,7 +198,7 @@ func TestReadWhileServed(t *testing.T) {
 	out, err := runChain(t.Context(), "balance", "--data", data, "--key", keyPath)
 	require.NoError(err, out)
 	assert.Contains(out, "balance 3 TON")
-	assert.Contains(out, "is served at "+local.ServedURL(chainFile))
+	assert.Contains(out, "using the chain it serves at "+local.ServedURL(chainFile))
 	assert.Less(time.Since(start), 4*time.Second, "no wait for the file lock")
 	out, err = runChain(t.Context(), "proxy", "show", "--data", data, "0:"+hex.EncodeToString(make([]byte, 32)))
 	assert.Equal(1, chainExitCode(err), out)
@@ -210,5 +210,5 @@ func TestReadWhileServed(t *testing.T) {
 	assert.ErrorIs(err, os.ErrNotExist, "the record goes with the serve")
 	out, err = runChain(t.Context(), "balance", "--data", data, "--key", keyPath)
 	require.NoError(err, out)
-	assert.False(strings.Contains(out, "served at"), out)
+	assert.False(strings.Contains(out, "serves at"), out)
 }

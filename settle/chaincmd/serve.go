@@ -109,7 +109,7 @@ func viaServed(c *cli.Context, path string) (ch chain.Chain, closeChain func() e
 		_ = closeChain()
 		return nil, nil, false
 	}
-	fmt.Fprintf(c.App.ErrWriter, "cocoon: the local chain %s is served at %s by the process that holds it; using that\n", path, u)
+	fmt.Fprintf(c.App.ErrWriter, "cocoon: the local chain %s is held by a running `cocoon demo` or `cocoon chain serve`; using the chain it serves at %s\n", path, u)
 	return ch, closeChain, true
 }
 
