@@ -109,6 +109,25 @@ func TestDoctorAndChainWhileDemoRuns(t *testing.T) {
 	reg := runCocoon(t, "chain", "registry", "show", "--data", data, urls.Registry).stdout
 	contract := regexp.MustCompile(`contract\s+(\S+)`).FindStringSubmatch(reg)
 	require.Len(t, contract, 2, reg)
+
+	// The demo's worker and proxy: with the settings their image hash measures (simulated TDX, the
+	// local chain, the registry), doctor computes the image hashes the registry allows.
+	node := []string{"--sim", "--allow-simulated", "--sim-dir", filepath.Join(data, "tdx-sim"), "--data", data,
+		"--chain", "local", "--chain-data", filepath.Join(data, "chain.db"), "--registry", urls.Registry}
+	r = runCocoon(t, append([]string{"doctor", "--role", "worker", "--key", filepath.Join(data, "keys", "worker-wallet.key")}, node...)...)
+	assert.Equal(t, 0, r.code, r.stdout+r.stderr)
+	lines = doctorLines(t, r)
+	assert.Regexp(t, `^ok    image       [0-9a-f]{64} \(simulated\) is on the registry's worker-image list$`, lines["image"])
+	assert.Regexp(t, `^ok    model       sha256:[0-9a-f]{64} \(cocoon-builtin\) is on the registry's model list$`, lines["model"])
+	assert.Contains(t, lines["proxies"], "ok    proxies     1 of 1 from the registry: attested QUIC handshake")
+	t.Logf("cocoon doctor on the demo's worker:\n%s", r.stdout)
+	r = runCocoon(t, append([]string{"doctor", "--role", "proxy", "--key", filepath.Join(data, "keys", "proxy-payment.key"),
+		"--proxy-contract", contract[1], "--listen", "127.0.0.1:0"}, node...)...)
+	assert.Equal(t, 0, r.code, r.stdout+r.stderr)
+	lines = doctorLines(t, r)
+	assert.Contains(t, lines["image"], "is on the registry's proxy-image list")
+	assert.Regexp(t, `^ok    deposit     proxy contract \S+ active: stake 10 TON, client funds [0-9.]+ TON in 1 open account$`, lines["deposit"])
+	t.Logf("cocoon doctor on the demo's proxy:\n%s", r.stdout)
 	for _, args := range [][]string{
 		{"chain", "balance", "--data", data, "--key", clientKey},
 		{"chain", "registry", "show", "--data", data, urls.Registry},

@@ -280,8 +280,9 @@ func (d *Doctor) checkRegistry(ctx context.Context) Result {
 	if d.chainVia != "" {
 		via = " (read through " + d.chainVia + ")"
 	}
-	return ok(name, "%s version %d: %d proxies, %d proxy images, %d worker images, %d models%s",
-		d.cfg.Payments.Registry.AccountID.ToHuman(true, false), r.Version, len(r.Proxies), len(r.ProxyImages), len(r.WorkerImages), len(r.Models), via)
+	return ok(name, "%s version %d lists %s, %s, %s, %s%s", d.cfg.Payments.Registry.AccountID.ToHuman(true, false), r.Version,
+		count(len(r.Proxies), "proxy", "proxies"), count(len(r.ProxyImages), "proxy image", "proxy images"),
+		count(len(r.WorkerImages), "worker image", "worker images"), count(len(r.Models), "model", "models"), via)
 }
 
 func (d *Doctor) checkImage(ctx context.Context) Result {
@@ -525,8 +526,8 @@ func (d *Doctor) proxyStake(ctx context.Context, ch chain.Chain) Result {
 				pc.AccountID.ToHuman(true, false), settle.FormatTON(p.ProxyStake), settle.FormatTON(r.Params.MinProxyStake))
 		}
 	}
-	return ok(name, "proxy contract %s active: stake %s TON, client funds %s TON in %d open accounts",
-		pc.AccountID.ToHuman(true, false), settle.FormatTON(p.ProxyStake), settle.FormatTON(p.ClientFunds), p.OpenClients)
+	return ok(name, "proxy contract %s active: stake %s TON, client funds %s TON in %s",
+		pc.AccountID.ToHuman(true, false), settle.FormatTON(p.ProxyStake), settle.FormatTON(p.ClientFunds), count(int(p.OpenClients), "open account", "open accounts"))
 }
 
 func (d *Doctor) checkClock(ctx context.Context) Result {
@@ -582,6 +583,14 @@ func (d *Doctor) checkDisk(context.Context) Result {
 		return warn(name, fix, "%s free on %s, for %s: below %s", mib(free), dir, what, mib(diskWarn))
 	}
 	return ok(name, "%s free on %s, for %s", mib(free), dir, what)
+}
+
+// count is n things, singular for one.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func mib(b uint64) string {
