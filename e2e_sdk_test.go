@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cocoon-network/cocoon/gpu/scripted"
 )
 
 // sdkChecks are the checks testdata/sdk/sdk.mjs runs, each of which must print "ok <name>".
@@ -53,5 +57,40 @@ func TestOfficialSDKs(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	for _, name := range sdkChecks {
 		assert.Contains(t, lines, "ok "+name)
+	}
+}
+
+// TestEngineWithoutEndpoint: a worker whose engine lacks the Responses and embeddings endpoints
+// (the vLLM look-alike serves chat and completions only) answers the app as OpenAI does for an
+// unknown route, with x-request-id.
+func TestEngineWithoutEndpoint(t *testing.T) {
+	vllm := scripted.New(scripted.Config{})
+	t.Cleanup(vllm.Close)
+	n := newNetwork(t)
+	n.worker("worker", vllm.URL, scripted.DefaultModel)
+	n.workers(1)
+	_, api := n.client()
+	ctx, cancel := context.WithTimeout(context.Background(), timescale(30*time.Second))
+	defer cancel()
+	for path, body := range map[string]string{
+		"/v1/responses":  `{"model":"` + scripted.DefaultModel + `","input":"hello"}`,
+		"/v1/embeddings": `{"model":"` + scripted.DefaultModel + `","input":"hello"}`,
+	} {
+		resp := post(t, ctx, api+path, body)
+		var e struct {
+			Error struct {
+				Message string  `json:"message"`
+				Type    string  `json:"type"`
+				Code    *string `json:"code"`
+			} `json:"error"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+		assert.Equal(t, "invalid_request_error", e.Error.Type)
+		require.NotNil(t, e.Error.Code)
+		assert.Equal(t, "unknown_url", *e.Error.Code)
+		assert.Contains(t, e.Error.Message, path)
+		assert.True(t, strings.HasPrefix(resp.Header.Get("X-Request-Id"), "req_"), path)
 	}
 }
