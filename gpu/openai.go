@@ -151,15 +151,20 @@ func (e *HTTPEngine) Close() {
 
 // Do sends req to the engine and streams its answer into sink.
 //
-// For a streaming request the body gets stream_options.include_usage=true
-// (merged into an existing stream_options object; every other field is kept
-// byte for byte), each SSE data payload is one chunk, and the [DONE] marker
-// is not passed on: a nil error means the stream ended with it. For a
+// The endpoint is the request's kind. For a streaming chat or completion
+// request the body gets stream_options.include_usage=true (merged into an
+// existing stream_options object; every other field is kept byte for byte),
+// each SSE data payload is one chunk, and the [DONE] marker is not passed on:
+// a nil error means the stream ended with it. A streamed response (Responses
+// API) is metered by its last event (response.completed, .incomplete or
+// .failed), after which the stream may end without [DONE]; embeddings and
+// transcriptions are never streamed. For a
 // non-streaming request the whole JSON body is one chunk; it is withheld,
 // with ErrNoUsage, if it has no usage, so that an unmetered answer is never
 // released when it can be avoided.
 //
-// Errors: *HTTPError for a non-2xx answer; ErrBadRequest for a body that is
+// Errors: *HTTPError for a non-2xx answer (with NoEndpoint set, and OpenAI's
+// answer for an unknown route, when the engine lacks the endpoint); ErrBadRequest for a body that is
 // not a JSON object; ErrTruncated when the stream breaks off; ErrNoUsage;
 // ErrEventTooLarge; ErrStalled; the context's error when ctx ends; the
 // sink's error, wrapped.

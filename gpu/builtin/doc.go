@@ -14,7 +14,14 @@
 // also chosen by the hash); max_tokens or max_completion_tokens cut it short
 // with finish_reason "length".
 //
+// It answers the Responses API too (a response object, or its events streamed
+// as OpenAI names them, max_output_tokens making it "incomplete"), embeddings
+// (unit vectors from the input's hash, as floats or base64) and transcriptions
+// (a multipart form in; its usage counts the audio as one input token per
+// 1,000 bytes), so the demo shows every endpoint the network serves.
+//
 // An [Engine] is both a [gpu.Engine] (in process) and an [http.Handler]
-// serving /v1/chat/completions, /v1/completions, /v1/models and /health, so
-// it can also run as a real HTTP engine.
+// serving /v1/chat/completions, /v1/completions, /v1/responses,
+// /v1/embeddings, /v1/audio/transcriptions, /v1/models and /health, so it can
+// also run as a real HTTP engine.
 package builtin

@@ -1,11 +1,12 @@
 // Package client is the app developer's side of cocoon: it keeps attested QUIC connections to one or
 // more proxies and serves, on a local address, an OpenAI-compatible HTTP API (/v1/chat/completions,
-// /v1/completions, /v1/models, streaming as Server-Sent Events) so that any OpenAI SDK works
-// unchanged. It also serves /healthz, /jsonstats and /stats, and provides Ask, the `cocoon ask`
+// /v1/completions, /v1/responses, /v1/embeddings, /v1/audio/transcriptions, /v1/models, streaming
+// as Server-Sent Events) so that any OpenAI SDK works unchanged. It also serves /healthz, /jsonstats and /stats, and provides Ask, the `cocoon ask`
 // terminal front.
 //
 // Every request is paid from the client's deposit, so the API refuses what a web page could make a
-// browser send (guard.go): bodies that are not JSON, foreign Origins and Host names that are not
+// browser send (guard.go): bodies that are not JSON (a transcription's multipart form aside, which
+// the Origin check covers), foreign Origins and Host names that are not
 // this machine's (DNS rebinding). Request bodies are bounded alone, together and by connection count
 // (body.go), so many slow uploads cannot grow memory without bound.
 //
