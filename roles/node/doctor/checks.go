@@ -415,11 +415,16 @@ func noAnswer(err error) bool {
 }
 
 // walletKey loads the role's wallet key (never making one): payments.key, else the one the role
-// makes on first start.
+// makes on first start. A proxy's is its payment key, whose wallet pays the gas of settling
+// client charges.
 func (d *Doctor) walletKey() (ed25519.PrivateKey, string, error) {
 	path := d.cfg.Payments.Key
 	if path == "" {
-		path = filepath.Join(d.cfg.Data, "keys", string(d.role)+"-wallet.key")
+		name := string(d.role) + "-wallet.key"
+		if d.role == attest.RoleProxy {
+			name = "proxy-payment.key"
+		}
+		path = filepath.Join(d.cfg.Data, "keys", name)
 	}
 	k, err := chain.LoadKey(path)
 	return k, path, err
@@ -446,10 +451,8 @@ func (d *Doctor) checkWallet(ctx context.Context) Result {
 	if err != nil {
 		return fail(name, registryFix, "wallet %s: %s", addr.ToHuman(true, false), short(err))
 	}
-	what := "top-ups and submits attach"
-	if d.role == attest.RoleWorker {
-		what = "a payout submit attaches"
-	}
+	what := map[attest.Role]string{attest.RoleClient: "top-ups and submits attach", attest.RoleWorker: "a payout submit attaches",
+		attest.RoleProxy: "a settlement of client charges attaches"}[d.role]
 	if b < gasNeeded {
 		return warn(name, "send TON to "+addr.ToHuman(true, false), "wallet %s holds %s TON: less than the %s TON of gas %s",
 			addr.ToHuman(true, false), settle.FormatTON(b), settle.FormatTON(gasNeeded), what)

@@ -159,7 +159,7 @@ var checks = []check{
 	{name: "image", roles: nodes, run: (*Doctor).checkImage},
 	{name: "model", roles: []attest.Role{attest.RoleWorker}, run: (*Doctor).checkModel},
 	{name: "proxies", roles: []attest.Role{attest.RoleWorker, attest.RoleClient}, run: (*Doctor).checkProxies},
-	{name: "wallet", roles: []attest.Role{attest.RoleWorker, attest.RoleClient}, run: (*Doctor).checkWallet, payment: true},
+	{name: "wallet", roles: all, run: (*Doctor).checkWallet, payment: true},
 	{name: "deposit", roles: []attest.Role{attest.RoleProxy, attest.RoleClient}, run: (*Doctor).checkDeposit, payment: true},
 	{name: "clock", roles: all, run: (*Doctor).checkClock},
 	{name: "disk", roles: all, run: (*Doctor).checkDisk},

@@ -358,6 +358,7 @@ func TestChecksOnTheChain(t *testing.T) {
 		"model not listed":   {(*Doctor).checkModel, checkCase{cfg: otherModel, deps: n.deps(nil), want: Fail, detail: "not on the registry's model list"}},
 		"wallet funded":      {(*Doctor).checkWallet, checkCase{role: "client", cfg: n.on(n.client), deps: n.deps(nil), want: OK, detail: "TON"}},
 		"wallet empty":       {(*Doctor).checkWallet, checkCase{cfg: n.on(n.poor), deps: n.deps(nil), want: Warn, detail: "holds 0 TON"}},
+		"proxy's wallet":     {(*Doctor).checkWallet, checkCase{role: "proxy", cfg: n.on(n.poor), deps: n.deps(nil), want: Warn, detail: "settlement of client charges"}},
 		"no wallet key":      {(*Doctor).checkWallet, checkCase{cfg: n.on(""), deps: n.deps(nil), want: Warn, detail: "made on first start"}},
 		"deposit":            {(*Doctor).checkDeposit, checkCase{role: "client", cfg: n.on(n.client), deps: n.deps(nil), want: OK, detail: "0.98 TON left (stake 1 TON)"}},
 		"no deposit":         {(*Doctor).checkDeposit, checkCase{role: "client", cfg: n.on(n.poor), deps: n.deps(nil), want: Fail, detail: "cocoon chain client top-up"}},

@@ -62,16 +62,44 @@ func Command(version string) *cli.Command {
 // flags are --role and every role's configuration flags, each name once (the roles share most).
 func flags() []cli.Flag {
 	out := []cli.Flag{&cli.StringFlag{Name: "role", Usage: "`ROLE` to check: proxy, worker or client", Value: "worker", EnvVars: []string{"COCOON_ROLE"}}}
-	seen := map[string]bool{"role": true}
+	first := map[string]cli.Flag{}
 	for _, role := range roles {
 		for _, f := range config.Flags(role) {
-			if name := f.Names()[0]; !seen[name] {
-				seen[name] = true
-				out = append(out, f)
+			name := f.Names()[0]
+			if g, ok := first[name]; ok {
+				if value(g) != value(f) {
+					perRole(g) // --listen: the proxy's QUIC address, the client's API
+				}
+				continue
 			}
+			first[name] = f
+			out = append(out, f)
 		}
 	}
 	return out
+}
+
+func value(f cli.Flag) string {
+	if d, ok := f.(cli.DocGenerationFlag); ok {
+		return d.GetValue()
+	}
+	return ""
+}
+
+// perRole makes --help say a flag's default depends on --role (FromCLI applies a flag only when
+// given, so the default used is the role's own).
+func perRole(f cli.Flag) {
+	const text = "the role's"
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		f.DefaultText = text
+	case *cli.DurationFlag:
+		f.DefaultText = text
+	case *cli.Int64Flag:
+		f.DefaultText = text
+	case *cli.BoolFlag:
+		f.DefaultText = text
+	}
 }
 
 // onlyRoleFlags refuses a flag given that the role does not read (another role's), which would
