@@ -117,23 +117,29 @@ func SetProxy(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 }
 
 func sendUpdate(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, registry ton.AccountID, what string, body *boc.Cell) error {
-	before, err := chain.Registry(ctx, c, registry)
-	if err != nil {
-		return err
-	}
 	sender, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return err
 	}
-	if sender != before.Owner {
-		return fmt.Errorf("update registry %s: %w: only its owner %s may change it, and --key is the wallet %s; pass the owner's key",
-			what, chain.ErrRefused, before.Owner.ToRaw(), sender.ToRaw())
+	owner := func() error {
+		r, err := chain.Registry(ctx, c, registry)
+		if err != nil {
+			return err
+		}
+		if sender != r.Owner {
+			return fmt.Errorf("%w: only its owner %s may change it, and --key is the wallet %s; pass the owner's key",
+				chain.ErrRefused, r.Owner.ToRaw(), sender.ToRaw())
+		}
+		return nil
+	}
+	if err := owner(); err != nil {
+		return fmt.Errorf("update registry %s: %w", what, err)
 	}
 	if err := haveFunds(ctx, c, key, "update registry "+what, 0); err != nil {
 		return err
 	}
 	if err := chain.Call(ctx, c, key, registry, 0, body); err != nil {
-		return fmt.Errorf("update registry %s: %w", what, err)
+		return fmt.Errorf("update registry %s: %w", what, withCause(err, owner, "registry show "+registry.ToRaw()))
 	}
 	r, err := chain.Registry(ctx, c, registry)
 	if err != nil {
@@ -141,6 +147,19 @@ func sendUpdate(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Pri
 	}
 	fmt.Fprintf(w, "registry %s update sent; version now %d\n", what, r.Version)
 	return nil
+}
+
+// withCause adds to an operation the contract bounced why, by the contract's rules applied to its
+// state now (it may have changed since the check before sending), or that those rules name no
+// cause and where to look.
+func withCause(err error, rule func() error, show string) error {
+	if !errors.Is(err, chain.ErrBounced) {
+		return err
+	}
+	if cause := rule(); cause != nil {
+		return fmt.Errorf("%w; by the contract's rules: %v", err, cause)
+	}
+	return fmt.Errorf("%w; by the contract's rules as cocoon knows them it should have taken it: read the contract with `cocoon chain %s`, and retry", err, show)
 }
 
 // DeployProxy deploys the proxy contract bound to paymentKey, owned by key's wallet, with
@@ -216,7 +235,18 @@ func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateK
 		return err
 	}
 	if err := chain.TopUp(ctx, c, key, proxy, amount); err != nil {
-		return err
+		rule := func() error {
+			p, err := chain.Proxy(ctx, c, proxy)
+			if err != nil {
+				return err
+			}
+			client, err := c.WalletAddress(key.Public().(ed25519.PublicKey))
+			if err != nil {
+				return err
+			}
+			return chain.TopUpRule(p, client, amount)
+		}
+		return withCause(err, rule, "proxy show "+proxy.ToRaw())
 	}
 	return printClient(ctx, c, w, key, proxy)
 }
@@ -224,19 +254,25 @@ func TopUp(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateK
 // Withdraw closes key's client account: balance and stake stay locked for the client close
 // delay, so the proxy can settle its last charges; a later WithdrawStake takes back what is left.
 func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
-	acc, err := clientAccount(ctx, c, key, proxy)
-	if err != nil {
-		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
+	open := func() error {
+		acc, err := clientAccount(ctx, c, key, proxy)
+		if err != nil {
+			return err
+		}
+		if acc.ClosingAt != 0 {
+			return fmt.Errorf("%w: the account is already closing; take it back with withdraw-stake after %s",
+				chain.ErrRefused, time.Unix(int64(acc.ClosingAt), 0).UTC().Format(time.RFC3339))
+		}
+		return nil
 	}
-	if acc.ClosingAt != 0 {
-		return fmt.Errorf("withdraw from %s: %w: the account is already closing; take it back with withdraw-stake after %s",
-			proxy.ToRaw(), chain.ErrRefused, time.Unix(int64(acc.ClosingAt), 0).UTC().Format(time.RFC3339))
+	if err := open(); err != nil {
+		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
 	}
 	if err := haveFunds(ctx, c, key, "withdraw", 0); err != nil {
 		return err
 	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientCloseBody(uint64(time.Now().Unix()))); err != nil {
-		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), err)
+		return fmt.Errorf("withdraw from %s: %w", proxy.ToRaw(), withCause(err, open, "proxy show "+proxy.ToRaw()))
 	}
 	return printClient(ctx, c, w, key, proxy)
 }
@@ -244,23 +280,29 @@ func Withdraw(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.Priva
 // WithdrawStake takes back what the charges left of key's balance and stake once the close
 // delay has passed.
 func WithdrawStake(ctx context.Context, c chain.Chain, w io.Writer, key ed25519.PrivateKey, proxy ton.AccountID) error {
-	acc, err := clientAccount(ctx, c, key, proxy)
-	if err != nil {
+	due := func() error {
+		acc, err := clientAccount(ctx, c, key, proxy)
+		if err != nil {
+			return err
+		}
+		if acc.ClosingAt == 0 {
+			return fmt.Errorf("%w: the account is not closing; close it first with `cocoon chain client withdraw`, then withdraw-stake after the close delay",
+				chain.ErrRefused)
+		}
+		if free := time.Unix(int64(acc.ClosingAt), 0); time.Now().Before(free) {
+			return fmt.Errorf("%w: the close delay runs until %s (the proxy may still settle charges); retry after it",
+				chain.ErrRefused, free.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	if err := due(); err != nil {
 		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
-	}
-	if acc.ClosingAt == 0 {
-		return fmt.Errorf("withdraw stake from %s: %w: the account is not closing; close it first with `cocoon chain client withdraw`, then withdraw-stake after the close delay",
-			proxy.ToRaw(), chain.ErrRefused)
-	}
-	if free := time.Unix(int64(acc.ClosingAt), 0); time.Now().Before(free) {
-		return fmt.Errorf("withdraw stake from %s: %w: the close delay runs until %s (the proxy may still settle charges); retry after it",
-			proxy.ToRaw(), chain.ErrRefused, free.UTC().Format(time.RFC3339))
 	}
 	if err := haveFunds(ctx, c, key, "withdraw stake", 0); err != nil {
 		return err
 	}
 	if err := chain.Call(ctx, c, key, proxy, 0, contracts.ClientWithdrawStakeBody(uint64(time.Now().Unix()))); err != nil {
-		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), err)
+		return fmt.Errorf("withdraw stake from %s: %w", proxy.ToRaw(), withCause(err, due, "proxy show "+proxy.ToRaw()))
 	}
 	return printClient(ctx, c, w, key, proxy)
 }

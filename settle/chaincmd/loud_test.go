@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,8 +107,38 @@ func TestBouncedOperationsAreErrors(t *testing.T) {
 			err := op()
 			require.Error(t, err)
 			assert.Regexp(t, "refused by the contract|did not start|kept seqno", err.Error())
+			if errors.Is(err, chain.ErrBounced) && name != "deploy registry" && name != "deploy proxy" {
+				assert.Contains(t, err.Error(), "by the contract's rules", "a bounce says what the rules say now")
+			}
 		})
 	}
+}
+
+// racing is bouncing with something done on the chain first, as if it landed between the check
+// before sending and the send.
+type racing struct {
+	bouncing
+	first func() error
+}
+
+func (r racing) Send(ctx context.Context, key ed25519.PrivateKey, msgs ...chain.Message) error {
+	if err := r.first(); err != nil {
+		return err
+	}
+	return r.bouncing.Send(ctx, key, msgs...)
+}
+
+// TestBounceSaysTheCause: a deposit the contract bounces because the account began closing after
+// the check says so, by the contract's rules applied to the state now.
+func TestBounceSaysTheCause(t *testing.T) {
+	n := newMoneyNet(t, contracts.DefaultParams())
+	ctx := t.Context()
+	require.NoError(t, TopUp(ctx, n.ch, io.Discard, n.party, n.proxy, 2_000_000_000))
+	closeFirst := racing{bouncing{n.ch}, func() error { return Withdraw(ctx, n.ch, io.Discard, n.party, n.proxy) }}
+	err := TopUp(ctx, closeFirst, io.Discard, n.party, n.proxy, 1_000_000_000)
+	require.ErrorIs(t, err, chain.ErrBounced)
+	assert.ErrorContains(t, err, "; by the contract's rules: refused: the account of ")
+	assert.ErrorContains(t, err, "is closing and takes no deposits")
 }
 
 func addrOf(t *testing.T, ch chain.Chain, k ed25519.PrivateKey) ton.AccountID {
