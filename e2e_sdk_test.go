@@ -21,13 +21,15 @@ import (
 var sdkChecks = []string{
 	"models.list", "chat.completions.create", "chat.completions.create stream",
 	"responses.create", "responses.create stream", "embeddings.create", "audio.transcriptions.create",
+	"audio.transcriptions.create stream",
 	"error: unknown model", "error: bad parameter", "error: engine refusal", "error: unknown route",
 	"ai-sdk generateText (Responses API)", "ai-sdk streamText (Responses API)", "ai-sdk embed",
 }
 
 // TestOfficialSDKs: the official `openai` npm client and `@ai-sdk/openai` (its default model
 // handle, which uses the Responses API) against the demo's client, metered end to end: Responses
-// streamed and not, embeddings, a transcription (the built-in engine serves one), chat streaming,
+// streamed and not, embeddings, a transcription streamed and not (the built-in engine serves
+// one), chat streaming,
 // errors in OpenAI's shape, and _request_id on every answer. It installs testdata/sdk with npm ci
 // when node_modules is missing, and skips only when node is not installed.
 func TestOfficialSDKs(t *testing.T) {

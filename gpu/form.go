@@ -105,6 +105,17 @@ func (f *Form) File(name string) *FormPart {
 	return nil
 }
 
+// Set makes value the one field named name, in place of any there were.
+func (f *Form) Set(name, value string) {
+	kept := f.Parts[:0]
+	for _, p := range f.Parts {
+		if p.Name != name || p.FileName != "" {
+			kept = append(kept, p)
+		}
+	}
+	f.Parts = append(kept, FormPart{Name: name, Data: []byte(value)})
+}
+
 // Facts are the form's model and stream fields, read as the engine reads them (the last of
 // repeated fields). A stream field that is not a boolean is an ErrBadRequest.
 func (f *Form) Facts() (Facts, error) {

@@ -2,6 +2,7 @@ package gpu_test
 
 import (
 	"bytes"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +40,10 @@ func TestHTTPEngineKinds(t *testing.T) {
 		wantPath    string
 		wantUsage   settle.Usage
 		wantChunks  int
-		wantErr     error
+		// wantUsageChunk: the last chunk is the usage the worker asked for, which the app gets
+		// only if it asked too.
+		wantUsageChunk bool
+		wantErr        error
 	}{
 		"responses": {
 			kind: gpu.KindResponses, answer: `{"object":"response","usage":{"input_tokens":5,"output_tokens":4,"output_tokens_details":{"reasoning_tokens":2}}}`,
@@ -69,29 +73,54 @@ func TestHTTPEngineKinds(t *testing.T) {
 			kind: gpu.KindTranscription, contentType: "multipart/form-data; boundary=b",
 			answer: `{"text":"hi","usage":{"type":"duration","seconds":3}}`, wantPath: "/v1/audio/transcriptions", wantChunks: 1,
 		},
+		"transcription streamed as vLLM does": {
+			kind: gpu.KindTranscription, stream: true, contentType: "multipart/form-data; boundary=b", answerType: "text/event-stream",
+			answer: "data: {\"object\":\"transcription.chunk\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
+				"data: {\"object\":\"transcription.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
+			wantPath: "/v1/audio/transcriptions", wantUsage: settle.Usage{PromptTokens: 20, CompletionTokens: 1}, wantChunks: 2, wantUsageChunk: true,
+		},
+		"transcription streamed as OpenAI does, no [DONE]": {
+			kind: gpu.KindTranscription, stream: true, contentType: "multipart/form-data; boundary=b", answerType: "text/event-stream",
+			answer: "data: {\"type\":\"transcript.text.delta\",\"delta\":\"hi\"}\n\n" +
+				"data: {\"type\":\"transcript.text.done\",\"text\":\"hi\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":20,\"output_tokens\":1}}\n\n",
+			wantPath: "/v1/audio/transcriptions", wantUsage: settle.Usage{PromptTokens: 20, CompletionTokens: 1}, wantChunks: 2,
+		},
 		"streamed embeddings": {kind: gpu.KindEmbeddings, stream: true, wantErr: gpu.ErrBadRequest},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
 			assert := assert.New(t)
-			var gotPath, gotType string
+			var gotPath, gotType, gotForm string
 			eng := engineAt(t, func(w http.ResponseWriter, r *http.Request) {
 				gotPath, gotType = r.URL.Path, r.Header.Get("Content-Type")
+				b, _ := io.ReadAll(r.Body)
+				gotForm = string(b)
 				w.Header().Set("Content-Type", cmpOr(tc.answerType, "application/json"))
 				_, _ = w.Write([]byte(tc.answer))
 			})
 			c := &collector{}
-			u, err := eng.Do(ctxT(t), gpu.Request{Kind: tc.kind, Body: []byte(`{}`), Stream: tc.stream, ContentType: tc.contentType}, c.sink)
+			body := []byte(`{}`)
+			if tc.kind == gpu.KindTranscription {
+				body = []byte("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b--\r\n")
+			}
+			u, err := eng.Do(ctxT(t), gpu.Request{Kind: tc.kind, Body: body, Stream: tc.stream, ContentType: tc.contentType}, c.sink)
 			if tc.wantErr != nil {
 				assert.ErrorIs(err, tc.wantErr)
 			} else {
 				assert.NoError(err)
 				assert.Equal(tc.wantUsage, u)
 				assert.Equal(tc.wantPath, gotPath)
-				assert.Equal(cmpOr(tc.contentType, "application/json"), gotType)
+				if !tc.stream || tc.kind != gpu.KindTranscription {
+					assert.Equal(cmpOr(tc.contentType, "application/json"), gotType)
+				}
 			}
 			assert.Len(c.chunks, tc.wantChunks)
-			assert.NotContains(c.usageChunk, true, "every Responses event and whole answer is the app's")
+			if tc.wantUsageChunk {
+				assert.Equal([]bool{false, true}, c.usageChunk)
+				assert.Contains(gotForm, "stream_include_usage", "vLLM streams usage only when asked")
+			} else {
+				assert.NotContains(c.usageChunk, true, "every Responses event and whole answer is the app's")
+			}
 			if tc.kind == gpu.KindResponses && tc.stream && tc.wantErr == nil {
 				assert.Contains(c.chunks[2], `"response.completed"`, "the last event goes to the app with its usage")
 			}
@@ -151,11 +180,13 @@ func TestHTTPEngineKindsAgainstBuiltin(t *testing.T) {
 	t.Cleanup(srv.Close)
 	eng := newEngine(t, srv.URL)
 	form, ctype := audioForm(t, builtin.DefaultModel, bytes.Repeat([]byte{1, 2, 3}, 2000))
+	streamedForm, streamedType := audioForm(t, builtin.DefaultModel, bytes.Repeat([]byte{1, 2, 3}, 2000), "stream", "true")
 	testCases := map[string]gpu.Request{
-		"responses":          {Kind: gpu.KindResponses, Body: []byte(`{"model":"cocoon-builtin","input":"hello","max_output_tokens":5}`)},
-		"responses streamed": {Kind: gpu.KindResponses, Stream: true, Body: []byte(`{"model":"cocoon-builtin","input":[{"role":"user","content":[{"type":"input_text","text":"hello"}]}],"stream":true}`)},
-		"embeddings":         {Kind: gpu.KindEmbeddings, Body: []byte(`{"model":"cocoon-builtin","input":["a b","c"]}`)},
-		"transcription":      {Kind: gpu.KindTranscription, Body: form, ContentType: ctype},
+		"responses":              {Kind: gpu.KindResponses, Body: []byte(`{"model":"cocoon-builtin","input":"hello","max_output_tokens":5}`)},
+		"responses streamed":     {Kind: gpu.KindResponses, Stream: true, Body: []byte(`{"model":"cocoon-builtin","input":[{"role":"user","content":[{"type":"input_text","text":"hello"}]}],"stream":true}`)},
+		"embeddings":             {Kind: gpu.KindEmbeddings, Body: []byte(`{"model":"cocoon-builtin","input":["a b","c"]}`)},
+		"transcription":          {Kind: gpu.KindTranscription, Body: form, ContentType: ctype},
+		"transcription streamed": {Kind: gpu.KindTranscription, Body: streamedForm, ContentType: streamedType, Stream: true},
 	}
 	for name, req := range testCases {
 		t.Run(name, func(t *testing.T) {
@@ -172,10 +203,13 @@ func TestHTTPEngineKindsAgainstBuiltin(t *testing.T) {
 }
 
 // audioForm is a transcription's multipart form.
-func audioForm(t *testing.T, model string, audio []byte) ([]byte, string) {
+func audioForm(t *testing.T, model string, audio []byte, fields ...string) ([]byte, string) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	require.NoError(t, w.WriteField("model", model))
+	for i := 0; i+1 < len(fields); i += 2 {
+		require.NoError(t, w.WriteField(fields[i], fields[i+1]))
+	}
 	fw, err := w.CreateFormFile("file", "speech.wav")
 	require.NoError(t, err)
 	_, _ = fw.Write(audio)

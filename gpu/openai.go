@@ -157,8 +157,10 @@ func (e *HTTPEngine) Close() {
 // each SSE data payload is one chunk, and the [DONE] marker is not passed on:
 // a nil error means the stream ended with it. A streamed response (Responses
 // API) is metered by its last event (response.completed, .incomplete or
-// .failed), after which the stream may end without [DONE]; embeddings and
-// transcriptions are never streamed. For a
+// .failed), after which the stream may end without [DONE]; so is a streamed
+// transcription by its transcript.text.done event (OpenAI's shape) or its
+// usage chunk (vLLM's, which the form is made to ask for with
+// stream_include_usage). Embeddings are never streamed. For a
 // non-streaming request the whole JSON body is one chunk; it is withheld,
 // with ErrNoUsage, if it has no usage, so that an unmetered answer is never
 // released when it can be avoided.
@@ -174,9 +176,18 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 		return settle.Usage{}, fmt.Errorf("engine request: unknown kind %v", req.Kind)
 	}
 	body := req.Body
+	contentType := cmp.Or(req.ContentType, "application/json")
 	switch {
-	case req.Stream && (req.Kind == KindEmbeddings || req.Kind == KindTranscription):
+	case req.Stream && req.Kind == KindEmbeddings:
 		return settle.Usage{}, fmt.Errorf("prepare engine request: %w: %s answers are not streamed", ErrBadRequest, req.Kind)
+	case req.Stream && req.Kind == KindTranscription:
+		// vLLM streams a transcription's usage only when the form asks for it.
+		form, err := ParseForm(req.Body, req.ContentType)
+		if err != nil {
+			return settle.Usage{}, fmt.Errorf("prepare engine request: %w", err)
+		}
+		form.Set("stream_include_usage", "true")
+		body, contentType = form.Encode()
 	case req.Stream && req.Kind != KindResponses:
 		// The Responses API streams its usage in the response.completed event unasked.
 		var err error
@@ -190,7 +201,7 @@ func (e *HTTPEngine) Do(ctx context.Context, req Request, sink Sink) (settle.Usa
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("engine request: %w", err)
 	}
-	hreq.Header.Set("Content-Type", cmp.Or(req.ContentType, "application/json"))
+	hreq.Header.Set("Content-Type", contentType)
 	if req.Stream {
 		hreq.Header.Set("Accept", "text/event-stream")
 	} else {
@@ -274,10 +285,13 @@ func (e *HTTPEngine) stream(ctx context.Context, body io.Reader, kind Kind, sink
 			u             settle.Usage
 			ok, noChoices bool
 		)
-		if kind == KindResponses {
+		switch kind {
+		case KindResponses:
 			// Every event is the app's; the usage is inside the last one.
 			u, ok, terminal, err = responsesEvent(data)
-		} else {
+		case KindTranscription:
+			u, ok, noChoices, terminal, err = transcriptionEvent(data)
+		default:
 			u, ok, noChoices, err = parseUsage(data)
 		}
 		if err != nil {

@@ -310,3 +310,26 @@ func responsesEvent(data []byte) (u settle.Usage, ok, terminal bool, err error) 
 	}
 	return settle.Usage{}, false, true, nil
 }
+
+var (
+	transcriptDone = []byte(`"transcript.text.done"`)
+	transcriptKeys = [...]string{"type", "choices"}
+)
+
+// transcriptionEvent reads one event of a streamed transcription, which comes in two shapes:
+// vLLM's chat-like chunks, ending with a usage chunk whose choices are empty, and OpenAI's events,
+// the last of which (transcript.text.done) carries the usage and the whole text. Only the former's
+// usage chunk is one: the latter is the app's in any case.
+func transcriptionEvent(data []byte) (u settle.Usage, ok, usageChunk, terminal bool, err error) {
+	if u, ok, _, err = parseUsage(data); err != nil || !ok || !json.Valid(data) {
+		return u, ok, false, false, err
+	}
+	var top [len(transcriptKeys)][]byte
+	if _, err := pick(data, transcriptKeys[:], top[:]); err != nil {
+		return u, ok, false, false, nil
+	}
+	if bytes.Equal(top[0], transcriptDone) {
+		return u, ok, false, true, nil
+	}
+	return u, ok, top[1] != nil && isEmptyArray(top[1]), false, nil
+}

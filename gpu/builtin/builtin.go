@@ -78,7 +78,7 @@ func (e *Engine) Health(ctx context.Context) error { return ctx.Err() }
 // gives a *gpu.HTTPError with status 400 and OpenAI error JSON, and
 // req.Stream (not the body) chooses streaming.
 func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle.Usage, error) {
-	if req.Stream && (req.Kind == gpu.KindEmbeddings || req.Kind == gpu.KindTranscription) {
+	if req.Stream && req.Kind == gpu.KindEmbeddings {
 		return settle.Usage{}, fmt.Errorf("builtin engine: %w: %s answers are not streamed", gpu.ErrBadRequest, req.Kind)
 	}
 	if req.Kind == gpu.KindEmbeddings {
@@ -114,10 +114,13 @@ func (e *Engine) Do(ctx context.Context, req gpu.Request, sink gpu.Sink) (settle
 		return j.usage(), nil
 	}
 	var err error
-	if j.kind == gpu.KindResponses {
+	switch j.kind {
+	case gpu.KindResponses:
 		// Every event is the app's: the usage travels in the last one, not in a usage chunk.
 		err = e.streamResponse(ctx, &j, func(_ string, data []byte) error { return sink(gpu.Chunk{Data: data}) })
-	} else {
+	case gpu.KindTranscription:
+		err = e.streamTranscript(ctx, &j, func(data []byte) error { return sink(gpu.Chunk{Data: data}) })
+	default:
 		j.includeUsage = true
 		err = e.stream(ctx, &j, func(data []byte, usageChunk bool) error {
 			return sink(gpu.Chunk{Data: data, Usage: usageChunk})

@@ -143,7 +143,19 @@ func TestTranscriptions(t *testing.T) {
 	resp, body = post(t, srv, "/v1/audio/transcriptions", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ncocoon-builtin\r\n--x--\r\n")
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Contains(t, body, `"param":"file"`)
-	_, err = e.Do(t.Context(), gpu.Request{Kind: gpu.KindTranscription, Body: buf.Bytes(), ContentType: w.FormDataContentType(), Stream: true},
-		func(gpu.Chunk) error { return nil })
-	assert.ErrorIs(t, err, gpu.ErrBadRequest)
+
+	// Streamed in OpenAI's shape: deltas, then the whole text with the usage.
+	var events []string
+	su, err := e.Do(t.Context(), gpu.Request{Kind: gpu.KindTranscription, Body: buf.Bytes(), ContentType: w.FormDataContentType(), Stream: true},
+		func(ch gpu.Chunk) error {
+			assert.False(t, ch.Usage, "every event is the app's")
+			events = append(events, string(ch.Data))
+			return nil
+		})
+	require.NoError(t, err)
+	assert.Equal(t, u, su)
+	require.Greater(t, len(events), 2)
+	assert.True(t, strings.HasPrefix(events[0], `{"type":"transcript.text.delta","delta":`), events[0])
+	assert.True(t, strings.HasPrefix(events[len(events)-1], `{"type":"transcript.text.done","text":`), events[len(events)-1])
+	assert.Contains(t, events[len(events)-1], `"usage":{"type":"tokens","input_tokens":3,`)
 }

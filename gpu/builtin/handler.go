@@ -107,6 +107,10 @@ func (e *Engine) serveCompletion(w http.ResponseWriter, r *http.Request, kind gp
 		}
 		return rc.Flush()
 	}
+	if kind == gpu.KindTranscription {
+		_ = e.streamTranscript(r.Context(), &j, send) // no [DONE]: transcript.text.done ends it
+		return
+	}
 	if kind == gpu.KindResponses {
 		// Named events and no [DONE], as OpenAI streams a response.
 		_ = e.streamResponse(r.Context(), &j, func(typ string, data []byte) error {

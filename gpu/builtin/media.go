@@ -144,8 +144,9 @@ func (e *Engine) parseTranscription(body []byte, contentType string) (job, *oaie
 	if f, _ := form.Value("response_format"); f != "" && f != "json" && f != "verbose_json" {
 		return job{}, badParam("response_format", "response_format must be json or verbose_json")
 	}
-	if s, _ := form.Value("stream"); s == "true" {
-		return job{}, badParam("stream", "streamed transcriptions are not supported")
+	facts, err := form.Facts()
+	if err != nil {
+		return job{}, badParam("stream", "stream must be true or false")
 	}
 	file := form.File("file")
 	if file == nil || len(file.Data) == 0 {
@@ -154,7 +155,7 @@ func (e *Engine) parseTranscription(body []byte, contentType string) (job, *oaie
 	h := fnv.New64a()
 	h.Write(file.Data)
 	audio := (len(file.Data) + audioBytesPerToken - 1) / audioBytesPerToken
-	return e.newJob(gpu.KindTranscription, h.Sum64(), audio, "", nil, false, false)
+	return e.newJob(gpu.KindTranscription, h.Sum64(), audio, "", nil, facts.Stream, false)
 }
 
 // transcript is the answer to a transcription job.
@@ -163,7 +164,26 @@ func (e *Engine) transcript(ctx context.Context, j *job) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := append([]byte(`{"text":`), q...)
+	return appendTranscriptUsage(append([]byte(`{"text":`), q...), j), nil
+}
+
+// streamTranscript produces the events of a streamed transcription in OpenAI's shape: a
+// transcript.text.delta per token, then transcript.text.done with the whole text and the usage.
+func (e *Engine) streamTranscript(ctx context.Context, j *job, emit func(data []byte) error) error {
+	var text, buf []byte
+	if err := e.tokens(ctx, j, func(q []byte, s string) error {
+		text = append(text, s...)
+		buf = append(append(append(buf[:0], `{"type":"transcript.text.delta","delta":`...), q...), '}')
+		return emit(buf)
+	}); err != nil {
+		return err
+	}
+	q, _ := json.Marshal(string(text))
+	return emit(appendTranscriptUsage(append(append(buf[:0], `{"type":"transcript.text.done","text":`...), q...), j))
+}
+
+// appendTranscriptUsage ends a transcript object with its usage.
+func appendTranscriptUsage(b []byte, j *job) []byte {
 	b = append(b, `,"usage":{"type":"tokens","input_tokens":`...)
 	b = strconv.AppendInt(b, j.promptTokens, 10)
 	b = append(b, `,"input_token_details":{"audio_tokens":`...)
@@ -172,5 +192,5 @@ func (e *Engine) transcript(ctx context.Context, j *job) ([]byte, error) {
 	b = strconv.AppendInt(b, int64(j.produced), 10)
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, j.promptTokens+int64(j.produced), 10)
-	return append(b, "}}"...), nil
+	return append(b, "}}"...)
 }

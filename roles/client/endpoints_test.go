@@ -36,11 +36,13 @@ func audioForm(t *testing.T, fields ...string) (string, string) {
 // line, so the worker reads it without a content type.
 func TestEndpoints(t *testing.T) {
 	form, formType := audioForm(t, "model", "other", "model", "test-model", "language", "en")
+	streamedForm, streamedType := audioForm(t, "model", "test-model", "language", "en", "stream", "true", "stream_include_usage", "true")
 	stub := newStub(t, answerStream)
 	h := startClient(t, []*stubProxy{stub})
 	h.waitConnected(t, 1)
 	testCases := map[string]struct {
 		path, body, contentType string
+		stream, includeUsage    bool
 		kind                    wire.Kind
 		want                    *wire.Bounds
 	}{
@@ -49,6 +51,8 @@ func TestEndpoints(t *testing.T) {
 		"embeddings": {path: "/v1/embeddings", body: `{"model":"test-model","input":["a","b"]}`,
 			kind: wire.Kind_KIND_EMBEDDINGS, want: &wire.Bounds{Prompts: 2, Sequences: 1}},
 		"transcription": {path: "/v1/audio/transcriptions", body: form, contentType: formType,
+			kind: wire.Kind_KIND_TRANSCRIPTION, want: &wire.Bounds{Prompts: 1, Sequences: 1}},
+		"streamed transcription": {path: "/v1/audio/transcriptions", body: streamedForm, contentType: streamedType, stream: true, includeUsage: true,
 			kind: wire.Kind_KIND_TRANSCRIPTION, want: &wire.Bounds{Prompts: 1, Sequences: 1}},
 	}
 	for name, tc := range testCases {
@@ -60,7 +64,8 @@ func TestEndpoints(t *testing.T) {
 			req := seen[len(seen)-1]
 			assert.Equal(tc.kind, req.GetKind())
 			assert.Equal("test-model", req.GetModel())
-			assert.False(req.GetStream())
+			assert.Equal(tc.stream, req.GetStream())
+			assert.Equal(tc.includeUsage, req.GetIncludeUsage())
 			tc.want.BodyBytes = uint64(len(req.GetBody()))
 			assert.Equal(tc.want.String(), req.GetBounds().String())
 			if tc.kind != wire.Kind_KIND_TRANSCRIPTION {
@@ -91,7 +96,7 @@ func TestEndpointRefusals(t *testing.T) {
 	h := startClient(t, []*stubProxy{stub})
 	h.waitConnected(t, 1)
 	noFile := "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ntest-model\r\n--b--\r\n"
-	streamed, streamedType := audioForm(t, "model", "test-model", "stream", "true")
+	streamed, streamedType := audioForm(t, "model", "test-model", "stream", "yes")
 	text, textType := audioForm(t, "model", "test-model", "response_format", "srt")
 	noModel, noModelType := audioForm(t)
 	testCases := map[string]struct {
@@ -107,7 +112,7 @@ func TestEndpointRefusals(t *testing.T) {
 		"chat as a form":          {path: "/v1/chat/completions", body: noFile, contentType: "multipart/form-data; boundary=b", status: 415},
 		"transcription, no file":  {path: "/v1/audio/transcriptions", body: noFile, contentType: "multipart/form-data; boundary=b", status: 400, param: "file"},
 		"transcription, no model": {path: "/v1/audio/transcriptions", body: noModel, contentType: noModelType, status: 400, param: "model"},
-		"streamed transcription":  {path: "/v1/audio/transcriptions", body: streamed, contentType: streamedType, status: 400, param: "stream"},
+		"stream not a boolean":    {path: "/v1/audio/transcriptions", body: streamed, contentType: streamedType, status: 400, param: "stream"},
 		"transcript as subtitles": {path: "/v1/audio/transcriptions", body: text, contentType: textType, status: 400, param: "response_format"},
 		"broken form":             {path: "/v1/audio/transcriptions", body: "--b\r\nnot a part", contentType: "multipart/form-data; boundary=b", status: 400},
 		"unknown route":           {path: "/nowhere", body: "{}", status: 404},

@@ -44,14 +44,14 @@ func parseTranscription(body []byte, contentType string) (request, []byte, *apiE
 	if form.File("file") == nil {
 		return req, nil, errParam("file", "file: the form needs the audio as a file part named file")
 	}
-	if facts.Stream {
-		return req, nil, errParam("stream", "stream: streamed transcriptions are not supported; leave stream unset")
-	}
 	if f, _ := form.Value("response_format"); !jsonFormats[f] {
 		return req, nil, errParam("response_format", "response_format: "+strconv.Quote(f)+
 			" answers carry no usage to meter the request by; use json or verbose_json")
 	}
-	req.model = facts.Model
+	req.model, req.stream = facts.Model, facts.Stream
+	if v, _ := form.Value("stream_include_usage"); facts.Stream && strings.EqualFold(strings.TrimSpace(v), "true") {
+		req.includeUsage = true // vLLM's spelling of stream_options.include_usage for a form
+	}
 	out, _ := form.Encode()
 	return req, out, nil
 }

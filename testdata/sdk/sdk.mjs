@@ -95,6 +95,20 @@ const checks = {
     must(t.text.length > 0, 'empty transcript');
     requestID(t._request_id);
   },
+  async 'audio.transcriptions.create stream'() {
+    const audio = Buffer.alloc(4000, 7);
+    const s = await client.audio.transcriptions.create({
+      model, file: await toFile(audio, 'speech.wav', { type: 'audio/wav' }), stream: true,
+    });
+    let text = '', last;
+    for await (const ev of s) {
+      if (ev.type === 'transcript.text.delta') text += ev.delta;
+      last = ev;
+    }
+    must(text.length > 0, 'no text deltas');
+    must(last?.type === 'transcript.text.done' && last.text === text, `last event ${JSON.stringify(last)}`);
+    must(last.usage?.input_tokens > 0 && last.usage?.output_tokens > 0, `usage ${JSON.stringify(last?.usage)}`);
+  },
   async 'error: unknown model'() {
     await expectError(() => client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }), 404);
   },
