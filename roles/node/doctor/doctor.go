@@ -2,8 +2,10 @@
 // simulator, attestation collateral, the engine and its model, the weights digest, the node's image
 // and model on the registry's lists, the proxies over UDP, wallet and deposit balances, the clock
 // against the chain and free disk for the ledger. Each check says ok, warn or fail, and the fix.
-// It opens and changes nothing a running node holds: chains are read, keys are never made. Its
-// command is roles/node/doctorcmd (`cocoon doctor`).
+// It changes nothing a running node holds: chains are read (through the URL a process serving a
+// locked local chain records), wallet keys are never made; only what any first start makes may
+// appear (the development root of a simulated node, the collateral cache directory). Its command
+// is roles/node/doctorcmd (`cocoon doctor`).
 package doctor
 
 import (
