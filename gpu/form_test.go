@@ -209,3 +209,20 @@ func FuzzResponsesEvent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTranscriptionEvent: the streamed transcription reader never panics; only an event with
+// usage is a usage chunk or the last event, and never both.
+func FuzzTranscriptionEvent(f *testing.F) {
+	f.Add([]byte(`{"object":"transcription.chunk","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}`))
+	f.Add([]byte(`{"type":"transcript.text.done","text":"x","usage":{"type":"tokens","input_tokens":3,"output_tokens":1}}`))
+	f.Add([]byte(`{"type":"transcript.text.delta","delta":"\"usage\""}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, ok, usageChunk, terminal, err := transcriptionEvent(in)
+		if (usageChunk || terminal) && (!ok || err != nil) {
+			t.Fatalf("usage chunk %v, last %v without usage (ok %v, err %v): %q", usageChunk, terminal, ok, err, in)
+		}
+		if usageChunk && terminal {
+			t.Fatalf("both a usage chunk and the last event: %q", in)
+		}
+	})
+}
