@@ -211,6 +211,11 @@ func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 	s.finish()
 }
 
+// CloseRead tells the peer that this end reads no more of the stream: after the last frame the
+// protocol expects from it, so that the stream ends, and frees its slot, without waiting for the
+// peer's end of it.
+func (s *Stream) CloseRead() { s.s.CancelRead(quic.StreamErrorCode(wire.CodeOK)) }
+
 // Context is cancelled when the peer stops reading (it cancelled the stream) or our side is closed.
 func (s *Stream) Context() context.Context { return s.s.Context() }
 

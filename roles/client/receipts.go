@@ -146,3 +146,6 @@ func (c *Client) serveReceipt(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// Receipts returns the receipts kept, in no order.
+func (c *Client) Receipts() []*Receipt { return c.receipts.all() }
