@@ -6,6 +6,7 @@ package paysync
 
 import (
 	"crypto/ed25519"
+	"errors"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -52,7 +53,13 @@ func (s *Sync) Handle(m proto.Message) bool {
 		return true
 	}
 	if _, err := s.states.Accept(s.proxyKey, ps.GetSigned()); err != nil {
-		s.log.Warn().Err(err).Msg("payment state refused")
+		if errors.Is(err, paystate.ErrReplay) {
+			// Requests end concurrently, so their states may arrive out of order: an older one
+			// is stale, and the newer one kept is what counts.
+			s.log.Debug().Err(err).Msg("stale payment state ignored")
+		} else {
+			s.log.Warn().Err(err).Msg("payment state refused")
+		}
 	}
 	return true
 }
