@@ -23,6 +23,7 @@ import (
 	"github.com/cocoon-network/cocoon/config"
 	"github.com/cocoon-network/cocoon/roles/bench"
 	"github.com/cocoon-network/cocoon/roles/client"
+	"github.com/cocoon-network/cocoon/roles/client/receiptcmd"
 	"github.com/cocoon-network/cocoon/roles/node"
 	"github.com/cocoon-network/cocoon/roles/node/demo/democmd"
 	"github.com/cocoon-network/cocoon/roles/node/doctorcmd"
@@ -92,6 +93,7 @@ func newApp() *cli.App {
 			attestcmd.Command(version),
 			chaincmd.Command(),
 			doctorcmd.Command(version),
+			receiptcmd.Command(),
 			networkcmd.Command(chaincmd.ChainFlags(), chaincmd.WithChain),
 			{
 				Name:  "version",
