@@ -120,7 +120,7 @@ func TestHelpShowsDefaults(t *testing.T) {
 			"request-timeout": d.Client.RequestTimeout, "max-bodies-bytes": d.Client.MaxBodiesBytes,
 			"max-connections": d.Client.MaxConnections, "allowed-origins": described("none: pages on loopback only"),
 			"allowed-hosts": described("none: localhost, loopback IPs, the listen address"), "submit-threshold": d.Payments.SubmitThreshold,
-			"max-proxies": d.Client.MaxProxies, "top-up-below": d.Payments.TopUpBelow, "top-up-amount": d.Payments.TopUpAmount,
+			"max-proxies": d.Client.MaxProxies, "plaintext-dev": d.Client.PlaintextDev, "receipts-kept": d.Client.ReceiptsKept, "top-up-below": d.Payments.TopUpBelow, "top-up-amount": d.Payments.TopUpAmount,
 		})},
 		"attest cert": {args: []string{"attest", "cert"}, want: map[string]any{
 			"sim": false, "role": "", "out": "", "validity": d.Attestation.CertValidity, "model": "", "weights-digest": "",
