@@ -132,13 +132,14 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	}
 	var sl *sealed // the worker this attempt's body is sealed to, once one was accepted
 
-	// held is the stream's usage chunk, kept until the next frame: when that is Done, the cost the
-	// proxy charged is added to it, so the app sees what it paid next to the tokens.
+	// held is the stream's usage chunk, kept until the next frame: when that is Done (after the
+	// sealed end marker, if sealed), the cost the proxy charged is added to it, so the app sees what
+	// it paid next to the tokens.
 	var held []byte
 	var whole bytes.Buffer
 	for {
 		typ, payload, err := s.RecvFrame()
-		if held != nil && (err != nil || typ != wire.TypeDone) {
+		if held != nil && (err != nil || (typ != wire.TypeDone && typ != wire.TypeSealedEnd)) {
 			if werr := x.sse.data(held); werr != nil {
 				return x.appGone(ctx), false
 			}

@@ -57,6 +57,7 @@ type sealedAnswer struct {
 	recordID   string                        // the usage record's request id; "": the request's
 	recordKey  ed25519.PrivateKey            // signs the usage record; nil: the worker's key
 	cost       uint64
+	usageChunk string // sent sealed as the stream's usage chunk, after the chunks
 }
 
 var sealedUsage = settle.Usage{PromptTokens: 11, CompletionTokens: 3}
@@ -110,6 +111,11 @@ func sealedStub(t testing.TB, w *fakeWorker, a sealedAnswer, chunks []string, bo
 		for _, f := range frames {
 			_ = s.SendFrame(wire.TypeChunk, f)
 		}
+		if a.usageChunk != "" {
+			f, err := sealer.Seal([]byte(a.usageChunk))
+			require.NoError(t, err)
+			_ = s.SendFrame(wire.TypeUsageChunk, f)
+		}
 		hash := sealer.AnswerHash()
 		if a.answerHash != nil {
 			hash = a.answerHash(hash)
@@ -160,11 +166,15 @@ func TestSealedAnswer(t *testing.T) {
 			if !stream {
 				chunks = []string{`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello world"}}],`, `"usage":{"prompt_tokens":11,"completion_tokens":3}}`}
 			}
-			stub := newStub(t, sealedStub(t, w, sealedAnswer{cost: 1234}, chunks, bodies))
+			a := sealedAnswer{cost: 1234}
+			if stream {
+				a.usageChunk = chunkUsage
+			}
+			stub := newStub(t, sealedStub(t, w, a, chunks, bodies))
 			h := sealedClient(t, stub, withConfig(func(c *Config) {
 				c.Prices = func() (settle.Prices, bool) { return settle.Prices{PricePerToken: 1}, false }
 			}))
-			body := chatBody
+			body := `{"model":"test-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"secret prompt 4711"}]}`
 			if !stream {
 				body = `{"model":"test-model","messages":[{"role":"user","content":"secret prompt 4711"}]}`
 			}
@@ -176,6 +186,9 @@ func TestSealedAnswer(t *testing.T) {
 				assert.NotContains(string(r.GetBody()), "secret prompt", "the proxy never sees the prompt")
 			}
 			assert.Contains(served, "Hello")
+			if stream {
+				assert.Contains(served, `"total_cost":1234`, "the usage chunk, after the sealed end, carries what was charged")
+			}
 			m := attesttest.Measurements(attest.RoleWorker)
 			assert.Equal(m.ImageHash().String(), resp.Header.Get("X-Cocoon-Worker-Image"),
 				"from the verified attestation, not from what the proxy says")
