@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/roles/internal/metrics/metricstest"
+	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 func TestMetrics(t *testing.T) {
@@ -34,4 +36,30 @@ func TestMetrics(t *testing.T) {
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_workers"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_client_connections"), 0)
 	assert.Contains(fams, "cocoon_proxy_active_requests")
+}
+
+// TestCallersMistakeCounted: an engine's refusal of the request itself (a 4xx) is the caller's
+// mistake, counted as bad_request, not as a failure of the network; the worker is not blamed.
+func TestCallersMistakeCounted(t *testing.T) {
+	assert := assert.New(t)
+	p, addr := startProxy(t)
+	fakeWorker(t, addr, "m", func(s *transport.Stream, _ *wire.Request) {
+		_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "engine answered 400", HttpStatus: 400,
+			Body: []byte(`{"error":{"message":"max_tokens must be at least 1","param":"max_tokens"}}`)})
+		_ = s.CloseSend()
+	})
+	require.Eventually(t, func() bool { return len(p.reg.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	c := dialClient(t, addr)
+	require.NotNil(t, ask(t, c, "m").err)
+	srv := httptest.NewServer(p.statsHandler())
+	t.Cleanup(srv.Close)
+	var fams metricstest.Families
+	require.Eventually(t, func() bool {
+		fams = metricstest.Get(t, srv.URL+"/metrics")
+		return metricstest.Value(t, fams, "cocoon_proxy_requests_total", "outcome", "bad_request") == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	assert.Zero(metricstest.Value(t, fams, "cocoon_proxy_requests_total", "outcome", "failed"))
+	for _, w := range p.reg.all() {
+		assert.Zero(w.failures.Load(), "the worker is not blamed for the caller's mistake")
+	}
 }

@@ -83,7 +83,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 	}
 	if msg := sealedShape(req); msg != "" {
 		p.fail(cs, wire.CodeBadRequest, msg)
-		p.stats.failed.Add(1)
+		p.stats.badRequest.Add(1)
 		return
 	}
 	payload, maxCoef := in.payload, req.GetMaxCoefficient()
@@ -92,7 +92,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 		var err error
 		if lim, err = pm.limits(req.GetKind(), req.GetBounds()); err != nil {
 			p.stats.unpriceable.Add(1)
-			p.stats.failed.Add(1)
+			p.stats.badRequest.Add(1)
 			p.fail(cs, wire.CodeBadRequest, err.Error())
 			return
 		}
@@ -120,16 +120,16 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 		h, err := p.reserve(rq, req.GetId(), lim, w)
 		if err != nil {
 			w.release()
-			code := wire.CodeInternal
+			code, count := wire.CodeInternal, &p.stats.failed
 			switch {
 			case errors.Is(err, ledger.ErrInsufficientFunds):
-				code = wire.CodePaymentRequired
+				code, count = wire.CodePaymentRequired, &p.stats.paymentRequired
 			case errors.Is(err, errUnpriceable):
-				code = wire.CodeBadRequest
+				code, count = wire.CodeBadRequest, &p.stats.badRequest
 				p.stats.unpriceable.Add(1)
 			}
 			p.fail(cs, code, err.Error())
-			p.stats.failed.Add(1)
+			count.Add(1)
 			return
 		}
 		forward := payload
@@ -161,11 +161,14 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 		w.release()
 		if out == answered {
 			p.finish(rq, w, h, r, log)
-			if err == nil {
+			switch {
+			case err == nil:
 				w.served.Add(1)
 				w.observe(time.Since(start))
 				p.stats.served.Add(1)
-			} else {
+			case !r.started && callersMistake(r.final):
+				p.stats.badRequest.Add(1) // the engine refused the request itself: any worker would
+			default:
 				p.stats.failed.Add(1)
 			}
 			p.stats.latency.Observe(time.Since(start))
@@ -190,6 +193,16 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 	default:
 		p.fail(cs, wire.CodeUpstream, fmt.Sprintf("%d worker(s) failed before answering: %v", len(tried), lastErr))
 	}
+}
+
+// callersMistake reports whether e refuses the request for the caller's own mistake: the
+// engine's 4xx, or a body the worker found malformed or beyond its bounds.
+func callersMistake(e *wire.Error) bool {
+	if e == nil {
+		return false
+	}
+	st := e.GetHttpStatus()
+	return quic.ApplicationErrorCode(e.GetCode()) == wire.CodeBadRequest || (st >= 400 && st < 500)
 }
 
 // offerTimeout bounds how long a client may take to verify an offered worker and seal the body

@@ -23,7 +23,11 @@ import (
 type counters struct {
 	clients                            atomic.Int64
 	requests, served, failed, notFound atomic.Int64
-	latency                            statsweb.Window
+	// badRequest counts requests refused for the caller's own mistake (a malformed or unpriceable
+	// request, or one the engine refused with a 4xx), paymentRequired those the balance could not
+	// cover: neither is a failure of the network.
+	badRequest, paymentRequired atomic.Int64
+	latency                     statsweb.Window
 	// Billing anomalies, each charged the reservation or refused: usage that could not be priced,
 	// answers with content and no usage, usage beyond the reservation, requests whose cost has no
 	// bound.
@@ -77,7 +81,8 @@ func (p *Proxy) Metrics(set *metrics.Set) {
 	c := &p.stats
 	set.CounterVec("requests_total", "Requests from clients, by outcome.", "outcome", func() map[string]float64 {
 		return map[string]float64{"served": float64(c.served.Load()), "failed": float64(c.failed.Load()),
-			"unknown_model": float64(c.notFound.Load())}
+			"unknown_model": float64(c.notFound.Load()), "bad_request": float64(c.badRequest.Load()),
+			"payment_required": float64(c.paymentRequired.Load())}
 	})
 	set.CounterVec("tokens_total", "Tokens in the answers relayed, by class.", "class", func() map[string]float64 {
 		return map[string]float64{"prompt": float64(c.tokens.prompt.Load()), "cached": float64(c.tokens.cached.Load()),
@@ -173,6 +178,7 @@ func (p *Proxy) Stats() any {
 		"requests": map[string]int64{
 			"total": p.stats.requests.Load(), "served": p.stats.served.Load(),
 			"failed": p.stats.failed.Load(), "unknown_model": p.stats.notFound.Load(),
+			"bad_request": p.stats.badRequest.Load(), "payment_required": p.stats.paymentRequired.Load(),
 		},
 		"billing": map[string]int64{
 			"pricing_errors": p.stats.pricingErrors.Load(), "zero_usage": p.stats.zeroUsage.Load(),
