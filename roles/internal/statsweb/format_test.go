@@ -55,19 +55,24 @@ func TestRates(t *testing.T) {
 	assert.Equal(10*time.Second, over, "first read: since the process started")
 	assert.InDeltaSlice([]float64{10, 100}, per, 1e-9)
 
-	per, over = r.Per(t0.Add(500*time.Millisecond), 105, 1000)
-	assert.Equal(10500*time.Millisecond, over, "the sample is not a second old yet")
-	assert.InDelta(10.0, per[0], 1e-9)
-
-	per, over = r.Per(t0.Add(5*time.Second), 150, 1500)
-	assert.Equal(5*time.Second, over, "since the first sample")
+	per, over = r.Per(t0.Add(20*time.Second), 300, 3000)
+	assert.Equal(30*time.Second, over, "in the process's first minute: since it started")
 	assert.InDeltaSlice([]float64{10, 100}, per, 1e-9)
 
-	// Minutes later: the rate covers about the last minute, not everything since the start.
+	// Later, views a second apart: the rate still covers at least rateMinSpan.
+	t1 := processStart.Add(5 * time.Minute)
+	per, over = r.Per(t1, 3000, 3000)
+	assert.Equal(4*time.Minute+30*time.Second, over, "every sample is past the window: since the newest of them")
+	assert.InDelta(10.0, per[0], 1e-9)
+	per, over = r.Per(t1.Add(time.Second), 3000, 3000)
+	assert.Equal(4*time.Minute+31*time.Second, over, "a sample a second old is no base")
+	assert.Positive(per[0])
+
+	// Views every second for two minutes: the rate covers about the last minute.
 	for i := range 120 {
-		r.Per(t0.Add(time.Duration(6+i)*time.Second), 150, 1500)
+		r.Per(t1.Add(time.Duration(2+i)*time.Second), 3000, 3000)
 	}
-	per, over = r.Per(t0.Add(130*time.Second), 210, 1500)
+	per, over = r.Per(t1.Add(123*time.Second), 3060, 3000)
 	assert.LessOrEqual(over, RateWindow+time.Second)
 	assert.GreaterOrEqual(over, RateWindow)
 	assert.InDelta(1.0, per[0], 0.05, "60 more in the last minute")

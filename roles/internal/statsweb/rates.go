@@ -12,9 +12,14 @@ var processStart = time.Now()
 // RateWindow is the span a Rates averages over once it has been read for that long.
 const RateWindow = time.Minute
 
+// rateMinSpan is the shortest span a rate is measured over, so that two page views a second
+// apart do not show a rate of a second.
+const rateMinSpan = 10 * time.Second
+
 // Rates turns counters that only grow into rates per second over the last RateWindow. It samples
-// when read (every page view and /jsonstats), at most once a second; until a sample is a second
-// old, the rate is the average since the process started. The zero value is ready.
+// when read (every page view), at most once a second. In the process's first RateWindow, and
+// until a sample is rateMinSpan old, the rate is the average since the process started. The zero
+// value is ready.
 type Rates struct {
 	mu      sync.Mutex
 	samples []rateSample // oldest first
@@ -34,7 +39,7 @@ func (r *Rates) Per(now time.Time, v ...float64) (perSecond []float64, over time
 		r.samples = slices.Delete(r.samples, 0, 1)
 	}
 	base := rateSample{at: processStart, v: make([]float64, len(v))}
-	if len(r.samples) > 0 && now.Sub(r.samples[0].at) >= time.Second && len(r.samples[0].v) == len(v) {
+	if len(r.samples) > 0 && now.Sub(processStart) > RateWindow && now.Sub(r.samples[0].at) >= rateMinSpan && len(r.samples[0].v) == len(v) {
 		base = r.samples[0]
 	}
 	if n := len(r.samples); n == 0 || now.Sub(r.samples[n-1].at) >= time.Second {
