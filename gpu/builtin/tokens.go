@@ -35,7 +35,7 @@ func CountTokens(s string) int {
 // that a demo reads sensibly. An answer starts at a sentence picked by the prompt's hash and
 // walks on, wrapping around. Every word and every punctuation mark is one token for CountTokens.
 const corpus = "This answer comes from the built-in demo engine of cocoon. " +
-	"Your prompt was decrypted only inside attested code: the proxy and the worker run in confidential VMs, " +
+	"Your prompt was sealed to the attested worker, so the proxy relayed ciphertext it cannot read; both run in confidential VMs, " +
 	"and each proved its image with a TDX quote in the TLS handshake. " +
 	"Nobody in between, not the GPU owner and not the cloud host, can read the prompt or this answer. " +
 	"The tokens were counted by the attested worker and charged in TON, and the worker earns its fee. " +
