@@ -294,3 +294,36 @@ func TestRefusesOfferWithoutHPKEKey(t *testing.T) {
 	assert.Contains(readAll(t, resp.Body), "worker_refused")
 	assert.Contains(<-refused, "not a worker's")
 }
+
+// TestResealOnFailover: a worker that fails before its first byte brings a second offer, and the
+// client seals the body again, to the second worker's key: the first worker's key does not open it.
+func TestResealOnFailover(t *testing.T) {
+	assert := assert.New(t)
+	first, second := newFakeWorker(t), newFakeWorker(t)
+	opened := make(chan []byte, 1)
+	answer := sealedStub(t, second, sealedAnswer{}, []string{chunkHello}, opened)
+	stub := newStub(t, func(p *stubProxy, s *transport.Stream, req *wire.Request) {
+		if s.Send(&wire.WorkerOffer{Certificate: first.der, Worker: &wire.WorkerInfo{Coefficient: 1000}}) != nil {
+			return
+		}
+		typ, payload, err := s.RecvFrame()
+		if !assert.NoError(err) {
+			return
+		}
+		m, err := wire.Unmarshal(typ, payload)
+		if !assert.NoError(err) {
+			return
+		}
+		sealedToFirst := m.(*wire.SealedBody).GetSealed()
+		// The first worker fails before its first byte: the proxy offers the second.
+		answer(p, s, req)
+		_, _, err = seal.OpenRequest(second.hpke, seal.Binding{RequestID: req.GetId(), Model: req.GetModel(), QuoteHash: second.quoteHash}, sealedToFirst)
+		assert.Error(err, "what was sealed to the first worker does not open for the second")
+	})
+	h := sealedClient(t, stub)
+	resp := h.post(t, "/v1/chat/completions", `{"model":"test-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(http.StatusOK, resp.StatusCode)
+	assert.Contains(readAll(t, resp.Body), "Hello")
+	assert.JSONEq(`{"model":"test-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`, string(<-opened),
+		"the second worker opened the body sealed again to its key")
+}
