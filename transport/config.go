@@ -89,6 +89,10 @@ type Config struct {
 	Log             zerolog.Logger
 	// Now is the clock for certificate validity; nil: time.Now.
 	Now func() time.Time
+	// OnHandshake, when set, is told how long each attested connection took to set up: for a
+	// dialer from the dial to the peer's Hello (QUIC, TLS, the quote's verification), for a
+	// listener from the peer's certificate check to its Hello.
+	OnHandshake func(took time.Duration)
 	// Tap, when set, sees every frame this end sends or receives on any stream of any of its
 	// connections, after TLS: all that the node's own code handles. For tests that show what a
 	// node can learn (a blind proxy sees no prompt); never set in a serving node.

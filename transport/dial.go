@@ -21,6 +21,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	pv := newPeerVerifier(&c)
 	var rejected atomic.Pointer[error] // set from quic-go's handshake goroutine
 	var served atomic.Pointer[tls.Certificate]
@@ -38,7 +39,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	peer, _, err := pv.pickUp(qc.ConnectionState().TLS)
+	peer, _, _, err := pv.pickUp(qc.ConnectionState().TLS)
 	if re := (*RefusedError)(nil); errors.As(err, &re) {
 		// Our policy refused the listener after its evidence verified: it is told why, and
 		// nothing else is sent to it.
@@ -69,6 +70,9 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 			return nil, fmt.Errorf("dial %s: %w (connection: %v)", addr, err, cause)
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if c.OnHandshake != nil {
+		c.OnHandshake(time.Since(start))
 	}
 	// The listener always asks for our certificate, so served is set.
 	return newConn(qc, peer, ctrl, &c, served.Load(), peerDrain(h)), nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -147,7 +148,7 @@ func (l *Listener) acceptLoop() {
 }
 
 func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
-	peer, local, err := l.pv.pickUp(qc.ConnectionState().TLS)
+	peer, local, started, err := l.pv.pickUp(qc.ConnectionState().TLS)
 	if re := (*RefusedError)(nil); errors.As(err, &re) {
 		// Refused by policy after its evidence verified: closed with the reason, before any
 		// stream is accepted or anything is sent to it.
@@ -173,6 +174,9 @@ func (l *Listener) handshake(qc *quic.Conn) (*Conn, error) {
 	if err != nil {
 		_ = qc.CloseWithError(wire.CodeVersion, err.Error())
 		return nil, err
+	}
+	if l.cfg.OnHandshake != nil {
+		l.cfg.OnHandshake(time.Since(started))
 	}
 	// local is nil only if the handshake outlived its parked entry; the connection then ends,
 	// on this side, with the peer's certificate, and the peer still closes it when ours expires.

@@ -30,6 +30,7 @@ type parkedPeer struct {
 	// handshake completes so that the connection can be closed with the reason (RefusedError).
 	refused *RefusedError
 	at      time.Time
+	started time.Time // when the peer's certificate check began
 	// local is the certificate this end presented in that handshake.
 	local *tls.Certificate
 }
@@ -64,6 +65,7 @@ func (pv *peerVerifier) verify(rawCerts [][]byte) (*attest.Peer, error) {
 // CodePolicyRefused and the reason before any stream is accepted or opened.
 func (pv *peerVerifier) hook(served *atomic.Pointer[tls.Certificate], onReject func(error)) func([][]byte, [][]*x509.Certificate) error {
 	return func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+		started := time.Now()
 		peer, err := pv.verify(rawCerts)
 		if err != nil {
 			onReject(err)
@@ -73,7 +75,7 @@ func (pv *peerVerifier) hook(served *atomic.Pointer[tls.Certificate], onReject f
 			}
 			return err
 		}
-		pv.park(rawCerts[0], parkedPeer{peer: peer, local: served.Load()})
+		pv.park(rawCerts[0], parkedPeer{peer: peer, local: served.Load(), started: started})
 		return nil
 	}
 }
@@ -92,12 +94,12 @@ func (pv *peerVerifier) park(raw []byte, e parkedPeer) {
 	pv.parked[sha256.Sum256(raw)] = e
 }
 
-// pickUp returns the verified peer of a completed handshake, and the certificate this end
-// presented in it (nil if that is not known). A peer the policy refused, whose handshake
-// completed only to be told why, is a *RefusedError.
-func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, *tls.Certificate, error) {
+// pickUp returns the verified peer of a completed handshake, the certificate this end presented
+// in it (nil if that is not known) and when the peer's certificate check began. A peer the policy
+// refused, whose handshake completed only to be told why, is a *RefusedError.
+func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, *tls.Certificate, time.Time, error) {
 	if len(state.PeerCertificates) != 1 {
-		return nil, nil, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
+		return nil, nil, time.Time{}, fmt.Errorf("%w: got %d certificates", ratls.ErrNotSelfSigned, len(state.PeerCertificates))
 	}
 	k := sha256.Sum256(state.PeerCertificates[0].Raw)
 	pv.mu.Lock()
@@ -105,15 +107,16 @@ func (pv *peerVerifier) pickUp(state tls.ConnectionState) (*attest.Peer, *tls.Ce
 	delete(pv.parked, k)
 	pv.mu.Unlock()
 	if ok && e.refused != nil {
-		return nil, nil, e.refused
+		return nil, nil, time.Time{}, e.refused
 	}
 	if ok {
-		return e.peer, e.local, nil
+		return e.peer, e.local, e.started, nil
 	}
 	// Parked entry aged out (a very slow handshake): verify again.
+	started := time.Now()
 	p, err := pv.verify([][]byte{state.PeerCertificates[0].Raw})
 	if re := refusalOf(err); re != nil {
-		return nil, nil, re
+		return nil, nil, time.Time{}, re
 	}
-	return p, nil, err
+	return p, nil, started, err
 }
