@@ -266,6 +266,9 @@ func (s answerSummary) print(w io.Writer, h http.Header) {
 			fmt.Fprintf(w, "cost:   %d nanoTON\n", *u.TotalCost)
 		}
 	}
+	if r := h.Get("X-Cocoon-Receipt"); r != "" {
+		fmt.Fprintf(w, "sealed: end to end; the worker's signed receipt is at %s (cocoon receipt verify)\n", r)
+	}
 }
 
 // toolCall is a tool call of a streamed answer, put together from its deltas.

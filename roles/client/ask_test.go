@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,4 +273,12 @@ func TestAskToolCalls(t *testing.T) {
 		require.NoError(t, err)
 		assert.JSONEq(t, answer, out.String())
 	})
+}
+
+func TestAskSummaryNamesReceipt(t *testing.T) {
+	var b strings.Builder
+	h := http.Header{}
+	h.Set("X-Cocoon-Receipt", receiptPath+"req_1")
+	answerSummary{model: "m"}.print(&b, h)
+	assert.Contains(t, b.String(), "sealed: end to end; the worker's signed receipt is at /v1/cocoon/receipts/req_1")
 }
