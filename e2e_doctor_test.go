@@ -95,6 +95,16 @@ func TestDoctorAndChainWhileDemoRuns(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &urls))
 	clientKey := filepath.Join(data, "keys", "client-wallet.key")
 
+	// The hint the demo prints runs as written (with this build as cocoon), and its answer was
+	// sealed end to end, with a receipt.
+	hint := regexp.MustCompile(`Ask from a shell: cocoon (ask --client \S+) "([^"]+)"`).FindStringSubmatch(dp.out.String())
+	require.Len(t, hint, 3, dp.out.String())
+	asked := runCocoon(t, append(strings.Fields(hint[1]), hint[2])...)
+	assert.Equal(t, 0, asked.code, asked.stderr)
+	assert.Contains(t, asked.stdout, "worker", "the answer, on stdout")
+	assert.Contains(t, asked.stderr, "sealed: end to end; the worker's signed receipt is at /v1/cocoon/receipts/")
+	assert.Contains(t, asked.stderr, "nanoTON")
+
 	r := runCocoon(t, "doctor", "--role", "client", "--chain", "local", "--chain-data", filepath.Join(data, "chain.db"),
 		"--registry", urls.Registry, "--key", clientKey, "--allow-simulated", "--sim-dir", filepath.Join(data, "tdx-sim"),
 		"--data", t.TempDir())
