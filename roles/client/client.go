@@ -202,6 +202,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		modelsWarn:     limiter{every: time.Minute},
 		guardWarn:      limiter{every: time.Minute},
 	}
+	c.tc.OnHandshake = c.stats.handshakes.Also(tc.OnHandshake)
 	c.set = proxyset.New(newProxy, c.keep)
 	if err := c.SetProxies(proxyset.Static(cfg.Proxies)); err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ func TestMetrics(t *testing.T) {
 	assert.Positive(metricstest.Value(t, fams, "cocoon_client_tokens_total", "class", "prompt"))
 	assert.Positive(metricstest.Value(t, fams, "cocoon_client_charged_nanoton_total"))
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_client_request_duration_seconds"), 0)
+	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_client_handshake_duration_seconds"), 0, "its connection to the proxy")
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_client_time_to_first_token_seconds"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_client_proxy_connections"), 0)
 	assert.Contains(fams, "go_goroutines", "the runtime collector is registered")

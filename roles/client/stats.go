@@ -33,7 +33,9 @@ type stats struct {
 	cost      uint64
 	latency   ring // whole-request durations of successful requests
 	head      ring // time to the response head of successful requests
-	rates     statsweb.Rates
+	// handshakes times attested connection set-up with proxies; it locks itself.
+	handshakes statsweb.Window
+	rates      statsweb.Rates
 }
 
 type tokenTotals struct {
@@ -324,6 +326,8 @@ func (c *Client) Metrics(set *metrics.Set) {
 		hist(&s.latency))
 	set.Histogram("time_to_first_token_seconds", "Time from a request's arrival to its answer's head, which the worker sends "+
 		"with the engine's first chunk, for requests that ended ok.", hist(&s.head))
+	set.Histogram("handshake_duration_seconds", "Time to set up an attested connection with a proxy: QUIC, TLS, the "+
+		"verification of its quote, and its Hello.", s.handshakes.Distribution)
 	set.Gauge("active_requests", "Requests under way now.", locked(func() float64 { return float64(s.inFlight) }))
 	set.Gauge("proxy_connections", "Proxies connected now.", func() float64 {
 		n := 0

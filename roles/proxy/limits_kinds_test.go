@@ -30,7 +30,7 @@ func TestLimitsByKind(t *testing.T) {
 		"short audio": {kind: wire.Kind_KIND_TRANSCRIPTION, bounds: &wire.Bounds{BodyBytes: 7500, Prompts: 1},
 			want: settle.Usage{PromptTokens: 11*audioTokensPerSec + promptMargin, CompletionTokens: transcriptPerWindow}, completion: transcriptPerWindow},
 		"long audio is capped": {kind: wire.Kind_KIND_TRANSCRIPTION, bounds: &wire.Bounds{BodyBytes: 1 << 30, Prompts: 1},
-			want: settle.Usage{PromptTokens: maxAudioSeconds*audioTokensPerSec + promptMargin, CompletionTokens: maxAudioSeconds / transcriptWindowSec * transcriptPerWindow},
+			want:       settle.Usage{PromptTokens: maxAudioSeconds*audioTokensPerSec + promptMargin, CompletionTokens: maxAudioSeconds / transcriptWindowSec * transcriptPerWindow},
 			completion: maxAudioSeconds / transcriptWindowSec * transcriptPerWindow},
 		"no bounds": {kind: wire.Kind_KIND_EMBEDDINGS, wantErr: errNoBounds},
 	}

@@ -33,6 +33,8 @@ func TestMetrics(t *testing.T) {
 	assert.InDelta(3, metricstest.Value(t, fams, "cocoon_proxy_tokens_total", "class", "prompt"), 0)
 	assert.InDelta(2, metricstest.Value(t, fams, "cocoon_proxy_tokens_total", "class", "completion"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_request_duration_seconds"), 0)
+	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_time_to_first_token_seconds"), 0)
+	assert.InDelta(2, metricstest.Value(t, fams, "cocoon_proxy_handshake_duration_seconds"), 0, "the worker's and the client's")
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_workers"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_client_connections"), 0)
 	assert.Contains(fams, "cocoon_proxy_active_requests")

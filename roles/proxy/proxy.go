@@ -55,8 +55,10 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Proxy, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
-	return &Proxy{cfg: cfg, tc: tc, log: log.With().Str("component", "proxy").Logger(),
-		reg: newRegistry(), ready: make(chan struct{})}, nil
+	p := &Proxy{cfg: cfg, tc: tc, log: log.With().Str("component", "proxy").Logger(),
+		reg: newRegistry(), ready: make(chan struct{})}
+	p.tc.OnHandshake = p.stats.handshakes.Also(tc.OnHandshake)
+	return p, nil
 }
 
 // Addr waits until the proxy listens and returns its QUIC address.

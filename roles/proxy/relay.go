@@ -157,7 +157,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			}
 			forward = withSealedBody(payload, sealed)
 		}
-		out, r, err := p.try(rctx, cs, forward, w, log)
+		out, r, err := p.try(rctx, cs, forward, w, start, log)
 		w.release()
 		if out == answered {
 			p.finish(rq, w, h, r, log)
@@ -317,7 +317,7 @@ func (p *Proxy) finish(rq requester, w *workerEntry, h *hold, r result, log zero
 
 // try forwards the request (its frame payload, as the client sent it) to one worker and relays
 // its answer up to (not including) Done.
-func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byte, w *workerEntry, log zerolog.Logger) (outcome, result, error) {
+func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byte, w *workerEntry, start time.Time, log zerolog.Logger) (outcome, result, error) {
 	var r result
 	ws, err := w.conn.OpenStream(rctx)
 	if err != nil {
@@ -361,6 +361,7 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byt
 	if err := cs.Send(head); err != nil {
 		return answered, r, err
 	}
+	p.stats.firstToken.Observe(time.Since(start))
 	r.started = true
 	// From here on the client has seen the answer start: no retry, and any failure ends its stream.
 	for {

@@ -28,6 +28,8 @@ type counters struct {
 	// cover: neither is a failure of the network.
 	badRequest, paymentRequired atomic.Int64
 	latency                     statsweb.Window
+	firstToken                  statsweb.Window // time from a request's arrival to its answer's head
+	handshakes                  statsweb.Window // attested connection set-up, clients' and workers'
 	// Billing anomalies, each charged the reservation or refused: usage that could not be priced,
 	// answers with content and no usage, usage beyond the reservation, requests whose cost has no
 	// bound.
@@ -99,6 +101,10 @@ func (p *Proxy) Metrics(set *metrics.Set) {
 	}
 	set.Histogram("request_duration_seconds", "Time from a request's arrival to the end of its answer, for answered requests.",
 		c.latency.Distribution)
+	set.Histogram("time_to_first_token_seconds", "Time from a request's arrival to its answer's head, which the worker sends "+
+		"with the engine's first chunk, for answered requests.", c.firstToken.Distribution)
+	set.Histogram("handshake_duration_seconds", "Time to set up an attested connection with a client or worker, "+
+		"from the check of its certificate (the quote's verification) to its Hello.", c.handshakes.Distribution)
 	set.Gauge("client_connections", "Clients connected now.", func() float64 { return float64(c.clients.Load()) })
 	set.Gauge("workers", "Workers registered now.", func() float64 { return float64(len(p.reg.all())) })
 	set.Gauge("active_requests", "Requests under way at the registered workers.", func() float64 {

@@ -37,6 +37,7 @@ func TestMetrics(t *testing.T) {
 	assert.InDelta(4, metricstest.Value(t, fams, "cocoon_worker_tokens_total", "class", "completion"), 0)
 	assert.InDelta(scripted.DefaultPromptTokens, metricstest.Value(t, fams, "cocoon_worker_tokens_total", "class", "prompt"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_worker_request_duration_seconds"), 0)
+	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_worker_handshake_duration_seconds"), 0, "its connection to the proxy")
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_worker_time_to_first_token_seconds"), 0)
 	assert.InDelta(0, metricstest.Value(t, fams, "cocoon_worker_active_requests"), 0)
 	assert.Contains(fams, "cocoon_worker_proxy_connections")

@@ -19,6 +19,7 @@ type counters struct {
 	tokens                             tokenTotals
 	latency                            statsweb.Window
 	firstToken                         statsweb.Window // time from the engine request to its first chunk
+	handshakes                         statsweb.Window // attested connection set-up with proxies
 	page                               pageState
 }
 
@@ -65,6 +66,8 @@ func (w *Worker) Metrics(set *metrics.Set) {
 			"completion": float64(c.tokens.completion.Load()), "reasoning": float64(c.tokens.reasoning.Load())}
 	})
 	set.Histogram("request_duration_seconds", "Time the engine took for a served request.", c.latency.Distribution)
+	set.Histogram("handshake_duration_seconds", "Time to set up an attested connection with a proxy: QUIC, TLS, the "+
+		"verification of its quote, and its Hello.", c.handshakes.Distribution)
 	set.Histogram("time_to_first_token_seconds", "Time from the engine request to its first chunk.", c.firstToken.Distribution)
 	set.Gauge("active_requests", "Requests the engine is working on now.", func() float64 { return float64(w.active.Load()) })
 	set.Gauge("max_active_requests", "How many requests the worker takes at once.", func() float64 { return float64(w.cfg.MaxActive) })

@@ -101,6 +101,7 @@ func New(cfg Config, engine gpu.Engine, tc transport.Config, log zerolog.Logger)
 		refusalBackoff: proxyset.SlowBackoff,
 	}
 	w.engine = timed(engine, &w.stats.firstToken)
+	w.tc.OnHandshake = w.stats.handshakes.Also(tc.OnHandshake)
 	w.set = proxyset.New(newProxyState, w.keep)
 	if err := w.SetProxies(proxyset.Static(cfg.Proxies)); err != nil {
 		return nil, err

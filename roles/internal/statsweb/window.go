@@ -103,3 +103,15 @@ func ReadRuntime() Runtime {
 	runtime.ReadMemStats(&ms)
 	return Runtime{Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc}
 }
+
+// Also returns f that, when called, calls before (when set) and then w.Observe: for hooks such as
+// transport.Config.OnHandshake that a role observes besides whoever set them.
+func (w *Window) Also(before func(time.Duration)) func(time.Duration) {
+	if before == nil {
+		return w.Observe
+	}
+	return func(d time.Duration) {
+		before(d)
+		w.Observe(d)
+	}
+}
