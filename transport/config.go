@@ -84,6 +84,10 @@ type Config struct {
 	// It is never more than a quarter of the connection's life at setup. It should exceed the
 	// longest request.
 	DrainBefore time.Duration
+	// CoalesceWindow is how long a frame flushed on a request stream may wait for those of the
+	// connection's other streams, to leave in the same packets; a stream alone on its connection
+	// never waits. Zero: DefaultCoalesceWindow; negative: every flush writes at once.
+	CoalesceWindow time.Duration
 	// SoftwareVersion is sent in Hello, for logs.
 	SoftwareVersion string
 	Log             zerolog.Logger
@@ -99,6 +103,8 @@ type Config struct {
 	Tap func(sent bool, t wire.Type, payload []byte)
 
 	refusals *rateLog // warnings that a limit refused something, shared by the connections
+	// coalesceOpen replaces the coalescer's timer in tests, which close windows themselves.
+	coalesceOpen func(d time.Duration)
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -144,6 +150,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.Now == nil {
 		out.Now = time.Now
+	}
+	if out.CoalesceWindow == 0 {
+		out.CoalesceWindow = DefaultCoalesceWindow
 	}
 	if out.DrainBefore <= 0 {
 		out.DrainBefore = DefaultDrainBefore

@@ -66,6 +66,7 @@ type Conn struct {
 	drainReason string
 	refusal     *RefusedError // set when the policy no longer allows the peer (refuse.go)
 	active      int           // request streams under way
+	co          *coalescer    // batches the request streams' writes; nil: none
 
 	hpkePub []byte           // the HPKE public key this end's claims name on this connection (workers)
 	local   *tls.Certificate // the certificate this end presented (nil if not known)
@@ -183,6 +184,7 @@ func (c *Conn) OpenStream(ctx context.Context) (*Stream, error) {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	st := newStream(s, c.lim)
+	st.co = c.co
 	st.track(c.end, true)
 	return st, nil
 }
@@ -203,6 +205,7 @@ func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
 			continue
 		}
 		st := newStream(s, c.lim)
+		st.co = c.co
 		st.track(c.end, false)
 		st.awaitFirstFrame()
 		return st, nil
@@ -232,6 +235,13 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, local 
 	c.hpkePub, release = cfg.Identity.hold(local)
 	context.AfterFunc(qc.Context(), release)
 	c.pingEvery.Store(int64(cfg.PingInterval))
+	if cfg.CoalesceWindow > 0 {
+		c.co = newCoalescer(cfg.CoalesceWindow)
+		if cfg.coalesceOpen != nil {
+			c.co.openWindow = cfg.coalesceOpen
+		}
+		context.AfterFunc(qc.Context(), c.co.stop)
+	}
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.readControl() }()
 	go func() { defer c.wg.Done(); c.pump() }()

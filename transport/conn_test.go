@@ -12,7 +12,6 @@ import (
 	"io"
 	"math/big"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -393,41 +392,24 @@ func TestThousandConcurrentStreams(t *testing.T) {
 	defer cancel()
 	go echo(ctx, sc)
 
-	const n = 1000
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := cc.OpenStream(ctx)
-			if err != nil {
-				errs <- err
-				return
-			}
-			msg := &wire.Error{Code: uint32(i), Message: "request"}
-			if err := s.Send(msg); err != nil {
-				errs <- err
-				return
-			}
-			_ = s.CloseSend()
-			got, err := s.Recv()
-			if err != nil {
-				errs <- err
-				return
-			}
-			if got.(*wire.Error).GetCode() != uint32(i) {
-				errs <- errors.New("wrong echo")
-				return
-			}
-			if _, err := s.Recv(); !errors.Is(err, io.EOF) {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range onStreams(ctx, cc, 1000, func(i int, s *Stream) error {
+		msg := &wire.Error{Code: uint32(i), Message: "request"}
+		if err := s.Send(msg); err != nil {
+			return err
+		}
+		_ = s.CloseSend()
+		got, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if got.(*wire.Error).GetCode() != uint32(i) {
+			return errors.New("wrong echo")
+		}
+		if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil
+	}) {
 		require.NoError(t, err)
 	}
 }

@@ -118,3 +118,30 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 	require.NoError(t, err)
 	return k
 }
+
+// onStreams opens n request streams on c at once and runs f on each (i is its index); it returns
+// the errors, once every f has returned.
+func onStreams(ctx context.Context, c *Conn, n int, f func(i int, s *Stream) error) []error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.OpenStream(ctx)
+			if err == nil {
+				err = f(i, s)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}

@@ -170,6 +170,9 @@ func (c *Conn) begin() error {
 		return c.refusal
 	}
 	c.active++
+	if c.co != nil {
+		c.co.active.Add(1)
+	}
 	return nil
 }
 
@@ -177,6 +180,9 @@ func (c *Conn) begin() error {
 func (c *Conn) end() {
 	c.drainMu.Lock()
 	c.active--
+	if c.co != nil {
+		c.co.active.Add(-1)
+	}
 	last := c.active == 0 && c.refusal != nil
 	c.drainMu.Unlock()
 	if last {

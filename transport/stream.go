@@ -37,7 +37,22 @@ type Stream struct {
 	ended     func()
 	endOnce   sync.Once
 	requester bool
+
+	// co batches this stream's flushes with those of the connection's other streams; nil (the
+	// control stream) writes every flush at once. Frames waiting for the window are in pend,
+	// which wmu guards with queued (s is in co's queue), werr (a write of them failed) and
+	// writing (a write holds wmu while QUIC may block it).
+	co      *coalescer
+	wmu     sync.Mutex
+	pend    []byte
+	queued  bool
+	werr    error
+	writing atomic.Bool
 }
+
+// maxCoalesced bounds what a flush hands to the coalescer: a larger write (a whole non-streamed
+// answer) fills packets of its own, and is not kept in a buffer per stream.
+const maxCoalesced = 16 << 10
 
 // States of Stream.first.
 const (
@@ -50,7 +65,9 @@ const (
 func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// Reading through a buffer takes many small frames per read call, and lets a relay see that
 	// more frames are already waiting (Buffered) and write them out together.
-	br := bufio.NewReaderSize(s, 4<<10) // small: one per open stream, and chunks are a few hundred bytes
+	// 1 KiB: one per open stream, and a chunk's frame is a few hundred bytes (a 128-byte token,
+	// sealed, with its frame header); larger frames are read past the buffer.
+	br := bufio.NewReaderSize(s, 1<<10)
 	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
 }
 
@@ -144,12 +161,51 @@ func (s *Stream) QueueFrame(t wire.Type, payload []byte) {
 	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
 }
 
-// Flush writes the queued frames.
+// Flush writes the queued frames. While other streams of the connection are under way, they may
+// wait up to Config.CoalesceWindow to leave with theirs; a failure to write them is then returned
+// by a later Flush, Send or CloseSend.
 func (s *Stream) Flush() error {
 	if len(s.wbuf) == 0 {
 		return nil
 	}
-	_, err := s.s.Write(s.wbuf)
+	if !s.co.batching() || len(s.wbuf) > maxCoalesced {
+		return s.writeNow()
+	}
+	s.wmu.Lock()
+	if len(s.pend)+len(s.wbuf) > maxCoalesced {
+		s.wmu.Unlock()
+		return s.writeNow()
+	}
+	err, queued := s.werr, s.queued
+	if err == nil {
+		s.pend, s.queued = append(s.pend, s.wbuf...), true
+	}
+	s.wmu.Unlock()
+	s.wbuf = s.wbuf[:0]
+	if err != nil {
+		return fmt.Errorf("send frame: %w", err)
+	}
+	if !queued {
+		s.co.add(s)
+	}
+	return nil
+}
+
+// writeNow writes the frames waiting for the coalescer's window, if any, and the queued ones.
+func (s *Stream) writeNow() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writing.Store(true)
+	defer s.writing.Store(false)
+	err := s.werr
+	if b := s.wbuf; err == nil && len(b)+len(s.pend) > 0 {
+		if len(s.pend) > 0 {
+			s.pend = append(s.pend, s.wbuf...)
+			b = s.pend
+		}
+		_, err = s.s.Write(b)
+		s.wrote(err)
+	}
 	s.wbuf = s.wbuf[:0]
 	if err != nil {
 		return fmt.Errorf("send frame: %w", err)
@@ -201,8 +257,15 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 	return t, payload, nil
 }
 
-// CloseSend ends our side of the stream cleanly; the peer reads io.EOF after the last frame.
-func (s *Stream) CloseSend() error { return s.s.Close() }
+// CloseSend ends our side of the stream cleanly, after any frames still waiting to be written;
+// the peer reads io.EOF after the last frame.
+func (s *Stream) CloseSend() error {
+	if err := s.writeNow(); err != nil {
+		_ = s.s.Close()
+		return err
+	}
+	return s.s.Close()
+}
 
 // Cancel aborts the stream in both directions; the peer's reads and writes fail with code.
 func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
