@@ -177,11 +177,17 @@ func (s *Stream) Flush() error {
 		return s.writeNow()
 	}
 	err, queued := s.werr, s.queued
-	if err == nil {
-		s.pend, s.queued = append(s.pend, s.wbuf...), true
+	switch {
+	case err != nil:
+		s.wbuf = s.wbuf[:0]
+	case len(s.pend) == 0:
+		// Nothing waits yet: the frames wait in place and the spent buffer takes the next ones,
+		// so that neither is copied nor grown again.
+		s.pend, s.wbuf, s.queued = s.wbuf, s.pend[:0], true
+	default:
+		s.pend, s.wbuf, s.queued = append(s.pend, s.wbuf...), s.wbuf[:0], true
 	}
 	s.wmu.Unlock()
-	s.wbuf = s.wbuf[:0]
 	if err != nil {
 		return fmt.Errorf("send frame: %w", err)
 	}
