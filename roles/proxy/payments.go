@@ -238,6 +238,8 @@ func (p *Proxy) charge(h *hold, r result, log zerolog.Logger) (charge, earn uint
 			log.Warn().Int("chunks", r.chunks).Msg("answer with content reported no usage; charging the reservation, crediting nothing")
 			return h.res.Amount, 0
 		}
+	case r.started && r.chunks == 0:
+		return 0, 0 // cut off between the head and the first chunk: nothing delivered
 	case r.started:
 		// Cut off after the answer began: the engine read the whole prompt, whose size only the
 		// worker learns at the end, so its bound is charged, with the completion chunks relayed.

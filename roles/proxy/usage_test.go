@@ -80,3 +80,21 @@ func TestChargedBySignedUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadWithoutContentFree: a worker that sends the answer's head and fails before its first
+// chunk delivered nothing, and nothing is charged (the head may arrive ahead of the reset that
+// follows it, so this happens in practice).
+func TestHeadWithoutContentFree(t *testing.T) {
+	pp := startPayingProxy(t)
+	stubWorker(t, pp.addr, 1000, 8, func(_ *transport.Conn, s *transport.Stream, _ *wire.Request) {
+		_ = s.Send(&wire.ResponseHead{HttpStatus: 200})
+		_ = s.CloseSend() // ends the answer before any chunk, and without Done
+	})
+	c, acct := clientConn(t, pp.addr)
+	require.NoError(t, pp.ledger.Deposit(acct, 1<<50, 0))
+	a, err := send(c, bounded(&wire.Request{Id: "1", Kind: wire.Kind_KIND_CHAT, Model: "m", Stream: true,
+		Body: []byte(`{"model":"m","max_tokens":5,` + chatMsgs + `}`)}))
+	require.NoError(t, err)
+	require.NotNil(t, a.err, "the client is told the answer was cut off")
+	assert.Zero(t, settled(t, pp, acct))
+}
