@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cocoon-network/cocoon/settle"
@@ -40,13 +41,17 @@ type Receipt struct {
 	KeptAt      time.Time `json:"kept_at"`
 }
 
-// receipts keeps the latest receipts by request id, the oldest dropped first.
+// receipts keeps the latest receipts by request id, the oldest dropped first, and counts what the
+// end-to-end checks found.
 type receipts struct {
-	mu    sync.Mutex
-	max   int
-	byID  map[string]*Receipt
-	order []string // ring of ids, oldest at next
-	next  int
+	checked, refused, badAnswers, mismatches atomic.Uint64
+
+	mu          sync.Mutex
+	lastRefusal string
+	max         int
+	byID        map[string]*Receipt
+	order       []string // ring of ids, oldest at next
+	next        int
 }
 
 func newReceipts(n int) *receipts {
@@ -95,8 +100,9 @@ func (x *call) keepReceipt(signed settle.Usage) {
 		UsageRecord: x.done.GetUsageRecord(), WorkerCertificate: sl.cert, Coefficient: sl.info.GetCoefficient(),
 		ChargedNanoTON: x.done.GetTotalCost(), KeptAt: time.Now()}
 	e.ChargeCheck = x.c.checkCharge(e, signed)
+	x.c.receipts.checked.Add(1)
 	if e.ChargeCheck != "ok" && e.ChargeCheck != "free" && e.ChargeCheck != "prices unknown" {
-		x.c.stats.outcome("charge_mismatch")
+		x.c.receipts.mismatches.Add(1)
 		x.c.log.Warn().Str("request_id", x.id).Str("proxy", x.proxy).Str("check", e.ChargeCheck).
 			Msg("the proxy's charge disagrees with the worker's signed usage")
 	}
@@ -127,6 +133,27 @@ func (c *Client) checkCharge(e *Receipt, signed settle.Usage) string {
 		return fmt.Sprintf("charged %d nanoTON, the signed usage prices to %d", e.ChargedNanoTON, priced)
 	}
 	return "ok"
+}
+
+// refusedWorker counts a worker the client's policy refused.
+func (r *receipts) refusedWorker(reason string) {
+	r.refused.Add(1)
+	r.mu.Lock()
+	r.lastRefusal = reason
+	r.mu.Unlock()
+}
+
+func (c *Client) sealingStats() sealingStats {
+	r := c.receipts
+	s := sealingStats{Mode: "sealed", Receipts: r.checked.Load(), WorkersRefused: r.refused.Load(),
+		AnswersRefused: r.badAnswers.Load(), ChargeMismatches: r.mismatches.Load()}
+	if c.cfg.PlaintextDev {
+		s.Mode = "plaintext_dev"
+	}
+	r.mu.Lock()
+	s.ReceiptsKept, s.LastRefusal = len(r.byID), r.lastRefusal
+	r.mu.Unlock()
+	return s
 }
 
 // serveReceipt answers GET /v1/cocoon/receipts/{id}.

@@ -161,6 +161,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			var reply proto.Message = &wire.SealedBody{Sealed: body}
 			if refusal != "" {
 				x.refusals = append(x.refusals, refusal)
+				x.c.receipts.refusedWorker(refusal)
 				x.c.log.Warn().Str("request_id", x.id).Str("proxy", t.p.addr).Str("reason", refusal).Msg("refused the worker a proxy offered")
 				reply = &wire.OfferRefused{Reason: refusal}
 			}
@@ -190,7 +191,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			}
 			if _, err := sl.open(payload); err != nil || !sl.opener.Ended() {
 				s.Cancel(wire.CodeProtocol)
-				return errSealed(cmp.Or(err, errSealedAnswer)), !x.started
+				return x.errSealed(cmp.Or(err, errSealedAnswer)), !x.started
 			}
 		case wire.TypeChunk, wire.TypeUsageChunk:
 			if x.head == nil {
@@ -200,7 +201,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			if sl != nil {
 				if payload, err = sl.open(payload); err != nil || sl.opener.Ended() {
 					s.Cancel(wire.CodeProtocol)
-					return errSealed(cmp.Or(err, errSealedAnswer)), !x.started
+					return x.errSealed(cmp.Or(err, errSealedAnswer)), !x.started
 				}
 			}
 			if typ == wire.TypeUsageChunk && (!x.stream || !x.includeUsage) {
@@ -241,7 +242,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				usage, err := sl.finish(x, x.done)
 				if err != nil {
 					s.Cancel(wire.CodeProtocol)
-					return errSealed(err), false
+					return x.errSealed(err), false
 				}
 				x.keepReceipt(usage)
 			}

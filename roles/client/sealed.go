@@ -117,7 +117,9 @@ func (s *sealed) finish(x *call, done *wire.Done) (settle.Usage, error) {
 	return rec.Usage, nil
 }
 
-func errSealed(err error) *apiError {
+func (x *call) errSealed(err error) *apiError {
+	x.c.receipts.badAnswers.Add(1)
+	x.c.log.Warn().Str("request_id", x.id).Str("proxy", x.proxy).Err(err).Msg("sealed answer refused")
 	return newError(http.StatusBadGateway, "server_error", "sealed_answer_refused",
 		err.Error()+": the answer did not come unchanged from the worker the client verified; retry, and report the proxy if it repeats")
 }

@@ -203,6 +203,8 @@ func TestSealedAnswer(t *testing.T) {
 			assert.Equal(id, got.RequestID)
 			assert.Equal(uint64(1234), got.ChargedNanoTON)
 			assert.Equal("prices unknown", got.ChargeCheck)
+			st := h.c.sealingStats()
+			assert.Equal(sealingStats{Mode: "sealed", Receipts: 1, ReceiptsKept: 1}, st)
 			lines, err := VerifyReceipt([]byte(doc), []byte(body), []byte(served))
 			require.NoError(err)
 			assert.NotEmpty(lines)
@@ -248,6 +250,14 @@ func TestSealedTampering(t *testing.T) {
 			got := readAll(t, resp.Body)
 			assert.Contains(got, tc.want)
 			assert.NotContains(got, "Hello", "no part of a refused answer reaches the app")
+			st := h.c.sealingStats()
+			if tc.want == "worker_refused" {
+				assert.Equal(uint64(1), st.WorkersRefused)
+				assert.Contains(st.LastRefusal, "worker")
+			} else {
+				assert.Equal(uint64(1), st.AnswersRefused, "counted on the page and in /metrics")
+			}
+			assert.Zero(st.Receipts)
 		})
 	}
 }

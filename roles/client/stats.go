@@ -181,6 +181,19 @@ type statsJSON struct {
 	Cost     uint64           `json:"total_cost_nanoton"`
 	// Payments: per proxy payment key, the latest signed "charged" total.
 	Payments map[string]paymentStats `json:"payments"`
+	Sealing  sealingStats            `json:"sealing"`
+}
+
+// sealingStats says how requests travel: sealed to the worker (the default) or in clear, and what
+// the end-to-end checks found.
+type sealingStats struct {
+	Mode             string `json:"mode"`            // "sealed" or "plaintext_dev"
+	Receipts         uint64 `json:"receipts"`        // sealed answers whose receipt and usage record checked out
+	ReceiptsKept     int    `json:"receipts_kept"`   // of them, the ones kept to serve now
+	WorkersRefused   uint64 `json:"workers_refused"` // offered workers this client's policy refused
+	LastRefusal      string `json:"last_refusal,omitempty"`
+	AnswersRefused   uint64 `json:"answers_refused"`   // sealed answers that did not check out
+	ChargeMismatches uint64 `json:"charge_mismatches"` // charges that differ from the signed usage at the registry's prices
 }
 
 type paymentStats struct {
@@ -273,6 +286,7 @@ func (c *Client) snapshot() statsJSON {
 		}
 	}
 	out.Proxies = c.proxyStats()
+	out.Sealing = c.sealingStats()
 	err := c.healthy()
 	out.Healthy, out.Health = err == nil, "ok"
 	if err != nil {
@@ -328,6 +342,14 @@ func (c *Client) Metrics(set *metrics.Set) {
 		"with the engine's first chunk, for requests that ended ok.", hist(&s.head))
 	set.Histogram("handshake_duration_seconds", "Time to set up an attested connection with a proxy: QUIC, TLS, the "+
 		"verification of its quote, and its Hello.", s.handshakes.Distribution)
+	set.Counter("sealed_receipts_total", "Sealed answers whose receipt and signed usage checked out.",
+		func() float64 { return float64(c.receipts.checked.Load()) })
+	set.Counter("workers_refused_total", "Workers proxies offered that this client's attestation policy refused.",
+		func() float64 { return float64(c.receipts.refused.Load()) })
+	set.Counter("sealed_answers_refused_total", "Sealed answers refused: changed, cut, replayed, or without a valid receipt.",
+		func() float64 { return float64(c.receipts.badAnswers.Load()) })
+	set.Counter("charge_mismatches_total", "Charges that differ from the worker's signed usage at the registry's prices.",
+		func() float64 { return float64(c.receipts.mismatches.Load()) })
 	set.Gauge("active_requests", "Requests under way now.", locked(func() float64 { return float64(s.inFlight) }))
 	set.Gauge("proxy_connections", "Proxies connected now.", func() float64 {
 		n := 0
