@@ -121,9 +121,12 @@ func ReadEvidence(path string) (*Evidence, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	der := b
-	if blk, _ := pem.Decode(b); blk != nil {
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: PEM block %q is not a certificate", path, blk.Type)
+	// Only a file that starts as PEM is PEM: a DER certificate carries its quote, whose PCK chain
+	// is PEM, and pem.Decode would find that chain's first certificate inside.
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: the PEM file holds no certificate", path)
 		}
 		der = blk.Bytes
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -167,6 +168,25 @@ func TestVerifySimulatedCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadEvidenceDER: a certificate in DER (as `cocoon receipt verify --save-cert` writes it) is
+// read as the certificate, not as the PEM PCK chain inside its quote.
+func TestReadEvidenceDER(t *testing.T) {
+	simDir, certDir := filepath.Join(t.TempDir(), "sim"), t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, runCert(CertOptions{Simulated: true, SimDir: simDir, Role: attest.RoleWorker, Out: certDir, Version: "test"}, &out))
+	b, err := os.ReadFile(filepath.Join(certDir, "cert.pem"))
+	require.NoError(t, err)
+	blk, _ := pem.Decode(b)
+	require.NotNil(t, blk)
+	der := filepath.Join(certDir, "cert.der")
+	require.NoError(t, os.WriteFile(der, blk.Bytes, 0o600))
+	ev, err := ReadEvidence(der)
+	require.NoError(t, err)
+	require.NotNil(t, ev.Cert)
+	assert.Equal(t, blk.Bytes, ev.Cert.X509.Raw)
+	require.NoError(t, runVerify(der, VerifyOptions{AllowSimulated: true, SimDir: simDir, CacheDir: t.TempDir()}, &out))
 }
 
 func TestInspectEventLog(t *testing.T) {

@@ -24,7 +24,7 @@ func Command() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "verify",
 			Usage:     "check a receipt (GET /v1/cocoon/receipts/{id} of the client) offline: the worker's signatures, its certificate, and the request and answer it names; exit 0 only when everything given checks out",
-			ArgsUsage: "RECEIPT.json",
+			ArgsUsage: "[--request F] [--answer F] [--save-cert F] RECEIPT.json",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "request", Usage: "the request body as the app sent it", DefaultText: "not checked"},
 				&cli.StringFlag{Name: "answer", Usage: "the answer as the app received it (the JSON body, or the event stream)", DefaultText: "not checked"},
@@ -32,7 +32,7 @@ func Command() *cli.Command {
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return cli.Exit("receipt verify: want one RECEIPT.json file (save it from GET /v1/cocoon/receipts/{id})", 2)
+					return cli.Exit("receipt verify: want one RECEIPT.json file, after the flags (save it from GET /v1/cocoon/receipts/{id})", 2)
 				}
 				return Verify(c.Args().First(), c.String("request"), c.String("answer"), c.String("save-cert"), c.App.Writer)
 			},
