@@ -17,12 +17,14 @@
 // # Message flow
 //
 //	client                               proxy                              worker
+//	  │ Request{id, model, bounds, seal} ──▶│ reserve by the clear fields       │
+//	  │◀──── WorkerOffer{certificate} ──────│ the worker it picked              │
 //	  │ verify worker quote; its claims     │                                   │
 //	  │ name hpke_pub and the signing key   │                                   │
 //	  │ sealed, opener = SealRequest(       │                                   │
 //	  │   hpke_pub, {id, model, quote},     │                                   │
 //	  │   body)                             │                                   │
-//	  │ Request{id, model, sealed} ────────▶│ route by id, model (clear)        │
+//	  │ SealedBody{sealed} ────────────────▶│ route by id, model (clear)        │
 //	  │                                     │ Request{id, model, sealed} ──────▶│ body, sealer = OpenRequest(
 //	  │                                     │                                   │   priv, {id, model, quote}, sealed)
 //	  │                                     │◀───────── sealer.Seal(chunk 0) ───│  frame 0 carries answer_nonce
