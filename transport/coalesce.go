@@ -116,7 +116,17 @@ func (s *Stream) writeQueued() bool {
 
 // wrote records the result of writing s.pend; s.wmu is held.
 func (s *Stream) wrote(err error) {
-	s.pend, s.queued = s.pend[:0], false
+	s.queued = false
+	if s.pendBox != nil {
+		// QUIC copied the frames: the buffer goes back for another stream. After a failed
+		// write QUIC may still hold it, so it is left to the collector.
+		if err == nil && cap(s.pend) <= maxCoalesced+maxCoalesced/2 {
+			*s.pendBox = s.pend[:0]
+			pendPool.Put(s.pendBox)
+		}
+		s.pendBox = nil
+	}
+	s.pend = nil
 	if err != nil && s.werr == nil {
 		s.werr = err
 	}

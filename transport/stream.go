@@ -45,10 +45,14 @@ type Stream struct {
 	co      *coalescer
 	wmu     sync.Mutex
 	pend    []byte
+	pendBox *[]byte // pend's buffer from pendPool, while frames wait in it
 	queued  bool
 	werr    error
 	writing atomic.Bool
 }
+
+// pendPool holds the buffers frames wait in for a coalescing window.
+var pendPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 // maxCoalesced bounds what a flush hands to the coalescer: a larger write (a whole non-streamed
 // answer) fills packets of its own, and is not kept in a buffer per stream.
@@ -180,11 +184,13 @@ func (s *Stream) Flush() error {
 	switch {
 	case err != nil:
 		s.wbuf = s.wbuf[:0]
-	case len(s.pend) == 0:
-		// Nothing waits yet: the frames wait in place and the spent buffer takes the next ones,
-		// so that neither is copied nor grown again.
-		s.pend, s.wbuf, s.queued = s.wbuf, s.pend[:0], true
 	default:
+		if s.pendBox == nil {
+			// Streams live for one request: a buffer that waiting frames already grew is
+			// reused from one stream to the next instead of growing again on each.
+			s.pendBox = pendPool.Get().(*[]byte)
+			s.pend = (*s.pendBox)[:0]
+		}
 		s.pend, s.wbuf, s.queued = append(s.pend, s.wbuf...), s.wbuf[:0], true
 	}
 	s.wmu.Unlock()
