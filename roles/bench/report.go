@@ -241,12 +241,13 @@ func (r *report) print(w io.Writer) {
 		r.printAll(w)
 		return
 	}
-	title := "scenario " + r.Scenario
+	// A part's name says when payments are on.
+	title := "scenario " + r.Scenario + ", payments " + onOff(r.Payments)
 	if r.Part != "" {
 		title = "part " + r.Part
 	}
-	fmt.Fprintf(w, "cocoon bench — %s, payments %s, %d CPUs (load %.1f before, %.1f after), %s\n",
-		title, onOff(r.Payments), r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Machine.GoVersion)
+	fmt.Fprintf(w, "cocoon bench — %s, %d CPUs (load %.1f before, %.1f after), %s\n",
+		title, r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Machine.GoVersion)
 	if e := r.Engine; e != nil {
 		fmt.Fprintf(w, "engine: %d chunks of %d bytes + usage line, %.3g ms before each event; concurrency %d, %gs measured after %gs warm-up\n",
 			e.Chunks, e.ChunkBytes, e.DelayMs, r.Concurrency, r.DurationS, r.WarmupS)
