@@ -192,7 +192,7 @@ func Defaults() Config {
 			RequestTimeout: Duration(10 * time.Minute),
 			MaxBodiesBytes: 64 << 20,
 			MaxConnections: 10000,
-			ReceiptsKept:   10000,
+			ReceiptsKept:   1000,
 		},
 	}
 }

@@ -29,7 +29,7 @@ const (
 	DefaultRequestTimeout = 10 * time.Minute
 	DefaultMaxBodiesBytes = 64 << 20
 	DefaultMaxConnections = 10000
-	DefaultReceiptsKept   = 10000
+	DefaultReceiptsKept   = 1000
 )
 
 // Config configures a Client. Zero values take the documented defaults.
@@ -60,7 +60,7 @@ type Config struct {
 	// PlaintextDev sends request bodies to the proxy in clear. Development only: by default each
 	// body is sealed to the attested worker the proxy offers, which the client verifies itself.
 	PlaintextDev bool
-	// ReceiptsKept is how many answers' receipts are kept to serve; 0 = 10000.
+	// ReceiptsKept is how many answers' receipts are kept to serve; 0 = 1000 (each a few hundred bytes; the workers' certificates are shared).
 	ReceiptsKept int
 	// Prices are the registry's current prices, to check each charge against the worker's signed
 	// usage; nil or !ok: unknown (charges are kept with their receipts, unchecked).
@@ -113,6 +113,7 @@ type Client struct {
 	guard    *guard
 	bodies   *budget
 	receipts *receipts
+	offers   offers // the worker certificates proxies offered, parsed
 
 	// Reconnection and failover tuning; tests shorten them.
 	backoff        redial.Backoff

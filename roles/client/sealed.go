@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/cocoon-network/cocoon/attest"
-	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
@@ -33,11 +32,13 @@ var errSealedAnswer = errors.New("sealed answer refused")
 // claims name. refusal says why the worker is refused, for the proxy to try another.
 func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal string) {
 	tc := x.c.tc
-	rc, err := ratls.ParseCertificate([][]byte{o.GetCertificate()}, tc.Now(), tc.MaxCertValidity)
+	w, err := x.c.offers.parse(o.GetCertificate(), tc.Now(), tc.MaxCertValidity)
 	if err != nil {
 		return nil, nil, "worker certificate: " + err.Error()
 	}
-	peer, err := tc.Verifier.Verify(rc.Evidence())
+	// Verified each time: the verifier caches the quote's verification, and judges the policy
+	// (and registry lists) as they are now.
+	peer, err := tc.Verifier.Verify(w.ev)
 	if err != nil {
 		return nil, nil, "worker attestation: " + err.Error()
 	}
@@ -50,15 +51,11 @@ func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal
 	if c := o.GetWorker().GetCoefficient(); x.c.cfg.MaxCoefficient != 0 && c > x.c.cfg.MaxCoefficient {
 		return nil, nil, fmt.Sprintf("worker's coefficient %d is above this client's max_coefficient %d", c, x.c.cfg.MaxCoefficient)
 	}
-	hk, err := peer.Claims.HPKEPublicKey()
+	pub, err := w.hpkeKey(peer)
 	if err != nil {
-		return nil, nil, "worker offers no HPKE key to seal to: " + err.Error()
+		return nil, nil, err.Error()
 	}
-	pub, err := seal.ParsePublicKey(hk.Bytes())
-	if err != nil {
-		return nil, nil, "worker's HPKE key: " + err.Error()
-	}
-	s = &sealed{worker: peer, cert: o.GetCertificate(), info: o.GetWorker(), quoteHash: seal.HashQuote(rc.Quote)}
+	s = &sealed{worker: peer, cert: w.der, info: o.GetWorker(), quoteHash: w.quoteHash}
 	body, s.opener, err = seal.SealRequest(pub, seal.Binding{RequestID: x.id, Model: x.model, QuoteHash: s.quoteHash}, x.body)
 	if err != nil {
 		return nil, nil, "sealing the body: " + err.Error()

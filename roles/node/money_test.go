@@ -46,6 +46,7 @@ func TestMoneyAddsUpSealed(t *testing.T) {
 	_, wp := n.paidWorker(withKey("worker"), paddr)
 	ccfg := withKey("client")
 	ccfg.Client.Proxies = []string{paddr}
+	ccfg.Client.ReceiptsKept = 2 * requests
 	cp, err := party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
 	cl, err := BuildClient(ccfg, "test", log, cp, nil)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cocoon-network/cocoon/attest/ratls"
@@ -26,14 +27,39 @@ type evidence struct {
 	quoteHash seal.Digest
 }
 
-// localEvidence returns the signing key and quote digest of the certificate this worker presented
-// on c.
-func localEvidence(c *transport.Conn) (evidence, error) {
+// evidences keeps the evidence of the certificates this worker presented, parsed once each: a
+// certificate serves every request of its connections for up to a day.
+type evidences struct {
+	mu     sync.Mutex
+	byCert map[*tls.Certificate]evidence
+}
+
+// maxEvidences bounds what is kept: the certificates of a day or two of rotations.
+const maxEvidences = 8
+
+// of returns the signing key and quote digest of the certificate this worker presented on c.
+func (e *evidences) of(c *transport.Conn) (evidence, error) {
 	cert := c.LocalCertificate()
 	if cert == nil || len(cert.Certificate) == 0 {
 		return evidence{}, errNoLocalCertificate
 	}
-	return certEvidence(cert)
+	e.mu.Lock()
+	ev, ok := e.byCert[cert]
+	e.mu.Unlock()
+	if ok {
+		return ev, nil
+	}
+	ev, err := certEvidence(cert)
+	if err != nil {
+		return evidence{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.byCert == nil || len(e.byCert) >= maxEvidences {
+		e.byCert = map[*tls.Certificate]evidence{}
+	}
+	e.byCert[cert] = ev
+	return ev, nil
 }
 
 func certEvidence(cert *tls.Certificate) (evidence, error) {

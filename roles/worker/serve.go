@@ -37,7 +37,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	}
 	// The worker signs what it metered (and, for a sealed request, its receipt) with the key of
 	// the certificate it presented here, which the proxy verified.
-	ev, err := localEvidence(c)
+	ev, err := w.evidence.of(c)
 	if err != nil {
 		w.refuse(s, wire.CodeInternal, "worker cannot sign usage: "+err.Error())
 		return

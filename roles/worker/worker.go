@@ -42,6 +42,8 @@ type Worker struct {
 	engine gpu.Engine
 	tc     transport.Config
 	log    zerolog.Logger
+	// evidence is what the worker signs and binds with, per certificate it presented.
+	evidence evidences
 
 	healthy  atomic.Bool
 	healthCh chan struct{} // closed and replaced on every health change

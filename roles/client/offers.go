@@ -1,0 +1,83 @@
+package client
+
+import (
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/attest/ratls"
+	"github.com/cocoon-network/cocoon/transport/seal"
+)
+
+// maxOfferedWorkers bounds the workers' certificates the client keeps parsed: a proxy offers the
+// few workers of a model again and again, each certificate for a day.
+const maxOfferedWorkers = 256
+
+// offeredWorker is a worker certificate a proxy offered, parsed once: its structure checked, its
+// evidence, its quote's digest and, once a verification named it, its HPKE key ready to seal to.
+type offeredWorker struct {
+	der       []byte // kept once, shared by the receipts of every answer it sealed
+	ev        attest.Evidence
+	quoteHash seal.Digest
+	notAfter  time.Time
+
+	keyOnce sync.Once
+	key     *seal.PublicKey
+	keyErr  error
+}
+
+// hpkeKey is the HPKE key the verified claims of w name, parsed once.
+func (w *offeredWorker) hpkeKey(peer *attest.Peer) (*seal.PublicKey, error) {
+	w.keyOnce.Do(func() {
+		hk, err := peer.Claims.HPKEPublicKey()
+		if err != nil {
+			w.keyErr = errors.New("worker offers no HPKE key to seal to: " + err.Error())
+			return
+		}
+		if w.key, err = seal.ParsePublicKey(hk.Bytes()); err != nil {
+			w.keyErr = errors.New("worker's HPKE key: " + err.Error())
+		}
+	})
+	return w.key, w.keyErr
+}
+
+// offers keeps the parsed certificates of the workers proxies offered, by the certificate's digest.
+type offers struct {
+	mu   sync.Mutex
+	byID map[[32]byte]*offeredWorker
+}
+
+// parse returns the offered certificate der, parsed and checked at now (once per certificate).
+func (o *offers) parse(der []byte, now time.Time, maxValidity time.Duration) (*offeredWorker, error) {
+	id := sha256.Sum256(der)
+	o.mu.Lock()
+	w := o.byID[id]
+	o.mu.Unlock()
+	if w != nil && now.Before(w.notAfter) {
+		return w, nil
+	}
+	rc, err := ratls.ParseCertificate([][]byte{der}, now, maxValidity)
+	if err != nil {
+		return nil, err
+	}
+	w = &offeredWorker{der: append([]byte(nil), der...), ev: rc.Evidence(), quoteHash: seal.HashQuote(rc.Quote), notAfter: rc.X509.NotAfter}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.byID == nil {
+		o.byID = map[[32]byte]*offeredWorker{}
+	}
+	if len(o.byID) >= maxOfferedWorkers {
+		for k, e := range o.byID {
+			if !now.Before(e.notAfter) {
+				delete(o.byID, k)
+			}
+		}
+		if len(o.byID) >= maxOfferedWorkers {
+			clear(o.byID)
+		}
+	}
+	o.byID[id] = w
+	return w, nil
+}
