@@ -53,9 +53,37 @@ func (s *SSEReader) Reset(r io.Reader) {
 	*s = SSEReader{r: r, max: s.max, buf: s.buf[:0], data: s.data[:0]}
 }
 
-// Buffered reports whether input already read waits to be parsed: the next event may follow
-// without another read from the engine.
-func (s *SSEReader) Buffered() bool { return s.end > s.start }
+// Buffered reports whether a whole next event, data lines and the blank line that ends it, was
+// already read: Next will return it without another read from the engine. A relay then holds the
+// event it has and sends both together; a part of the next event does not count, or the relay
+// would hold a lone token until the engine's next one.
+func (s *SSEReader) Buffered() bool {
+	b := s.buf[s.start:s.end]
+	if s.skipLF && len(b) > 0 && b[0] == '\n' {
+		b = b[1:]
+	}
+	hasData := false
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return false // a line not yet ended
+		}
+		line := b[:i]
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			i++
+		}
+		b = b[i+1:]
+		switch {
+		case len(line) == 0:
+			if hasData {
+				return true
+			}
+		case bytes.HasPrefix(line, []byte("data")):
+			hasData = true
+		}
+	}
+	return false
+}
 
 // Done reports whether the stream ended with the [DONE] event.
 func (s *SSEReader) Done() bool { return s.done }

@@ -288,3 +288,28 @@ func BenchmarkSSE(b *testing.B) {
 		}
 	}
 }
+
+// TestSSEBufferedWholeEvent: Buffered is true only when a whole next event has been read; a part
+// of one (the engine's next token not yet written) would make a relay hold the event it has.
+func TestSSEBufferedWholeEvent(t *testing.T) {
+	testCases := map[string]struct {
+		rest string
+		want bool
+	}{
+		"nothing":                {rest: "", want: false},
+		"part of the next event": {rest: "data: {\"b\"", want: false},
+		"next data line, no end": {rest: "data: {\"b\":1}\n", want: false},
+		"whole next event":       {rest: "data: {\"b\":1}\n\n", want: true},
+		"whole, CRLF":            {rest: "data: {\"b\":1}\r\n\r\n", want: true},
+		"a comment only":         {rest: ": keep-alive\n\n", want: false},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			r := NewSSEReader(strings.NewReader("data: {\"a\":1}\n\n"+tc.rest), 0)
+			ev, err := r.Next()
+			require.NoError(t, err)
+			assert.JSONEq(t, `{"a":1}`, string(ev))
+			assert.Equal(t, tc.want, r.Buffered())
+		})
+	}
+}
