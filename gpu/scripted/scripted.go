@@ -57,7 +57,7 @@ type Config struct {
 	// ChunkBytes is the length of each chunk's content text. Default
 	// DefaultChunkBytes.
 	ChunkBytes int
-	// Delay is the pause before each data event.
+	// Delay is the pause before each data event (not before [DONE], which follows the last at once).
 	Delay time.Duration
 	// Step, if set, is received from before each data event is sent, so a
 	// test can release the stream event by event (close it to let the rest
@@ -345,8 +345,9 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 	tmpl := s.template(cfg, chat, withUsage)
 	ctx := r.Context()
 	// wait paces one data event and reports false (recording the
-	// cancellation) when the client went away.
-	wait := func() bool {
+	// cancellation) when the client went away. The Delay is not waited before
+	// [DONE] (delay false): engines write it right after the last event.
+	wait := func(delay bool) bool {
 		if cfg.Step != nil {
 			select {
 			case <-cfg.Step:
@@ -357,7 +358,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 				return false
 			}
 		}
-		if cfg.Delay > 0 {
+		if cfg.Delay > 0 && delay {
 			t := time.NewTimer(cfg.Delay)
 			defer t.Stop()
 			select {
@@ -381,7 +382,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 			stall()
 			return
 		}
-		if !wait() {
+		if !wait(true) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -405,7 +406,7 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		if cfg.Drop && i == cfg.DropAfter {
 			panic(http.ErrAbortHandler) // closes the connection mid-body
 		}
-		if !wait() {
+		if !wait(i < len(tmpl.events)) {
 			return
 		}
 		line = append(line[:0], "data: "...)
