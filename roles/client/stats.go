@@ -231,7 +231,7 @@ func (c *Client) proxyStats() []proxyStats {
 		p := m.Value
 		in[m.Target.Endpoint] = true
 		p.mu.Lock()
-		ps := proxyStats{Address: p.addr, Name: m.Target.Name, PaymentKey: hex.EncodeToString(m.Target.PaymentKey),
+		ps := proxyStats{Address: p.addr, Name: m.Name(), PaymentKey: hex.EncodeToString(m.Target.PaymentKey),
 			Connected: p.conn != nil, InFlight: p.inFlight, Connects: p.connects, LastError: p.lastErr, Refused: m.Refusal()}
 		if p.conn != nil {
 			since := p.connectedAt

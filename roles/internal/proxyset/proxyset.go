@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -116,8 +117,11 @@ var SlowBackoff = redial.Backoff{Min: 10 * time.Second, Max: 5 * time.Minute}
 
 // Member is one target in a Set, with the value the role keeps for it.
 type Member[V any] struct {
+	// Target is the proxy as it joined; its Name may change while it stays (Name), so that field
+	// is not read from here.
 	Target Target
 	Value  V
+	name   atomic.Pointer[string] // the latest Target.Name
 
 	retired chan struct{} // closed when the member leaves the set
 
@@ -127,6 +131,14 @@ type Member[V any] struct {
 	isOut    bool
 	refusals int    // refusals in a row, for the slow backoff
 	refused  string // the last refusal's reason; "" once a connection is accepted
+}
+
+// Name is the proxy's name as the latest update gave it.
+func (m *Member[V]) Name() string {
+	if n := m.name.Load(); n != nil {
+		return *n
+	}
+	return m.Target.Name
 }
 
 // Retired is closed when the member is taken out of its set: its sessions should stop taking
@@ -223,7 +235,7 @@ func (s *Set[V]) Update(ts []Target) (joined, left []*Member[V]) {
 			left = append(left, m)
 			continue
 		}
-		m.Target.Name = t.Name
+		m.name.Store(&t.Name) // the member's loop reads Target unlocked: never written once it joined
 		kept = append(kept, m)
 		have[t.Endpoint] = true
 	}

@@ -118,7 +118,7 @@ func TestSetUpdate(t *testing.T) {
 	<-sessions
 	_, left = s.Update([]Target{{Endpoint: "b:1", PaymentKey: key(2), Name: "renamed"}})
 	assert.Empty(left, "a new name is the same member")
-	assert.Equal("renamed", s.Members()[0].Target.Name)
+	assert.Equal("renamed", s.Members()[0].Name())
 	cancel()
 	<-done
 }
