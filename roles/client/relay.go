@@ -20,6 +20,10 @@ import (
 // maxAnswerBytes bounds a non-streamed answer, which the client must hold whole before sending it.
 const maxAnswerBytes = 64 << 20
 
+// maxOffers bounds the workers one proxy may offer for one request (it tries at most
+// proxy.max_attempts, 3 by default).
+const maxOffers = 16
+
 // drainTimeout bounds the wait for a proxy's end of stream after its last message.
 const drainTimeout = 2 * time.Second
 
@@ -131,6 +135,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 		}
 	}
 	var sl *sealed // the worker this attempt's body is sealed to, once one was accepted
+	offers := 0
 
 	// held is the stream's usage chunk, kept until the next frame: when that is Done (after the
 	// sealed end marker, if sealed), the cost the proxy charged is added to it, so the app sees what
@@ -154,6 +159,12 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			if err != nil || !sealing || x.head != nil {
 				s.Cancel(wire.CodeProtocol)
 				return errProtocol("unexpected worker offer"), !x.started
+			}
+			if offers++; offers > maxOffers {
+				// Each offer costs a verification and a seal: a proxy does not get to make this
+				// client seal without end.
+				s.Cancel(wire.CodeProtocol)
+				return errProtocol("more than " + strconv.Itoa(maxOffers) + " worker offers for one request"), true
 			}
 			var body []byte
 			var refusal string

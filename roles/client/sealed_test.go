@@ -337,3 +337,22 @@ func TestResealOnFailover(t *testing.T) {
 	assert.JSONEq(`{"model":"test-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`, string(<-opened),
 		"the second worker opened the body sealed again to its key")
 }
+
+// TestOffersBounded: a proxy that offers workers without end is cut off, not sealed to forever.
+func TestOffersBounded(t *testing.T) {
+	w := newFakeWorker(t)
+	stub := newStub(t, func(_ *stubProxy, s *transport.Stream, _ *wire.Request) {
+		for {
+			if s.Send(&wire.WorkerOffer{Certificate: w.der, Worker: &wire.WorkerInfo{Coefficient: 1000}}) != nil {
+				return
+			}
+			if _, _, err := s.RecvFrame(); err != nil {
+				return
+			}
+		}
+	})
+	h := sealedClient(t, stub)
+	resp := h.post(t, "/v1/chat/completions", `{"model":"test-model","messages":[]}`)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Contains(t, readAll(t, resp.Body), "more than 16 worker offers")
+}
