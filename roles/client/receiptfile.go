@@ -65,15 +65,9 @@ func VerifyReceipt(doc, request, answer []byte) ([]string, error) {
 		return ok, fmt.Errorf("the receipt is for request %q, the file for %q: %w", r.RequestID, e.RequestID, seal.ErrAnswerMismatch)
 	}
 	ok = append(ok, "receipt signed by the worker for request "+r.RequestID)
-	rec, err := seal.ParseUsageRecord(e.UsageRecord)
+	rec, err := r.CheckRecord(e.UsageRecord)
 	if err != nil {
 		return ok, err
-	}
-	if err := rec.Verify(r.WorkerKey, r.RequestID); err != nil {
-		return ok, err
-	}
-	if rec.Usage != r.Usage || rec.Model != r.Model {
-		return ok, fmt.Errorf("the usage record and the receipt disagree: %w", seal.ErrAnswerMismatch)
 	}
 	ok = append(ok, fmt.Sprintf("usage record signed by the worker: %d prompt, %d completion tokens", rec.Usage.PromptTokens, rec.Usage.CompletionTokens))
 	if request != nil {

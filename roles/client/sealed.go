@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -86,6 +87,9 @@ func (s *sealed) finish(x *call, done *wire.Done) (settle.Usage, error) {
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("%w: receipt: %w", errSealedAnswer, err)
 	}
+	if !bytes.Equal(r.WorkerKey, key) {
+		return settle.Usage{}, fmt.Errorf("%w: receipt names another key than the worker's: %w", errSealedAnswer, seal.ErrSignature)
+	}
 	if err := r.Verify(key); err != nil {
 		return settle.Usage{}, fmt.Errorf("%w: %w", errSealedAnswer, err)
 	}
@@ -100,15 +104,9 @@ func (s *sealed) finish(x *call, done *wire.Done) (settle.Usage, error) {
 	if err := r.CheckHashes(sha256.Sum256(x.body), s.opener.AnswerHash()); err != nil {
 		return settle.Usage{}, fmt.Errorf("%w: %w", errSealedAnswer, err)
 	}
-	rec, err := seal.ParseUsageRecord(done.GetUsageRecord())
+	rec, err := r.CheckRecord(done.GetUsageRecord())
 	if err != nil {
 		return settle.Usage{}, fmt.Errorf("%w: usage record: %w", errSealedAnswer, err)
-	}
-	if err := rec.Verify(key, x.id); err != nil {
-		return settle.Usage{}, fmt.Errorf("%w: %w", errSealedAnswer, err)
-	}
-	if rec.Usage != r.Usage {
-		return settle.Usage{}, fmt.Errorf("%w: the usage record and the receipt disagree", errSealedAnswer)
 	}
 	s.receipt = r
 	return rec.Usage, nil

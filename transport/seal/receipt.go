@@ -228,3 +228,21 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 	*r = out
 	return nil
 }
+
+// CheckRecord parses rec, the usage record the proxy charged r's request by, and checks that the
+// worker who signed r signed it too, for the same request, naming the same model and usage. It
+// does not verify r itself: call Verify. Refusals: ErrSignature, ErrOtherRequest,
+// ErrAnswerMismatch.
+func (r *Receipt) CheckRecord(rec []byte) (*UsageRecord, error) {
+	u, err := ParseUsageRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := u.Verify(r.WorkerKey, r.RequestID); err != nil {
+		return nil, err
+	}
+	if u.Usage != r.Usage || u.Model != r.Model {
+		return nil, fmt.Errorf("usage record of request %q and its receipt disagree: %w", r.RequestID, ErrAnswerMismatch)
+	}
+	return u, nil
+}

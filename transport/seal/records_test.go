@@ -350,3 +350,44 @@ func TestWholeExchange(t *testing.T) {
 	require.NoError(got.CheckHashes(sha256.Sum256(body), opener.AnswerHash()))
 	assert.Equal(testUsage, got.Usage)
 }
+
+// TestReceiptCheckRecord: the usage record must be the receipt's worker's, for its request, and
+// say what the receipt says.
+func TestReceiptCheckRecord(t *testing.T) {
+	pub, priv := newSigner(t)
+	_, other := newSigner(t)
+	r := &Receipt{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage, WorkerKey: pub}
+	testCases := map[string]struct {
+		edit func(*UsageRecord)
+		key  ed25519.PrivateKey
+		want error
+	}{
+		"same worker, request and usage": {},
+		"another signer":                 {key: other, want: ErrSignature},
+		"another request":                {edit: func(u *UsageRecord) { u.RequestID = "req-2" }, want: ErrOtherRequest},
+		"other usage":                    {edit: func(u *UsageRecord) { u.Usage.CompletionTokens++ }, want: ErrAnswerMismatch},
+		"other model":                    {edit: func(u *UsageRecord) { u.Model = "other" }, want: ErrAnswerMismatch},
+	}
+	for name, tc := range testCases {
+		t.Run(name, func(t *testing.T) {
+			u := &UsageRecord{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage}
+			if tc.edit != nil {
+				tc.edit(u)
+			}
+			key := priv
+			if tc.key != nil {
+				key = tc.key
+			}
+			require.NoError(t, u.Sign(key))
+			b, err := u.Marshal()
+			require.NoError(t, err)
+			got, err := r.CheckRecord(b)
+			if tc.want != nil {
+				assert.ErrorIs(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, testUsage, got.Usage)
+		})
+	}
+}
