@@ -11,6 +11,11 @@ import (
 	"github.com/cocoon-network/cocoon/transport/seal"
 )
 
+// sessionLifetime is how long the client seals to one worker key in one session
+// (seal.Session): a session's secret opens all its requests, so it is renewed; each renewal costs
+// one KEM encapsulation here and one decapsulation at the worker.
+const sessionLifetime = 10 * time.Minute
+
 // maxOfferedWorkers bounds the workers' certificates the client keeps parsed: a proxy offers the
 // few workers of a model again and again, each certificate for a day.
 const maxOfferedWorkers = 256
@@ -26,6 +31,26 @@ type offeredWorker struct {
 	keyOnce sync.Once
 	key     *seal.PublicKey
 	keyErr  error
+
+	mu        sync.Mutex
+	session   *seal.Session
+	sessionAt time.Time // when session was made
+}
+
+// sealSession is the session the client seals to w's key in at now, made again once it is
+// sessionLifetime old.
+func (w *offeredWorker) sealSession(pub *seal.PublicKey, now time.Time) (*seal.Session, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.session != nil && now.Sub(w.sessionAt) < sessionLifetime && !now.Before(w.sessionAt) {
+		return w.session, nil
+	}
+	s, err := seal.NewSession(pub)
+	if err != nil {
+		return nil, err
+	}
+	w.session, w.sessionAt = s, now
+	return s, nil
 }
 
 // hpkeKey is the HPKE key the verified claims of w name, parsed once.

@@ -27,3 +27,25 @@ func TestOffersParsedOnce(t *testing.T) {
 	_, err = o.parse(bad, now, 0)
 	assert.Error(t, err)
 }
+
+// TestSealSessionRenewed: requests to one worker share a seal session, for sessionLifetime; then
+// the next request makes a new one.
+func TestSealSessionRenewed(t *testing.T) {
+	w := newFakeWorker(t)
+	var o offers
+	now := time.Now()
+	ow, err := o.parse(w.der, now, 0)
+	require.NoError(t, err)
+	pub := w.hpke.PublicKey()
+	a, err := ow.sealSession(pub, now)
+	require.NoError(t, err)
+	b, err := ow.sealSession(pub, now.Add(sessionLifetime-time.Second))
+	require.NoError(t, err)
+	assert.Same(t, a, b)
+	c, err := ow.sealSession(pub, now.Add(sessionLifetime))
+	require.NoError(t, err)
+	assert.NotSame(t, a, c)
+	d, err := ow.sealSession(pub, now.Add(-time.Hour))
+	require.NoError(t, err)
+	assert.NotSame(t, c, d, "a clock set back makes a new session too")
+}

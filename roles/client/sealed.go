@@ -56,8 +56,12 @@ func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal
 	if err != nil {
 		return nil, nil, err.Error()
 	}
+	session, err := w.sealSession(pub, tc.Now())
+	if err != nil {
+		return nil, nil, "sealing the body: " + err.Error()
+	}
 	s = &sealed{worker: peer, cert: w.der, info: o.GetWorker(), quoteHash: w.quoteHash}
-	body, s.opener, err = seal.SealRequest(pub, seal.Binding{RequestID: x.id, Model: x.model, QuoteHash: s.quoteHash}, x.body)
+	body, s.opener, err = session.SealRequest(seal.Binding{RequestID: x.id, Model: x.model, QuoteHash: s.quoteHash}, x.body)
 	if err != nil {
 		return nil, nil, "sealing the body: " + err.Error()
 	}
@@ -75,8 +79,8 @@ func (s *sealed) open(frame []byte) ([]byte, error) {
 }
 
 // finish checks, once Done arrived, that the sealed answer ended with its end marker and that
-// the worker's receipt and usage record name this request, its body and its whole answer as the
-// client opened it, signed with the key of the worker the client verified. It returns the usage
+// the worker's receipt, signed with the key of the worker the client verified, names this
+// request, its body, its whole answer as the client opened it, and the usage record Done carries. It returns the usage
 // the worker signed.
 func (s *sealed) finish(x *call, done *wire.Done) (settle.Usage, error) {
 	if err := s.opener.Done(); err != nil {

@@ -120,8 +120,18 @@ func sealedStub(t testing.TB, w *fakeWorker, a sealedAnswer, chunks []string, bo
 		if a.answerHash != nil {
 			hash = a.answerHash(hash)
 		}
+		// The worker's own record, which its receipt names; Done may carry another (a.recordID, a.recordKey).
+		record := func(id string, key ed25519.PrivateKey) []byte {
+			rec := seal.UsageRecord{RequestID: id, Model: req.GetModel(), Usage: sealedUsage}
+			require.NoError(t, rec.Sign(key))
+			rb, err := rec.Marshal()
+			require.NoError(t, err)
+			return rb
+		}
+		rb := record(req.GetId(), w.signer)
 		r := seal.Receipt{RequestID: req.GetId(), Model: req.GetModel(), WeightsDigest: "sha256:00", QuoteHash: w.quoteHash,
-			BodyHash: sha256.Sum256(body), AnswerHash: hash, Usage: sealedUsage, Time: time.Now(), WorkerKey: w.signer.Public().(ed25519.PublicKey)}
+			BodyHash: sha256.Sum256(body), AnswerHash: hash, RecordHash: sha256.Sum256(rb), Usage: sealedUsage, Time: time.Now(),
+			WorkerKey: w.signer.Public().(ed25519.PublicKey)}
 		require.NoError(t, r.Sign(w.signer))
 		trailer, err := r.Marshal()
 		require.NoError(t, err)
@@ -130,17 +140,16 @@ func sealedStub(t testing.TB, w *fakeWorker, a sealedAnswer, chunks []string, bo
 			require.NoError(t, err)
 			_ = s.SendFrame(wire.TypeSealedEnd, end)
 		}
-		rec := seal.UsageRecord{RequestID: req.GetId(), Model: req.GetModel(), Usage: sealedUsage}
-		if a.recordID != "" {
-			rec.RequestID = a.recordID
+		if a.recordID != "" || a.recordKey != nil {
+			id, key := req.GetId(), w.signer
+			if a.recordID != "" {
+				id = a.recordID
+			}
+			if a.recordKey != nil {
+				key = a.recordKey
+			}
+			rb = record(id, key)
 		}
-		key := w.signer
-		if a.recordKey != nil {
-			key = a.recordKey
-		}
-		require.NoError(t, rec.Sign(key))
-		rb, err := rec.Marshal()
-		require.NoError(t, err)
 		_ = s.Send(&wire.Done{Usage: wire.EncodeUsage(sealedUsage), UsageRecord: rb, TotalCost: a.cost})
 		_ = s.CloseSend()
 	}

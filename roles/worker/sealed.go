@@ -25,6 +25,9 @@ var errNoLocalCertificate = errors.New("the certificate this worker presented on
 type evidence struct {
 	signer    ed25519.PrivateKey
 	quoteHash seal.Digest
+	// opener opens the requests sealed to the certificate's HPKE key and keeps their sessions'
+	// secrets; nil when the connection holds no HPKE key.
+	opener *seal.PrivateKey
 }
 
 // evidences keeps the evidence of the certificates this worker presented, parsed once each: a
@@ -53,6 +56,11 @@ func (e *evidences) of(c *transport.Conn) (evidence, error) {
 	if err != nil {
 		return evidence{}, err
 	}
+	if key, ok := c.HPKEKey(); ok {
+		if ev.opener, err = seal.FromHPKE(key); err != nil {
+			return evidence{}, err
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.byCert == nil || len(e.byCert) >= maxEvidences {
@@ -75,18 +83,13 @@ func certEvidence(cert *tls.Certificate) (evidence, error) {
 }
 
 // openSealed opens req's sealed body with the HPKE key of the certificate this worker presented
-// on c, for the binding the request's clear fields and that certificate's quote make, and puts the
-// plaintext in req.Body. It returns the sealer of the answer.
-func openSealed(c *transport.Conn, ev evidence, req *wire.Request) (*seal.AnswerSealer, error) {
-	key, ok := c.HPKEKey()
-	if !ok {
+// on the connection, for the binding the request's clear fields and that certificate's quote
+// make, and puts the plaintext in req.Body. It returns the sealer of the answer.
+func openSealed(ev evidence, req *wire.Request) (*seal.AnswerSealer, error) {
+	if ev.opener == nil {
 		return nil, errors.New("this connection holds no HPKE key to open sealed requests with")
 	}
-	priv, err := seal.FromHPKE(key)
-	if err != nil {
-		return nil, err
-	}
-	body, sealer, err := seal.OpenRequest(priv, seal.Binding{RequestID: req.GetId(), Model: req.GetModel(), QuoteHash: ev.quoteHash}, req.GetSealedBody())
+	body, sealer, err := seal.OpenRequest(ev.opener, seal.Binding{RequestID: req.GetId(), Model: req.GetModel(), QuoteHash: ev.quoteHash}, req.GetSealedBody())
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +106,12 @@ func (w *Worker) usageRecord(ev evidence, req *wire.Request, u settle.Usage) ([]
 	return r.Marshal()
 }
 
-// endSealed signs the answer's receipt and returns the sealed end marker that carries it.
-func (w *Worker) endSealed(ev evidence, sealer *seal.AnswerSealer, req *wire.Request, body []byte, u settle.Usage) ([]byte, error) {
+// endSealed signs the answer's receipt, which names record (the signed usage record Done
+// carries), and returns the sealed end marker that carries it.
+func (w *Worker) endSealed(ev evidence, sealer *seal.AnswerSealer, req *wire.Request, body, record []byte, u settle.Usage) ([]byte, error) {
 	r := seal.Receipt{
 		RequestID: req.GetId(), Model: w.cfg.Model, WeightsDigest: w.cfg.WeightsDigest,
-		QuoteHash: ev.quoteHash, BodyHash: sha256.Sum256(body), AnswerHash: sealer.AnswerHash(),
+		QuoteHash: ev.quoteHash, BodyHash: sha256.Sum256(body), AnswerHash: sealer.AnswerHash(), RecordHash: sha256.Sum256(record),
 		Usage: u, Time: time.Now(), WorkerKey: ev.signer.Public().(ed25519.PublicKey),
 	}
 	if err := r.Sign(ev.signer); err != nil {

@@ -49,7 +49,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			w.refuse(s, wire.CodeBadRequest, "request carries both a plain and a sealed body")
 			return
 		}
-		if sealer, err = openSealed(c, ev, req); err != nil {
+		if sealer, err = openSealed(ev, req); err != nil {
 			w.stats.refused.Add(1)
 			log.Warn().Err(err).Msg("sealed request refused")
 			w.refuse(s, wire.CodeBadRequest, "sealed request: "+err.Error())
@@ -186,6 +186,13 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		_ = s.CloseSend()
 		return
 	}
+	record, err := w.usageRecord(ev, req, usage)
+	if err != nil {
+		// Unsigned usage would be charged as the reservation: say so rather than send it.
+		log.Error().Err(err).Msg("usage record not signed")
+		s.Cancel(wire.CodeInternal)
+		return
+	}
 	if sealer != nil {
 		if !headSent {
 			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
@@ -193,7 +200,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 				return
 			}
 		}
-		end, err := w.endSealed(ev, sealer, req, opened, usage)
+		end, err := w.endSealed(ev, sealer, req, opened, record, usage)
 		if err == nil {
 			err = s.SendFrame(wire.TypeSealedEnd, end)
 		}
@@ -202,13 +209,6 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			s.Cancel(wire.CodeInternal)
 			return
 		}
-	}
-	record, err := w.usageRecord(ev, req, usage)
-	if err != nil {
-		// Unsigned usage would be charged as the reservation: say so rather than send it.
-		log.Error().Err(err).Msg("usage record not signed")
-		s.Cancel(wire.CodeInternal)
-		return
 	}
 	if err := s.Send(&wire.Done{Usage: wire.EncodeUsage(usage), UsageRecord: record}); err != nil {
 		s.Cancel(wire.CodeCancelled)

@@ -9,7 +9,8 @@
 // chunks in order (AnswerOpener) and learns of any change, loss, reordering, replay or truncation.
 // The worker also signs, with its attested Ed25519 certificate key, a UsageRecord that the proxy
 // meters by, and a Receipt, sealed to the client in the answer's end marker, that the client can
-// check against what it sent and received and keep.
+// check against what it sent and received and keep. The receipt names the record's digest, so
+// the client checks the record the proxy charged by with the receipt's one signature.
 //
 // Suite (fixed, no negotiation): HPKE base mode, KEM MLKEM768-X25519 (X-Wing), KDF HKDF-SHA256,
 // AEAD ChaCha20-Poly1305; see keys.go for why.
@@ -21,8 +22,8 @@
 //	  │◀──── WorkerOffer{certificate} ──────│ the worker it picked              │
 //	  │ verify worker quote; its claims     │                                   │
 //	  │ name hpke_pub and the signing key   │                                   │
-//	  │ sealed, opener = SealRequest(       │                                   │
-//	  │   hpke_pub, {id, model, quote},     │                                   │
+//	  │ sealed, opener = session(hpke_pub)  │                                   │
+//	  │   .SealRequest({id, model, quote},  │                                   │
 //	  │   body)                             │                                   │
 //	  │ SealedBody{sealed} ────────────────▶│ route by id, model (clear)        │
 //	  │                                     │ Request{id, model, sealed} ──────▶│ body, sealer = OpenRequest(
@@ -39,11 +40,20 @@
 //
 // # Key schedule
 //
-//	info        = "cocoon/seal/v1 request" ‖ 0x00 ‖ len₂ ‖ request id ‖ len₂ ‖ model ‖ quote hash₃₂
-//	enc, ctx    = HPKE.SetupBaseS(worker hpke_pub, info)        (worker: SetupBaseR(enc, priv, info))
-//	sealed req  = 0x01 ‖ key id₈ ‖ binding id₈ ‖ enc₁₁₂₀ ‖ ctx.Seal(aad = first 17 bytes, body)
+// A client seals its requests to one worker key in a Session: one KEM encapsulation, whose secret
+// the keys of every request of the session come from. The worker decapsulates a session's enc the
+// first time a body opens under it and keeps the secret (at most MaxSessions per key), so the
+// KEM's cost is paid once per session on each side, not once per request.
+//
+//	enc, ctx    = HPKE.SetupBaseS(worker hpke_pub, "cocoon/seal/v2 session")   (worker: SetupBaseR)
+//	session     = ctx.Export("cocoon session", 32)
+//	info        = "cocoon/seal/v2 request" ‖ 0x00 ‖ len₂ ‖ request id ‖ len₂ ‖ model ‖ quote hash₃₂
+//	seal_nonce  16 random bytes, chosen by the client for each sealing
+//	prk         = HKDF-Extract(SHA-256, salt = enc ‖ seal_nonce, ikm = session)
+//	req key     = HKDF-Expand(prk, "request" ‖ info, 32)
+//	secret      = HKDF-Expand(prk, "answer" ‖ info, 32)
+//	sealed req  = 0x02 ‖ key id₈ ‖ binding id₈ ‖ seal_nonce₁₆ ‖ enc₁₁₂₀ ‖ ChaCha20-Poly1305(req key, 0¹², aad = first 33 bytes, body)
 //	              key id = SHA-256(hpke_pub)[:8], binding id = SHA-256(info)[:8]: diagnosis only
-//	secret      = ctx.Export("cocoon answer", 32)
 //	answer_nonce  32 random bytes, chosen by the worker for each answer
 //	prk         = HKDF-Extract(SHA-256, salt = enc ‖ answer_nonce, ikm = secret)
 //	key         = HKDF-Expand(prk, "key", 32)
@@ -51,6 +61,13 @@
 //	frame i     = kind₁ ‖ i₄ ‖ [answer_nonce, if i = 0] ‖ ChaCha20-Poly1305(key, base ⊕ i, aad = kind ‖ i, p)
 //	              kind 1 chunk: p = chunk i
 //	              kind 2 end:   i = number of chunks, p = answer length₈ ‖ trailer
+//
+// Every sealing has a key of its own: the seal nonce makes it fresh even when one binding is
+// sealed twice (a reseal after a failover to the same worker), and the binding enters it, so a
+// request moved to another request id, model or quote does not open. A session's requests carry
+// the same enc, so the proxy can tell they belong together; it knows that already, since they
+// share a client connection. The session secret opens all of a session's requests, which is why a
+// client makes a new session after a while (roles/client: every 10 minutes).
 //
 // As in Oblivious HTTP (RFC 9458, §4.4), the worker's answer_nonce gives every answer fresh keys:
 // a proxy that replays a sealed request gets a second answer under other keys, never two

@@ -35,10 +35,12 @@ const (
 )
 
 // PrivateKey is a worker's HPKE decapsulation key. It never leaves the worker's memory; its public
-// half goes into the worker's attested claims.
+// half goes into the worker's attested claims. It keeps the secrets of the sessions it opened
+// requests of, so a worker keeps one PrivateKey per key, not one per request.
 type PrivateKey struct {
-	k   hpke.PrivateKey
-	pub *PublicKey
+	k        hpke.PrivateKey
+	pub      *PublicKey
+	sessions sessions
 }
 
 // PublicKey is a worker's HPKE encapsulation key, as named by its attested claims.

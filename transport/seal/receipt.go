@@ -27,6 +27,7 @@ type Receipt struct {
 	QuoteHash     Digest // HashQuote of the worker's quote, whose claims name WorkerKey
 	BodyHash      Digest // SHA-256 of the request body the worker opened
 	AnswerHash    Digest // SHA-256 of the answer, all chunks in order (AnswerSealer.AnswerHash)
+	RecordHash    Digest // SHA-256 of the signed usage record the proxy charges by (its wire form)
 	Usage         settle.Usage
 	Time          time.Time // when the worker signed; kept to the millisecond
 	WorkerKey     ed25519.PublicKey
@@ -36,7 +37,7 @@ type Receipt struct {
 // fields is the canonical encoding of r without its signature:
 //
 //	version(1) ‖ request id ‖ model ‖ weights digest (each 2-byte length ‖ bytes)
-//	‖ quote hash ‖ body hash ‖ answer hash (32 bytes each)
+//	‖ quote hash ‖ body hash ‖ answer hash ‖ record hash (32 bytes each)
 //	‖ prompt ‖ cached ‖ completion ‖ reasoning tokens ‖ time, Unix milliseconds (8 bytes each)
 //	‖ worker key (32 bytes)
 func (r *Receipt) fields() ([]byte, error) {
@@ -52,7 +53,7 @@ func (r *Receipt) fields() ([]byte, error) {
 	if len(r.WorkerKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("worker key of %d bytes: %w", len(r.WorkerKey), ErrMalformed)
 	}
-	e := encoder{b: make([]byte, 0, 1+6+len(r.RequestID)+len(r.Model)+len(r.WeightsDigest)+3*32+5*8+32+ed25519.SignatureSize)}
+	e := encoder{b: make([]byte, 0, 1+6+len(r.RequestID)+len(r.Model)+len(r.WeightsDigest)+4*32+5*8+32+ed25519.SignatureSize)}
 	e.u8(Version)
 	e.str(r.RequestID)
 	e.str(r.Model)
@@ -60,6 +61,7 @@ func (r *Receipt) fields() ([]byte, error) {
 	e.digest(r.QuoteHash)
 	e.digest(r.BodyHash)
 	e.digest(r.AnswerHash)
+	e.digest(r.RecordHash)
 	putUsage(&e, r.Usage)
 	e.u64(uint64(ms))
 	e.raw(r.WorkerKey)
@@ -135,6 +137,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 		QuoteHash:     d.digest("quote hash"),
 		BodyHash:      d.digest("body hash"),
 		AnswerHash:    d.digest("answer hash"),
+		RecordHash:    d.digest("record hash"),
 		Usage:         getUsage(d),
 	}
 	ms := d.u64("time")
@@ -160,6 +163,7 @@ type receiptJSON struct {
 	QuoteHash     Digest    `json:"quote_hash"`
 	BodyHash      Digest    `json:"body_hash"`
 	AnswerHash    Digest    `json:"answer_hash"`
+	RecordHash    Digest    `json:"record_hash"`
 	Usage         usageJSON `json:"usage"`
 	Time          time.Time `json:"time"`
 	WorkerKey     []byte    `json:"worker_key"`
@@ -177,7 +181,7 @@ type usageJSON struct {
 func (r *Receipt) MarshalJSON() ([]byte, error) {
 	return json.Marshal(receiptJSON{
 		Version: Version, RequestID: r.RequestID, Model: r.Model, WeightsDigest: r.WeightsDigest,
-		QuoteHash: r.QuoteHash, BodyHash: r.BodyHash, AnswerHash: r.AnswerHash,
+		QuoteHash: r.QuoteHash, BodyHash: r.BodyHash, AnswerHash: r.AnswerHash, RecordHash: r.RecordHash,
 		Usage: usageJSON(r.Usage), Time: r.Time, WorkerKey: r.WorkerKey, Signature: r.Signature,
 	})
 }
@@ -216,7 +220,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 	}
 	out := Receipt{
 		RequestID: j.RequestID, Model: j.Model, WeightsDigest: j.WeightsDigest,
-		QuoteHash: j.QuoteHash, BodyHash: j.BodyHash, AnswerHash: j.AnswerHash,
+		QuoteHash: j.QuoteHash, BodyHash: j.BodyHash, AnswerHash: j.AnswerHash, RecordHash: j.RecordHash,
 		Usage: settle.Usage(j.Usage), Time: j.Time, WorkerKey: j.WorkerKey, Signature: j.Signature,
 	}
 	if _, err := out.fields(); err != nil {
@@ -229,17 +233,21 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// CheckRecord parses rec, the usage record the proxy charged r's request by, and checks that the
-// worker who signed r signed it too, for the same request, naming the same model and usage. It
-// does not verify r itself: call Verify. Refusals: ErrSignature, ErrOtherRequest,
-// ErrAnswerMismatch.
+// CheckRecord parses rec, the usage record the proxy charged r's request by, and checks that it
+// is the one r names, for the same request, naming the same model and usage. The record's own
+// signature is not checked again: r's, which the caller verifies (Verify), covers its digest, and
+// the attested worker signed both. Refusals: ErrMalformed, ErrSignature (another record than the
+// one r names), ErrOtherRequest, ErrAnswerMismatch.
 func (r *Receipt) CheckRecord(rec []byte) (*UsageRecord, error) {
 	u, err := ParseUsageRecord(rec)
 	if err != nil {
 		return nil, err
 	}
-	if err := u.Verify(r.WorkerKey, r.RequestID); err != nil {
-		return nil, err
+	if u.RequestID != r.RequestID {
+		return nil, fmt.Errorf("usage record for request %q, its receipt for %q: %w", u.RequestID, r.RequestID, ErrOtherRequest)
+	}
+	if Digest(sha256.Sum256(rec)) != r.RecordHash {
+		return nil, fmt.Errorf("usage record of request %q is not the one its receipt names: %w", r.RequestID, ErrSignature)
 	}
 	if u.Usage != r.Usage || u.Model != r.Model {
 		return nil, fmt.Errorf("usage record of request %q and its receipt disagree: %w", r.RequestID, ErrAnswerMismatch)

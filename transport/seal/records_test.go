@@ -251,7 +251,7 @@ func TestReceiptFileRefuses(t *testing.T) {
 		wantErr error
 	}{
 		"not json":         {b: []byte("{"), wantErr: ErrMalformed},
-		"other version":    {b: withJSON("version", 2), wantErr: ErrMalformed},
+		"other version":    {b: withJSON("version", 1), wantErr: ErrMalformed},
 		"short digest":     {b: withJSON("body_hash", "abcd"), wantErr: ErrMalformed},
 		"bad hex":          {b: withJSON("body_hash", string(bytes.Repeat([]byte("zz"), 32))), wantErr: ErrMalformed},
 		"short worker key": {b: withJSON("worker_key", "AAAA"), wantErr: ErrMalformed},
@@ -351,37 +351,47 @@ func TestWholeExchange(t *testing.T) {
 	assert.Equal(testUsage, got.Usage)
 }
 
-// TestReceiptCheckRecord: the usage record must be the receipt's worker's, for its request, and
-// say what the receipt says.
+// TestReceiptCheckRecord: the usage record must be the one the receipt names, for its request,
+// and say what the receipt says.
 func TestReceiptCheckRecord(t *testing.T) {
 	pub, priv := newSigner(t)
 	_, other := newSigner(t)
-	r := &Receipt{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage, WorkerKey: pub}
+	record := func(t *testing.T, key ed25519.PrivateKey, edit func(*UsageRecord)) []byte {
+		u := &UsageRecord{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage}
+		if edit != nil {
+			edit(u)
+		}
+		require.NoError(t, u.Sign(key))
+		b, err := u.Marshal()
+		require.NoError(t, err)
+		return b
+	}
+	genuine := record(t, priv, nil)
 	testCases := map[string]struct {
-		edit func(*UsageRecord)
-		key  ed25519.PrivateKey
-		want error
+		rec   []byte
+		named []byte // the record the receipt names; nil: rec
+		want  error
 	}{
-		"same worker, request and usage": {},
-		"another signer":                 {key: other, want: ErrSignature},
-		"another request":                {edit: func(u *UsageRecord) { u.RequestID = "req-2" }, want: ErrOtherRequest},
-		"other usage":                    {edit: func(u *UsageRecord) { u.Usage.CompletionTokens++ }, want: ErrAnswerMismatch},
-		"other model":                    {edit: func(u *UsageRecord) { u.Model = "other" }, want: ErrAnswerMismatch},
+		"the record the receipt names": {rec: genuine},
+		"same fields, another signer":  {rec: record(t, other, nil), named: genuine, want: ErrSignature},
+		"another usage than named": {
+			rec: record(t, priv, func(u *UsageRecord) { u.Usage.CompletionTokens++ }), named: genuine, want: ErrSignature,
+		},
+		"another request": {rec: record(t, priv, func(u *UsageRecord) { u.RequestID = "req-2" }), want: ErrOtherRequest},
+		"named, but its usage disagrees": {
+			rec: record(t, priv, func(u *UsageRecord) { u.Usage.CompletionTokens++ }), want: ErrAnswerMismatch,
+		},
+		"named, but its model disagrees": {rec: record(t, priv, func(u *UsageRecord) { u.Model = "other" }), want: ErrAnswerMismatch},
+		"not a record":                   {rec: []byte("x"), want: ErrMalformed},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {
-			u := &UsageRecord{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage}
-			if tc.edit != nil {
-				tc.edit(u)
+			named := tc.named
+			if named == nil {
+				named = tc.rec
 			}
-			key := priv
-			if tc.key != nil {
-				key = tc.key
-			}
-			require.NoError(t, u.Sign(key))
-			b, err := u.Marshal()
-			require.NoError(t, err)
-			got, err := r.CheckRecord(b)
+			r := &Receipt{RequestID: "req-1", Model: "qwen3-8b", Usage: testUsage, WorkerKey: pub, RecordHash: sha256.Sum256(named)}
+			got, err := r.CheckRecord(tc.rec)
 			if tc.want != nil {
 				assert.ErrorIs(t, err, tc.want)
 				return

@@ -2,26 +2,29 @@ package seal
 
 import (
 	"bytes"
-	"crypto/hpke"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 )
 
 // Version is the first byte of a sealed request. It names the suite (keys.go) and every layout in
 // this package; a change to either is a new version.
-const Version = 1
+const Version = 2
 
-// protocolLabel starts every HPKE info, so that no other protocol's context can be taken for ours.
-const protocolLabel = "cocoon/seal/v1 request"
+// protocolLabel starts every request's info, so that no other protocol's keys can be taken for ours.
+const protocolLabel = "cocoon/seal/v2 request"
 
 // MaxBodySize bounds a request body: what a client frame can carry (transport's
 // DefaultMaxClientFrameSize is 4 MiB + 64 KiB), less room for the sealing and the Request message.
 const MaxBodySize = 4 << 20
 
 const (
-	// requestHeaderSize: version, key id, binding id.
-	requestHeaderSize = 1 + keyIDSize + bindingIDSize
+	// requestHeaderSize: version, key id, binding id, seal nonce. The AEAD authenticates it.
+	requestHeaderSize = 1 + keyIDSize + bindingIDSize + sealNonceSize
 	bindingIDSize     = 8
+	// sealNonceSize is the client's random nonce of one sealing: it gives every sealed request
+	// its own keys under a session's secret, even one sealed twice for the same binding.
+	sealNonceSize = 16
 	// RequestOverhead is how much longer a sealed request is than its body.
 	RequestOverhead = requestHeaderSize + encSize + tagSize
 	// MaxSealedRequestSize bounds what OpenRequest reads.
@@ -30,8 +33,8 @@ const (
 
 // Binding is what client and worker must agree on for a request to open: both compute it from
 // what they know (the client from the worker it chose and its own request, the worker from its own
-// evidence and the Request message the proxy forwarded), and it enters the HPKE key schedule as
-// info. A proxy that routes a sealed request to another worker, for another model or under
+// evidence and the Request message the proxy forwarded), and it enters the request's key
+// schedule as info. A proxy that routes a sealed request to another worker, for another model or under
 // another request id makes it fail to open.
 type Binding struct {
 	RequestID string // the request id both sides log and account under
@@ -44,7 +47,7 @@ type Binding struct {
 // HPKE public key and its signing key, so this one digest pins all three.
 func HashQuote(quote []byte) Digest { return sha256.Sum256(quote) }
 
-// info is the HPKE info: the protocol label, a zero byte, then the fields in canonical encoding.
+// info is the request's info: the protocol label, a zero byte, then the fields in canonical encoding.
 func (b Binding) info() ([]byte, error) {
 	if err := checkField("request id", b.RequestID); err != nil {
 		return nil, err
@@ -69,10 +72,22 @@ func bindingID(info []byte) []byte {
 	return sum[:bindingIDSize]
 }
 
-// SealRequest seals body to a worker's public key for the request b describes. It returns the
-// sealed request, for the Request message, and the opener of the worker's answer, which the
-// client keeps for this request only.
+// SealRequest seals body to a worker's public key for the request b describes, in a session of
+// its own. It returns the sealed request, for the Request message, and the opener of the worker's
+// answer, which the client keeps for this request only. A client that seals many requests to one
+// worker keeps a Session instead.
 func SealRequest(pub *PublicKey, b Binding, body []byte) ([]byte, *AnswerOpener, error) {
+	s, err := NewSession(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("seal request: %w", err)
+	}
+	return s.SealRequest(b, body)
+}
+
+// SealRequest seals body to the session's worker for the request b describes. It returns the
+// sealed request and the opener of the worker's answer, which the client keeps for this request
+// only. It is safe for concurrent use.
+func (s *Session) SealRequest(b Binding, body []byte) ([]byte, *AnswerOpener, error) {
 	if len(body) > MaxBodySize {
 		return nil, nil, fmt.Errorf("seal request: body of %d bytes, at most %d: %w", len(body), MaxBodySize, ErrTooLarge)
 	}
@@ -80,26 +95,21 @@ func SealRequest(pub *PublicKey, b Binding, body []byte) ([]byte, *AnswerOpener,
 	if err != nil {
 		return nil, nil, fmt.Errorf("seal request: %w", err)
 	}
-	enc, s, err := hpke.NewSender(pub.k, kdf, aead, info)
-	if err != nil {
-		return nil, nil, fmt.Errorf("seal request: %w", err)
-	}
 	out := make([]byte, 0, RequestOverhead+len(body))
 	out = append(out, Version)
-	out = append(out, pub.id[:]...)
+	out = append(out, s.pub.id[:]...)
 	out = append(out, bindingID(info)...)
+	out = out[:requestHeaderSize]
+	nonce := out[requestHeaderSize-sealNonceSize:]
+	_, _ = rand.Read(nonce) // crypto/rand.Read never fails
 	hdr := out[:requestHeaderSize:requestHeaderSize]
-	out = append(out, enc...)
-	ct, err := s.Seal(hdr, body)
+	out = append(out, s.enc...)
+	k, err := deriveRequestKeys(s.secret, s.enc, nonce, info)
 	if err != nil {
 		return nil, nil, fmt.Errorf("seal request: %w", err)
 	}
-	out = append(out, ct...)
-	secret, err := s.Export(answerLabel, answerSecretSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("seal request: export answer secret: %w", err)
-	}
-	return out, &AnswerOpener{secret: secret, enc: enc}, nil
+	out = k.aead.Seal(out, zeroNonce[:], body, hdr)
+	return out, &AnswerOpener{secret: k.answer, enc: s.enc}, nil
 }
 
 // OpenRequest opens a sealed request with the worker's private key, for the request b describes.
@@ -122,25 +132,31 @@ func OpenRequest(priv *PrivateKey, b Binding, sealed []byte) ([]byte, *AnswerSea
 	if err != nil {
 		return nil, nil, fmt.Errorf("open request: %w", err)
 	}
-	if got := sealed[1+keyIDSize : requestHeaderSize]; !bytes.Equal(got, bindingID(info)) {
+	if got := sealed[1+keyIDSize : 1+keyIDSize+bindingIDSize]; !bytes.Equal(got, bindingID(info)) {
 		return nil, nil, fmt.Errorf("open request: sealed for binding %x, expected request %q, model %q, quote %s: %w",
 			got, b.RequestID, b.Model, b.QuoteHash, ErrBinding)
 	}
 	hdr := sealed[:requestHeaderSize:requestHeaderSize]
+	nonce := hdr[requestHeaderSize-sealNonceSize:]
 	enc := sealed[requestHeaderSize : requestHeaderSize+encSize]
-	r, err := hpke.NewRecipient(enc, priv.k, kdf, aead, info)
+	secret, cached, err := priv.sessions.secret(priv, enc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open request: %v: %w", err, ErrTampered)
 	}
-	body, err := r.Open(hdr, sealed[requestHeaderSize+encSize:])
+	k, err := deriveRequestKeys(secret, enc, nonce, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open request: %w", err)
+	}
+	body, err := k.aead.Open(nil, zeroNonce[:], sealed[requestHeaderSize+encSize:], hdr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open request: %v: %w", err, ErrTampered)
 	}
-	secret, err := r.Export(answerLabel, answerSecretSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open request: export answer secret: %w", err)
+	if !cached {
+		// Kept only once a body opened under it: a forged enc costs its sender a decapsulation
+		// each time, never a place in the cache.
+		priv.sessions.put(enc, secret)
 	}
-	s, err := newAnswerSealer(secret, enc)
+	s, err := newAnswerSealer(k.answer, enc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open request: %w", err)
 	}

@@ -115,6 +115,7 @@ func TestOpenRequestRefuses(t *testing.T) {
 		"flipped version":          {sealed: flip(sealed, 0), wantErr: ErrMalformed},
 		"flipped key id":           {sealed: flip(sealed, 1), wantErr: ErrWrongKey},
 		"flipped binding id":       {sealed: flip(sealed, 1+keyIDSize), wantErr: ErrBinding},
+		"flipped seal nonce":       {sealed: flip(sealed, requestHeaderSize-1), wantErr: ErrTampered},
 		"flipped enc, ML-KEM part": {sealed: flip(sealed, requestHeaderSize), wantErr: ErrTampered},
 		"flipped enc, X25519 part": {sealed: flip(sealed, requestHeaderSize+encSize-1), wantErr: ErrTampered},
 		"flipped ciphertext":       {sealed: flip(sealed, requestHeaderSize+encSize+3), wantErr: ErrTampered},

@@ -8,8 +8,8 @@ import (
 )
 
 const (
-	usageLabel   = "cocoon/seal/v1 usage record\x00"
-	receiptLabel = "cocoon/seal/v1 receipt\x00"
+	usageLabel   = "cocoon/seal/v2 usage record\x00"
+	receiptLabel = "cocoon/seal/v2 receipt\x00"
 	// MaxRecordSize bounds an encoded usage record or receipt: three fields of MaxFieldSize and
 	// fixed-size values.
 	MaxRecordSize = 4 << 10

@@ -34,13 +34,14 @@ func receiptFile(t *testing.T, request, answer []byte) (doc, req, ans string) {
 	require.NoError(t, err)
 	key := cert.PrivateKey.(ed25519.PrivateKey)
 	u := settle.Usage{PromptTokens: 7, CompletionTokens: 2}
-	r := &seal.Receipt{RequestID: "req_1", Model: "m", WeightsDigest: "sha256:00", QuoteHash: seal.HashQuote(rc.Quote),
-		BodyHash: sha256.Sum256(request), AnswerHash: sha256.Sum256(answer), Usage: u, Time: time.Now(), WorkerKey: key.Public().(ed25519.PublicKey)}
-	require.NoError(t, r.Sign(key))
 	rec := seal.UsageRecord{RequestID: "req_1", Model: "m", Usage: u}
 	require.NoError(t, rec.Sign(key))
 	rb, err := rec.Marshal()
 	require.NoError(t, err)
+	r := &seal.Receipt{RequestID: "req_1", Model: "m", WeightsDigest: "sha256:00", QuoteHash: seal.HashQuote(rc.Quote),
+		BodyHash: sha256.Sum256(request), AnswerHash: sha256.Sum256(answer), RecordHash: sha256.Sum256(rb), Usage: u, Time: time.Now(),
+		WorkerKey: key.Public().(ed25519.PublicKey)}
+	require.NoError(t, r.Sign(key))
 	b, err := json.Marshal(client.Receipt{RequestID: "req_1", Model: "m", Receipt: r, UsageRecord: rb, WorkerCertificate: cert.Certificate[0]})
 	require.NoError(t, err)
 	dir := t.TempDir()
