@@ -9,6 +9,7 @@ import (
 	"github.com/cocoon-network/cocoon/attest"
 	"github.com/cocoon-network/cocoon/attest/ratls"
 	"github.com/cocoon-network/cocoon/transport/seal"
+	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
 // sessionLifetime is how long the client seals to one worker key in one session
@@ -68,10 +69,54 @@ func (w *offeredWorker) hpkeKey(peer *attest.Peer) (*seal.PublicKey, error) {
 	return w.key, w.keyErr
 }
 
-// offers keeps the parsed certificates of the workers proxies offered, by the certificate's digest.
+// offers keeps the parsed certificates of the workers proxies offered, by the certificate's
+// digest, and the worker each proxy last answered a model's request with, for presealing.
 type offers struct {
 	mu   sync.Mutex
 	byID map[[32]byte]*offeredWorker
+	last map[lastKey]lastWorker
+}
+
+// lastKey and lastWorker: the worker (and what its proxy said of it) that proxy answered the
+// model's last sealed request with. The next request to that proxy is presealed to it, and the
+// proxy, when it picks that worker, forwards it without an offer and its round trip.
+type lastKey struct{ proxy, model string }
+
+type lastWorker struct {
+	w    *offeredWorker
+	info *wire.WorkerInfo
+}
+
+// maxLastWorkers bounds what is remembered for presealing: a proxy and model pair each.
+const maxLastWorkers = 256
+
+// remember keeps w as the worker proxy answered model with.
+func (o *offers) remember(proxy, model string, w *offeredWorker, info *wire.WorkerInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil || len(o.last) >= maxLastWorkers {
+		o.last = map[lastKey]lastWorker{}
+	}
+	o.last[lastKey{proxy, model}] = lastWorker{w: w, info: info}
+}
+
+// lastFor is the worker proxy last answered model with, while its certificate is valid at now.
+func (o *offers) lastFor(proxy, model string, now time.Time) (lastWorker, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l, ok := o.last[lastKey{proxy, model}]
+	if !ok || !now.Before(l.w.notAfter) {
+		delete(o.last, lastKey{proxy, model})
+		return lastWorker{}, false
+	}
+	return l, true
+}
+
+// forget drops what lastFor would return, when the client no longer accepts that worker.
+func (o *offers) forget(proxy, model string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.last, lastKey{proxy, model})
 }
 
 // parse returns the offered certificate der, parsed and checked at now (once per certificate).

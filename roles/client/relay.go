@@ -122,9 +122,17 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	req := &wire.Request{Id: x.id, Kind: x.kind, Model: x.model, Stream: x.stream, IncludeUsage: x.includeUsage, Body: x.body,
 		Bounds: x.bounds, MaxCoefficient: x.c.cfg.MaxCoefficient, TimeoutMs: uint64(max(time.Until(x.deadline).Milliseconds(), 1))}
 	sealing := !x.c.cfg.PlaintextDev
+	var sl *sealed // the worker this attempt's body is sealed to, once one was accepted
 	if sealing {
-		// The body waits for the worker the proxy offers, and goes to it sealed.
+		// The body goes sealed: to the worker this proxy answered the model's last request with,
+		// which the proxy takes without an offer when it picks it, or else to the worker it offers.
 		req.Body, req.Seal = nil, true
+		if l, ok := x.c.offers.lastFor(t.p.addr, x.model, x.c.tc.Now()); ok {
+			var refusal string
+			if sl, req.SealedBody, refusal = x.sealTo(l.w, l.info); refusal != "" {
+				x.c.offers.forget(t.p.addr, x.model)
+			}
+		}
 	}
 	if err := s.Send(req); err != nil {
 		return x.recvError(ctx, t, err)
@@ -134,7 +142,6 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 			return x.recvError(ctx, t, err)
 		}
 	}
-	var sl *sealed // the worker this attempt's body is sealed to, once one was accepted
 	offers := 0
 
 	// held is the stream's usage chunk, kept until the next frame: when that is Done (after the
@@ -192,6 +199,7 @@ func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 				// from its verified attestation, not from the proxy.
 				_ = s.CloseSend()
 				x.sealed = sl
+				x.c.offers.remember(t.p.addr, x.model, sl.offered, sl.info)
 				x.head.Worker = sl.workerInfo()
 				x.w.Header().Set("X-Cocoon-Receipt", receiptPath+x.id)
 			}

@@ -17,6 +17,7 @@ import (
 // to, and the opener of its answer. The proxy between them relays ciphertext.
 type sealed struct {
 	worker    *attest.Peer
+	offered   *offeredWorker
 	cert      []byte // the worker's RA-TLS certificate, as offered
 	info      *wire.WorkerInfo
 	quoteHash seal.Digest
@@ -37,6 +38,13 @@ func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal
 	if err != nil {
 		return nil, nil, "worker certificate: " + err.Error()
 	}
+	return x.sealTo(w, o.GetWorker())
+}
+
+// sealTo verifies worker w, offered now or for an earlier request, with the client's policy and
+// seals the body to it. info is what its proxy said of it.
+func (x *call) sealTo(w *offeredWorker, info *wire.WorkerInfo) (s *sealed, body []byte, refusal string) {
+	tc := x.c.tc
 	// Verified each time: the verifier caches the quote's verification, and judges the policy
 	// (and registry lists) as they are now.
 	peer, err := tc.Verifier.Verify(w.ev)
@@ -49,7 +57,7 @@ func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal
 	if peer.Claims.Model != x.model {
 		return nil, nil, fmt.Sprintf("worker serves model %q, the request is for %q", peer.Claims.Model, x.model)
 	}
-	if c := o.GetWorker().GetCoefficient(); x.c.cfg.MaxCoefficient != 0 && c > x.c.cfg.MaxCoefficient {
+	if c := info.GetCoefficient(); x.c.cfg.MaxCoefficient != 0 && c > x.c.cfg.MaxCoefficient {
 		return nil, nil, fmt.Sprintf("worker's coefficient %d is above this client's max_coefficient %d", c, x.c.cfg.MaxCoefficient)
 	}
 	pub, err := w.hpkeKey(peer)
@@ -60,7 +68,7 @@ func (x *call) acceptOffer(o *wire.WorkerOffer) (s *sealed, body []byte, refusal
 	if err != nil {
 		return nil, nil, "sealing the body: " + err.Error()
 	}
-	s = &sealed{worker: peer, cert: w.der, info: o.GetWorker(), quoteHash: w.quoteHash}
+	s = &sealed{worker: peer, offered: w, cert: w.der, info: info, quoteHash: w.quoteHash}
 	body, s.opener, err = session.SealRequest(seal.Binding{RequestID: x.id, Model: x.model, QuoteHash: s.quoteHash}, x.body)
 	if err != nil {
 		return nil, nil, "sealing the body: " + err.Error()

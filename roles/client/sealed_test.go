@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,6 +59,10 @@ type sealedAnswer struct {
 	recordKey  ed25519.PrivateKey            // signs the usage record; nil: the worker's key
 	cost       uint64
 	usageChunk string // sent sealed as the stream's usage chunk, after the chunks
+	// takePreseal answers a presealed request without an offer, as a proxy does that picks the
+	// worker it was sealed to; it reports each request's presealing to presealed, if not nil.
+	takePreseal bool
+	presealed   chan<- bool
 }
 
 var sealedUsage = settle.Usage{PromptTokens: 11, CompletionTokens: 3}
@@ -70,28 +75,35 @@ func sealedStub(t testing.TB, w *fakeWorker, a sealedAnswer, chunks []string, bo
 		if !assert.True(t, req.GetSeal()) || !assert.Empty(t, req.GetBody(), "a sealed request carries no body in clear") {
 			return
 		}
-		der := w.der
-		if a.offer != nil {
-			der = a.offer(bytes.Clone(der))
+		if a.presealed != nil {
+			a.presealed <- len(req.GetSealedBody()) > 0
 		}
-		if s.Send(&wire.WorkerOffer{Certificate: der, Worker: &wire.WorkerInfo{Coefficient: 1000}}) != nil {
-			return
+		sealedBody := req.GetSealedBody()
+		if !a.takePreseal || len(sealedBody) == 0 {
+			der := w.der
+			if a.offer != nil {
+				der = a.offer(bytes.Clone(der))
+			}
+			if s.Send(&wire.WorkerOffer{Certificate: der, Worker: &wire.WorkerInfo{Coefficient: 1000}}) != nil {
+				return
+			}
+			typ, payload, err := s.RecvFrame()
+			if err != nil {
+				return
+			}
+			m, err := wire.Unmarshal(typ, payload)
+			if err != nil {
+				return
+			}
+			sb, ok := m.(*wire.SealedBody)
+			if !ok {
+				_ = s.Send(&wire.Error{Code: uint32(wire.CodeUpstream), Message: "1 worker(s) failed before answering"})
+				_ = s.CloseSend()
+				return
+			}
+			sealedBody = sb.GetSealed()
 		}
-		typ, payload, err := s.RecvFrame()
-		if err != nil {
-			return
-		}
-		m, err := wire.Unmarshal(typ, payload)
-		if err != nil {
-			return
-		}
-		sb, ok := m.(*wire.SealedBody)
-		if !ok {
-			_ = s.Send(&wire.Error{Code: uint32(wire.CodeUpstream), Message: "1 worker(s) failed before answering"})
-			_ = s.CloseSend()
-			return
-		}
-		body, sealer, err := seal.OpenRequest(w.hpke, seal.Binding{RequestID: req.GetId(), Model: req.GetModel(), QuoteHash: w.quoteHash}, sb.GetSealed())
+		body, sealer, err := seal.OpenRequest(w.hpke, seal.Binding{RequestID: req.GetId(), Model: req.GetModel(), QuoteHash: w.quoteHash}, sealedBody)
 		if !assert.NoError(t, err) {
 			return
 		}
@@ -364,4 +376,30 @@ func TestOffersBounded(t *testing.T) {
 	resp := h.post(t, "/v1/chat/completions", `{"model":"test-model","messages":[]}`)
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	assert.Contains(t, readAll(t, resp.Body), "more than 16 worker offers")
+}
+
+// TestPresealed: once a proxy answered a model with a worker, the next request to it comes sealed
+// to that worker at once; a proxy that takes it answers without an offer, one that offers another
+// (or the same) worker gets the body sealed again.
+func TestPresealed(t *testing.T) {
+	for _, take := range []bool{true, false} {
+		t.Run(map[bool]string{true: "taken", false: "offered again"}[take], func(t *testing.T) {
+			w := newFakeWorker(t)
+			bodies, presealed := make(chan []byte, 3), make(chan bool, 3)
+			stub := newStub(t, sealedStub(t, w, sealedAnswer{takePreseal: take, presealed: presealed},
+				[]string{`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`}, bodies))
+			h := sealedClient(t, stub)
+			for i := range 3 {
+				body := fmt.Sprintf(`{"model":"test-model","messages":[{"role":"user","content":"question %d"}]}`, i)
+				resp := h.post(t, "/v1/chat/completions", body)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Contains(t, readAll(t, resp.Body), "Hi")
+				assert.Equal(t, i > 0, <-presealed, "request %d presealed", i)
+				assert.Equal(t, body, string(<-bodies), "the worker opened request %d as the app sent it", i)
+			}
+			for _, r := range stub.seen() {
+				assert.NotContains(t, string(r.GetSealedBody()), "question", "the presealed body is sealed")
+			}
+		})
+	}
 }

@@ -165,6 +165,28 @@ func withReserved(payload []byte, lim limits) []byte {
 
 var fieldSealedBody = fieldNumber("sealed_body")
 
+// withoutSealedBody returns the client's request frame without the body it presealed, for a
+// worker it was not sealed to (which gets the body sealed in answer to its offer instead). A frame
+// that does not parse is returned as it is: the worker refuses it.
+func withoutSealedBody(payload []byte) []byte {
+	out := make([]byte, 0, len(payload))
+	for b := payload; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return payload
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return payload
+		}
+		if num != fieldSealedBody {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return out
+}
+
 // withSealedBody returns the client's request frame with the body it sealed to the chosen worker
 // appended, as the worker receives it; the frame is kept as it arrived for other attempts.
 func withSealedBody(payload, sealed []byte) []byte {

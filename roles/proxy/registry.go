@@ -10,6 +10,7 @@ import (
 	"github.com/tonkeeper/tongo/ton"
 
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -25,6 +26,9 @@ type workerEntry struct {
 	ownerText   string
 	image       string
 	attestation string
+	// hpkeID names the worker's attested HPKE key, which presealed requests name; zero for a
+	// worker without one.
+	hpkeID seal.KeyID
 
 	active   atomic.Int64
 	pingMu   sync.Mutex // orders updates of the connection's ping interval
@@ -115,14 +119,24 @@ func (r *registry) hasModel(model string) bool {
 // in exclude, with the lowest score (below); ties broken at random. Connections that drain before
 // their certificates expire are chosen only when no other will do: their worker is connecting a
 // replacement. Workers the policy no longer allows (a registry change) are never chosen. The chosen worker's active count is already incremented.
-func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool) *workerEntry {
+//
+// prefer, when not nil, names the HPKE key of the worker a client presealed its request to: that
+// worker is taken while its score is at most presealSlack times the best, since another costs the
+// client a round trip to seal the body again.
+func (r *registry) choose(model string, maxCoef uint32, exclude map[*workerEntry]bool, prefer *seal.KeyID) *workerEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if w := r.chooseAmong(model, maxCoef, exclude, false); w != nil {
+	if w := r.chooseAmong(model, maxCoef, exclude, false, prefer); w != nil {
 		return w
 	}
-	return r.chooseAmong(model, maxCoef, exclude, true)
+	return r.chooseAmong(model, maxCoef, exclude, true, prefer)
 }
+
+// presealSlack is how much worse than the best a presealed request's worker may score and still
+// be chosen: a round trip saved is worth a little imbalance, never a queue. With equal prices and
+// speeds, a worker with two requests running keeps its client while another has one, not while
+// another is idle.
+const presealSlack = 1.5
 
 // score is what a client pays for a worker in price and time together:
 //
@@ -139,7 +153,7 @@ func score(active, avgNanos int64, coefficient uint32) float64 {
 	return float64(active+1) * float64(avgNanos) * float64(coefficient)
 }
 
-func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*workerEntry]bool, draining bool) *workerEntry {
+func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*workerEntry]bool, draining bool, prefer *seal.KeyID) *workerEntry {
 	var candidates []*workerEntry
 	var known, sum int64
 	for _, w := range r.byModel[model] {
@@ -164,19 +178,30 @@ func (r *registry) chooseAmong(model string, maxCoef uint32, exclude map[*worker
 		unknown = sum / known
 	}
 	var best []*workerEntry
-	var bestScore float64
+	var bestScore, preferScore float64
+	var preferred *workerEntry
 	for _, w := range candidates {
 		avg := w.avgNanos.Load()
 		if avg <= 0 {
 			avg = unknown
 		}
 		s := score(w.active.Load(), avg, w.coefficient)
+		if prefer != nil && w.hpkeID == *prefer {
+			preferred, preferScore = w, s
+		}
 		switch {
 		case best == nil || s < bestScore:
 			best, bestScore = append(best[:0], w), s
 		case s == bestScore:
 			best = append(best, w)
 		}
+	}
+	if preferred != nil && preferScore <= presealSlack*bestScore {
+		if preferred.active.Add(1) <= preferred.maxActive {
+			preferred.updatePing()
+			return preferred
+		}
+		preferred.active.Add(-1)
 	}
 	for len(best) > 0 {
 		i := rand.IntN(len(best))

@@ -15,6 +15,7 @@ import (
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/ledger"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -104,10 +105,19 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			}
 		}
 	}
+	// A sealed request may come presealed to the worker the client was last offered: if that
+	// worker is chosen, the body goes to it without an offer and its round trip.
+	var prefer *seal.KeyID
+	if id, ok := seal.RequestKeyID(req.GetSealedBody()); ok && req.GetSeal() {
+		prefer = &id
+	}
+	bare, stripped := payload, len(req.GetSealedBody()) == 0 // the request without a presealed body, made when an offer needs it
 	tried := map[*workerEntry]bool{}
 	var lastErr error
 	for range p.cfg.MaxAttempts {
-		w := p.reg.choose(req.GetModel(), maxCoef, tried)
+		w := p.reg.choose(req.GetModel(), maxCoef, tried, prefer)
+		presealed := prefer != nil && w != nil && w.hpkeID == *prefer
+		prefer = nil // one attempt: after it, every worker is offered
 		if w == nil {
 			break
 		}
@@ -133,7 +143,7 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 			return
 		}
 		forward := payload
-		if req.GetSeal() {
+		if req.GetSeal() && !presealed {
 			sealed, refusal, err := p.offer(rctx, cs, w)
 			if err != nil {
 				// The client went away or broke the exchange: nothing was forwarded.
@@ -155,7 +165,10 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 				log.Info().Str("worker_id", w.id).Str("reason", refusal).Msg("client refused the offered worker; trying another")
 				continue
 			}
-			forward = withSealedBody(payload, sealed)
+			if !stripped {
+				bare, stripped = withoutSealedBody(payload), true
+			}
+			forward = withSealedBody(bare, sealed)
 		}
 		out, r, err := p.try(rctx, cs, forward, w, start, log)
 		w.release()
@@ -242,14 +255,14 @@ func (p *Proxy) offer(rctx context.Context, cs *transport.Stream, w *workerEntry
 }
 
 // sealedShape says how req breaks the shape of its kind of request, or "": a sealed request
-// carries no body until the client has seen the worker, and only a sealed request may carry a
-// sealed body (set by the proxy, from the client's SealedBody).
+// carries no body in clear (its body goes sealed, presealed in sealed_body or in answer to the
+// worker offer), and only a sealed request may carry a sealed body.
 func sealedShape(req *wire.Request) string {
 	switch {
-	case req.GetSeal() && (len(req.GetBody()) > 0 || len(req.GetSealedBody()) > 0):
-		return "a sealed request carries its body only in answer to the worker offer (SealedBody)"
+	case req.GetSeal() && len(req.GetBody()) > 0:
+		return "a sealed request carries no body in clear: presealed in sealed_body or in answer to the worker offer (SealedBody)"
 	case !req.GetSeal() && len(req.GetSealedBody()) > 0:
-		return "sealed_body is set by the proxy from the client's SealedBody; set seal instead"
+		return "a request with sealed_body must set seal"
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
+	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -68,6 +69,9 @@ func (p *Proxy) serveWorker(ctx context.Context, c *transport.Conn) {
 					conn: c, model: m.GetModel(), digest: m.GetWeightsDigest(), coefficient: m.GetCoefficient(),
 					maxActive: int64(m.GetMaxActive()), owner: owner, ownerText: m.GetOwnerAddress(),
 					image: peer.ImageHash.String(), attestation: peer.Label(),
+				}
+				if hk := peer.Claims.HPKEKey; len(hk) > 0 {
+					entry.hpkeID = seal.KeyIDOf(hk)
 				}
 				if entry.coefficient == 0 {
 					entry.coefficient = 1000

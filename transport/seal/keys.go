@@ -47,7 +47,7 @@ type PrivateKey struct {
 type PublicKey struct {
 	k  hpke.PublicKey
 	b  []byte
-	id [keyIDSize]byte
+	id KeyID
 }
 
 // GenerateKey makes a fresh key pair.
@@ -103,3 +103,26 @@ func newPublicKey(b []byte) (*PublicKey, error) {
 
 // Bytes returns the encoding of p (PublicKeySize bytes).
 func (p *PublicKey) Bytes() []byte { return slices.Clone(p.b) }
+
+// KeyID names a worker's HPKE public key in a sealed request's clear header: the first 8 bytes
+// of its SHA-256. It lets a proxy see which worker a presealed request is for, and a worker tell
+// a request sealed to its previous key; it is no secret.
+type KeyID [keyIDSize]byte
+
+// KeyIDOf is the id of the encoded public key pub (as in a worker's claims).
+func KeyIDOf(pub []byte) KeyID {
+	sum := sha256.Sum256(pub)
+	return KeyID(sum[:keyIDSize])
+}
+
+// ID is the id of p.
+func (p *PublicKey) ID() KeyID { return p.id }
+
+// RequestKeyID is the id of the key a sealed request names, or false when sealed is too short or
+// of another version to name one. It checks nothing else: only the worker can open the request.
+func RequestKeyID(sealed []byte) (KeyID, bool) {
+	if len(sealed) < RequestOverhead || sealed[0] != Version {
+		return KeyID{}, false
+	}
+	return KeyID(sealed[1 : 1+keyIDSize]), true
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/hpke"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,4 +29,20 @@ func TestFromHPKE(t *testing.T) {
 	require.NoError(err)
 	_, err = FromHPKE(other)
 	require.ErrorIs(err, ErrWrongKey)
+}
+
+// TestRequestKeyID: a sealed request names its key's id in clear, which KeyIDOf computes from the
+// claims' encoding; a short or foreign request names none.
+func TestRequestKeyID(t *testing.T) {
+	k := newKey(t)
+	sealed, _, err := SealRequest(k.PublicKey(), testBinding(), []byte("hello"))
+	require.NoError(t, err)
+	id, ok := RequestKeyID(sealed)
+	require.True(t, ok)
+	assert.Equal(t, KeyIDOf(k.PublicKeyBytes()), id)
+	assert.Equal(t, k.PublicKey().ID(), id)
+	_, ok = RequestKeyID(sealed[:RequestOverhead-1])
+	assert.False(t, ok)
+	_, ok = RequestKeyID(flip(sealed, 0))
+	assert.False(t, ok)
 }

@@ -430,8 +430,9 @@ type Request struct {
 	SealedBody []byte `protobuf:"bytes,11,opt,name=sealed_body,json=sealedBody,proto3" json:"sealed_body,omitempty"`
 	// What the body may use, for the reservation (see Bounds); set by the client.
 	Bounds *Bounds `protobuf:"bytes,12,opt,name=bounds,proto3" json:"bounds,omitempty"`
-	// The client seals the body to the worker the proxy picks: body and sealed_body are empty, and
-	// the proxy answers with a WorkerOffer before anything else. The client verifies that worker
+	// The client seals the body to the worker the proxy picks: body is empty, and the proxy answers
+	// with a WorkerOffer before anything else, unless the client presealed the body (sealed_body,
+	// to the worker that proxy last answered the model with) and the proxy picks that worker. The client verifies that worker
 	// itself and answers with SealedBody, or with OfferRefused to have the proxy pick another. A
 	// worker that fails before the first answer byte brings another WorkerOffer, and the client seals
 	// the body again, to that worker's key.
