@@ -91,36 +91,13 @@ func TestProxyIsBlind(t *testing.T) {
 		name := map[bool]string{false: "sealed", true: "plaintext_dev"}[plaintext]
 		t.Run(name, func(t *testing.T) {
 			require := require.New(t)
-			ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
-			defer cancel()
-			log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-			cfg := LoopbackConfig(t.TempDir(), "warn")
-			cfg.Client.PlaintextDev = plaintext
 			tp := &tap{}
-			p, err := buildProxy(cfg, "test", log, nil, nil, func(tc *transport.Config) { tc.Tap = tp.record })
-			require.NoError(err)
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer cancel()
-			wg.Go(func() { _ = p.Run(ctx) })
-			paddr := p.Addr(ctx).String()
-			wcfg := cfg
-			wcfg.Worker.Proxies = []string{paddr}
-			w, err := BuildWorker(wcfg, "test", log, nil, nil)
-			require.NoError(err)
-			wg.Go(func() { _ = w.Run(ctx) })
-			ccfg := cfg
-			ccfg.Client.Proxies = []string{paddr}
-			cl, err := BuildClient(ccfg, "test", log, nil, nil)
-			require.NoError(err)
-			wg.Go(func() { _ = cl.Run(ctx) })
-			nodetest.WaitFor(t, "the worker", func() bool { return p.WorkerCount() == 1 })
-
+			ctx, api := tappedRoles(t, plaintext, tp.record)
 			var pieces []string
 			for _, stream := range []bool{true, false} {
 				body := `{"model":"cocoon-builtin","stream":` + map[bool]string{true: "true", false: "false"}[stream] +
 					`,"messages":[{"role":"user","content":"` + prompt + `"}]}`
-				resp := nodetest.Post(t, ctx, "http://"+cl.Addr().String()+"/v1/chat/completions", body)
+				resp := nodetest.Post(t, ctx, api+"/v1/chat/completions", body)
 				answer, err := io.ReadAll(resp.Body)
 				_ = resp.Body.Close()
 				require.NoError(err)
@@ -142,4 +119,34 @@ func TestProxyIsBlind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tappedRoles runs proxy, worker and client in this process, record seeing every frame the proxy
+// sends and receives, and returns a context for requests and the client's API address.
+func tappedRoles(t *testing.T, plaintext bool, record func(sent bool, typ wire.Type, payload []byte)) (context.Context, string) {
+	t.Helper()
+	require := require.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	cfg := LoopbackConfig(t.TempDir(), "warn")
+	cfg.Client.PlaintextDev = plaintext
+	p, err := buildProxy(cfg, "test", log, nil, nil, func(tc *transport.Config) { tc.Tap = record })
+	require.NoError(err)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(cancel)
+	wg.Go(func() { _ = p.Run(ctx) })
+	paddr := p.Addr(ctx).String()
+	wcfg := cfg
+	wcfg.Worker.Proxies = []string{paddr}
+	w, err := BuildWorker(wcfg, "test", log, nil, nil)
+	require.NoError(err)
+	wg.Go(func() { _ = w.Run(ctx) })
+	ccfg := cfg
+	ccfg.Client.Proxies = []string{paddr}
+	cl, err := BuildClient(ccfg, "test", log, nil, nil)
+	require.NoError(err)
+	wg.Go(func() { _ = cl.Run(ctx) })
+	nodetest.WaitFor(t, "the worker", func() bool { return p.WorkerCount() == 1 })
+	return ctx, "http://" + cl.Addr().String()
 }

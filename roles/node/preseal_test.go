@@ -1,19 +1,14 @@
 package node
 
 import (
-	"context"
 	"io"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
-	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -25,43 +20,20 @@ func TestPresealedSkipsOffer(t *testing.T) {
 		t.Skip("runs the three roles; skipped with -short")
 	}
 	require := require.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), nodetest.Timescale(60*time.Second))
-	defer cancel()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	cfg := LoopbackConfig(t.TempDir(), "warn")
 	var offered, sealedBodies atomic.Int64
-	count := func(sent bool, typ wire.Type, _ []byte) {
+	ctx, api := tappedRoles(t, false, func(sent bool, typ wire.Type, _ []byte) {
 		switch {
 		case sent && typ == wire.TypeWorkerOffer:
 			offered.Add(1)
 		case !sent && typ == wire.TypeSealedBody:
 			sealedBodies.Add(1)
 		}
-	}
-	p, err := buildProxy(cfg, "test", log, nil, nil, func(tc *transport.Config) { tc.Tap = count })
-	require.NoError(err)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { _ = p.Run(ctx) })
-	paddr := p.Addr(ctx).String()
-	wcfg := cfg
-	wcfg.Worker.Proxies = []string{paddr}
-	w, err := BuildWorker(wcfg, "test", log, nil, nil)
-	require.NoError(err)
-	wg.Go(func() { _ = w.Run(ctx) })
-	ccfg := cfg
-	ccfg.Client.Proxies = []string{paddr}
-	cl, err := BuildClient(ccfg, "test", log, nil, nil)
-	require.NoError(err)
-	wg.Go(func() { _ = cl.Run(ctx) })
-	nodetest.WaitFor(t, "the worker", func() bool { return p.WorkerCount() == 1 })
-
+	})
 	for i := range 5 {
 		stream := i%2 == 0
 		body := `{"model":"cocoon-builtin","stream":` + map[bool]string{true: "true", false: "false"}[stream] +
 			`,"messages":[{"role":"user","content":"hello"}]}`
-		resp := nodetest.Post(t, ctx, "http://"+cl.Addr().String()+"/v1/chat/completions", body)
+		resp := nodetest.Post(t, ctx, api+"/v1/chat/completions", body)
 		answer, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		require.NoError(err)
