@@ -24,6 +24,9 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		s.Cancel(wire.CodeProtocol)
 		return
 	}
+	// The request is all the proxy sends on the stream: the slot frees once both sides are done,
+	// and the proxy's end may arrive after the frame, where no read would ever take it.
+	s.CloseRead()
 	req, ok := m.(*wire.Request)
 	if !ok {
 		_ = s.Send(&wire.Error{Code: uint32(wire.CodeProtocol), Message: fmt.Sprintf("expected a request, got %T", m)})
