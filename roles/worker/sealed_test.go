@@ -58,7 +58,7 @@ func TestServeSealed(t *testing.T) {
 			s, err := c.OpenStream(context.Background())
 			require.NoError(err)
 			require.NoError(s.Send(&wire.Request{Id: "r", Kind: wire.Kind_KIND_CHAT, Model: "test-model", Stream: true, SealedBody: sealed}))
-			require.NoError(s.CloseSend())
+			_ = s.CloseSend() // as a proxy does: the worker may have stopped reading once it had the request
 			var answer []byte
 			var done *wire.Done
 			for {
