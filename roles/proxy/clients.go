@@ -64,6 +64,10 @@ func (p *Proxy) serveClient(ctx context.Context, c *transport.Conn) {
 
 func (p *Proxy) serveStream(ctx context.Context, rq requester) {
 	s := rq.stream
+	// Once the stream's exchange is over nothing more is read from it (a sealed request's side stays
+	// open for its answers to offers until then): the client's end of it, which may come after
+	// the request frame, must not hold the stream and its slot open.
+	defer s.CloseRead()
 	t, payload, err := s.RecvFrame()
 	if err != nil {
 		s.Cancel(wire.CodeProtocol)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tonkeeper/tongo/ton"
@@ -50,17 +49,8 @@ func startPayingProxy(t *testing.T) payingProxy {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	pm := &Payments{Ledger: l, Prices: func() settle.Prices { return testPrices }, Account: accountOf, PaymentKey: pub}
-	p, err := New(Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second, Payments: pm}, tconfig(t, attest.RoleProxy, ""),
-		zerolog.New(zerolog.NewTestWriter(t)))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	return payingProxy{p: p, addr: p.Addr(ctx).String(), ledger: l, pub: pub, key: key}
+	p, addr := startProxyWith(t, Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second, Payments: pm}, tconfig(t, attest.RoleProxy, ""))
+	return payingProxy{p: p, addr: addr, ledger: l, pub: pub, key: key}
 }
 
 // usageWorker answers every request with a usage drawn from the request id.

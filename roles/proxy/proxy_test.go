@@ -42,8 +42,13 @@ func tconfig(t *testing.T, role attest.Role, model string) transport.Config {
 
 func startProxy(t *testing.T) (*Proxy, string) {
 	t.Helper()
-	p, err := New(Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second}, tconfig(t, attest.RoleProxy, ""),
-		zerolog.New(zerolog.NewTestWriter(t)))
+	return startProxyWith(t, Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second}, tconfig(t, attest.RoleProxy, ""))
+}
+
+// startProxyWith runs a proxy made with cfg and tc until the test ends, and returns it and its address.
+func startProxyWith(t *testing.T, cfg Config, tc transport.Config) (*Proxy, string) {
+	t.Helper()
+	p, err := New(cfg, tc, zerolog.New(zerolog.NewTestWriter(t)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

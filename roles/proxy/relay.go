@@ -66,11 +66,6 @@ func (p *Proxy) relay(ctx context.Context, rq requester, in inbound) {
 	defer stop()
 	log := p.log.With().Str("request", req.GetId()).Str("model", req.GetModel()).Logger()
 	p.stats.requests.Add(1)
-	if req.GetSeal() {
-		// The client's side of a sealed request stays open for its answers to offers; once the
-		// request is over nothing more is read from it, and it must not hold the stream open.
-		defer cs.CloseRead()
-	}
 
 	if err := p.halted.get(); err != nil {
 		p.fail(cs, wire.CodeInternal, "proxy stopped signing payments: its ledger is behind a state it signed")
