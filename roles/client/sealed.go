@@ -88,8 +88,8 @@ func (s *sealed) open(frame []byte) ([]byte, error) {
 
 // finish checks, once Done arrived, that the sealed answer ended with its end marker and that
 // the worker's receipt, signed with the key of the worker the client verified, names this
-// request, its body, its whole answer as the client opened it, and the usage record Done carries. It returns the usage
-// the worker signed.
+// request, its body, its whole answer as the client opened it, and the usage record Done
+// carries. It returns the usage the worker signed.
 func (s *sealed) finish(x *call, done *wire.Done) (settle.Usage, error) {
 	if err := s.opener.Done(); err != nil {
 		return settle.Usage{}, fmt.Errorf("%w: %w", errSealedAnswer, err)

@@ -50,9 +50,6 @@ func NewSession(pub *PublicKey) (*Session, error) {
 	return &Session{pub: pub, enc: enc, secret: secret}, nil
 }
 
-// PublicKey is the worker key the session seals to.
-func (s *Session) PublicKey() *PublicKey { return s.pub }
-
 // requestKeys are one sealed request's AEAD and the secret of its answer's keys.
 type requestKeys struct {
 	aead   cipher.AEAD
