@@ -131,6 +131,8 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 	}
 	// For `cocoon bench --cpuprofile`: the role's CPU profile, written when it stops.
 	flags = append(flags, &cli.StringFlag{Name: "cpuprofile", Hidden: true})
+	// For `cocoon bench`'s memory samples: collect garbage when the bench asks (bench.GCOnSignal).
+	flags = append(flags, &cli.StringFlag{Name: "gc-on-signal", Hidden: true})
 	return &cli.Command{
 		Name:  role,
 		Usage: usage,
@@ -145,6 +147,13 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 			}
 			if p := c.String("cpuprofile"); p != "" {
 				stop, err := bench.CPUProfile(p)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			if p := c.String("gc-on-signal"); p != "" {
+				stop, err := bench.GCOnSignal(p)
 				if err != nil {
 					return err
 				}

@@ -58,10 +58,12 @@ func newNetwork(o *Options, dir string, opt netOptions) (*network, error) {
 }
 
 type roleProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{}
+	name   string
+	cmd    *exec.Cmd
+	out    *tailBuffer
+	done   chan struct{}
+	gcFile string // where the role counts the collections it was asked for (GCOnSignal); "": none
+	gcs    int    // collections asked for so far
 }
 
 func (p *roleProc) pid() int { return p.cmd.Process.Pid }
@@ -83,8 +85,12 @@ func (n *network) common(name string) []string {
 
 func (n *network) spawn(name string, args ...string) (*roleProc, error) {
 	p := &roleProc{name: name, out: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	if n.o.CPUProfileDir != "" && name != "chain" {
-		args = append(args, "--cpuprofile", filepath.Join(n.o.CPUProfileDir, n.opt.tag+"-"+name+".pprof"))
+	if name != "chain" {
+		if n.o.CPUProfileDir != "" {
+			args = append(args, "--cpuprofile", filepath.Join(n.o.CPUProfileDir, n.opt.tag+"-"+name+".pprof"))
+		}
+		p.gcFile = filepath.Join(n.dir, name+".gc")
+		args = append(args, "--gc-on-signal", p.gcFile)
 	}
 	p.cmd = exec.Command(n.o.Bin, append([]string{name}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -108,6 +114,42 @@ func (n *network) died() error {
 		case <-p.done:
 			return fmt.Errorf("bench: %s exited (%v); its last output:\n%s", p.name, p.cmd.ProcessState, p.out.String())
 		default:
+		}
+	}
+	return nil
+}
+
+// collectGarbage makes every role collect its garbage and return the freed pages to the system,
+// and waits until each has: a memory sample taken next counts what the roles keep.
+func (n *network) collectGarbage(ctx context.Context) error {
+	for _, p := range n.procs {
+		if p.gcFile == "" {
+			continue
+		}
+		p.gcs++
+		if err := p.cmd.Process.Signal(gcSignal); err != nil {
+			return fmt.Errorf("bench: ask %s to collect garbage: %w", p.name, err)
+		}
+	}
+	for _, p := range n.procs {
+		if p.gcFile == "" {
+			continue
+		}
+		err := poll.Until(ctx, setupTimeout, nil, func() error {
+			if err := n.died(); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(p.gcFile)
+			if err != nil {
+				return err
+			}
+			if got, _ := strconv.Atoi(string(b)); got < p.gcs {
+				return fmt.Errorf("%s collected garbage %d times of %d", p.name, got, p.gcs)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
 	}
 	return nil

@@ -1,0 +1,43 @@
+//go:build unix
+
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+)
+
+// gcSignal is what the bench sends a role to make it collect its garbage before a memory sample.
+const gcSignal = syscall.SIGUSR1
+
+// GCOnSignal makes this process (a role started by a bench run) collect its garbage and return
+// the freed pages to the operating system on every gcSignal, then write how many times it did so
+// to path: the bench's RSS samples then count what the role keeps, not garbage that the next
+// collection would free. stop ends it.
+func GCOnSignal(path string) (stop func(), err error) {
+	if err := os.WriteFile(path, []byte("0"), 0o600); err != nil {
+		return nil, fmt.Errorf("gc signal: %w (is the bench's directory writable?)", err)
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, gcSignal)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			if _, ok := <-ch; !ok {
+				return
+			}
+			debug.FreeOSMemory()
+			_ = os.WriteFile(path, strconv.AppendInt(nil, int64(n), 10), 0o600)
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(ch)
+		<-done
+	}, nil
+}
