@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,7 +69,8 @@ type HTTPEngine struct {
 	auth    string
 	cfg     HTTPConfig
 	client  *http.Client
-	readers sync.Pool // *SSEReader, so steady streaming reuses buffers
+	own     *engineTransport // the transport the engine made, unless HTTPConfig.Transport replaced it
+	readers sync.Pool        // *SSEReader, so steady streaming reuses buffers
 }
 
 var _ Engine = (*HTTPEngine)(nil)
@@ -110,25 +110,10 @@ func NewHTTP(cfg HTTPConfig) (*HTTPEngine, error) {
 		cfg.MaxErrorBody = defaultMaxErrorBody
 	}
 	rt := cfg.Transport
+	var own *engineTransport
 	if rt == nil {
-		rt = &http.Transport{
-			// Never through an HTTP proxy from the environment: the engine is
-			// local, and prompts must not leave the confidential VM.
-			Proxy: nil,
-			DialContext: (&net.Dialer{
-				Timeout:   cfg.DialTimeout,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			MaxIdleConns:          cfg.MaxConns,
-			MaxIdleConnsPerHost:   cfg.MaxConns,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   cfg.DialTimeout,
-			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-			ExpectContinueTimeout: time.Second,
-			// Compression would make the transport buffer SSE chunks; the
-			// engine is on the same host or network anyway.
-			DisableCompression: true,
-		}
+		own = newEngineTransport(u, cfg)
+		rt = own
 	}
 	e := &HTTPEngine{
 		base: base,
@@ -137,6 +122,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTPEngine, error) {
 		// Requests are bounded by their context, the header timeout and the
 		// idle timeout.
 		client: &http.Client{Transport: rt},
+		own:    own,
 	}
 	if cfg.APIKey != "" {
 		e.auth = "Bearer " + cfg.APIKey
@@ -146,6 +132,9 @@ func NewHTTP(cfg HTTPConfig) (*HTTPEngine, error) {
 
 // Close releases idle connections to the engine.
 func (e *HTTPEngine) Close() {
+	if e.own != nil {
+		e.own.close()
+	}
 	e.client.CloseIdleConnections()
 }
 

@@ -12,7 +12,7 @@ import (
 // keeping a misbehaving engine from growing our buffers without bound.
 const DefaultMaxEventSize = 1 << 20
 
-const sseInitialBuffer = 4 << 10
+const sseInitialBuffer = 1 << 10
 
 var doneMarker = []byte("[DONE]")
 
