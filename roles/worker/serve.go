@@ -9,68 +9,22 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/roles/internal/bounds"
+	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/seal"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
-// serve answers one request stream from a proxy.
+// serve answers one request stream from a proxy. Its steps are functions of their own, so that
+// while the engine generates, the stream's goroutine holds only the frames of the relay: a
+// goroutine's stack halves at a collection only while it uses less than a quarter of it.
 func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stream) {
-	m, err := s.Recv()
-	if err != nil {
-		s.Cancel(wire.CodeProtocol)
-		return
-	}
-	// The request is all the proxy sends on the stream: the slot frees once both sides are done,
-	// and the proxy's end may arrive after the frame, where no read would ever take it.
-	s.CloseRead()
-	req, ok := m.(*wire.Request)
-	if !ok {
-		_ = s.Send(&wire.Error{Code: uint32(wire.CodeProtocol), Message: fmt.Sprintf("expected a request, got %T", m)})
-		_ = s.CloseSend()
-		return
-	}
-	log := w.log.With().Str("request", req.GetId()).Logger()
-	if req.GetModel() != w.cfg.Model {
-		w.refuse(s, wire.CodeNotFound, "this worker serves "+w.cfg.Model)
-		return
-	}
-	// The worker signs what it metered (and, for a sealed request, its receipt) with the key of
-	// the certificate it presented here, which the proxy verified.
-	ev, err := w.evidence.of(c)
-	if err != nil {
-		w.refuse(s, wire.CodeInternal, "worker cannot sign usage: "+err.Error())
-		return
-	}
-	var sealer *seal.AnswerSealer
-	if len(req.GetSealedBody()) > 0 {
-		if len(req.GetBody()) > 0 {
-			w.stats.refused.Add(1)
-			w.refuse(s, wire.CodeBadRequest, "request carries both a plain and a sealed body")
-			return
-		}
-		if sealer, err = openSealed(ev, req); err != nil {
-			w.stats.refused.Add(1)
-			log.Warn().Err(err).Msg("sealed request refused")
-			w.refuse(s, wire.CodeBadRequest, "sealed request: "+err.Error())
-			return
-		}
-	}
-	opened := req.GetBody() // as the client sent it, before the limits below: what the receipt names
-	kind, known := bounds.EngineKind(req.GetKind())
-	if !known {
-		w.stats.refused.Add(1)
-		w.refuse(s, wire.CodeBadRequest, fmt.Sprintf("request kind %v is not one this worker serves", req.GetKind()))
-		return
-	}
-	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
-	if msg := bodyDisagrees(req, kind, w.cfg.Model); msg != "" {
-		w.stats.refused.Add(1)
-		log.Info().Str("kind", kind.String()).Str("reason", msg).Msg("request refused: its body disagrees with its routing")
-		w.refuse(s, wire.CodeBadRequest, msg)
+	j := w.accept(c, s)
+	if j == nil {
 		return
 	}
 	if w.active.Add(1) > int64(w.cfg.MaxActive) {
@@ -80,49 +34,141 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		return
 	}
 	defer w.active.Add(-1)
-
+	if !w.prepare(s, j) {
+		return
+	}
 	// The stream's context ends when the proxy cancels the stream: the engine request stops with it.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.Context(), cancel)
 	defer stop()
+	w.finish(rctx, s, j, w.generate(rctx, s, j))
+}
 
-	body, contentType := req.GetBody(), ""
-	if kind == gpu.KindTranscription {
+// job is a request the worker accepted, and what it decided about it.
+type job struct {
+	req    *wire.Request
+	log    zerolog.Logger
+	ev     evidence
+	sealer *seal.AnswerSealer // a sealed request's: seals the answer
+	opened []byte             // the body as the client sent it
+	kind   gpu.Kind
+	engine gpu.Request // what the engine is asked
+}
+
+// outcome is what the engine's answer came to.
+type outcome struct {
+	usage         settle.Usage
+	err           error
+	headSent      bool
+	chunks, bytes int
+	dur           time.Duration
+}
+
+// accept reads the request, opens a sealed body and checks that it is one to serve; it answers
+// the proxy and returns nil for one it refuses.
+func (w *Worker) accept(c *transport.Conn, s *transport.Stream) *job {
+	m, err := s.Recv()
+	if err != nil {
+		s.Cancel(wire.CodeProtocol)
+		return nil
+	}
+	// The request is all the proxy sends on the stream: the slot frees once both sides are done,
+	// and the proxy's end may arrive after the frame, where no read would ever take it.
+	s.CloseRead()
+	req, ok := m.(*wire.Request)
+	if !ok {
+		_ = s.Send(&wire.Error{Code: uint32(wire.CodeProtocol), Message: fmt.Sprintf("expected a request, got %T", m)})
+		_ = s.CloseSend()
+		return nil
+	}
+	log := w.log.With().Str("request", req.GetId()).Logger()
+	if req.GetModel() != w.cfg.Model {
+		w.refuse(s, wire.CodeNotFound, "this worker serves "+w.cfg.Model)
+		return nil
+	}
+	// The worker signs what it metered (and, for a sealed request, its receipt) with the key of
+	// the certificate it presented here, which the proxy verified.
+	ev, err := w.evidence.of(c)
+	if err != nil {
+		w.refuse(s, wire.CodeInternal, "worker cannot sign usage: "+err.Error())
+		return nil
+	}
+	var sealer *seal.AnswerSealer
+	if len(req.GetSealedBody()) > 0 {
+		if len(req.GetBody()) > 0 {
+			w.stats.refused.Add(1)
+			w.refuse(s, wire.CodeBadRequest, "request carries both a plain and a sealed body")
+			return nil
+		}
+		if sealer, err = openSealed(ev, req); err != nil {
+			w.stats.refused.Add(1)
+			log.Warn().Err(err).Msg("sealed request refused")
+			w.refuse(s, wire.CodeBadRequest, "sealed request: "+err.Error())
+			return nil
+		}
+	}
+	kind, known := bounds.EngineKind(req.GetKind())
+	if !known {
+		w.stats.refused.Add(1)
+		w.refuse(s, wire.CodeBadRequest, fmt.Sprintf("request kind %v is not one this worker serves", req.GetKind()))
+		return nil
+	}
+	// The engine acts on the body, the network routed and priced by the wire fields: they must agree.
+	if msg := bodyDisagrees(req, kind, w.cfg.Model); msg != "" {
+		w.stats.refused.Add(1)
+		log.Info().Str("kind", kind.String()).Str("reason", msg).Msg("request refused: its body disagrees with its routing")
+		w.refuse(s, wire.CodeBadRequest, msg)
+		return nil
+	}
+	// The body as the client sent it, before the limits: what the receipt names.
+	return &job{req: req, log: log, ev: ev, sealer: sealer, opened: req.GetBody(), kind: kind}
+}
+
+// prepare makes the engine's request: a transcription's form written again, the reserved limits
+// imposed. It answers the proxy and returns false for a body it cannot make one of.
+func (w *Worker) prepare(s *transport.Stream, j *job) bool {
+	body, contentType := j.req.GetBody(), ""
+	if j.kind == gpu.KindTranscription {
 		// The engine reads the form exactly as it was read here: written again, canonically.
-		form, err := gpu.ParseForm(body, req.GetContentType())
+		form, err := gpu.ParseForm(body, j.req.GetContentType())
 		if err != nil { // bodyDisagrees parsed it already
 			w.stats.refused.Add(1)
 			w.refuse(s, wire.CodeBadRequest, "request body: "+err.Error())
-			return
+			return false
 		}
 		body, contentType = form.Encode()
 	}
-	if limit := req.GetReservedCompletionTokens(); limit > 0 {
+	if limit := j.req.GetReservedCompletionTokens(); limit > 0 {
 		// The proxy reserved the request's cost for these limits: the engine obeys them, whatever
 		// the body said (its own limits, duplicates, spellings an engine might also read).
 		var err error
-		if body, err = gpu.WithLimits(body, kind, limit, max(req.GetReservedChoices(), 1)); err != nil {
+		if body, err = gpu.WithLimits(body, j.kind, limit, max(j.req.GetReservedChoices(), 1)); err != nil {
 			w.stats.refused.Add(1)
 			w.refuse(s, wire.CodeBadRequest, "request body: "+err.Error())
-			return
+			return false
 		}
 	}
+	j.engine = gpu.Request{Kind: j.kind, Body: body, Stream: j.req.GetStream(), ContentType: contentType}
+	return true
+}
+
+// generate asks the engine and relays its answer, chunk by chunk.
+func (w *Worker) generate(ctx context.Context, s *transport.Stream, j *job) outcome {
+	var o outcome
 	start := time.Now()
-	headSent := false
-	var chunks, bytes int
-	usage, err := w.engine.Do(rctx, gpu.Request{Kind: kind, Body: body, Stream: req.GetStream(), ContentType: contentType}, func(ch gpu.Chunk) error {
-		if !headSent {
+	o.usage, o.err = w.engine.Do(ctx, j.engine, func(ch gpu.Chunk) error {
+		if !o.headSent {
 			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
 				return err
 			}
-			headSent = true
+			o.headSent = true
 		}
 		t := wire.TypeChunk
 		if ch.Usage {
 			// Every stream ends with the usage the worker asked for, to meter it. The app sees it
 			// only if it asked too; otherwise it travels in Done alone.
-			if !req.GetIncludeUsage() {
+			if !j.req.GetIncludeUsage() {
 				if ch.More {
 					return nil
 				}
@@ -130,12 +176,12 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			}
 			t = wire.TypeUsageChunk
 		}
-		chunks++
-		bytes += len(ch.Data)
+		o.chunks++
+		o.bytes += len(ch.Data)
 		data := ch.Data
-		if sealer != nil {
+		if j.sealer != nil {
 			var err error
-			if data, err = sealer.Seal(data); err != nil {
+			if data, err = j.sealer.Seal(data); err != nil {
 				return err
 			}
 		}
@@ -145,10 +191,16 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		}
 		return s.SendFrame(t, data)
 	})
-	dur := time.Since(start)
+	o.dur = time.Since(start)
+	return o
+}
+
+// finish ends the stream: the failure, or the sealed answer's end and Done with the usage.
+func (w *Worker) finish(ctx context.Context, s *transport.Stream, j *job, o outcome) {
+	req, log, usage, err, headSent, dur := j.req, j.log, o.usage, o.err, o.headSent, o.dur
 	w.stats.tokens.add(usage)
 	if err != nil {
-		if rctx.Err() != nil {
+		if ctx.Err() != nil {
 			w.stats.cancelled.Add(1)
 			log.Debug().Dur("after", dur).Msg("request cancelled")
 			s.Cancel(wire.CodeCancelled)
@@ -159,7 +211,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			// The request's own fault (a 4xx from the engine, a body it cannot take): no engine
 			// failure. The reason is logged as the engine said it, without anything it quoted.
 			w.stats.refused.Add(1)
-			ev := log.Info().Str("kind", kind.String())
+			ev := log.Info().Str("kind", j.kind.String())
 			if errors.As(err, &he) {
 				ev = ev.Int("status", he.Status).Bool("no_endpoint", he.NoEndpoint)
 				if r := engineReason(he.Body); r.message != "" {
@@ -171,7 +223,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 			ev.Msg("engine refused the request")
 		} else {
 			w.stats.failed.Add(1)
-			log.Warn().Err(err).Bool("answer_started", headSent).Int("chunks", chunks).Msg("engine request failed")
+			log.Warn().Err(err).Bool("answer_started", headSent).Int("chunks", o.chunks).Msg("engine request failed")
 		}
 		switch {
 		case errors.As(err, &he) && !headSent:
@@ -189,21 +241,21 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 		_ = s.CloseSend()
 		return
 	}
-	record, err := w.usageRecord(ev, req, usage)
+	record, err := w.usageRecord(j.ev, req, usage)
 	if err != nil {
 		// Unsigned usage would be charged as the reservation: say so rather than send it.
 		log.Error().Err(err).Msg("usage record not signed")
 		s.Cancel(wire.CodeInternal)
 		return
 	}
-	if sealer != nil {
+	if j.sealer != nil {
 		if !headSent {
 			if err := s.Send(&wire.ResponseHead{HttpStatus: 200, Model: w.cfg.Model}); err != nil {
 				s.Cancel(wire.CodeCancelled)
 				return
 			}
 		}
-		end, err := w.endSealed(ev, sealer, req, opened, record, usage)
+		end, err := w.endSealed(j.ev, j.sealer, req, j.opened, record, usage)
 		if err == nil {
 			err = s.SendFrame(wire.TypeSealedEnd, end)
 		}
@@ -220,7 +272,7 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 	_ = s.CloseSend()
 	w.stats.served.Add(1)
 	w.stats.latency.Observe(dur)
-	log.Debug().Dur("duration", dur).Int("chunks", chunks).Int("bytes", bytes).
+	log.Debug().Dur("duration", dur).Int("chunks", o.chunks).Int("bytes", o.bytes).
 		Uint64("prompt_tokens", usage.PromptTokens).Uint64("completion_tokens", usage.CompletionTokens).Msg("request served")
 }
 
