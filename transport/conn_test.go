@@ -530,6 +530,34 @@ func TestFrameBuffered(t *testing.T) {
 	require.NoError(cs.CloseSend())
 }
 
+// TestCloseRead: after CloseRead a stream reads nothing more (the frames still waiting are let go
+// with its buffers), and its answer still reaches the peer.
+func TestCloseRead(t *testing.T) {
+	require := require.New(t)
+	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := cc.OpenStream(ctx)
+	require.NoError(err)
+	cs.QueueFrame(wire.TypeChunk, []byte("request"))
+	require.NoError(cs.SendFrame(wire.TypeChunk, []byte("more")))
+	ss, err := sc.AcceptStream(ctx)
+	require.NoError(err)
+	_, p, err := ss.RecvFrame()
+	require.NoError(err)
+	require.Equal("request", string(p))
+	ss.CloseRead()
+	require.Zero(ss.Buffered())
+	require.False(ss.FrameBuffered())
+	_, _, err = ss.RecvFrame()
+	require.ErrorIs(err, errReadClosed)
+	require.NoError(ss.SendFrame(wire.TypeChunk, []byte("answer")))
+	require.NoError(ss.CloseSend())
+	_, p, err = cs.RecvFrame()
+	require.NoError(err)
+	require.Equal("answer", string(p))
+}
+
 // TestConnectionEndsWithPeerCertificate: a connection does not outlive the attestation it was
 // made with; both ends see it close when the peer's certificate expires.
 func TestConnectionEndsWithPeerCertificate(t *testing.T) {

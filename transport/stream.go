@@ -112,12 +112,17 @@ func (s *Stream) awaitFirstFrame() {
 }
 
 // Buffered reports how many received bytes wait to be read.
-func (s *Stream) Buffered() int { return s.br.Buffered() }
+func (s *Stream) Buffered() int {
+	if s.br == nil {
+		return 0
+	}
+	return s.br.Buffered()
+}
 
 // FrameBuffered reports whether a whole next frame has already arrived, so that reading it will not
 // wait: a relay then holds what it has and sends both together.
 func (s *Stream) FrameBuffered() bool {
-	n := s.br.Buffered()
+	n := s.Buffered()
 	if n < 4 {
 		return false
 	}
@@ -244,6 +249,9 @@ func (s *Stream) Recv() (proto.Message, error) {
 // size limit resets the stream with CodeFrameTooLarge, before its payload is read; a stream the
 // peer opened whose first frame is late was reset with CodeTimeout (ErrFirstFrameTimeout).
 func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
+	if s.fr == nil {
+		return 0, nil, errReadClosed
+	}
 	t, payload, err := s.fr.Next()
 	if err == nil && s.lim.tap != nil {
 		s.lim.tap(false, t, payload)
@@ -288,8 +296,15 @@ func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 
 // CloseRead tells the peer that this end reads no more of the stream: after the last frame the
 // protocol expects from it, so that the stream ends, and frees its slot, without waiting for the
-// peer's end of it.
-func (s *Stream) CloseRead() { s.s.CancelRead(quic.StreamErrorCode(wire.CodeOK)) }
+// peer's end of it. The stream's read buffers go with it, since a stream can stay open long after
+// (an answer being generated); a later read fails. The stream's reader calls it, between reads.
+func (s *Stream) CloseRead() {
+	s.s.CancelRead(quic.StreamErrorCode(wire.CodeOK))
+	s.br, s.fr = nil, nil
+}
+
+// errReadClosed is a read after CloseRead.
+var errReadClosed = errors.New("read from a stream after CloseRead")
 
 // Context is cancelled when the peer stops reading (it cancelled the stream) or our side is closed.
 func (s *Stream) Context() context.Context { return s.s.Context() }
