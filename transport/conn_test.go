@@ -507,18 +507,26 @@ func TestRotationKeepsLiveConnections(t *testing.T) {
 	require.NotEqual(oldKey, cc2.Peer().Claims.PublicKey, "new connections see the new certificate")
 }
 
-func TestFrameBuffered(t *testing.T) {
-	require := require.New(t)
+// twoFrames opens a stream from a proxy to a worker and sends first and second on it in one
+// write; it returns both ends.
+func twoFrames(t *testing.T, first, second string) (cs, ss *Stream) {
+	t.Helper()
 	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := cc.OpenStream(ctx)
-	require.NoError(err)
+	require.NoError(t, err)
+	cs.QueueFrame(wire.TypeChunk, []byte(first))
+	require.NoError(t, cs.SendFrame(wire.TypeChunk, []byte(second)))
+	ss, err = sc.AcceptStream(ctx)
+	require.NoError(t, err)
+	return cs, ss
+}
+
+func TestFrameBuffered(t *testing.T) {
+	require := require.New(t)
 	// Two frames in one write: after reading the first, the second is already here.
-	cs.QueueFrame(wire.TypeChunk, []byte("one"))
-	require.NoError(cs.SendFrame(wire.TypeChunk, []byte("two")))
-	ss, err := sc.AcceptStream(ctx)
-	require.NoError(err)
+	cs, ss := twoFrames(t, "one", "two")
 	_, p, err := ss.RecvFrame()
 	require.NoError(err)
 	require.Equal("one", string(p))
@@ -534,15 +542,7 @@ func TestFrameBuffered(t *testing.T) {
 // with its buffers), and its answer still reaches the peer.
 func TestCloseRead(t *testing.T) {
 	require := require.New(t)
-	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cs, err := cc.OpenStream(ctx)
-	require.NoError(err)
-	cs.QueueFrame(wire.TypeChunk, []byte("request"))
-	require.NoError(cs.SendFrame(wire.TypeChunk, []byte("more")))
-	ss, err := sc.AcceptStream(ctx)
-	require.NoError(err)
+	cs, ss := twoFrames(t, "request", "more")
 	_, p, err := ss.RecvFrame()
 	require.NoError(err)
 	require.Equal("request", string(p))
