@@ -539,7 +539,7 @@ func TestFrameBuffered(t *testing.T) {
 }
 
 // TestCloseRead: after CloseRead a stream reads nothing more (the frames still waiting are let go
-// with its buffers), and its answer still reaches the peer.
+// with its buffers), and its answer still reaches the peer; after CloseSend its write buffer goes.
 func TestCloseRead(t *testing.T) {
 	require := require.New(t)
 	cs, ss := twoFrames(t, "request", "more")
@@ -553,6 +553,7 @@ func TestCloseRead(t *testing.T) {
 	require.ErrorIs(err, errReadClosed)
 	require.NoError(ss.SendFrame(wire.TypeChunk, []byte("answer")))
 	require.NoError(ss.CloseSend())
+	require.Nil(ss.wbuf, "nothing more is sent: the write buffer is let go")
 	_, p, err = cs.RecvFrame()
 	require.NoError(err)
 	require.Equal("answer", string(p))

@@ -280,7 +280,11 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 // CloseSend ends our side of the stream cleanly, after any frames still waiting to be written;
 // the peer reads io.EOF after the last frame.
 func (s *Stream) CloseSend() error {
-	if err := s.writeNow(); err != nil {
+	err := s.writeNow()
+	// Nothing more is sent: the buffer, which the request or the answer grew, goes now rather
+	// than with the stream, which may stay open long after (an answer being generated).
+	s.wbuf = nil
+	if err != nil {
 		_ = s.s.Close()
 		return err
 	}
