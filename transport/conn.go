@@ -37,6 +37,8 @@ type Conn struct {
 	lim  *streamLimits
 	log  zerolog.Logger
 
+	held atomic.Int64 // request streams this end is not done with (HeldStreams)
+
 	ctrl    *Stream
 	ctrlMu  sync.Mutex // serialises writes on the control stream
 	control chan proto.Message
@@ -185,9 +187,22 @@ func (c *Conn) OpenStream(ctx context.Context) (*Stream, error) {
 	}
 	st := newStream(s, c.lim)
 	st.co = c.co
+	c.hold(st)
 	st.track(c.end, true)
 	return st, nil
 }
+
+// hold counts st in HeldStreams until this end is done with it.
+func (c *Conn) hold(st *Stream) {
+	c.held.Add(1)
+	st.held = &c.held
+}
+
+// HeldStreams is how many request streams opened or accepted on c this end is not done with: not
+// yet closed for sending (CloseSend, Cancel), or not yet read to its end or an error (or
+// CloseRead, Cancel). QUIC keeps a stream's state until this end is done with both directions,
+// so a count that grows with the requests served is memory that grows with them.
+func (c *Conn) HeldStreams() int64 { return c.held.Load() }
 
 // AcceptStream waits for the peer's next request stream. Its first frame must arrive whole within
 // Config.FirstFrameTimeout, or the stream is reset with CodeTimeout and reads fail with
@@ -206,6 +221,7 @@ func (c *Conn) AcceptStream(ctx context.Context) (*Stream, error) {
 		}
 		st := newStream(s, c.lim)
 		st.co = c.co
+		c.hold(st)
 		st.track(c.end, false)
 		st.awaitFirstFrame()
 		return st, nil

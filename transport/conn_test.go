@@ -508,10 +508,10 @@ func TestRotationKeepsLiveConnections(t *testing.T) {
 }
 
 // twoFrames opens a stream from a proxy to a worker and sends first and second on it in one
-// write; it returns both ends.
-func twoFrames(t *testing.T, first, second string) (cs, ss *Stream) {
+// write; it returns both ends, and the worker's and the proxy's connection.
+func twoFrames(t *testing.T, first, second string) (cs, ss *Stream, sc, cc *Conn) {
 	t.Helper()
-	sc, cc := pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
+	sc, cc = pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := cc.OpenStream(ctx)
@@ -520,13 +520,13 @@ func twoFrames(t *testing.T, first, second string) (cs, ss *Stream) {
 	require.NoError(t, cs.SendFrame(wire.TypeChunk, []byte(second)))
 	ss, err = sc.AcceptStream(ctx)
 	require.NoError(t, err)
-	return cs, ss
+	return cs, ss, sc, cc
 }
 
 func TestFrameBuffered(t *testing.T) {
 	require := require.New(t)
 	// Two frames in one write: after reading the first, the second is already here.
-	cs, ss := twoFrames(t, "one", "two")
+	cs, ss, _, _ := twoFrames(t, "one", "two")
 	_, p, err := ss.RecvFrame()
 	require.NoError(err)
 	require.Equal("one", string(p))
@@ -542,7 +542,7 @@ func TestFrameBuffered(t *testing.T) {
 // with its buffers), and its answer still reaches the peer; after CloseSend its write buffer goes.
 func TestCloseRead(t *testing.T) {
 	require := require.New(t)
-	cs, ss := twoFrames(t, "request", "more")
+	cs, ss, _, _ := twoFrames(t, "request", "more")
 	_, p, err := ss.RecvFrame()
 	require.NoError(err)
 	require.Equal("request", string(p))
@@ -557,6 +557,28 @@ func TestCloseRead(t *testing.T) {
 	_, p, err = cs.RecvFrame()
 	require.NoError(err)
 	require.Equal("answer", string(p))
+}
+
+// TestHeldStreams: a stream counts as held until each end is done with both directions; the
+// requester that stops at the answer's last frame, without reading the end after it, still holds
+// it.
+func TestHeldStreams(t *testing.T) {
+	require := require.New(t)
+	cs, ss, sc, cc := twoFrames(t, "request", "")
+	require.NoError(cs.CloseSend())
+	_, _, err := ss.RecvFrame()
+	require.NoError(err)
+	ss.CloseRead()
+	require.NoError(ss.Send(&wire.Done{}))
+	require.NoError(ss.CloseSend())
+	require.Zero(sc.HeldStreams(), "the answering end is done with it")
+	typ, _, err := cs.RecvFrame()
+	require.NoError(err)
+	require.Equal(wire.TypeDone, typ)
+	require.EqualValues(1, cc.HeldStreams(), "the end after Done is not read yet")
+	_, _, err = cs.RecvFrame()
+	require.ErrorIs(err, io.EOF)
+	require.Zero(cc.HeldStreams())
 }
 
 // TestConnectionEndsWithPeerCertificate: a connection does not outlive the attestation it was

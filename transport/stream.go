@@ -38,6 +38,11 @@ type Stream struct {
 	endOnce   sync.Once
 	requester bool
 
+	// used has a bit for each direction this end is done with (usedSend, usedRecv); held, the
+	// connection's count of streams not done with both, drops when the second bit is set.
+	used atomic.Int32
+	held *atomic.Int64
+
 	// co batches this stream's flushes with those of the connection's other streams; nil (the
 	// control stream) writes every flush at once. Frames waiting for the window are in pend,
 	// which wmu guards with queued (s is in co's queue), werr (a write of them failed) and
@@ -73,6 +78,19 @@ func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// sealed, with its frame header); larger frames are read past the buffer.
 	br := bufio.NewReaderSize(s, 1<<10)
 	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
+}
+
+const (
+	usedSend int32 = 1 << iota // closed for sending or cancelled
+	usedRecv                   // read to its end or an error, closed for reading or cancelled
+)
+
+// doneWith records that this end is done with the directions in bits. QUIC keeps a stream until
+// both are: one the application never finishes stays in the connection's memory while it lasts.
+func (s *Stream) doneWith(bits int32) {
+	if old := s.used.Or(bits); old != usedSend|usedRecv && old|bits == usedSend|usedRecv && s.held != nil {
+		s.held.Add(-1)
+	}
 }
 
 // track calls ended once the request on the stream has ended: for a stream we opened (requester),
@@ -265,6 +283,7 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: not whole within %v", ErrFirstFrameTimeout, s.lim.firstFrame)
 	}
 	if err != nil {
+		s.doneWith(usedRecv) // the end of the stream, or an error that ends it
 		if errors.Is(err, wire.ErrFrameTooLarge) {
 			s.lim.refused(s.lim.frameLimit).Int64("stream", s.ID()).Err(err).
 				Msg("reset a stream whose frame is over the size limit")
@@ -284,6 +303,7 @@ func (s *Stream) CloseSend() error {
 	// Nothing more is sent: the buffer, which the request or the answer grew, goes now rather
 	// than with the stream, which may stay open long after (an answer being generated).
 	s.wbuf = nil
+	s.doneWith(usedSend)
 	if err != nil {
 		_ = s.s.Close()
 		return err
@@ -295,6 +315,7 @@ func (s *Stream) CloseSend() error {
 func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 	s.s.CancelRead(quic.StreamErrorCode(code))
 	s.s.CancelWrite(quic.StreamErrorCode(code))
+	s.doneWith(usedSend | usedRecv)
 	s.finish()
 }
 
@@ -305,6 +326,7 @@ func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 func (s *Stream) CloseRead() {
 	s.s.CancelRead(quic.StreamErrorCode(wire.CodeOK))
 	s.br, s.fr = nil, nil
+	s.doneWith(usedRecv)
 }
 
 // errReadClosed is a read after CloseRead.
