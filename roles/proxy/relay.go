@@ -333,6 +333,9 @@ func (p *Proxy) try(rctx context.Context, cs *transport.Stream, reqPayload []byt
 	}
 	stop := context.AfterFunc(rctx, func() { ws.Cancel(wire.CodeCancelled) })
 	defer stop()
+	// Nothing is read after the answer's last frame: without this the stream's end, which follows
+	// it, would stay unread, and QUIC would keep the stream for as long as the connection lasts.
+	defer ws.CloseRead()
 	if err := ws.SendFrame(wire.TypeRequest, reqPayload); err != nil {
 		return retry, r, err
 	}

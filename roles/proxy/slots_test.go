@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/attest"
+	"github.com/cocoon-network/cocoon/roles/internal/poll"
+	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/wire"
 )
 
@@ -45,5 +48,36 @@ func TestStreamSlotsFreed(t *testing.T) {
 			}
 		}
 		require.True(t, sentEnd, "request %d was answered", i)
+	}
+}
+
+// TestWorkerStreamsReleased: once an answer is relayed, the proxy is done with its stream to the
+// worker in both directions, also when the worker refused the request: none stays held on a
+// worker connection that lives for hours.
+func TestWorkerStreamsReleased(t *testing.T) {
+	testCases := map[string]behaviour{
+		"answered": answerOK(2),
+		"refused": func(s *transport.Stream, _ *wire.Request) {
+			_ = s.Send(&wire.Error{Code: uint32(wire.CodeBadRequest), Message: "no"})
+			_ = s.CloseSend()
+		},
+	}
+	for name, b := range testCases {
+		t.Run(name, func(t *testing.T) {
+			p, addr := startProxy(t)
+			fakeWorker(t, addr, "m", b)
+			c := dialClient(t, addr)
+			for range 5 {
+				ask(t, c, "m")
+			}
+			workers := p.reg.all()
+			require.Len(t, workers, 1)
+			require.NoError(t, poll.Until(context.Background(), 10*time.Second, nil, func() error {
+				if n := workers[0].conn.HeldStreams(); n != 0 {
+					return fmt.Errorf("%d streams to the worker held", n)
+				}
+				return nil
+			}))
+		})
 	}
 }
