@@ -559,6 +559,22 @@ func TestCloseRead(t *testing.T) {
 	require.Equal("answer", string(p))
 }
 
+// TestCloseSendAfterPeerStoppedReading: a requester whose peer has all it wanted (CloseRead)
+// before the requester closes its side is told nothing failed.
+func TestCloseSendAfterPeerStoppedReading(t *testing.T) {
+	require := require.New(t)
+	cs, ss, _, _ := twoFrames(t, "request", "")
+	_, _, err := ss.RecvFrame()
+	require.NoError(err)
+	ss.CloseRead()
+	select {
+	case <-cs.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the requester never learned that the peer stopped reading")
+	}
+	require.NoError(cs.CloseSend())
+}
+
 // TestHeldStreams: a stream counts as held until each end is done with both directions; the
 // requester that stops at the answer's last frame, without reading the end after it, still holds
 // it.

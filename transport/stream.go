@@ -297,18 +297,28 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 }
 
 // CloseSend ends our side of the stream cleanly, after any frames still waiting to be written;
-// the peer reads io.EOF after the last frame.
+// the peer reads io.EOF after the last frame. A peer that stopped reading with CloseRead had
+// all it wanted: closing after that is no error.
 func (s *Stream) CloseSend() error {
 	err := s.writeNow()
 	// Nothing more is sent: the buffer, which the request or the answer grew, goes now rather
 	// than with the stream, which may stay open long after (an answer being generated).
 	s.wbuf = nil
 	s.doneWith(usedSend)
-	if err != nil {
-		_ = s.s.Close()
-		return err
+	if cerr := s.s.Close(); err == nil {
+		err = cerr
 	}
-	return s.s.Close()
+	if err != nil && s.peerHasAll() {
+		return nil
+	}
+	return err
+}
+
+// peerHasAll reports whether the peer stopped reading the stream with CodeOK (its CloseRead): it
+// read all it wanted, so what this end could not send after that is no failure.
+func (s *Stream) peerHasAll() bool {
+	var se *quic.StreamError
+	return errors.As(context.Cause(s.s.Context()), &se) && se.Remote && se.ErrorCode == quic.StreamErrorCode(wire.CodeOK)
 }
 
 // Cancel aborts the stream in both directions; the peer's reads and writes fail with code.
