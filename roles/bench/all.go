@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
-
-	"github.com/cocoon-network/cocoon/transport"
 )
 
 // allPart is one run of `--scenario all`.
 type allPart struct {
-	name     string // in the report
-	tag      string // of its CPU profiles
-	scenario string
-	opt      netOptions
-	// concurrency overrides the scenario's default; 0: the default.
-	concurrency int
+	name        string // in the report
+	tag         string // of its CPU profiles
+	scenario    string
+	opt         netOptions
 	noProxyPath bool
 }
 
@@ -27,9 +23,7 @@ var allParts = []allPart{
 	{name: "default, payments on", tag: "payments", scenario: scenarioDefault, opt: netOptions{payments: true}, noProxyPath: true},
 	{name: "default, plaintext (client.plaintext_dev)", tag: "plaintext", scenario: scenarioDefault, opt: netOptions{plaintext: true}, noProxyPath: true},
 	{name: "tokens", tag: "tokens", scenario: scenarioTokens},
-	// One client connection holds at most this many request streams at once (more wait in the
-	// client), so more would measure only the time they wait.
-	{name: "long-streams", tag: "long-streams", scenario: scenarioLongStreams, concurrency: transport.DefaultMaxStreams},
+	{name: "long-streams", tag: "long-streams", scenario: scenarioLongStreams},
 	{name: "handshake-storm", tag: "handshake-storm", scenario: scenarioHandshakeStorm},
 }
 
@@ -51,7 +45,7 @@ func runAll(ctx context.Context, o *Options, dir string) (*report, error) {
 	var errs []error
 	for _, p := range allParts {
 		po := *o
-		po.Scenario, po.Concurrency, po.ChunkDelay, po.noProxyPath = p.scenario, p.concurrency, 0, p.noProxyPath
+		po.Scenario, po.Concurrency, po.ChunkDelay, po.noProxyPath = p.scenario, 0, 0, p.noProxyPath
 		po.Payments, po.PlaintextDev = p.opt.payments, p.opt.plaintext
 		if err := po.defaults(); err != nil {
 			return all, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cocoon-network/cocoon/gpu/scripted"
+	"github.com/cocoon-network/cocoon/transport"
 )
 
 // Scenarios.
@@ -117,7 +118,9 @@ func (o *Options) defaults() error {
 	case "", scenarioDefault:
 		o.Scenario = scenarioDefault
 	case scenarioLongStreams:
-		dur, warm, conc = 5*time.Second, time.Second, 5000
+		// What one client connection to a proxy holds at once: more would wait in the client,
+		// and the run would end with only that many open.
+		dur, warm, conc = 5*time.Second, time.Second, transport.DefaultMaxStreams
 	case scenarioManyWorkers:
 		dur, warm, conc = 5*time.Second, 0, 500
 	case scenarioHandshakeStorm:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cocoon-network/cocoon/gpu"
 	"github.com/cocoon-network/cocoon/gpu/scripted"
+	"github.com/cocoon-network/cocoon/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -100,6 +101,11 @@ func TestOptionsDefaults(t *testing.T) {
 		"negative warm-up is none": {
 			opts: Options{Warmup: -time.Second, Duration: time.Second, Concurrency: 1, Bin: "cocoon"},
 			want: Options{Scenario: scenarioDefault, Duration: time.Second, Concurrency: 1,
+				Chunks: DefaultChunks, ChunkBytes: DefaultChunkBytes, OpenAtOnce: DefaultOpenAtOnce, Bin: "cocoon"},
+		},
+		"long-streams holds what one client connection does": {
+			opts: Options{Scenario: scenarioLongStreams, Bin: "cocoon"},
+			want: Options{Scenario: scenarioLongStreams, Duration: 5 * time.Second, Warmup: time.Second, Concurrency: transport.DefaultMaxStreams,
 				Chunks: DefaultChunks, ChunkBytes: DefaultChunkBytes, OpenAtOnce: DefaultOpenAtOnce, Bin: "cocoon"},
 		},
 		"tokens are paced": {
