@@ -185,7 +185,7 @@ func (c *Client) session(ctx context.Context, m *member, conn *transport.Conn) (
 	p := m.Value
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// The proxy sends the new signed "charged" total after each request; keep the latest.
+	// The proxy sends the new signed "charged" total after the requests it charges; keep the latest.
 	pay := paysync.Start(c.cfg.States, conn.Peer().Claims.PaymentKey, conn, c.log.With().Str("proxy", p.addr).Logger())
 	wg.Go(func() {
 		for msg := range conn.Control() {

@@ -41,13 +41,20 @@ type payingProxy struct {
 	key    ed25519.PrivateKey
 }
 
+// testLedger is a ledger in the test's directory, signing with key.
+func testLedger(t *testing.T, key ed25519.PrivateKey) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ton.AccountID{Address: [32]byte{0xee}}, key, ledger.Options{NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
 func startPayingProxy(t *testing.T) payingProxy {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ton.AccountID{Address: [32]byte{0xee}}, key, ledger.Options{NoSync: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
+	l := testLedger(t, key)
 	pm := &Payments{Ledger: l, Prices: func() settle.Prices { return testPrices }, Account: accountOf, PaymentKey: pub}
 	p, addr := startProxyWith(t, Config{Listen: "127.0.0.1:0", RequestTimeout: 5 * time.Second, Payments: pm}, tconfig(t, attest.RoleProxy, ""))
 	return payingProxy{p: p, addr: addr, ledger: l, pub: pub, key: key}

@@ -38,6 +38,7 @@ type Proxy struct {
 	reg    *registry
 	stats  counters
 	halted halt
+	states *stateSender
 
 	ready     chan struct{}
 	addr      net.Addr
@@ -58,6 +59,7 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, tc: tc, log: log.With().Str("component", "proxy").Logger(),
 		reg: newRegistry(), ready: make(chan struct{})}
 	p.tc.OnHandshake = p.stats.handshakes.Also(tc.OnHandshake)
+	p.states = newStateSender(p.log)
 	return p, nil
 }
 

@@ -290,7 +290,7 @@ func (p *Proxy) release(h *hold) {
 }
 
 // finish charges the request (see charge), sends the client its Done (with the cost) or error,
-// and hands the new signed totals to client and worker.
+// and hands the new totals to client and worker (signed, at most one per interval: stateSender).
 func (p *Proxy) finish(rq requester, w *workerEntry, h *hold, r result, log zerolog.Logger) {
 	cs := rq.stream
 	defer func() { _ = cs.CloseSend() }()
@@ -306,12 +306,8 @@ func (p *Proxy) finish(rq requester, w *workerEntry, h *hold, r result, log zero
 			if r.done != nil {
 				r.done.TotalCost = rc.Charged
 			}
-			if e := sendState(rq.conn, rc.ClientState); e != nil {
-				log.Debug().Err(e).Msg("client payment state not delivered")
-			}
-			if e := sendState(w.conn, rc.WorkerState); e != nil {
-				log.Debug().Err(e).Msg("worker payment state not delivered")
-			}
+			p.states.send(rq.conn, rc.ClientState)
+			p.states.send(w.conn, rc.WorkerState)
 			log.Debug().Uint64("cost", rc.Charged).Uint64("earned", rc.Earned).Msg("request charged")
 		}
 	}

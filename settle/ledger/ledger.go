@@ -4,8 +4,8 @@
 // fsync on commit, no background compaction, and Batch to group the commits of concurrent requests).
 //
 // Money moves only in Settle, which in one transaction charges the client, credits the worker,
-// advances both sequence numbers and records both new totals; the signed states are made from what
-// was committed and only handed out after the commit. So after a crash (kill -9 included) every
+// advances both sequence numbers and records both new totals; signed states are made only from
+// what was committed (Committed), after the commit. So after a crash (kill -9 included) every
 // state the proxy ever signed is at or below the recovered ledger: nothing is lost or doubled.
 // Reservations are in memory: they are promises about requests in flight, which die with the
 // process, and nothing was charged for them.
@@ -282,17 +282,31 @@ func (l *Ledger) Release(r Reservation) {
 	c.Reserved -= min(c.Reserved, r.Amount)
 }
 
-// Receipt is what Settle committed and signed.
+// Receipt is what Settle committed.
 type Receipt struct {
 	Charged     uint64 // charged to the client for this request (≤ the reservation)
 	Earned      uint64 // earned by the worker for this request
-	ClientState settle.SignedState
-	WorkerState settle.SignedState
+	ClientState Committed
+	WorkerState Committed
 }
+
+// Committed is a party's new cumulative total as Settle committed it: only a committed total is
+// signed, so after a crash every state the proxy handed out is at or below the recovered ledger.
+// Signing is left to the caller, who may sign only the newest of many (totals are cumulative).
+type Committed struct {
+	state settle.State
+	key   ed25519.PrivateKey
+}
+
+// State is the committed total.
+func (c Committed) State() settle.State { return c.state }
+
+// Sign signs the committed total with the proxy's payment key.
+func (c Committed) Sign() (settle.SignedState, error) { return settle.Sign(c.state, c.key) }
 
 // Settle ends a request: it charges the client charge (capped at the reservation, so a client is
 // never charged more than it agreed to risk), credits worker with earn (capped at the charge, so
-// the proxy never pays out more than it takes), releases the reservation and signs both new
+// the proxy never pays out more than it takes), releases the reservation and returns both new
 // cumulative totals once they are committed. Reservation and charge swap in one step, so a
 // concurrent Reserve never sees the money twice.
 func (l *Ledger) Settle(r Reservation, worker ton.AccountID, charge, earn uint64) (Receipt, error) {
@@ -312,16 +326,10 @@ func (l *Ledger) Settle(r Reservation, worker ton.AccountID, charge, earn uint64
 
 	rc := Receipt{Charged: charge, Earned: earn}
 	if err := l.persist(&r.Client, &worker); err != nil {
-		// Nothing was signed: the totals in memory are ahead of the disk, and the proxy must stop.
+		// Nothing is handed out: the totals in memory are ahead of the disk, and the proxy must stop.
 		return rc, fmt.Errorf("settle request: %w", err)
 	}
-	var err error
-	if rc.ClientState, err = settle.Sign(cs, l.key); err != nil {
-		return rc, err
-	}
-	if rc.WorkerState, err = settle.Sign(ws, l.key); err != nil {
-		return rc, err
-	}
+	rc.ClientState, rc.WorkerState = Committed{cs, l.key}, Committed{ws, l.key}
 	return rc, nil
 }
 

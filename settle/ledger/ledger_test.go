@@ -69,10 +69,14 @@ func TestThousandRequestsAddUp(t *testing.T) {
 	_, _, totals, err := l.Snapshot()
 	require.NoError(err)
 	assert.Equal(t, sumCost-sumEarn, totals.Commission)
-	assert.Equal(t, uint64(1000), last.ClientState.State.Seqno)
-	assert.Equal(t, sumCost, last.ClientState.State.Total)
-	require.NoError(last.ClientState.Verify(pub))
-	require.NoError(last.WorkerState.Verify(pub))
+	assert.Equal(t, uint64(1000), last.ClientState.State().Seqno)
+	assert.Equal(t, sumCost, last.ClientState.State().Total)
+	for _, st := range []Committed{last.ClientState, last.WorkerState} {
+		signed, err := st.Sign()
+		require.NoError(err)
+		assert.Equal(t, st.State(), signed.State)
+		require.NoError(signed.Verify(pub))
+	}
 }
 
 // TestLastNanoTON: concurrent requests racing for the last nanoTON never overdraw.
@@ -150,15 +154,15 @@ func TestReopenKeepsEverySignedState(t *testing.T) {
 	require.NoError(err)
 	defer l2.Close()
 	for _, rc := range signed {
-		require.NoError(l2.Check(rc.ClientState.State))
-		require.NoError(l2.Check(rc.WorkerState.State))
+		require.NoError(l2.Check(rc.ClientState.State()))
+		require.NoError(l2.Check(rc.WorkerState.State()))
 	}
 	c, err := l2.Client(client)
 	require.NoError(err)
 	assert.Equal(t, uint64(1000), c.Charged)
 	assert.Zero(t, c.Reserved, "reservations do not survive the process")
 
-	ahead := signed[len(signed)-1].ClientState.State
+	ahead := signed[len(signed)-1].ClientState.State()
 	ahead.Seqno++
 	ahead.Total += 50
 	require.ErrorIs(l2.Check(ahead), ErrRollback)

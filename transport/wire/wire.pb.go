@@ -1303,8 +1303,8 @@ func (x *Unregister) GetReason() string {
 
 // PaymentState carries a payment state signed by the proxy's attested payment key: the BOC of
 // settle.SignedState (signature and state cell, the layout the proxy contract accepts). The proxy
-// sends the new client-charged and worker-earned states after each request on the control stream;
-// a client or worker sends the latest one it holds right after connecting, so that a proxy whose
+// sends the new client-charged and worker-earned states after the requests it charges on the
+// control stream (the newest of every 10 ms per party under load); a client or worker sends the latest one it holds right after connecting, so that a proxy whose
 // ledger fell behind a state it signed notices and stops.
 type PaymentState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`

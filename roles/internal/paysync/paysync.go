@@ -28,8 +28,8 @@ type conn interface {
 // Sync is the exchange on one proxy connection. A nil *Sync (payments off, or a proxy without a
 // payment key) takes no state.
 //
-// A proxy sends a state after every request it charges, each one cumulative: it supersedes every
-// state before it. Verifying and saving one (a signature check and an fsync) costs more than the
+// A proxy sends a state after the requests it charges (under load, the newest of every 10 ms), each
+// one cumulative: it supersedes every state before it. Verifying and saving one (a signature check and an fsync) costs more than the
 // request's relay, so states are taken in the background, newest first: while one is being saved,
 // the newest of those that arrive wait (at most maxPending), and once one of them is kept, those
 // it supersedes are dropped unsaved. Nothing is lost by that: the newest state holds their
