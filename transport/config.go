@@ -97,6 +97,9 @@ type Config struct {
 	// dialer from the dial to the peer's Hello (QUIC, TLS, the quote's verification), for a
 	// listener from the peer's certificate check to its Hello.
 	OnHandshake func(took time.Duration)
+	// Conns, when set, holds every connection made with this configuration while it lasts, for
+	// figures over all of them (Conns.HeldStreams).
+	Conns *Conns
 	// Tap, when set, sees every frame this end sends or receives on any stream of any of its
 	// connections, after TLS: all that the node's own code handles. For tests that show what a
 	// node can learn (a blind proxy sees no prompt); never set in a serving node.

@@ -251,6 +251,10 @@ func newConn(qc *quic.Conn, peer *attest.Peer, ctrl *Stream, cfg *Config, local 
 	c.hpkePub, release = cfg.Identity.hold(local)
 	context.AfterFunc(qc.Context(), release)
 	c.pingEvery.Store(int64(cfg.PingInterval))
+	if cfg.Conns != nil {
+		cfg.Conns.add(c)
+		context.AfterFunc(qc.Context(), func() { cfg.Conns.remove(c) })
+	}
 	if cfg.CoalesceWindow > 0 {
 		c.co = newCoalescer(cfg.CoalesceWindow)
 		if cfg.coalesceOpen != nil {

@@ -179,6 +179,9 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 	}
 	// A client only ever talks to proxies: a worker or another client on a proxy's address is refused.
 	tc.PeerRoles = []attest.Role{attest.RoleProxy}
+	if tc.Conns == nil {
+		tc.Conns = new(transport.Conns)
+	}
 	c := &Client{
 		cfg:            cfg,
 		tc:             tc,

@@ -26,8 +26,9 @@ func TestMetrics(t *testing.T) {
 	require.Eventually(func() bool {
 		resp := h.do(t, context.Background(), http.MethodGet, "/metrics", "")
 		fams = metricstest.Parse(t, resp.Body)
-		return metricstest.Value(t, fams, "cocoon_client_active_requests") == 0
-	}, 5*time.Second, 5*time.Millisecond)
+		held, ok := metricstest.Gauge(fams, "cocoon_client_quic_streams_held")
+		return metricstest.Value(t, fams, "cocoon_client_active_requests") == 0 && ok && held == 0
+	}, 5*time.Second, 5*time.Millisecond, "no request under way, and the client let go of its stream")
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_client_requests_total", "outcome", "ok"), 0)
 	assert.Positive(metricstest.Value(t, fams, "cocoon_client_tokens_total", "class", "prompt"))
 	assert.Positive(metricstest.Value(t, fams, "cocoon_client_charged_nanoton_total"))

@@ -351,6 +351,7 @@ func (c *Client) Metrics(set *metrics.Set) {
 	set.Counter("charge_mismatches_total", "Charges that differ from the worker's signed usage at the registry's prices.",
 		func() float64 { return float64(c.receipts.mismatches.Load()) })
 	set.Gauge("active_requests", "Requests under way now.", locked(func() float64 { return float64(s.inFlight) }))
+	set.Gauge("quic_streams_held", metrics.StreamsHeldHelp, func() float64 { return float64(c.tc.Conns.HeldStreams()) })
 	set.Gauge("proxy_connections", "Proxies connected now.", func() float64 {
 		n := 0
 		for _, m := range c.set.Members() {

@@ -38,6 +38,10 @@ func TestMetrics(t *testing.T) {
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_workers"), 0)
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_proxy_client_connections"), 0)
 	assert.Contains(fams, "cocoon_proxy_active_requests")
+	require.Eventually(t, func() bool {
+		held, ok := metricstest.Gauge(metricstest.Get(t, srv.URL+"/metrics"), "cocoon_proxy_quic_streams_held")
+		return ok && held == 0
+	}, 5*time.Second, 5*time.Millisecond, "the proxy lets go of the streams of answered requests")
 }
 
 // TestCallersMistakeCounted: an engine's refusal of the request itself (a 4xx) is the caller's

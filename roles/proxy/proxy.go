@@ -59,6 +59,9 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, tc: tc, log: log.With().Str("component", "proxy").Logger(),
 		reg: newRegistry(), ready: make(chan struct{})}
 	p.tc.OnHandshake = p.stats.handshakes.Also(tc.OnHandshake)
+	if p.tc.Conns == nil {
+		p.tc.Conns = new(transport.Conns)
+	}
 	p.states = newStateSender(p.log)
 	return p, nil
 }

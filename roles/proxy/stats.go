@@ -106,6 +106,7 @@ func (p *Proxy) Metrics(set *metrics.Set) {
 	set.Histogram("handshake_duration_seconds", "Time to set up an attested connection with a client or worker, "+
 		"from the check of its certificate (the quote's verification) to its Hello.", c.handshakes.Distribution)
 	set.Gauge("client_connections", "Clients connected now.", func() float64 { return float64(c.clients.Load()) })
+	set.Gauge("quic_streams_held", metrics.StreamsHeldHelp, func() float64 { return float64(p.tc.Conns.HeldStreams()) })
 	set.Gauge("workers", "Workers registered now.", func() float64 { return float64(len(p.reg.all())) })
 	set.Gauge("active_requests", "Requests under way at the registered workers.", func() float64 {
 		var n int64

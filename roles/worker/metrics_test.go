@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,4 +42,8 @@ func TestMetrics(t *testing.T) {
 	assert.InDelta(1, metricstest.Value(t, fams, "cocoon_worker_time_to_first_token_seconds"), 0)
 	assert.InDelta(0, metricstest.Value(t, fams, "cocoon_worker_active_requests"), 0)
 	assert.Contains(fams, "cocoon_worker_proxy_connections")
+	require.Eventually(t, func() bool {
+		held, ok := metricstest.Gauge(metricstest.Get(t, srv.URL+"/metrics"), "cocoon_worker_quic_streams_held")
+		return ok && held == 0
+	}, 5*time.Second, 5*time.Millisecond, "the worker lets go of the stream of a served request")
 }

@@ -70,6 +70,7 @@ func (w *Worker) Metrics(set *metrics.Set) {
 		"verification of its quote, and its Hello.", c.handshakes.Distribution)
 	set.Histogram("time_to_first_token_seconds", "Time from the engine request to its first chunk.", c.firstToken.Distribution)
 	set.Gauge("active_requests", "Requests the engine is working on now.", func() float64 { return float64(w.active.Load()) })
+	set.Gauge("quic_streams_held", metrics.StreamsHeldHelp, func() float64 { return float64(w.tc.Conns.HeldStreams()) })
 	set.Gauge("max_active_requests", "How many requests the worker takes at once.", func() float64 { return float64(w.cfg.MaxActive) })
 	set.Gauge("proxy_connections", "Proxies the worker is registered with now.", func() float64 {
 		members := w.set.Members()

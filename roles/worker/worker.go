@@ -94,6 +94,9 @@ func New(cfg Config, engine gpu.Engine, tc transport.Config, log zerolog.Logger)
 	if cfg.Backoff == (redial.Backoff{}) {
 		cfg.Backoff = redial.DefaultBackoff
 	}
+	if tc.Conns == nil {
+		tc.Conns = new(transport.Conns)
+	}
 	w := &Worker{
 		cfg: cfg, engine: engine, tc: tc,
 		log:       log.With().Str("component", "worker").Logger(),

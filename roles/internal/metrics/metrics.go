@@ -21,6 +21,10 @@ type Set struct {
 	prefix string
 }
 
+// StreamsHeldHelp is the help of each role's quic_streams_held gauge (transport.Conns.HeldStreams).
+const StreamsHeldHelp = "Request streams this node is not done with on its live connections, which QUIC keeps " +
+	"while they last: a figure that grows with the requests served, not with those under way, is memory leaking."
+
 // New returns an empty Set for role, with the Go runtime and process collectors registered.
 func New(role string) *Set {
 	reg := prometheus.NewRegistry()

@@ -97,3 +97,13 @@ next:
 	require.Failf(t, "no such series", "%s%v", name, labels)
 	return 0
 }
+
+// Gauge is the value of the gauge name (its first series), and whether fams has it; unlike Value
+// it never fails, for conditions polled until they hold.
+func Gauge(fams Families, name string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetGauge() == nil {
+		return 0, false
+	}
+	return f.GetMetric()[0].GetGauge().GetValue(), true
+}
