@@ -24,8 +24,8 @@ func (s *Conns) remove(c *Conn) {
 	delete(s.m, c)
 }
 
-// Len is how many connections are live.
-func (s *Conns) Len() int {
+// count is how many connections are live.
+func (s *Conns) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.m)

@@ -20,7 +20,7 @@ func TestConnsHeldStreams(t *testing.T) {
 	cfg.Conns = new(Conns)
 	_, first := pairConfigs(t, newNode(t, attest.RoleWorker).config(t), cfg)
 	_, second := pairConfigs(t, newNode(t, attest.RoleWorker).config(t), cfg)
-	require.Equal(2, cfg.Conns.Len())
+	require.Equal(2, cfg.Conns.count())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -33,6 +33,6 @@ func TestConnsHeldStreams(t *testing.T) {
 
 	require.NoError(first.Close(wire.CodeShutdown, "test"))
 	<-first.Done()
-	require.Eventually(func() bool { return cfg.Conns.Len() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(func() bool { return cfg.Conns.count() == 1 }, 5*time.Second, time.Millisecond)
 	require.EqualValues(1, cfg.Conns.HeldStreams(), "the streams of a connection that ended are gone with it")
 }
