@@ -15,7 +15,6 @@ import (
 	"github.com/cocoon-network/cocoon/gpu/scripted"
 	"github.com/cocoon-network/cocoon/roles/internal/poll"
 	"github.com/cocoon-network/cocoon/roles/internal/statsweb"
-	"github.com/cocoon-network/cocoon/transport"
 )
 
 // runLongStreams opens many streams that stay open mid-answer (the engine holds each after its
@@ -207,10 +206,6 @@ wait:
 		rep.Path.ErrorRate = float64(st.Errors) / float64(st.Wanted)
 	}
 	rep.Notes = append(rep.Notes, "memory per stream = (RSS with the streams open − RSS idle) ÷ streams, both taken after each role collected its garbage and returned the freed pages; before collection: (highest RSS while held − RSS idle) ÷ streams")
-	if st.Opened < st.Wanted && st.Opened == transport.DefaultMaxStreams {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("a proxy takes at most %d request streams per client connection at once: the rest waited in the client",
-			transport.DefaultMaxStreams))
-	}
 	if err != nil {
 		return fmt.Errorf("bench: long-streams: after release: %w", err)
 	}

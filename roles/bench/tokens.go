@@ -120,6 +120,6 @@ func runTokens(ctx context.Context, o *Options, n *network, rep *report) error {
 	}
 	rep.check("added inter-chunk delay p99", fmt.Sprintf("≤ %g ms", targetAddedGapP99Ms), st.AddedGapP99Ms, " ms", st.AddedGapP99Ms <= targetAddedGapP99Ms)
 	rep.Notes = append(rep.Notes, "added inter-chunk delay = percentile of the time between consecutive events through the path − the same percentile direct",
-		fmt.Sprintf("a proxy accepts %d request streams per client connection at once (transport.DefaultMaxStreams): more wait in the client", transport.DefaultMaxStreams))
+		fmt.Sprintf("a proxy accepts %d request streams per client connection at once (transport.DefaultMaxStreams): beyond that the client opens more connections to it", transport.DefaultMaxStreams))
 	return errorBudget(map[string]*targetStats{"direct": rep.Direct, "path": rep.Path})
 }

@@ -122,6 +122,8 @@ type Client struct {
 	reselectGap    time.Duration  // and at least how long between two choices
 	connectWait    time.Duration  // how long a request waits for a first proxy connection
 	pingEvery      time.Duration
+	streamsPerConn int           // requests that fill a proxy connection: then another is opened
+	extraIdle      time.Duration // how long such an extra connection stays idle before it closes
 	bodyWait       time.Duration // how long a request waits for room in the body budget
 	bodyRead       time.Duration // how long an app may take to upload its request body
 
@@ -197,6 +199,8 @@ func New(cfg Config, tc transport.Config, log zerolog.Logger) (*Client, error) {
 		reselectGap:    10 * time.Second,
 		connectWait:    5 * time.Second,
 		pingEvery:      10 * time.Second,
+		streamsPerConn: transport.DefaultMaxStreams,
+		extraIdle:      defaultExtraIdle,
 		bodyWait:       2 * time.Second,
 		bodyRead:       time.Minute,
 		ready:          make(chan struct{}),

@@ -10,6 +10,10 @@
 // this machine's (DNS rebinding). Request bodies are bounded alone, together and by connection count
 // (body.go), so many slow uploads cannot grow memory without bound.
 //
+// A proxy takes transport.DefaultMaxStreams requests at once per connection; while every
+// connection to a proxy is full, the client opens another beside it (extra.go), up to eight in
+// all, and closes each once idle, so that an app with many requests under way does not wait.
+//
 // The client runs outside any TEE. What it trusts is checked inside each QUIC handshake by the
 // verifier of its transport.Config: a proxy whose attestation the policy does not allow is refused
 // before a single request byte is sent. Request bodies are relayed untouched; prompts, completions

@@ -51,6 +51,10 @@ type stubProxy struct {
 	modelsErr *wire.Error
 	// paymentKey is the payment key the stub presents in its claims; nil: none.
 	paymentKey ed25519.PublicKey
+	// maxStreams and maxConns, when set, are its request streams per connection and connections
+	// per address.
+	maxStreams int64
+	maxConns   int
 }
 
 func (p *stubProxy) failModels(e *wire.Error) {
@@ -93,6 +97,7 @@ func newKeyedStub(t testing.TB, paymentKey ed25519.PublicKey, sc script, models 
 func (p *stubProxy) start(addr string) {
 	p.t.Helper()
 	cfg := proxyConfig(p.t, p.paymentKey)
+	cfg.MaxStreams, cfg.MaxConnsPerSource = p.maxStreams, p.maxConns
 	// quic-go releases a closed listener's UDP port once its last connection is retired, a little
 	// after Close: a restart on the same port polls until the port is free.
 	var l *transport.Listener

@@ -41,9 +41,18 @@ type proxy struct {
 	lastFail    time.Time // last request failure blamed on this proxy
 	lastErr     string    // why the last dial or connection failed
 	connects    uint64
-	inFlight    int           // requests under way on it
+	inFlight    int           // requests under way on it, on every connection
 	retired     bool          // out of the set: takes no new request
 	idle        chan struct{} // once retired, closed when the last request ended
+
+	// Connections beside conn, opened while every one was full (extra.go).
+	loads      map[*transport.Conn]*connLoad // per live connection, and per gone one still carrying requests
+	extra      []*transport.Conn
+	perConn    int    // requests that fill a connection
+	grow       func() // dials one more connection
+	dialing    bool   // one more is being dialled
+	growFailed time.Time
+	room       chan struct{} // closed when a request ends or a connection comes up, for requests waiting for one
 }
 
 func newProxy(t ProxyTarget) *proxy { return &proxy{addr: t.Endpoint} }
@@ -58,13 +67,18 @@ func (p *proxy) current() (*transport.Conn, time.Time) {
 func (p *proxy) up(conn *transport.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	old := p.conn
 	p.conn = conn
+	if old != nil {
+		p.forgetIfGone(old) // replaced while it drained
+	}
 	p.attestation = conn.Peer().Label()
 	p.imageHash = conn.Peer().ImageHash.String()
 	p.connectedAt = time.Now()
 	p.rtt = 0
 	p.lastErr = ""
 	p.connects++
+	p.wake()
 }
 
 // down records that conn (nil: the one being dialled) is gone, unless a replacement already took its place.
@@ -75,6 +89,10 @@ func (p *proxy) down(conn *transport.Conn, err error) {
 		return
 	}
 	p.conn = nil
+	if conn != nil {
+		p.forgetIfGone(conn)
+	}
+	p.wake()
 	if err != nil {
 		p.lastErr = err.Error()
 	}
@@ -90,27 +108,6 @@ func (p *proxy) setRTT(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rtt = d
-}
-
-// acquire counts a request on p; it is false once p is retired, which takes no new requests.
-func (p *proxy) acquire() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.retired {
-		return false
-	}
-	p.inFlight++
-	return true
-}
-
-func (p *proxy) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.inFlight--
-	if p.retired && p.inFlight == 0 && p.idle != nil {
-		close(p.idle)
-		p.idle = nil
-	}
 }
 
 // retire stops p taking requests and returns a channel closed once those under way ended.
@@ -139,6 +136,10 @@ type target struct {
 // again only after the slow backoff.
 func (c *Client) keep(ctx context.Context, m *member) {
 	p := m.Value
+	var extras sync.WaitGroup
+	defer extras.Wait()
+	p.setGrowth(c.streamsPerConn, func() { extras.Go(func() { c.extraConn(ctx, m) }) })
+	defer p.setGrowth(c.streamsPerConn, nil) // before the Wait: none starts after it
 	redial.Loop(ctx, p.addr, c.tc, c.backoff, c.log, func(ctx context.Context, conn *transport.Conn) {
 		release := m.Hold()
 		defer release()
@@ -185,15 +186,7 @@ func (c *Client) session(ctx context.Context, m *member, conn *transport.Conn) (
 	p := m.Value
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// The proxy sends the new signed "charged" total after the requests it charges; keep the latest.
-	pay := paysync.Start(c.cfg.States, conn.Peer().Claims.PaymentKey, conn, c.log.With().Str("proxy", p.addr).Logger())
-	wg.Go(func() {
-		for msg := range conn.Control() {
-			if !pay.Handle(msg) {
-				c.log.Debug().Str("proxy", p.addr).Type("message", msg).Msg("ignored control message")
-			}
-		}
-	})
+	c.takeStates(&wg, p, conn)
 	ping := func() {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -230,6 +223,19 @@ func (c *Client) session(ctx context.Context, m *member, conn *transport.Conn) (
 			ping()
 		}
 	}
+}
+
+// takeStates keeps the newest signed "charged" total the proxy sends on conn, which it does after
+// the requests it charges, until conn's control stream ends.
+func (c *Client) takeStates(wg *sync.WaitGroup, p *proxy, conn *transport.Conn) {
+	pay := paysync.Start(c.cfg.States, conn.Peer().Claims.PaymentKey, conn, c.log.With().Str("proxy", p.addr).Logger())
+	wg.Go(func() {
+		for msg := range conn.Control() {
+			if !pay.Handle(msg) {
+				c.log.Debug().Str("proxy", p.addr).Type("message", msg).Msg("ignored control message")
+			}
+		}
+	})
 }
 
 // notify wakes requests waiting for a proxy connection.

@@ -96,11 +96,15 @@ func (x *call) fail(e *apiError) {
 // error and whether another proxy may be tried.
 func (x *call) attempt(ctx context.Context, t target) (*apiError, bool) {
 	x.head, x.proxy = nil, t.p.addr
-	if !t.p.acquire() {
-		return errProxyLost(), true // it left the set since the request chose it
+	conn, err := t.p.acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctxError(ctx), false
+		}
+		return errProxyLost(), true // it left the set or lost its connection since the request chose it
 	}
-	defer t.p.release()
-	s, err := t.conn.OpenStream(ctx)
+	defer t.p.release(conn)
+	s, err := conn.OpenStream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctxError(ctx), false

@@ -206,12 +206,15 @@ type paymentStats struct {
 }
 
 type proxyStats struct {
-	Address        string     `json:"address"`
-	Name           string     `json:"name,omitempty"`
-	PaymentKey     string     `json:"payment_key,omitempty"` // hex, when the registry lists one
-	Connected      bool       `json:"connected"`
-	Standby        bool       `json:"standby,omitempty"` // not connected: max_proxies others answer faster
-	InFlight       int        `json:"in_flight"`
+	Address    string `json:"address"`
+	Name       string `json:"name,omitempty"`
+	PaymentKey string `json:"payment_key,omitempty"` // hex, when the registry lists one
+	Connected  bool   `json:"connected"`
+	Standby    bool   `json:"standby,omitempty"` // not connected: max_proxies others answer faster
+	InFlight   int    `json:"in_flight"`
+	// Connections is how many connections to the proxy are open: one, and more while requests
+	// fill it (transport.DefaultMaxStreams each).
+	Connections    int        `json:"connections"`
 	Attestation    string     `json:"attestation,omitempty"`
 	ImageHash      string     `json:"image_hash,omitempty"`
 	RTTMs          float64    `json:"rtt_ms"`
@@ -234,6 +237,7 @@ func (c *Client) proxyStats() []proxyStats {
 		ps := proxyStats{Address: p.addr, Name: m.Name(), PaymentKey: hex.EncodeToString(m.Target.PaymentKey),
 			Connected: p.conn != nil, InFlight: p.inFlight, Connects: p.connects, LastError: p.lastErr, Refused: m.Refusal()}
 		if p.conn != nil {
+			ps.Connections = 1 + len(p.extra)
 			since := p.connectedAt
 			ps.Attestation, ps.ImageHash, ps.ConnectedSince = p.attestation, p.imageHash, &since
 			ps.RTTMs = float64(p.rtt.Microseconds()) / 1000
