@@ -76,10 +76,11 @@ func (x *call) sealTo(w *offeredWorker, info *wire.WorkerInfo) (s *sealed, body 
 	return s, body, ""
 }
 
-// open opens one sealed answer frame: the plaintext chunk, or nil for the end marker (whose
-// receipt it then verifies).
+// open opens one sealed answer frame in place (it is the stream's read buffer, used before the
+// next frame is read): the plaintext chunk, or nil for the end marker (whose receipt it then
+// verifies).
 func (s *sealed) open(frame []byte) ([]byte, error) {
-	p, err := s.opener.Open(frame)
+	p, err := s.opener.OpenInPlace(frame)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSealedAnswer, err)
 	}

@@ -47,13 +47,14 @@ func (w *Worker) serve(ctx context.Context, c *transport.Conn, s *transport.Stre
 
 // job is a request the worker accepted, and what it decided about it.
 type job struct {
-	req    *wire.Request
-	log    zerolog.Logger
-	ev     evidence
-	sealer *seal.AnswerSealer // a sealed request's: seals the answer
-	opened []byte             // the body as the client sent it
-	kind   gpu.Kind
-	engine gpu.Request // what the engine is asked
+	req     *wire.Request
+	log     zerolog.Logger
+	ev      evidence
+	sealer  *seal.AnswerSealer // a sealed request's: seals the answer
+	sealBuf []byte             // the sealed frame of the chunk being sent
+	opened  []byte             // the body as the client sent it
+	kind    gpu.Kind
+	engine  gpu.Request // what the engine is asked
 }
 
 // outcome is what the engine's answer came to.
@@ -181,9 +182,11 @@ func (w *Worker) generate(ctx context.Context, s *transport.Stream, j *job) outc
 		data := ch.Data
 		if j.sealer != nil {
 			var err error
-			if data, err = j.sealer.Seal(data); err != nil {
+			// Sealed into the job's own buffer: the frame is copied out before the next chunk.
+			if j.sealBuf, err = j.sealer.AppendSeal(j.sealBuf[:0], data); err != nil {
 				return err
 			}
+			data = j.sealBuf
 		}
 		if ch.More {
 			s.QueueFrame(t, data) // the next chunk is already here: one write for both

@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -120,7 +122,11 @@ func newAnswerSealer(secret, enc []byte) (*AnswerSealer, error) {
 
 // Seal returns the sealed frame of the next answer chunk (at most MaxChunkSize bytes). An empty
 // chunk is allowed.
-func (s *AnswerSealer) Seal(chunk []byte) ([]byte, error) {
+func (s *AnswerSealer) Seal(chunk []byte) ([]byte, error) { return s.AppendSeal(nil, chunk) }
+
+// AppendSeal is Seal appending the frame to dst, so that a caller reusing a buffer seals a
+// chunk without allocating.
+func (s *AnswerSealer) AppendSeal(dst, chunk []byte) ([]byte, error) {
 	switch {
 	case s.ended:
 		return nil, fmt.Errorf("seal answer chunk: %w", ErrEnded)
@@ -131,7 +137,7 @@ func (s *AnswerSealer) Seal(chunk []byte) ([]byte, error) {
 	}
 	s.k.sum.Write(chunk)
 	s.k.size += uint64(len(chunk))
-	return s.seal(kindChunk, chunk, nil), nil
+	return s.seal(dst, kindChunk, chunk, nil), nil
 }
 
 // AnswerHash is SHA-256 of the answer sealed so far, all chunks in order: what a receipt names.
@@ -150,11 +156,11 @@ func (s *AnswerSealer) End(trailer []byte) ([]byte, error) {
 	s.ended = true
 	var size [endFixedSize]byte
 	binary.BigEndian.PutUint64(size[:], s.k.size)
-	return s.seal(kindEnd, size[:], trailer), nil
+	return s.seal(nil, kindEnd, size[:], trailer), nil
 }
 
-// seal writes one frame: kind ‖ seq ‖ [answer nonce, frame 0 only] ‖ AEAD(p1 ‖ p2).
-func (s *AnswerSealer) seal(kind byte, p1, p2 []byte) []byte {
+// seal appends one frame to dst: kind ‖ seq ‖ [answer nonce, frame 0 only] ‖ AEAD(p1 ‖ p2).
+func (s *AnswerSealer) seal(dst []byte, kind byte, p1, p2 []byte) []byte {
 	seq := s.seq
 	s.seq++
 	s.k.setFrame(kind, seq)
@@ -162,7 +168,8 @@ func (s *AnswerSealer) seal(kind byte, p1, p2 []byte) []byte {
 	if seq == 0 {
 		n += answerNonceSize
 	}
-	out := make([]byte, 0, n)
+	start := len(dst)
+	out := slices.Grow(dst, n)
 	out = append(out, s.k.hdr[:]...)
 	if seq == 0 {
 		out = append(out, s.answerNonce[:]...)
@@ -173,7 +180,7 @@ func (s *AnswerSealer) seal(kind byte, p1, p2 []byte) []byte {
 	// Seal in place: plaintext written where its ciphertext goes.
 	pt := append(append(out[len(out):], p1...), p2...)
 	s.k.aead.Seal(pt[:0], s.k.nonce[:], pt, s.k.hdr[:])
-	return out[:n]
+	return out[:start+n]
 }
 
 // AnswerOpener opens the answer to one sealed request, frame by frame, in the order the worker
@@ -196,7 +203,11 @@ type AnswerOpener struct {
 // Refusals: ErrTooLarge, ErrMalformed, ErrTampered (a changed byte, or a frame of another
 // answer), ErrReplayed (a frame opened before, the end marker included), ErrOutOfOrder (a frame
 // ahead of the one due: one was dropped, or they were reordered).
-func (o *AnswerOpener) Open(frame []byte) ([]byte, error) {
+func (o *AnswerOpener) Open(frame []byte) ([]byte, error) { return o.OpenInPlace(bytes.Clone(frame)) }
+
+// OpenInPlace is Open decrypting in place, without allocating: it overwrites frame, and the
+// chunk it returns shares frame's memory. (The end marker's trailer is a copy.)
+func (o *AnswerOpener) OpenInPlace(frame []byte) ([]byte, error) {
 	if o.err != nil {
 		return nil, o.err
 	}
@@ -247,7 +258,7 @@ func (o *AnswerOpener) open(frame []byte) ([]byte, error) {
 		return nil, fmt.Errorf("frame of %d bytes: %w", len(frame), ErrTooLarge)
 	}
 	o.k.setFrame(kind, seq)
-	p, err := o.k.aead.Open(nil, o.k.nonce[:], ct, o.k.hdr[:])
+	p, err := o.k.aead.Open(ct[:0], o.k.nonce[:], ct, o.k.hdr[:])
 	if err != nil {
 		return nil, fmt.Errorf("frame %d: %w", seq, ErrTampered)
 	}
@@ -271,7 +282,7 @@ func (o *AnswerOpener) open(frame []byte) ([]byte, error) {
 	}
 	o.ended = true
 	o.answerSum = o.k.answerHash()
-	o.trailer = p[endFixedSize:]
+	o.trailer = bytes.Clone(p[endFixedSize:]) // outlives the frame's buffer
 	return nil, nil
 }
 

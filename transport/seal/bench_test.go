@@ -81,12 +81,14 @@ func BenchmarkChunk(b *testing.B) {
 	chunk := bytes.Repeat([]byte("c"), 128)
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
+	var buf []byte
 	for b.Loop() {
-		f, err := sealer.Seal(chunk)
+		f, err := sealer.AppendSeal(buf[:0], chunk)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := opener.Open(f); err != nil {
+		buf = f
+		if _, err := opener.OpenInPlace(f); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -354,3 +354,43 @@ func TestReplayedRequestGetsFreshKeys(t *testing.T) {
 	require.NoError(err)
 	assert.NotEqual(f1[frameHeaderSize+answerNonceSize:], f2[frameHeaderSize+answerNonceSize:])
 }
+
+// TestAnswerInPlace: AppendSeal into a reused buffer and OpenInPlace give the same answer as
+// Seal and Open, allocate nothing per chunk, and the trailer outlives the buffer it came in.
+func TestAnswerInPlace(t *testing.T) {
+	assert := assert.New(t)
+	require := require.New(t)
+	sealer, opener := exchange(t, newKey(t))
+	chunks := [][]byte{[]byte("data: a"), {}, []byte("data: bb"), bytes.Repeat([]byte("c"), 300)}
+	var buf []byte
+	for i, c := range chunks {
+		prefix := []byte("keep")
+		out, err := sealer.AppendSeal(append(buf[:0], prefix...), c)
+		require.NoError(err)
+		assert.Equal("keep", string(out[:4]), "AppendSeal appends")
+		buf = out
+		p, err := opener.OpenInPlace(out[4:])
+		require.NoError(err, "chunk %d", i)
+		assert.Equal(string(c), string(p))
+	}
+	end, err := sealer.End([]byte("receipt"))
+	require.NoError(err)
+	_, err = opener.OpenInPlace(end)
+	require.NoError(err)
+	clear(end)
+	assert.Equal("receipt", string(opener.Trailer()))
+	require.NoError(opener.Done())
+	assert.Equal(sealer.AnswerHash(), opener.AnswerHash())
+
+	s2, o2 := exchange(t, newKey(t))
+	chunk := bytes.Repeat([]byte("t"), 128)
+	buf, err = s2.AppendSeal(buf[:0], chunk) // frame 0, with the answer nonce
+	require.NoError(err)
+	_, err = o2.OpenInPlace(buf)
+	require.NoError(err)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf, _ = s2.AppendSeal(buf[:0], chunk)
+		_, _ = o2.OpenInPlace(buf)
+	})
+	assert.Zero(allocs, "allocations per sealed and opened chunk")
+}
