@@ -23,8 +23,12 @@ const (
 	extraRetry = 5 * time.Second
 )
 
-// errNoConn is a proxy whose connection went down since the request chose it.
-var errNoConn = errors.New("proxy not connected")
+// Why acquire found no connection: the proxy left the set, or its connection went down, since
+// the request chose it.
+var (
+	errProxyRetired = errors.New("proxy left the set")
+	errNoConn       = errors.New("proxy not connected")
+)
 
 // connLoad is what one connection to a proxy carries.
 type connLoad struct {
@@ -74,8 +78,6 @@ func (p *proxy) acquire(ctx context.Context) (*transport.Conn, error) {
 		p.mu.Lock()
 	}
 }
-
-var errProxyRetired = errors.New("proxy left the set")
 
 // leastBusy returns the first live connection with a free stream, else the least busy one; nil
 // when there is none. p.mu is held.
@@ -264,10 +266,10 @@ func (c *Client) extraConn(ctx context.Context, m *member) {
 		case <-ctx.Done():
 			_ = conn.Close(wire.CodeShutdown, "client stopping")
 			<-conn.Done()
-			c.forgetExtra(p, conn)
+			p.closed(conn)
 			return
 		case <-conn.Done():
-			c.forgetExtra(p, conn)
+			p.closed(conn)
 			return
 		case <-t.C:
 			if p.shed(conn, c.extraIdle) {
@@ -279,7 +281,8 @@ func (c *Client) extraConn(ctx context.Context, m *member) {
 	}
 }
 
-func (c *Client) forgetExtra(p *proxy, conn *transport.Conn) {
+// closed forgets conn, an extra connection that ended.
+func (p *proxy) closed(conn *transport.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dropExtra(conn)
