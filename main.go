@@ -133,6 +133,8 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 	flags = append(flags, &cli.StringFlag{Name: "cpuprofile", Hidden: true})
 	// For `cocoon bench`'s memory samples: collect garbage when the bench asks (bench.GCOnSignal).
 	flags = append(flags, &cli.StringFlag{Name: "gc-on-signal", Hidden: true})
+	// For `cocoon bench --memprofile`: heap and goroutine profiles after each of those collections.
+	flags = append(flags, &cli.StringFlag{Name: "memprofile", Hidden: true})
 	return &cli.Command{
 		Name:  role,
 		Usage: usage,
@@ -153,7 +155,7 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 				defer stop()
 			}
 			if p := c.String("gc-on-signal"); p != "" {
-				stop, err := bench.GCOnSignal(p)
+				stop, err := bench.GCOnSignal(p, c.String("memprofile"))
 				if err != nil {
 					return err
 				}
@@ -215,6 +217,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "payments", Usage: "default, tokens: payments on, on a local chain (`cocoon chain serve`)"},
 			&cli.BoolFlag{Name: "plaintext-dev", Usage: "the client sends request bodies in clear (client.plaintext_dev)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "every role writes its CPU profile to `DIR`/<part>-<role>.pprof"},
+			&cli.StringFlag{Name: "memprofile", Usage: "every role writes its heap and goroutine profiles to `DIR`/<part>-<role>-<n>.{heap,goroutine}.pprof at each memory sample"},
 		},
 		Action: func(c *cli.Context) error {
 			bin, err := os.Executable()
@@ -226,7 +229,8 @@ func benchCommand() *cli.Command {
 				Concurrency: c.Int("concurrency"), Chunks: c.Int("chunks"), ChunkBytes: c.Int("chunk-bytes"),
 				ChunkDelay: c.Duration("chunk-delay"), OpenAtOnce: c.Int("open-at-once"), JSON: c.Bool("json"),
 				Payments: c.Bool("payments"), PlaintextDev: c.Bool("plaintext-dev"), CPUProfileDir: c.String("cpuprofile"),
-				Bin: bin, Version: version, Progress: c.App.ErrWriter,
+				MemProfileDir: c.String("memprofile"),
+				Bin:           bin, Version: version, Progress: c.App.ErrWriter,
 			}, c.App.Writer)
 		},
 	}

@@ -43,10 +43,12 @@ type engineTransport struct {
 }
 
 // Idle connections older than idleConnTimeout are closed rather than reused; the engine may have
-// closed its end already.
+// closed its end already. The read buffer is fitted to a token's event (a few hundred bytes):
+// every open answer holds one for as long as it streams, and longer header lines and events
+// are still read whole (header lines are joined; the event reader reads past the buffer).
 const (
 	idleConnTimeout = 90 * time.Second
-	connReadBuffer  = 4 << 10
+	connReadBuffer  = 1 << 10
 	connWriteBuffer = 4 << 10
 )
 

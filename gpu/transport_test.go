@@ -200,3 +200,22 @@ func TestEngineIdleConnectionsBounded(t *testing.T) {
 	}
 	assert.EqualValues(t, 3, conns.Load())
 }
+
+// TestEngineLinesBeyondReadBuffer: the connection's read buffer is fitted to a token's event
+// (1 KiB), not to the longest line: a 6 KiB header and a 6 KiB event still arrive whole.
+func TestEngineLinesBeyondReadBuffer(t *testing.T) {
+	long := strings.Repeat("x", 6<<10)
+	url, _ := rawEngine(t, func(_ int, w io.Writer, _ *http.Request) bool {
+		event := `data: {"choices":[{"index":0,"delta":{"content":"` + long + `"}}]}` + "\n\n"
+		answer := sseAnswer("X-Engine-Note: " + long + "\r\n")
+		head, rest, _ := strings.Cut(answer, "\r\n\r\n")
+		_, _ = fmt.Fprintf(w, "%s\r\n\r\n%x\r\n%s\r\n%s", head, len(event), event, rest)
+		return true
+	})
+	e := newEngine(t, url)
+	var c collector
+	u, err := e.Do(ctxT(t), gpu.Request{Kind: gpu.KindChat, Body: []byte(chatBody), Stream: true}, c.sink)
+	require.NoError(t, err)
+	assert.Equal(t, oneToken, u)
+	assert.Contains(t, strings.Join(c.chunks, ""), long)
+}

@@ -85,6 +85,10 @@ type Options struct {
 	// CPUProfileDir, when set, makes every role write its CPU profile there, as
 	// <part>-<role>.pprof, when it stops.
 	CPUProfileDir string
+	// MemProfileDir, when set, makes every role write its heap and goroutine profiles there, as
+	// <part>-<role>-<n>.heap.pprof and .goroutine.pprof, after the n-th collection the bench asks
+	// for before a memory sample.
+	MemProfileDir string
 
 	// noProxyPath skips the default scenario's proxy_path targets (parts of "all" that need only
 	// the full path).
@@ -196,9 +200,12 @@ func run(ctx context.Context, o Options) (*report, error) {
 		return nil, fmt.Errorf("bench: temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if o.CPUProfileDir != "" {
-		if err := os.MkdirAll(o.CPUProfileDir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	for flag, d := range map[string]string{"--cpuprofile": o.CPUProfileDir, "--memprofile": o.MemProfileDir} {
+		if d == "" {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", flag, err)
 		}
 	}
 	if o.Scenario == scenarioAll {

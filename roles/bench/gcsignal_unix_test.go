@@ -3,10 +3,13 @@
 package bench
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ import (
 // process goes on; after stop, the handler is gone.
 func TestGCOnSignal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "role.gc")
-	stop, err := GCOnSignal(path)
+	stop, err := GCOnSignal(path, "")
 	require.NoError(t, err)
 	count := func(want string) {
 		t.Helper()
@@ -39,6 +42,36 @@ func TestGCOnSignal(t *testing.T) {
 	}
 	stop()
 
-	_, err = GCOnSignal(filepath.Join(t.TempDir(), "missing", "role.gc"))
+	_, err = GCOnSignal(filepath.Join(t.TempDir(), "missing", "role.gc"), "")
 	require.ErrorContains(t, err, "is the bench's directory writable?")
+}
+
+// TestGCOnSignalProfiles: with a profile prefix, each collection leaves a heap and a goroutine
+// profile numbered after it, complete by the time the count says it is done.
+func TestGCOnSignalProfiles(t *testing.T) {
+	rate := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = rate })
+	dir := t.TempDir()
+	path, prefix := filepath.Join(dir, "role.gc"), filepath.Join(dir, "part-role")
+	stop, err := GCOnSignal(path, prefix)
+	require.NoError(t, err)
+	defer stop()
+	require.NoError(t, syscall.Kill(os.Getpid(), gcSignal))
+	require.NoError(t, poll.Until(context.Background(), 10*time.Second, nil, func() error {
+		b, err := os.ReadFile(path)
+		if err == nil && string(b) != "1" {
+			err = fmt.Errorf("count %q, want 1", b)
+		}
+		return err
+	}))
+	for _, kind := range []string{"heap", "goroutine"} {
+		f, err := os.Open(prefix + "-1." + kind + ".pprof")
+		require.NoError(t, err)
+		zr, err := gzip.NewReader(f) // a profile is a gzipped protocol buffer
+		require.NoError(t, err, kind)
+		b, err := io.ReadAll(zr)
+		f.Close()
+		require.NoError(t, err, kind)
+		require.NotEmpty(t, b, kind)
+	}
 }

@@ -91,6 +91,9 @@ func (n *network) spawn(name string, args ...string) (*roleProc, error) {
 		}
 		p.gcFile = filepath.Join(n.dir, name+".gc")
 		args = append(args, "--gc-on-signal", p.gcFile)
+		if n.o.MemProfileDir != "" {
+			args = append(args, "--memprofile", filepath.Join(n.o.MemProfileDir, n.opt.tag+"-"+name))
+		}
 	}
 	p.cmd = exec.Command(n.o.Bin, append([]string{name}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

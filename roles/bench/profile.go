@@ -22,3 +22,17 @@ func CPUProfile(path string) (stop func(), err error) {
 		_ = f.Close()
 	}, nil
 }
+
+// writeProfiles writes the heap and goroutine profiles to prefix.heap.pprof and
+// prefix.goroutine.pprof; a profile that cannot be written is skipped, as a bench aid must not
+// stop the role.
+func writeProfiles(prefix string) {
+	for _, name := range []string{"heap", "goroutine"} {
+		f, err := os.Create(prefix + "." + name + ".pprof")
+		if err != nil {
+			continue
+		}
+		_ = pprof.Lookup(name).WriteTo(f, 0)
+		_ = f.Close()
+	}
+}
