@@ -1,8 +1,10 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -11,10 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/config"
+	"github.com/cocoon-network/cocoon/roles/client"
 	"github.com/cocoon-network/cocoon/roles/node/nodetest"
 	"github.com/cocoon-network/cocoon/settle"
 	"github.com/cocoon-network/cocoon/settle/chain"
 	"github.com/cocoon-network/cocoon/settle/contracts"
+	"github.com/cocoon-network/cocoon/settle/meter"
+	"github.com/cocoon-network/cocoon/transport"
 	"github.com/cocoon-network/cocoon/transport/seal"
 )
 
@@ -23,11 +28,68 @@ import (
 // at the registry's prices, and what the worker was credited is what those records earn: no more.
 func TestMoneyAddsUpSealed(t *testing.T) {
 	const requests, parallel = 1000, 8
-	n := newTestNet(t, 240*time.Second, "owner", "operator", "client", "worker", "payment")
+	m := startPaidNet(t, 240*time.Second, requests, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, requests)
+	for g := range parallel {
+		wg.Go(func() {
+			for i := g; i < requests; i += parallel {
+				errs <- m.ask(i, fmt.Sprintf(`,"max_tokens":%d`, 5+i%40))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	m.addsUp(requests)
+}
+
+// TestMoneyAddsUpOverSeveralConnections: more requests at once than one connection to the proxy
+// carries (transport.DefaultMaxStreams) make the client open more connections beside it, and
+// the money still adds up over all of them, to the nanoTON, with nothing left reserved.
+func TestMoneyAddsUpOverSeveralConnections(t *testing.T) {
+	const requests = transport.DefaultMaxStreams + 72
+	m := startPaidNet(t, 240*time.Second, requests, func(worker, _ *config.Config) {
+		worker.Worker.MaxActive = requests
+		// Every answer takes at least 40 × 50 ms, so all of them are open at once.
+		worker.Worker.TokenDelay = config.Duration(50 * time.Millisecond)
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, requests)
+	for i := range requests {
+		wg.Go(func() { errs <- m.ask(i, `,"max_tokens":40`) })
+	}
+	nodetest.WaitFor(t, "a second connection to the proxy", func() bool { return m.connections() >= 2 })
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	m.addsUp(requests)
+}
+
+// paidNet is a registry, a proxy with its contract, a paid worker and a client with a deposit,
+// on the local chain.
+type paidNet struct {
+	t      *testing.T
+	n      *testNet
+	params contracts.RegistryParams
+	pp     *meter.Meter
+	wp, cp *Party
+	cl     *client.Client
+	url    string
+}
+
+// startPaidNet starts the paid network and waits for the deposit and the worker; tune, when
+// set, changes the worker's and the client's configuration first.
+func startPaidNet(t *testing.T, timeout time.Duration, receipts int, tune func(worker, client *config.Config)) *paidNet {
+	n := newTestNet(t, timeout, "owner", "operator", "client", "worker", "payment")
 	require := require.New(t)
 	ctx, log := n.ctx, n.log
-	params := contracts.DefaultParams()
-	registry := n.registry(params)
+	m := &paidNet{t: t, n: n, params: contracts.DefaultParams()}
+	registry := n.registry(m.params)
 	contract := n.proxyContract(registry, "operator", "payment")
 	require.NoError(chain.TopUp(ctx, n.ch, n.keys["client"], contract, 30_000_000_000))
 	withKey := func(name string) config.Config {
@@ -35,68 +97,93 @@ func TestMoneyAddsUpSealed(t *testing.T) {
 		c.Payments.ProxyContract = config.Address{AccountID: contract, Set: true}
 		return c
 	}
-	pp, err := proxyMeter(ctx, n.set, withKey("payment"), log)
+	var err error
+	m.pp, err = proxyMeter(ctx, n.set, withKey("payment"), log)
 	require.NoError(err)
-	n.closeAfter(pp.Close)
-	p, err := BuildProxy(withKey("payment"), "test", log, pp, nil)
+	n.closeAfter(m.pp.Close)
+	p, err := BuildProxy(withKey("payment"), "test", log, m.pp, nil)
 	require.NoError(err)
-	n.run(pp.Run)
+	n.run(m.pp.Run)
 	n.run(p.Run)
 	paddr := p.Addr(ctx).String()
-	_, wp := n.paidWorker(withKey("worker"), paddr)
-	ccfg := withKey("client")
+	wcfg, ccfg := withKey("worker"), withKey("client")
 	ccfg.Client.Proxies = []string{paddr}
-	ccfg.Client.ReceiptsKept = 2 * requests
-	cp, err := party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
+	ccfg.Client.ReceiptsKept = 2 * receipts
+	if tune != nil {
+		tune(&wcfg, &ccfg)
+	}
+	_, m.wp = n.paidWorker(wcfg, paddr)
+	m.cp, err = party(ctx, n.set, ccfg, "client", settle.KindClientCharged, log)
 	require.NoError(err)
-	cl, err := BuildClient(ccfg, "test", log, cp, nil)
+	m.cl, err = BuildClient(ccfg, "test", log, m.cp, nil)
 	require.NoError(err)
-	n.run(cl.Run)
+	n.run(m.cl.Run)
 	nodetest.WaitFor(t, "deposit and worker", func() bool {
-		c, _ := pp.Ledger().Client(cp.Account)
+		c, _ := m.pp.Ledger().Client(m.cp.Account)
 		return p.WorkerCount() == 1 && c.Available() > 0
 	})
+	m.url = "http://" + m.cl.Addr().String()
+	return m
+}
 
-	url := "http://" + cl.Addr().String() + "/v1/chat/completions"
-	var wg sync.WaitGroup
-	errs := make(chan error, requests)
-	for g := range parallel {
-		wg.Go(func() {
-			for i := g; i < requests; i += parallel {
-				body := nodetest.ChatBody("cocoon-builtin", i%2 == 0, fmt.Sprintf(`,"max_tokens":%d`, 5+i%40))
-				resp := nodetest.Post(t, ctx, url, body)
-				_, _ = io.Copy(io.Discard, resp.Body) // the whole answer: a stream ends with its receipt
-				_ = resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs <- fmt.Errorf("request %d: HTTP %d", i, resp.StatusCode)
-				}
-			}
-		})
+// ask sends request i, streamed when i is even, and reads the whole answer: a stream ends with
+// its receipt.
+func (m *paidNet) ask(i int, extra string) error {
+	body := nodetest.ChatBody("cocoon-builtin", i%2 == 0, extra)
+	resp := nodetest.Post(m.t, m.n.ctx, m.url+"/v1/chat/completions", body)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("request %d: HTTP %d", i, resp.StatusCode)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(err)
-	}
+	return nil
+}
 
-	receipts := cl.Receipts()
+// connections is how many connections the client has open to its proxy now (/jsonstats).
+func (m *paidNet) connections() int {
+	req, err := http.NewRequestWithContext(m.n.ctx, http.MethodGet, m.url+"/jsonstats", nil)
+	require.NoError(m.t, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Proxies []struct {
+			Connections int `json:"connections"`
+		} `json:"proxies"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Proxies) != 1 {
+		return 0
+	}
+	return st.Proxies[0].Connections
+}
+
+// addsUp checks the client's receipts against the proxy's ledger: every charge is its signed
+// usage at the registry's prices, the worker earned what those records earn, nothing is left
+// reserved.
+func (m *paidNet) addsUp(requests int) {
+	t := m.t
+	require := require.New(t)
+	receipts := m.cl.Receipts()
 	require.Len(receipts, requests, "every sealed answer left a receipt")
 	var priced, earns, charged uint64
 	for _, r := range receipts {
 		rec, err := seal.ParseUsageRecord(r.UsageRecord)
 		require.NoError(err)
-		c, err := settle.Cost(rec.Usage, params.Prices, r.Coefficient)
+		c, err := settle.Cost(rec.Usage, m.params.Prices, r.Coefficient)
 		require.NoError(err)
-		e, err := settle.WorkerEarning(rec.Usage, params.Prices, r.Coefficient)
+		e, err := settle.WorkerEarning(rec.Usage, m.params.Prices, r.Coefficient)
 		require.NoError(err)
 		assert.Equal(t, c, r.ChargedNanoTON, "request %s: charged exactly what its signed usage prices to", r.RequestID)
 		priced, earns, charged = priced+c, earns+e, charged+r.ChargedNanoTON
 	}
-	lc, err := pp.Ledger().Client(cp.Account)
+	lc, err := m.pp.Ledger().Client(m.cp.Account)
 	require.NoError(err)
 	assert.Equal(t, priced, lc.Charged, "the client's charges are the signed usage at the registry's prices")
 	assert.Equal(t, charged, lc.Charged)
-	lw, err := pp.Ledger().Worker(wp.Account)
+	assert.Zero(t, lc.Reserved, "every reservation was settled")
+	lw, err := m.pp.Ledger().Worker(m.wp.Account)
 	require.NoError(err)
 	assert.Equal(t, earns, lw.Earned, "the worker is credited what it signed, no more")
 }
