@@ -64,7 +64,7 @@ func (s *SSEReader) Buffered() bool {
 	}
 	hasData := false
 	for len(b) > 0 {
-		i := bytes.IndexAny(b, "\r\n")
+		i := lineEnd(b)
 		if i < 0 {
 			return false // a line not yet ended
 		}
@@ -83,6 +83,21 @@ func (s *SSEReader) Buffered() bool {
 		}
 	}
 	return false
+}
+
+// lineEnd is the index of the first CR or LF in b, or -1: what bytes.IndexAny(b, "\r\n") says,
+// with two vectorised byte searches instead of a loop over every byte, as it runs for every
+// event a relay forwards.
+func lineEnd(b []byte) int {
+	lf := bytes.IndexByte(b, '\n')
+	scan := b
+	if lf >= 0 {
+		scan = b[:lf]
+	}
+	if cr := bytes.IndexByte(scan, '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
 }
 
 // Done reports whether the stream ended with the [DONE] event.
@@ -172,28 +187,18 @@ func (s *SSEReader) readLine() ([]byte, error) {
 			s.skipLF = false
 		}
 		b := s.buf[s.start:s.end]
-		lf := bytes.IndexByte(b, '\n')
-		scan := b
-		if lf >= 0 {
-			scan = b[:lf]
-		}
-		if cr := bytes.IndexByte(scan, '\r'); cr >= 0 {
-			switch {
-			case cr+1 < len(b):
-				s.start += cr + 1
-				if b[cr+1] == '\n' {
-					s.start++
+		if i := lineEnd(b); i >= 0 {
+			s.start += i + 1
+			if b[i] == '\r' {
+				if i+1 < len(b) {
+					if b[i+1] == '\n' {
+						s.start++
+					}
+				} else {
+					s.skipLF = true // CR at the end of what we have: a following LF belongs to it
 				}
-			default:
-				// CR at the end of what we have: a following LF belongs to it.
-				s.start += cr + 1
-				s.skipLF = true
 			}
-			return b[:cr], nil
-		}
-		if lf >= 0 {
-			s.start += lf + 1
-			return b[:lf], nil
+			return b[:i], nil
 		}
 		if s.rerr != nil {
 			return nil, s.rerr

@@ -289,6 +289,26 @@ func BenchmarkSSE(b *testing.B) {
 	}
 }
 
+// BenchmarkSSEBuffered reads a vLLM stream as the worker's relay does: each event, then whether
+// the next one has already arrived.
+func BenchmarkSSEBuffered(b *testing.B) {
+	stream := vllmStream(50)
+	src := bytes.NewReader(stream)
+	r := NewSSEReader(src, 0)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Reset(stream)
+		r.Reset(src)
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+			_ = r.Buffered()
+		}
+	}
+}
+
 // TestSSEBufferedWholeEvent: Buffered is true only when a whole next event has been read; a part
 // of one (the engine's next token not yet written) would make a relay hold the event it has.
 func TestSSEBufferedWholeEvent(t *testing.T) {
@@ -312,4 +332,49 @@ func TestSSEBufferedWholeEvent(t *testing.T) {
 			assert.Equal(t, tc.want, r.Buffered())
 		})
 	}
+}
+
+// FuzzSSEBuffered: Buffered agrees with a plain reading of the rule (a whole event with data
+// lines is read), whatever the bytes and wherever the reads split them.
+func FuzzSSEBuffered(f *testing.F) {
+	f.Add([]byte("data: a\r\n\r\ndata: b\n\n"))
+	f.Add([]byte("data: a\rdata: b\r\r"))
+	f.Add([]byte(": c\n\ndata\r\n\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sr := NewSSEReader(iotest.HalfReader(bytes.NewReader(in)), 0)
+		for range 64 {
+			want := bufferedRule(sr.buf[sr.start:sr.end], sr.skipLF)
+			if got := sr.Buffered(); got != want {
+				t.Fatalf("Buffered %v over %q (skip LF %v), want %v", got, sr.buf[sr.start:sr.end], sr.skipLF, want)
+			}
+			if _, err := sr.Next(); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// bufferedRule is Buffered's rule spelled out: lines end at CR, LF or CRLF; a blank line after a
+// data line ends an event.
+func bufferedRule(b []byte, skipLF bool) bool {
+	if skipLF && len(b) > 0 && b[0] == '\n' {
+		b = b[1:]
+	}
+	hasData := false
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return false
+		}
+		line := b[:i]
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			i++
+		}
+		b = b[i+1:]
+		if len(line) == 0 && hasData {
+			return true
+		}
+		hasData = hasData || bytes.HasPrefix(line, []byte("data"))
+	}
+	return false
 }
