@@ -266,46 +266,34 @@ func slicesEqual(a, b []string) bool {
 	return true
 }
 
+// BenchmarkSSE reads a vLLM stream of 50 tokens; "buffered" also asks after each event whether
+// the next one has already arrived, as the worker's relay does.
 func BenchmarkSSE(b *testing.B) {
-	stream := vllmStream(50)
-	src := bytes.NewReader(stream)
-	r := NewSSEReader(src, 0)
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	for b.Loop() {
-		src.Reset(stream)
-		r.Reset(src)
-		n := 0
-		for {
-			_, err := r.Next()
-			if err != nil {
-				break
+	for _, buffered := range []bool{false, true} {
+		b.Run(map[bool]string{false: "next", true: "buffered"}[buffered], func(b *testing.B) {
+			stream := vllmStream(50)
+			src := bytes.NewReader(stream)
+			r := NewSSEReader(src, 0)
+			b.SetBytes(int64(len(stream)))
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(stream)
+				r.Reset(src)
+				n := 0
+				for {
+					if _, err := r.Next(); err != nil {
+						break
+					}
+					n++
+					if buffered {
+						_ = r.Buffered()
+					}
+				}
+				if n != 52 {
+					b.Fatalf("%d events", n)
+				}
 			}
-			n++
-		}
-		if n != 52 {
-			b.Fatalf("%d events", n)
-		}
-	}
-}
-
-// BenchmarkSSEBuffered reads a vLLM stream as the worker's relay does: each event, then whether
-// the next one has already arrived.
-func BenchmarkSSEBuffered(b *testing.B) {
-	stream := vllmStream(50)
-	src := bytes.NewReader(stream)
-	r := NewSSEReader(src, 0)
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	for b.Loop() {
-		src.Reset(stream)
-		r.Reset(src)
-		for {
-			if _, err := r.Next(); err != nil {
-				break
-			}
-			_ = r.Buffered()
-		}
+		})
 	}
 }
 
