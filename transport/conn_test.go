@@ -708,3 +708,22 @@ func TestDrainWindowAgreed(t *testing.T) {
 	require.Equal(t, cc.Ends().Add(-3*time.Minute), sc.drainAt)
 	require.Equal(t, sc.drainAt, cc.drainAt)
 }
+
+// TestHandshakeCertificateWithoutItsKey: a genuine certificate presented by a peer without its key
+// (copied from the node it names) fails the handshake at TLS's CertificateVerify, which is what
+// binds a handshake's certificate to its key: the listener accepts nothing.
+func TestHandshakeCertificateWithoutItsKey(t *testing.T) {
+	server := newNode(t, attest.RoleProxy)
+	l := listen(t, server)
+	genuine := quotedCert(t, attest.RoleWorker, attesttest.Measurements(attest.RoleWorker), time.Now(), time.Hour)
+	client := newNode(t, attest.RoleWorker)
+	client.identity = fixedIdentity(attest.RoleWorker, tls.Certificate{Certificate: genuine.Certificate, PrivateKey: newKey(t), Leaf: genuine.Leaf})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Dial(ctx, l.Addr().String(), client.config(t))
+	require.Error(t, err)
+	var te *quic.TransportError
+	require.ErrorAs(t, err, &te)
+	assert.True(t, te.ErrorCode.IsCryptoError(), "TLS alert: %v", te)
+	assert.Empty(t, l.accepted, "no connection may be accepted")
+}
