@@ -91,11 +91,6 @@ func (r *UsageRecord) Verify(pub ed25519.PublicKey, requestID string) error {
 	return nil
 }
 
-func verify(pub ed25519.PublicKey, label string, fields, sig []byte) bool {
-	return len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
-		ed25519.Verify(pub, append([]byte(label), fields...), sig)
-}
-
 // Marshal returns the wire form of a signed record: its fields' encoding, then the 64-byte
 // signature.
 func (r *UsageRecord) Marshal() ([]byte, error) {
