@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -141,19 +140,12 @@ func (m *paidNet) ask(i int, extra string) error {
 
 // connections is how many connections the client has open to its proxy now (/jsonstats).
 func (m *paidNet) connections() int {
-	req, err := http.NewRequestWithContext(m.n.ctx, http.MethodGet, m.url+"/jsonstats", nil)
-	require.NoError(m.t, err)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
 	var st struct {
 		Proxies []struct {
 			Connections int `json:"connections"`
 		} `json:"proxies"`
 	}
-	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Proxies) != 1 {
+	if nodetest.GetJSON(m.url+"/jsonstats", &st) != nil || len(st.Proxies) != 1 {
 		return 0
 	}
 	return st.Proxies[0].Connections
