@@ -43,7 +43,7 @@ func (v *Verifier) checkQuote(pol *Policy, rep *Report, now time.Time, skipColla
 	if !skipCollateral {
 		key := platformKey(root, q)
 		if p := v.platforms.lookup(key, root.Collateral, now); p != nil {
-			return v.checkKnownPlatform(rep, p, pool, now)
+			return v.checkKnownPlatform(rep, p, now)
 		}
 		defer func() {
 			// Remember a platform whose collateral was fully verified (see platforms.go).
@@ -102,14 +102,14 @@ func guardDrift(t *TCBReport, gtgTCB error) {
 }
 
 // checkKnownPlatform verifies a quote from a platform whose collateral was verified before and is
-// still served unchanged and unexpired: go-tdx-guest checks the PCK chain (and its validity now),
-// the QE report and quote signatures; then the QE report against the QE identity, the TDX module
+// still served unchanged and unexpired: the PCK chain's validity now, the QE report and quote
+// signatures (checkSignatures); then the QE report against the QE identity, the TDX module
 // against the TCB info and the TCB levels, as the full verification does, with go-tdx-guest's
 // verdict on the same TCB from it.
-func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, pool *x509.CertPool, now time.Time) error {
+func (v *Verifier) checkKnownPlatform(rep *Report, p *verifiedPlatform, now time.Time) error {
 	q := rep.Quote
-	if err := tdxVerify(q, &verify.Options{Now: v.times(now), TrustedRoots: pool}); err != nil {
-		return classify(err)
+	if err := checkSignatures(q, v.times(now).PckCertChain); err != nil {
+		return err
 	}
 	rep.ChainVerified = true
 	if err := checkTDModule(q, p.coll); err != nil {

@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"bytes"
+	"crypto/x509"
 	"time"
 
 	"github.com/google/go-tdx-guest/pcs"
@@ -47,3 +49,20 @@ func BundleGetter(entries []*CollateralEntry, now time.Time) *CollateralGetter {
 	}
 	return g
 }
+
+// CheckSignatures parses raw and checks it as a quote from a known platform (checkSignatures), and
+// as go-tdx-guest does without collateral (its PCK chain to root, then the same signatures), for
+// the tests that compare the two. sameChain says whether raw's PCK chain is chain.
+func CheckSignatures(raw, chain []byte, root *x509.Certificate, at time.Time) (known, full error, sameChain bool, err error) {
+	q, err := ParseQuote(raw)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	full = tdxVerify(q, &verify.Options{Now: timeSet(at), TrustedRoots: pool})
+	return checkSignatures(q, at), full, bytes.Equal(q.pckChain(), chain), nil
+}
+
+// PCKChain is the PCK chain carried in a parsed quote.
+func (q *Quote) PCKChain() []byte { return q.pckChain() }

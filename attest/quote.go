@@ -93,6 +93,8 @@ type Quote struct {
 	signed *pb.Ecdsa256BitQuoteV4AuthData
 	// chainNotAfter is the earliest expiry in the PCK chain: no verification of the quote holds after it.
 	chainNotAfter time.Time
+	// chainNotBefore is the latest start of validity in the PCK chain.
+	chainNotBefore time.Time
 }
 
 // quoteProto is what go-tdx-guest's v4 and v5 quotes have in common.
@@ -186,6 +188,9 @@ func ParseQuote(raw []byte) (*Quote, error) {
 		}
 		if i == 0 || certs[i].NotAfter.Before(q.chainNotAfter) {
 			q.chainNotAfter = certs[i].NotAfter
+		}
+		if certs[i].NotBefore.After(q.chainNotBefore) {
+			q.chainNotBefore = certs[i].NotBefore
 		}
 	}
 	q.PCK, q.Root = certs[0], certs[2]

@@ -60,6 +60,10 @@ type Root struct {
 	mu        sync.Mutex
 	coll      *collateral
 	lastCheck time.Time // of the directory, when collateral nears expiry
+
+	// The issuer-chain headers, encoded once: a verifier asks for them at every handshake.
+	chainsOnce         sync.Once
+	tcbChain, crlChain string
 }
 
 // New makes a fresh in-memory development root of trust (for tests).
@@ -99,16 +103,19 @@ type getter struct{ r *Root }
 func (g getter) Get(u string) (map[string][]string, []byte, error) {
 	c := g.r.current()
 	cs := g.r.certs
+	g.r.chainsOnce.Do(func() {
+		g.r.tcbChain, g.r.crlChain = issuerChain(cs.tcbSigning, cs.root), issuerChain(cs.platformCA, cs.root)
+	})
 	var chain string
 	var hdr string
 	var body []byte
 	switch {
 	case u == pcs.TcbInfoURL(fmspcHex()):
-		hdr, chain, body = hdrTCBInfoChain, issuerChain(cs.tcbSigning, cs.root), c.tcbInfo
+		hdr, chain, body = hdrTCBInfoChain, g.r.tcbChain, c.tcbInfo
 	case u == pcs.QeIdentityURL():
-		hdr, chain, body = hdrQEIdentityChain, issuerChain(cs.tcbSigning, cs.root), c.qeIdentity
+		hdr, chain, body = hdrQEIdentityChain, g.r.tcbChain, c.qeIdentity
 	case u == pcs.PckCrlURL(platformCAID):
-		hdr, chain, body = hdrPCKCRLChain, issuerChain(cs.platformCA, cs.root), c.pckCRL
+		hdr, chain, body = hdrPCKCRLChain, g.r.crlChain, c.pckCRL
 	case slices.Contains(cs.root.CRLDistributionPoints, u):
 		return map[string][]string{"Content-Type": {"application/pkix-crl"}}, slices.Clone(c.rootCRL), nil
 	default:
