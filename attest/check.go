@@ -37,7 +37,7 @@ func (v *Verifier) checkQuote(pol *Policy, rep *Report, now time.Time, skipColla
 		return err
 	}
 	rep.Root, rep.Simulated = rootName(root), root.Simulated
-	rep.reliedOn(q.chainNotAfter)
+	rep.reliedOn(q.chain.notAfter)
 	pool := x509.NewCertPool()
 	pool.AddCert(root.Cert)
 	if !skipCollateral {
@@ -48,7 +48,7 @@ func (v *Verifier) checkQuote(pol *Policy, rep *Report, now time.Time, skipColla
 		defer func() {
 			// Remember a platform whose collateral was fully verified (see platforms.go).
 			if rep.RevocationChecked && rep.lastColl != nil {
-				v.platforms.store(key, newVerifiedPlatform(rep.lastRec, rep.lastColl, rep.gtgTCB, now))
+				v.platforms.store(key, newVerifiedPlatform(rep.lastRec, rep.lastColl, rep.gtgTCB, now), q)
 			}
 		}()
 	}

@@ -52,6 +52,9 @@ type verifiedPlatform struct {
 type platforms struct {
 	mu sync.Mutex
 	m  map[[32]byte]*verifiedPlatform
+	// chains are the verified platforms' PCK chains, parsed, by the SHA-256 of their bytes: the
+	// next quote from a platform need not parse its three certificates again.
+	chains map[[32]byte]*parsedChain
 }
 
 // platformKey names a platform and the TCB go-tdx-guest rated for it: the TEE TCB SVN and the QE's
@@ -91,13 +94,23 @@ func (ps *platforms) lookup(key [32]byte, getter trust.HTTPSGetter, now time.Tim
 	return p
 }
 
-func (ps *platforms) store(key [32]byte, p *verifiedPlatform) {
+// store remembers p under key, and the parsed chain of q, the quote it was verified with.
+func (ps *platforms) store(key [32]byte, p *verifiedPlatform, q *Quote) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.m == nil || len(ps.m) >= maxPlatforms {
-		ps.m = map[[32]byte]*verifiedPlatform{}
+	if ps.m == nil || len(ps.m) >= maxPlatforms || len(ps.chains) >= maxPlatforms {
+		ps.m, ps.chains = map[[32]byte]*verifiedPlatform{}, map[[32]byte]*parsedChain{}
 	}
 	ps.m[key] = p
+	ps.chains[sha256.Sum256(q.pckChain())] = q.chain
+}
+
+// chain returns the parsed PCK chain of a verified platform whose chain is b, or nil.
+func (ps *platforms) chain(b []byte) *parsedChain {
+	k := sha256.Sum256(b)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.chains[k]
 }
 
 // newVerifiedPlatform records what a full verification checked, valid until the first expiry in

@@ -91,10 +91,39 @@ type Quote struct {
 	proto  quoteProto // *pb.QuoteV4 or *pb.QuoteV5, as go-tdx-guest verifies it
 	body   tdBody
 	signed *pb.Ecdsa256BitQuoteV4AuthData
-	// chainNotAfter is the earliest expiry in the PCK chain: no verification of the quote holds after it.
-	chainNotAfter time.Time
-	// chainNotBefore is the latest start of validity in the PCK chain.
-	chainNotBefore time.Time
+	chain  *parsedChain
+}
+
+// parsedChain is a quote's PCK chain, parsed.
+type parsedChain struct {
+	pck, root *x509.Certificate
+	// notAfter is the earliest expiry in the chain: no verification of the quote holds after it;
+	// notBefore the latest start of validity.
+	notAfter, notBefore time.Time
+}
+
+// parseChain parses the PEM of a PCK chain: exactly three certificates.
+func parseChain(b []byte) (*parsedChain, error) {
+	ders, ok := splitChain(b)
+	if !ok {
+		return nil, fmt.Errorf("%w: PCK chain is not three plain PEM certificates", ErrMalformedQuote)
+	}
+	c := &parsedChain{}
+	var certs [3]*x509.Certificate
+	for i, der := range ders {
+		var err error
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("%w: parse PCK chain certificate %d: %v", ErrMalformedQuote, i, err)
+		}
+		if i == 0 || certs[i].NotAfter.Before(c.notAfter) {
+			c.notAfter = certs[i].NotAfter
+		}
+		if certs[i].NotBefore.After(c.notBefore) {
+			c.notBefore = certs[i].NotBefore
+		}
+	}
+	c.pck, c.root = certs[0], certs[2]
+	return c, nil
 }
 
 // quoteProto is what go-tdx-guest's v4 and v5 quotes have in common.
@@ -121,7 +150,11 @@ type tdBody interface {
 // ParseQuote parses a raw quote from untrusted bytes. It refuses quotes that go-tdx-guest would
 // parse but that carry bytes its serialisation does not reproduce, so that every byte of an accepted
 // quote is covered by a signature or by the structure itself.
-func ParseQuote(raw []byte) (*Quote, error) {
+func ParseQuote(raw []byte) (*Quote, error) { return parseQuote(raw, nil) }
+
+// parseQuote is ParseQuote, taking the parsed PCK chain from known when it returns one for the
+// quote's chain bytes (the chains of verified platforms: each of their quotes carries the same).
+func parseQuote(raw []byte, known func(chain []byte) *parsedChain) (*Quote, error) {
 	if len(raw) > MaxQuoteSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedQuote, len(raw), MaxQuoteSize)
 	}
@@ -163,10 +196,15 @@ func ParseQuote(raw []byte) (*Quote, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the signed data", ErrMalformedQuote, len(q.proto.GetExtraBytes()))
 	}
 	q.signed = q.proto.GetSignedData()
-	ders, ok := splitChain(q.pckChain())
-	if !ok {
-		return nil, fmt.Errorf("%w: PCK chain is not three plain PEM certificates", ErrMalformedQuote)
+	if known != nil {
+		q.chain = known(q.pckChain())
 	}
+	if q.chain == nil {
+		if q.chain, err = parseChain(q.pckChain()); err != nil {
+			return nil, err
+		}
+	}
+	q.PCK, q.Root = q.chain.pck, q.chain.root
 	q.Version, q.TeeType = q.proto.GetHeader().GetVersion(), q.proto.GetHeader().GetTeeType()
 	body := q.body
 	copy(q.Measurements.MRTD[:], body.GetMrTd())
@@ -181,19 +219,6 @@ func ParseQuote(raw []byte) (*Quote, error) {
 	copy(q.Measurements.XFAM[:], body.GetXfam())
 	copy(q.TeeTCBSVN[:], body.GetTeeTcbSvn())
 	copy(q.ReportData[:], body.GetReportData())
-	var certs [3]*x509.Certificate
-	for i, der := range ders {
-		if certs[i], err = x509.ParseCertificate(der); err != nil {
-			return nil, fmt.Errorf("%w: parse PCK chain certificate %d: %v", ErrMalformedQuote, i, err)
-		}
-		if i == 0 || certs[i].NotAfter.Before(q.chainNotAfter) {
-			q.chainNotAfter = certs[i].NotAfter
-		}
-		if certs[i].NotBefore.After(q.chainNotBefore) {
-			q.chainNotBefore = certs[i].NotBefore
-		}
-	}
-	q.PCK, q.Root = certs[0], certs[2]
 	return q, nil
 }
 

@@ -45,7 +45,7 @@ func (r *Report) reliedOn(t time.Time) {
 // one fails. With skipCollateral only the signature chain is checked; the report then has no
 // Collateral and the policy's TCB and collateral rules are not applied.
 func (v *Verifier) Examine(raw []byte, skipCollateral bool) (*Report, error) {
-	q, err := ParseQuote(raw)
+	q, err := parseQuote(raw, v.platforms.chain)
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,8 @@ func checkSignaturesOf(q *Quote, at time.Time) error {
 	if q.TeeType != abi.TeeTDX {
 		return fmt.Errorf("TEE type %#x is not TDX", q.TeeType)
 	}
-	if at.Before(q.chainNotBefore) || at.After(q.chainNotAfter) {
-		return fmt.Errorf("PCK certificate chain is not valid at %v (valid from %v to %v)", at.UTC(), q.chainNotBefore.UTC(), q.chainNotAfter.UTC())
+	if c := q.chain; at.Before(c.notBefore) || at.After(c.notAfter) {
+		return fmt.Errorf("PCK certificate chain is not valid at %v (valid from %v to %v)", at.UTC(), c.notBefore.UTC(), c.notAfter.UTC())
 	}
 	qe := q.signed.GetCertificationData().GetQeReportCertificationData()
 	report, err := abi.EnclaveReportToAbiBytes(qe.GetQeReport())

@@ -106,3 +106,23 @@ func FuzzKnownPlatformSignatures(f *testing.F) {
 		}
 	})
 }
+
+// A verified platform's chain is parsed once: the next quote from it carries the same bytes and
+// gets the same certificates; a quote with any other chain is parsed afresh.
+func TestKnownPlatformChainParsedOnce(t *testing.T) {
+	v := attesttest.Verifier(t, attesttest.OpenPolicy())
+	q := attesttest.Quoter(t, attesttest.Measurements(attest.RoleWorker))
+	_, first, err := v.ExamineEvidence(evidence(t, attest.RoleWorker, q), false)
+	require.NoError(t, err)
+	_, second, err := v.ExamineEvidence(evidence(t, attest.RoleWorker, q), false)
+	require.NoError(t, err)
+	require.Same(t, first.Quote.PCK, second.Quote.PCK)
+
+	other, err := attest.NewVerifier(attest.VerifierConfig{
+		Roots: []attest.TrustedRoot{attesttest.Root(t).TrustedRoot()}, Policy: attesttest.OpenPolicy()})
+	require.NoError(t, err)
+	_, third, err := other.ExamineEvidence(evidence(t, attest.RoleWorker, q), false)
+	require.NoError(t, err)
+	require.NotSame(t, first.Quote.PCK, third.Quote.PCK, "another verifier has verified no platform yet")
+	require.Equal(t, first.Quote.PCK.Raw, third.Quote.PCK.Raw)
+}

@@ -222,7 +222,7 @@ func (v *Verifier) verify(pol *Policy, ev Evidence, now time.Time, skipCollatera
 	}
 	var rep *Report
 	if ev.Quote != nil {
-		q, err := ParseQuote(ev.Quote)
+		q, err := parseQuote(ev.Quote, v.platforms.chain)
 		if err != nil {
 			return nil, nil, err
 		}
