@@ -200,6 +200,9 @@ func run(ctx context.Context, o Options) (*report, error) {
 		return nil, fmt.Errorf("bench: temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if o.Bin, err = copyBinary(o.Bin, dir); err != nil {
+		return nil, err
+	}
 	for flag, d := range map[string]string{"--cpuprofile": o.CPUProfileDir, "--memprofile": o.MemProfileDir} {
 		if d == "" {
 			continue
