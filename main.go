@@ -202,7 +202,7 @@ func benchCommand() *cli.Command {
 		Usage: "measure the cost of confidentiality: the engine directly vs client → proxy → worker → engine",
 		Description: "Scenarios: default (30 streams of 50×128-byte chunks and a usage line, direct vs full path),\n" +
 			"long-streams (memory per open stream), many-workers (proxy memory per worker connection),\n" +
-			"handshake-storm (full attested handshakes per second on one proxy), tokens (300 streams at 20 ms per token),\n" +
+			"handshake-storm (full attested handshakes per second on one proxy, then clients'), tokens (300 streams at 20 ms per token),\n" +
 			"all (every figure of the relay's targets in one run). Linux only for CPU and RSS figures.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scenario", Usage: strings.Join(bench.Scenarios(), ", "), Value: bench.DefaultScenario},

@@ -76,7 +76,7 @@ func TestSummarize(t *testing.T) {
 		{Part: partPlaintext, PathOne: &targetStats{}, AddedTTFCP50MsOne: 0.5, Roles: roles(0.2, 3, 0, 0)},
 		{Part: partTokens, Concurrency: 300, Tokens: &tokensStats{DelayMs: 20, AddedGapP50Ms: 0.1, AddedGapP99Ms: 3}, Roles: roles(0, 7, 0, 0)},
 		{Part: partStreams, Streams: &streamsStats{Opened: 2000}, Roles: roles(0, 0, 0, 12)},
-		{Part: partHandshake, Handshakes: &handshakeStats{PerS: 400}},
+		{Part: partHandshake, Handshakes: &handshakeStats{PerS: 400, Clients: &handshakeStats{PerS: 700, ProxyCPUMsPer: 1.25}}},
 	}
 	rows := summarize(parts)
 	byFigure := map[string]summaryRow{}
@@ -100,6 +100,7 @@ func TestSummarize(t *testing.T) {
 	assert.False(met("added inter-chunk delay p99, tokens"))
 	assert.True(met("memory per open idle stream (2000 streams): worker"))
 	assert.False(met("full attested handshakes per second, one proxy"))
+	assert.Equal("700/s (1.25 ms proxy CPU each)", byFigure["client handshakes per second, one proxy (no quote)"].Got)
 	assert.Equal("0.300 ms on, 0.200 off (+0.100)", byFigure["payments on vs off: CPU per request, proxy"].Got)
 	assert.Equal("0.80 ms sealed, 0.50 plaintext", byFigure["sealing: added time to first chunk, one stream"].Got)
 	assert.Equal("4.0 µs sealed, 3.0 plaintext (+1.0)", byFigure["sealing: CPU per chunk, default load, worker"].Got)

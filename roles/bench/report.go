@@ -164,7 +164,9 @@ type handshakeStats struct {
 	// ProxyCapacity is 1 / proxy CPU per handshake: handshakes per second per core of the proxy.
 	ProxyCapacity float64 `json:"proxy_capacity_per_core_s"`
 	IdentityMs    float64 `json:"bench_identity_ms"`
-	ProxyPeakMB   float64 `json:"proxy_peak_rss_mb"`
+	ProxyPeakMB   float64 `json:"proxy_peak_rss_mb,omitempty"`
+	// Clients are the same figures for dialers in the client role (no quote).
+	Clients *handshakeStats `json:"clients,omitempty"`
 }
 
 type tokensStats struct {
@@ -293,8 +295,13 @@ func (r *report) print(w io.Writer) {
 			s.ProxyIdleMB, s.ProxyRSSMB, s.ProxyPeakMB, s.KiBPerWorker, s.ProxyCPUCores, s.GoneS)
 	}
 	if h := r.Handshakes; h != nil {
-		fmt.Fprintf(w, "\nhandshakes: %.1f/s (%d, %d errors), p50 %.2f ms, p99 %.2f ms; proxy CPU %.2f ms each = %.0f/s per proxy core; bench certificate %.2f ms each\n",
-			h.PerS, h.Handshakes, h.Errors, h.P50Ms, h.P99Ms, h.ProxyCPUMsPer, h.ProxyCapacity, h.IdentityMs)
+		fmt.Fprintln(w)
+		for i, h := range []*handshakeStats{h, h.Clients} {
+			if name := [...]string{"handshakes", "client handshakes"}[i]; h != nil {
+				fmt.Fprintf(w, "%s: %.1f/s (%d, %d errors), p50 %.2f ms, p99 %.2f ms; proxy CPU %.2f ms each = %.0f/s per proxy core; bench certificate %.2f ms each\n",
+					name, h.PerS, h.Handshakes, h.Errors, h.P50Ms, h.P99Ms, h.ProxyCPUMsPer, h.ProxyCapacity, h.IdentityMs)
+			}
+		}
 	}
 	if len(r.Roles) > 0 {
 		fmt.Fprintln(w)
