@@ -60,8 +60,13 @@ type benchJSON struct {
 		FirstError string  `json:"first_error"`
 		P50Ms      float64 `json:"p50_ms"`
 		P99Ms      float64 `json:"p99_ms"`
+		Clients    *struct {
+			PerS   float64 `json:"per_s"`
+			Errors int     `json:"errors"`
+		} `json:"clients"`
 	} `json:"handshakes"`
 	Targets []json.RawMessage `json:"targets"`
+	Runs    int               `json:"runs"`
 }
 
 func TestE2EBench(t *testing.T) {
@@ -118,7 +123,8 @@ func TestE2EBench(t *testing.T) {
 			},
 		},
 		"handshake-storm": {
-			args: []string{"--scenario", "handshake-storm", "--duration", "500ms", "--warmup", "100ms", "--concurrency", "2"},
+			// Three runs, with medians of their figures.
+			args: []string{"--scenario", "handshake-storm", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "2", "--repeat", "3"},
 			check: func(t *testing.T, r *benchJSON) {
 				assert := assert.New(t)
 				require.NotNil(t, r.Handshakes)
@@ -126,6 +132,10 @@ func TestE2EBench(t *testing.T) {
 				assert.Zero(r.Handshakes.Errors, r.Handshakes.FirstError)
 				assert.Positive(r.Handshakes.P50Ms)
 				assert.LessOrEqual(r.Handshakes.P50Ms, r.Handshakes.P99Ms)
+				require.NotNil(t, r.Handshakes.Clients, "client handshakes")
+				assert.Positive(r.Handshakes.Clients.PerS)
+				assert.Zero(r.Handshakes.Clients.Errors)
+				assert.Equal(3, r.Runs)
 			},
 		},
 	}

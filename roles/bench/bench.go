@@ -94,6 +94,10 @@ type Options struct {
 	// the full path).
 	noProxyPath bool
 
+	// Repeat is how many times the scenario runs (odd; 0 means once): the report gives the median
+	// of each figure.
+	Repeat int
+
 	// Bin is the cocoon binary the roles run as (the caller's own, so that the roles are the
 	// code being measured).
 	Bin string
@@ -107,6 +111,10 @@ type Options struct {
 // returns an error (too many failed requests, a role that died), so that the figures are never
 // lost.
 func Run(ctx context.Context, o Options, out io.Writer) error {
+	run := run
+	if o.Repeat > 1 {
+		run = runRepeated
+	}
 	rep, err := run(ctx, o)
 	if rep != nil {
 		if werr := rep.write(out, o.JSON); werr != nil {
@@ -170,6 +178,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("bench: --concurrency %d: want 1..%d for %s", o.Concurrency, limit, o.Scenario)
 	case o.ChunkDelay < 0 || time.Duration(o.Chunks)*o.ChunkDelay > requestTimeout/2:
 		return fmt.Errorf("bench: --chunk-delay %s × %d chunks: an answer must take under %s", o.ChunkDelay, o.Chunks, requestTimeout/2)
+	case o.Repeat < 0 || o.Repeat > maxRepeat || o.Repeat > 1 && o.Repeat%2 == 0:
+		return fmt.Errorf("bench: --repeat %d: want an odd count up to %d, so that each median is one run's figure", o.Repeat, maxRepeat)
 	case o.Bin == "":
 		return errors.New("bench: no cocoon binary to run the roles with")
 	}

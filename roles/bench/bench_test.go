@@ -123,6 +123,8 @@ func TestOptionsDefaults(t *testing.T) {
 		"too many streams":    {opts: Options{Concurrency: 1001, Bin: "cocoon"}, wantErr: "--concurrency"},
 		"answers too slow":    {opts: Options{ChunkDelay: time.Second, Bin: "cocoon"}, wantErr: "--chunk-delay"},
 		"no binary for roles": {opts: Options{}, wantErr: "no cocoon binary"},
+		"even repeat":         {opts: Options{Repeat: 2, Bin: "cocoon"}, wantErr: "--repeat 2: want an odd count"},
+		"too many repeats":    {opts: Options{Repeat: 11, Bin: "cocoon"}, wantErr: "--repeat 11"},
 	}
 	for name, tc := range testCases {
 		t.Run(name, func(t *testing.T) {

@@ -58,6 +58,8 @@ type report struct {
 
 	Targets []targetCheck `json:"targets"`
 	Notes   []string      `json:"notes,omitempty"`
+	// Runs is how many runs the figures are the medians of (--repeat); 0 for one run.
+	Runs int `json:"runs,omitempty"`
 }
 
 type machineInfo struct {
@@ -187,13 +189,18 @@ type tokensStats struct {
 type targetCheck struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
-	Value  string `json:"value"`
-	Met    bool   `json:"met"`
+	// Value is Got in Unit, as printed.
+	Value string  `json:"value"`
+	Got   float64 `json:"got"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
 }
 
 func (r *report) check(name, target string, value float64, unit string, met bool) {
-	r.Targets = append(r.Targets, targetCheck{Name: name, Target: target, Value: fmt.Sprintf("%.3g%s", value, unit), Met: met})
+	r.Targets = append(r.Targets, targetCheck{Name: name, Target: target, Value: formatTarget(value, unit), Got: value, Unit: unit, Met: met})
 }
+
+func formatTarget(value float64, unit string) string { return fmt.Sprintf("%.3g%s", value, unit) }
 
 // errorBudget fails a run whose targets lost more than 1% of their requests.
 func errorBudget(targets map[string]*targetStats) error {
