@@ -28,9 +28,10 @@
 // other version is refused with ErrQuoteVersion.
 //
 // A platform's collateral is verified in full once; later quotes from the same PCK chain and TCB
-// (TDX module and QE SVNs) skip the collateral's own signatures, issuer chains and CRLs while
-// exactly the same documents are served and none has expired, and get every check that depends on
-// the quote (platforms.go). A verified peer is cached for at most CacheTTL, and never past the
+// (TDX module and QE SVNs) skip the collateral's own signatures, issuer chains and CRLs, and the
+// chain's own signatures, while exactly the same documents are served and none has expired, and
+// get every check that depends on the quote (platforms.go, signatures.go): the chain's validity
+// now, the QE report and quote signatures, as go-tdx-guest checks them. A verified peer is cached for at most CacheTTL, and never past the
 // first expiry among the certificates and collateral documents its verification relied on.
 //
 // The image hash of a TD is SHA-256(MRTD || RTMR0 || RTMR1 || RTMR2 || RTMR3): the firmware and

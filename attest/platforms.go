@@ -23,8 +23,9 @@ import (
 // depends only on the chain and the collateral is the same for the next quote from that platform,
 // as long as the very same collateral is being served and none of it has expired. The platforms
 // cache keeps that result, so a later quote needs only what depends on the quote itself: the PCK
-// chain and its validity now, the QE report and quote signatures, the QE report against the QE
-// identity, the TD's TDX module against the TCB info, and the TCB levels.
+// chain's validity now (its signatures were verified with the platform, over the same bytes), the
+// QE report and quote signatures, the QE report against the QE identity, the TD's TDX module
+// against the TCB info, and the TCB levels. It also keeps the chain parsed.
 
 // maxPlatforms bounds the cache; a proxy sees one entry per worker machine.
 const maxPlatforms = 1024
