@@ -73,6 +73,20 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
+// The signature is crypto/ed25519's over the state's hash, byte for byte: the contract checks it
+// on chain (settle/contracts/tolk/proxy.tolk).
+func TestSignAsStdLib(t *testing.T) {
+	for seqno := range uint64(8) {
+		st := testState()
+		st.Seqno = seqno
+		signed, err := Sign(st, testKey())
+		require.NoError(t, err)
+		h, err := st.Hash()
+		require.NoError(t, err)
+		require.Equal(t, ed25519.Sign(testKey(), h[:]), signed.Signature[:])
+	}
+}
+
 func TestSignedStateRoundTrip(t *testing.T) {
 	assert := assert.New(t)
 	require := require.New(t)

@@ -80,7 +80,7 @@ func (r *Receipt) Sign(priv ed25519.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("sign receipt: %w", err)
 	}
-	r.Signature = ed25519.Sign(priv, append([]byte(receiptLabel), f...))
+	r.Signature = sign(priv, receiptLabel, f)
 	return nil
 }
 

@@ -70,7 +70,7 @@ func (r *UsageRecord) Sign(priv ed25519.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("sign usage record: %w", err)
 	}
-	r.Signature = ed25519.Sign(priv, append([]byte(usageLabel), f...))
+	r.Signature = sign(priv, usageLabel, f)
 	return nil
 }
 

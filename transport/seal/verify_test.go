@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
@@ -86,4 +87,48 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal("rejected")
 		}
 	}
+}
+
+// BenchmarkSign: a worker's signature over a record, and crypto/ed25519's for comparison.
+func BenchmarkSign(b *testing.B) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(b, err)
+	fields := make([]byte, 300)
+	b.Run("sign", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sign(priv, receiptLabel, fields)
+		}
+	})
+	b.Run("crypto-ed25519", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ed25519.Sign(priv, append([]byte(receiptLabel), fields...))
+		}
+	})
+}
+
+// TestSignAsStdLib: sign makes the very signature crypto/ed25519 makes.
+func TestSignAsStdLib(t *testing.T) {
+	for i := range 16 {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		fields := repeat(byte(i), i*37)
+		want := ed25519.Sign(priv, append([]byte(receiptLabel), fields...))
+		require.Equal(t, want, sign(priv, receiptLabel, fields))
+	}
+}
+
+// FuzzSign: for any seed and message, sign and crypto/ed25519 agree.
+func FuzzSign(f *testing.F) {
+	f.Add(make([]byte, ed25519.SeedSize), []byte("fields"))
+	f.Fuzz(func(t *testing.T, seed, fields []byte) {
+		if len(seed) != ed25519.SeedSize {
+			return
+		}
+		priv := ed25519.NewKeyFromSeed(seed)
+		if want := ed25519.Sign(priv, append([]byte(usageLabel), fields...)); !bytes.Equal(want, sign(priv, usageLabel, fields)) {
+			t.Fatalf("seed %x: sign differs from crypto/ed25519", seed)
+		}
+	})
 }
