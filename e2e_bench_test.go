@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -155,4 +157,46 @@ func TestE2EBench(t *testing.T) {
 			tc.check(t, &r)
 		})
 	}
+}
+
+// TestE2EBenchAgainst: --against runs the scenario with the roles of a second binary (here the
+// same one, copied) and reports both side by side.
+func TestE2EBenchAgainst(t *testing.T) {
+	require := require.New(t)
+	bin := cocoonBinary(t)
+	other := filepath.Join(t.TempDir(), "cocoon-other")
+	b, err := os.ReadFile(bin)
+	require.NoError(err)
+	require.NoError(os.WriteFile(other, b, 0o755))
+	ctx, cancel := context.WithTimeout(t.Context(), timescale(90*time.Second))
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "bench", "--json", "--scenario", "handshake-storm", "--duration", "300ms",
+		"--warmup", "100ms", "--concurrency", "2", "--against", other)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	t.Log("progress:\n" + stderr.String())
+	require.NoError(err)
+	var c struct {
+		Bins    []string    `json:"bins"`
+		Reports []benchJSON `json:"reports"`
+		Rows    []struct {
+			Figure string   `json:"figure"`
+			Got    []string `json:"got"`
+		} `json:"rows"`
+	}
+	require.NoError(json.Unmarshal(stdout.Bytes(), &c), stdout.String())
+	require.Equal([]string{bin, other}, c.Bins)
+	require.Len(c.Reports, 2)
+	for _, r := range c.Reports {
+		require.NotNil(r.Handshakes)
+		require.Positive(r.Handshakes.PerS)
+	}
+	figures := map[string][]string{}
+	for _, r := range c.Rows {
+		figures[r.Figure] = r.Got
+	}
+	require.Len(figures["proxy CPU per attested handshake"], 2)
+	require.NotContains(figures["proxy CPU per attested handshake"], "")
+	require.Contains(stderr.String(), "with the roles of "+other)
 }

@@ -218,6 +218,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "plaintext-dev", Usage: "the client sends request bodies in clear (client.plaintext_dev)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "every role writes its CPU profile to `DIR`/<part>-<role>.pprof"},
 			&cli.IntFlag{Name: "repeat", Usage: "run the scenario `N` times (odd) and report the median of each figure"},
+			&cli.StringFlag{Name: "against", Usage: "also run the scenario with the roles of the cocoon binary `BIN`, alternating, and show both side by side"},
 			&cli.StringFlag{Name: "memprofile", Usage: "every role writes its heap and goroutine profiles to `DIR`/<part>-<role>-<n>.{heap,goroutine}.pprof at each memory sample"},
 		},
 		Action: func(c *cli.Context) error {
@@ -230,7 +231,7 @@ func benchCommand() *cli.Command {
 				Concurrency: c.Int("concurrency"), Chunks: c.Int("chunks"), ChunkBytes: c.Int("chunk-bytes"),
 				ChunkDelay: c.Duration("chunk-delay"), OpenAtOnce: c.Int("open-at-once"), JSON: c.Bool("json"),
 				Payments: c.Bool("payments"), PlaintextDev: c.Bool("plaintext-dev"), CPUProfileDir: c.String("cpuprofile"),
-				MemProfileDir: c.String("memprofile"), Repeat: c.Int("repeat"),
+				MemProfileDir: c.String("memprofile"), Repeat: c.Int("repeat"), Against: c.String("against"),
 				Bin: bin, Version: version, Progress: c.App.ErrWriter,
 			}, c.App.Writer)
 		},

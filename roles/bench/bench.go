@@ -98,6 +98,10 @@ type Options struct {
 	// of each figure.
 	Repeat int
 
+	// Against, when set, is another cocoon binary: the scenario also runs with its roles, the runs
+	// alternating, and the report shows each figure of both.
+	Against string
+
 	// Bin is the cocoon binary the roles run as (the caller's own, so that the roles are the
 	// code being measured).
 	Bin string
@@ -111,6 +115,13 @@ type Options struct {
 // returns an error (too many failed requests, a role that died), so that the figures are never
 // lost.
 func Run(ctx context.Context, o Options, out io.Writer) error {
+	if o.Against != "" {
+		c, err := runCompared(ctx, o)
+		if err != nil {
+			return err
+		}
+		return c.write(out, o.JSON)
+	}
 	run := run
 	if o.Repeat > 1 {
 		run = runRepeated

@@ -9,8 +9,10 @@
 // The roles run as processes, not in this one, so that their CPU and memory are their own; the
 // package imports no role and no test package. Only the command in package main calls [Run].
 //
-// Files by concern: bench.go (options, one run), default.go, longstreams.go, manyworkers.go and
-// handshakes.go (the scenarios), load.go (load generation), network.go (the role processes and
-// the bench's own attested identities), proc.go (/proc readings), report.go (what a run found,
-// printed).
+// Files by concern: bench.go (options, one run), default.go, longstreams.go, manyworkers.go,
+// handshakes.go and tokens.go (the scenarios), all.go (every part and the summary), load.go (load
+// generation), network.go (the role processes and the bench's own attested identities),
+// binary.go (the copy of the binary the roles run from), proc.go (/proc readings), report.go
+// (what a run found, printed), repeat.go (medians of --repeat runs), compare.go (--against: two
+// builds side by side).
 package bench

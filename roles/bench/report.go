@@ -236,14 +236,19 @@ func errString(err error) string {
 // write prints the report as tables, or as one indented JSON object.
 func (r *report) write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("bench: write report: %w", err)
-		}
-		return nil
+		return writeJSON(w, r)
 	}
 	r.print(w)
+	return nil
+}
+
+// writeJSON writes v as one indented JSON object: what --json prints.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("bench: write report: %w", err)
+	}
 	return nil
 }
 
