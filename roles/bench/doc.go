@@ -12,7 +12,9 @@
 // Files by concern: bench.go (options, one run), default.go, longstreams.go, manyworkers.go,
 // handshakes.go and tokens.go (the scenarios), all.go (every part and the summary), load.go (load
 // generation), network.go (the role processes and the bench's own attested identities),
-// binary.go (the copy of the binary the roles run from), proc.go (/proc readings), report.go
+// binary.go (the copy of the binary the roles run from), chain.go (the local chain for
+// --payments), gcsignal_*.go and profile.go (what a role does for the bench: collect its garbage
+// on a signal, write its profiles), proc.go (/proc readings), report.go
 // (what a run found, printed), repeat.go (medians of --repeat runs), compare.go (--against: two
 // builds side by side).
 package bench
