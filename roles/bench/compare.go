@@ -29,7 +29,8 @@ func runCompared(ctx context.Context, o Options) (*comparison, error) {
 	bins := [2]string{o.Bin, o.Against}
 	var runs [2][]any
 	for i := range n {
-		for b, bin := range bins {
+		for _, b := range runOrder(i) {
+			bin := bins[b]
 			o.logf("run %d of %d with the roles of %s", i+1, n, bin)
 			ob := o
 			ob.Bin = bin
@@ -58,6 +59,16 @@ func runCompared(ctx context.Context, o Options) (*comparison, error) {
 	}
 	c.Rows = compareRows(c.Reports[0], c.Reports[1])
 	return c, nil
+}
+
+// runOrder is which binary runs first in round i: each in turn, so that what a run leaves behind
+// for the next (a warm page cache, a machine still busy with the last network's exit) favours
+// neither. Measured on one binary against its copy, the first of a pair was 3–7% slower.
+func runOrder(i int) [2]int {
+	if i%2 == 1 {
+		return [2]int{1, 0}
+	}
+	return [2]int{0, 1}
 }
 
 // compareRows pairs the two reports' figures: the targets of a scenario, the summary of all.

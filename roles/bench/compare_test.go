@@ -32,3 +32,13 @@ func TestCompareRows(t *testing.T) {
 	assert.Contains(t, out.String(), "== with the roles of old")
 	assert.Regexp(t, `proxy CPU per attested handshake +1\.60 ms +3\.20 ms`, out.String())
 }
+
+func TestRunOrderAlternates(t *testing.T) {
+	first := [2]int{}
+	for i := range 4 {
+		o := runOrder(i)
+		require.ElementsMatch(t, []int{0, 1}, o[:], "round %d runs each binary once", i)
+		first[o[0]]++
+	}
+	require.Equal(t, [2]int{2, 2}, first, "each binary runs first in half the rounds")
+}
