@@ -73,6 +73,7 @@ type benchJSON struct {
 
 func TestE2EBench(t *testing.T) {
 	bin := cocoonBinary(t)
+	traces := t.TempDir()
 	testCases := map[string]struct {
 		args  []string
 		check func(t *testing.T, r *benchJSON)
@@ -104,7 +105,7 @@ func TestE2EBench(t *testing.T) {
 			},
 		},
 		"long-streams": {
-			args: []string{"--scenario", "long-streams", "--duration", "300ms", "--warmup", "200ms", "--concurrency", "20"},
+			args: []string{"--scenario", "long-streams", "--duration", "300ms", "--warmup", "200ms", "--concurrency", "20", "--trace", traces},
 			check: func(t *testing.T, r *benchJSON) {
 				assert := assert.New(t)
 				require.NotNil(t, r.Streams)
@@ -112,6 +113,14 @@ func TestE2EBench(t *testing.T) {
 				assert.Zero(r.Streams.Errors, r.Streams.FirstError)
 				assert.Positive(r.Streams.TTFCP50Ms)
 				assert.Len(r.Roles, 3)
+				// Every role wrote its execution trace when it stopped.
+				for _, role := range []string{"client", "proxy", "worker"} {
+					b, err := os.ReadFile(filepath.Join(traces, "long-streams-"+role+".trace"))
+					if assert.NoError(err, role) {
+						assert.True(bytes.HasPrefix(b, []byte("go 1.")), "%s: an execution trace begins with its Go version", role)
+						assert.Greater(len(b), 1<<10, role)
+					}
+				}
 			},
 		},
 		"many-workers": {

@@ -131,6 +131,8 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 	}
 	// For `cocoon bench --cpuprofile`: the role's CPU profile, written when it stops.
 	flags = append(flags, &cli.StringFlag{Name: "cpuprofile", Hidden: true})
+	// For `cocoon bench --trace`: the role's execution trace, written when it stops.
+	flags = append(flags, &cli.StringFlag{Name: "trace", Hidden: true})
 	// For `cocoon bench`'s memory samples: collect garbage when the bench asks (bench.GCOnSignal).
 	flags = append(flags, &cli.StringFlag{Name: "gc-on-signal", Hidden: true})
 	// For `cocoon bench --memprofile`: heap and goroutine profiles after each of those collections.
@@ -149,6 +151,13 @@ func roleCommand(role, usage string, build func(context.Context, config.Config, 
 			}
 			if p := c.String("cpuprofile"); p != "" {
 				stop, err := bench.CPUProfile(p)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			if p := c.String("trace"); p != "" {
+				stop, err := bench.Trace(p)
 				if err != nil {
 					return err
 				}
@@ -220,6 +229,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "repeat", Usage: "run the scenario `N` times (odd) and report the median of each figure"},
 			&cli.StringFlag{Name: "against", Usage: "also run the scenario with the roles of the cocoon binary `BIN`, alternating, and show both side by side"},
 			&cli.StringFlag{Name: "memprofile", Usage: "every role writes its heap and goroutine profiles to `DIR`/<part>-<role>-<n>.{heap,goroutine}.pprof at each memory sample"},
+			&cli.StringFlag{Name: "trace", Usage: "every role writes its execution trace to `DIR`/<part>-<role>.trace"},
 		},
 		Action: func(c *cli.Context) error {
 			bin, err := os.Executable()
@@ -231,7 +241,7 @@ func benchCommand() *cli.Command {
 				Concurrency: c.Int("concurrency"), Chunks: c.Int("chunks"), ChunkBytes: c.Int("chunk-bytes"),
 				ChunkDelay: c.Duration("chunk-delay"), OpenAtOnce: c.Int("open-at-once"), JSON: c.Bool("json"),
 				Payments: c.Bool("payments"), PlaintextDev: c.Bool("plaintext-dev"), CPUProfileDir: c.String("cpuprofile"),
-				MemProfileDir: c.String("memprofile"), Repeat: c.Int("repeat"), Against: c.String("against"),
+				MemProfileDir: c.String("memprofile"), TraceDir: c.String("trace"), Repeat: c.Int("repeat"), Against: c.String("against"),
 				Bin: bin, Version: version, Progress: c.App.ErrWriter,
 			}, c.App.Writer)
 		},

@@ -89,6 +89,9 @@ type Options struct {
 	// <part>-<role>-<n>.heap.pprof and .goroutine.pprof, after the n-th collection the bench asks
 	// for before a memory sample.
 	MemProfileDir string
+	// TraceDir, when set, makes every role write its execution trace there, as
+	// <part>-<role>.trace, when it stops.
+	TraceDir string
 
 	// noProxyPath skips the default scenario's proxy_path targets (parts of "all" that need only
 	// the full path).
@@ -224,7 +227,7 @@ func run(ctx context.Context, o Options) (*report, error) {
 	if o.Bin, err = copyBinary(o.Bin, dir); err != nil {
 		return nil, err
 	}
-	for flag, d := range map[string]string{"--cpuprofile": o.CPUProfileDir, "--memprofile": o.MemProfileDir} {
+	for flag, d := range map[string]string{"--cpuprofile": o.CPUProfileDir, "--memprofile": o.MemProfileDir, "--trace": o.TraceDir} {
 		if d == "" {
 			continue
 		}

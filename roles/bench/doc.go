@@ -14,7 +14,7 @@
 // generation), network.go (the role processes and the bench's own attested identities),
 // binary.go (the copy of the binary the roles run from), chain.go (the local chain for
 // --payments), gcsignal_*.go and profile.go (what a role does for the bench: collect its garbage
-// on a signal, write its profiles), proc.go (/proc readings), report.go
+// on a signal, write its profiles and trace), proc.go (/proc readings), report.go
 // (what a run found, printed), repeat.go (medians of --repeat runs), compare.go (--against: two
 // builds side by side).
 package bench

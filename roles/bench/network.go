@@ -89,6 +89,9 @@ func (n *network) spawn(name string, args ...string) (*roleProc, error) {
 		if n.o.CPUProfileDir != "" {
 			args = append(args, "--cpuprofile", filepath.Join(n.o.CPUProfileDir, n.opt.tag+"-"+name+".pprof"))
 		}
+		if n.o.TraceDir != "" {
+			args = append(args, "--trace", filepath.Join(n.o.TraceDir, n.opt.tag+"-"+name+".trace"))
+		}
 		p.gcFile = filepath.Join(n.dir, name+".gc")
 		args = append(args, "--gc-on-signal", p.gcFile)
 		if n.o.MemProfileDir != "" {
