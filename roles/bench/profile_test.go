@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,7 +23,7 @@ func TestTrace(t *testing.T) {
 	stop()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	assert.True(t, len(b) > 0 && string(b[:5]) == "go 1.", "an execution trace begins with its Go version: %q", b[:min(len(b), 16)])
+	assert.True(t, bytes.HasPrefix(b, []byte("go 1.")), "an execution trace begins with its Go version: %q", b[:min(len(b), 16)])
 
 	_, err = Trace(filepath.Join(t.TempDir(), "missing", "role.trace"))
 	assert.ErrorContains(t, err, "is the --trace directory writable?")
