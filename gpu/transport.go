@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cocoon-network/cocoon/transport/burst"
 )
 
 // engineTransport is the HTTP/1.1 client of the worker's engine. A request is written, and its
@@ -79,17 +81,44 @@ func newEngineTransport(u *url.URL, cfg HTTPConfig) *engineTransport {
 
 // engineConn is one connection to the engine and its read buffer, which holds nothing between
 // two exchanges.
+//
+// An engine writes every event of a stream on its own, and a worker busy with other answers
+// finds several waiting: read through the 1 KiB buffer alone they cost a syscall per kilobyte.
+// Once a read filled that buffer, a plain TCP connection is read with a raw read into a pooled
+// burst buffer instead, borrowed only for the syscall and kept only while it holds unread bytes,
+// so a waiting answer holds no more than before and a burst takes one syscall. A TLS connection
+// is read through its own record buffer.
 type engineConn struct {
 	net.Conn
+	raw       syscall.RawConn // nil: Conn is read with Read (rawConn)
+	spill     burst.Buffer
 	br        *bufio.Reader
 	read      int64 // bytes read in the current exchange
 	idleSince time.Time
 }
 
+func newEngineConn(nc net.Conn) *engineConn {
+	c := &engineConn{Conn: nc, raw: rawConn(nc)}
+	c.br = bufio.NewReaderSize(c, connReadBuffer)
+	return c
+}
+
 func (c *engineConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	n, err := c.readBurst(p)
 	c.read += int64(n)
 	return n, err
+}
+
+func (c *engineConn) readBurst(p []byte) (int, error) {
+	switch {
+	case c.spill.Len() > 0:
+		return c.spill.Take(p)
+	case c.raw == nil:
+		return c.Conn.Read(p)
+	case c.spill.Direct(p):
+		return c.spill.ReadDirect(p, c.Conn.Read)
+	}
+	return c.fillRaw(p)
 }
 
 // RoundTrip sends req on a kept-alive connection or a new one and returns the answer once its
@@ -201,9 +230,7 @@ func (t *engineTransport) conn(ctx context.Context) (c *engineConn, reused bool,
 		}
 		nc = tc
 	}
-	c = &engineConn{Conn: nc}
-	c.br = bufio.NewReaderSize(c, connReadBuffer)
-	return c, false, nil
+	return newEngineConn(nc), false, nil
 }
 
 // put keeps c for the next request, unless the pool is full or closed.
@@ -281,7 +308,7 @@ func (b *engineBody) Close() error {
 	if !b.stop() {
 		return nil // the request's end closed the connection already
 	}
-	if b.eof && b.keep && b.c.br.Buffered() == 0 {
+	if b.eof && b.keep && b.c.br.Buffered() == 0 && b.c.spill.Len() == 0 {
 		b.t.put(b.c)
 		return nil
 	}

@@ -511,13 +511,21 @@ func TestRotationKeepsLiveConnections(t *testing.T) {
 // write; it returns both ends, and the worker's and the proxy's connection.
 func twoFrames(t *testing.T, first, second string) (cs, ss *Stream, sc, cc *Conn) {
 	t.Helper()
+	return sentFrames(t, first, second)
+}
+
+// sentFrames opens a stream and sends frames on it in one write, and returns both its ends.
+func sentFrames(t *testing.T, frames ...string) (cs, ss *Stream, sc, cc *Conn) {
+	t.Helper()
 	sc, cc = pair(t, newNode(t, attest.RoleWorker), newNode(t, attest.RoleProxy))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := cc.OpenStream(ctx)
 	require.NoError(t, err)
-	cs.QueueFrame(wire.TypeChunk, []byte(first))
-	require.NoError(t, cs.SendFrame(wire.TypeChunk, []byte(second)))
+	for _, f := range frames[:len(frames)-1] {
+		cs.QueueFrame(wire.TypeChunk, []byte(f))
+	}
+	require.NoError(t, cs.SendFrame(wire.TypeChunk, []byte(frames[len(frames)-1])))
 	ss, err = sc.AcceptStream(ctx)
 	require.NoError(t, err)
 	return cs, ss, sc, cc
@@ -527,6 +535,7 @@ func TestFrameBuffered(t *testing.T) {
 	require := require.New(t)
 	// Two frames in one write: after reading the first, the second is already here.
 	cs, ss, _, _ := twoFrames(t, "one", "two")
+	require.Zero(cap(cs.wbuf), "a stream that flushed what it queued holds no write buffer")
 	_, p, err := ss.RecvFrame()
 	require.NoError(err)
 	require.Equal("one", string(p))
@@ -536,6 +545,42 @@ func TestFrameBuffered(t *testing.T) {
 	require.Equal("two", string(p))
 	require.False(ss.FrameBuffered(), "nothing more has arrived")
 	require.NoError(cs.CloseSend())
+}
+
+// TestFrameBufferedBurst: a burst larger than the stream's read buffer is taken from QUIC at
+// once after the read that filled the buffer, so every frame past the first kilobyte is seen as
+// buffered (a relay writes them all out together), and once read the stream holds no burst
+// buffer while it waits for more.
+func TestFrameBufferedBurst(t *testing.T) {
+	require := require.New(t)
+	const frames = 20
+	chunk := strings.Repeat("t", 300)
+	burst := make([]string, frames)
+	for i := range burst {
+		burst[i] = chunk
+	}
+	cs, ss, _, _ := sentFrames(t, burst...)
+	frameSize := wire.HeaderSize + len(chunk)
+	// Wait until the whole burst has arrived (Peek returns once it has).
+	_, err := ss.s.Peek(make([]byte, frames*frameSize))
+	require.NoError(err)
+	for i := range frames {
+		_, p, err := ss.RecvFrame()
+		require.NoError(err)
+		require.Equal(chunk, string(p))
+		left := frames - 1 - i
+		if end := (i + 1) * frameSize; end <= readBuffer {
+			// Still in the first read, straight into the read buffer.
+			require.Equal(readBuffer-end, ss.Buffered(), "frame %d", i)
+			continue
+		}
+		require.Equal(left*frameSize, ss.Buffered(), "frame %d", i)
+		require.Equal(left > 0, ss.FrameBuffered(), "frame %d", i)
+	}
+	require.Zero(ss.rd.spill.Len(), "a stream that read all it was sent holds no burst buffer (an empty Buffer holds none)")
+	require.NoError(cs.CloseSend())
+	_, _, err = ss.RecvFrame()
+	require.ErrorIs(err, io.EOF)
 }
 
 // TestCloseRead: after CloseRead a stream reads nothing more (the frames still waiting are let go

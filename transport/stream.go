@@ -22,11 +22,15 @@ var ErrFirstFrameTimeout = errors.New("first frame not received in time")
 
 // Stream is one request: a bidirectional QUIC stream carrying frames.
 type Stream struct {
-	s    *quic.Stream
-	br   *bufio.Reader
-	fr   *wire.FrameReader
-	lim  *streamLimits
+	s   *quic.Stream
+	rd  *streamReader
+	br  *bufio.Reader
+	fr  *wire.FrameReader
+	lim *streamLimits
+	// wbuf holds frames queued and not yet flushed; its buffer comes from wbufPool and goes back
+	// once flushed (wbox), so a stream waiting between two writes holds none.
 	wbuf []byte
+	wbox *[]byte
 	// first tracks the first frame of a stream the peer opened, which must arrive whole within
 	// lim.firstFrame; firstTimer resets the stream if it does not.
 	first      atomic.Int32
@@ -59,6 +63,34 @@ type Stream struct {
 // pendPool holds the buffers frames wait in for a coalescing window.
 var pendPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
+// wbufPool holds the buffers frames are queued in until a flush. A relay queues a whole burst
+// before it flushes (up to maxCoalesced), and a buffer grown to that once is reused instead of
+// grown again by every answer.
+var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+// grab gives s a write buffer from wbufPool if it has none.
+func (s *Stream) grab() {
+	if s.wbox == nil {
+		s.wbox = wbufPool.Get().(*[]byte)
+		s.wbuf = (*s.wbox)[:0]
+	}
+}
+
+// recycle gives back the write buffer once its frames were copied (into pend, or by QUIC).
+func (s *Stream) recycle() {
+	if s.wbox != nil && cap(s.wbuf) <= maxCoalesced+maxCoalesced/2 {
+		*s.wbox = s.wbuf[:0]
+		wbufPool.Put(s.wbox)
+	}
+	s.wbox, s.wbuf = nil, nil
+}
+
+// drop lets go of the write buffer after a failed write, which QUIC may still hold.
+func (s *Stream) drop() { s.wbox, s.wbuf = nil, nil }
+
+// readBuffer is a stream's read buffer (newStream).
+const readBuffer = 1 << 10
+
 // maxCoalesced bounds what a flush hands to the coalescer: a larger write (a whole non-streamed
 // answer) fills packets of its own, and is not kept in a buffer per stream.
 const maxCoalesced = 16 << 10
@@ -75,9 +107,11 @@ func newStream(s *quic.Stream, lim *streamLimits) *Stream {
 	// Reading through a buffer takes many small frames per read call, and lets a relay see that
 	// more frames are already waiting (Buffered) and write them out together.
 	// 1 KiB: one per open stream, and a chunk's frame is a few hundred bytes (a 128-byte token,
-	// sealed, with its frame header); larger frames are read past the buffer.
-	br := bufio.NewReaderSize(s, 1<<10)
-	return &Stream{s: s, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
+	// sealed, with its frame header); larger frames are read past the buffer. A burst beyond it
+	// waits in rd's pooled buffer, which an idle stream does not hold.
+	rd := &streamReader{s: s}
+	br := bufio.NewReaderSize(rd, readBuffer)
+	return &Stream{s: s, rd: rd, br: br, fr: wire.NewFrameReader(br, lim.maxFrame), lim: lim}
 }
 
 const (
@@ -134,7 +168,7 @@ func (s *Stream) Buffered() int {
 	if s.br == nil {
 		return 0
 	}
-	return s.br.Buffered()
+	return s.br.Buffered() + s.rd.spill.Len()
 }
 
 // FrameBuffered reports whether a whole next frame has already arrived, so that reading it will not
@@ -144,7 +178,7 @@ func (s *Stream) FrameBuffered() bool {
 	if n < 4 {
 		return false
 	}
-	hdr, err := s.br.Peek(4) // already buffered: does not read
+	hdr, err := s.br.Peek(4) // already received: does not wait
 	if err != nil {
 		return false
 	}
@@ -155,6 +189,7 @@ func (s *Stream) FrameBuffered() bool {
 // Send writes one message as a frame. Not safe for concurrent use with other Sends.
 func (s *Stream) Send(m proto.Message) error {
 	var err error
+	s.grab()
 	at := len(s.wbuf)
 	s.wbuf, err = wire.Marshal(s.wbuf, m)
 	if err != nil {
@@ -175,6 +210,7 @@ func (s *Stream) SendFrame(t wire.Type, payload []byte) error {
 	if s.lim.tap != nil {
 		s.lim.tap(true, t, payload)
 	}
+	s.grab()
 	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
 	return s.Flush()
 }
@@ -185,6 +221,7 @@ func (s *Stream) QueueFrame(t wire.Type, payload []byte) {
 	if s.lim.tap != nil {
 		s.lim.tap(true, t, payload)
 	}
+	s.grab()
 	s.wbuf = wire.AppendFrame(s.wbuf, t, payload)
 }
 
@@ -206,7 +243,7 @@ func (s *Stream) Flush() error {
 	err, queued := s.werr, s.queued
 	switch {
 	case err != nil:
-		s.wbuf = s.wbuf[:0]
+		s.recycle()
 	default:
 		if s.pendBox == nil {
 			// Streams live for one request: a buffer that waiting frames already grew is
@@ -214,7 +251,8 @@ func (s *Stream) Flush() error {
 			s.pendBox = pendPool.Get().(*[]byte)
 			s.pend = (*s.pendBox)[:0]
 		}
-		s.pend, s.wbuf, s.queued = append(s.pend, s.wbuf...), s.wbuf[:0], true
+		s.pend, s.queued = append(s.pend, s.wbuf...), true
+		s.recycle()
 	}
 	s.wmu.Unlock()
 	if err != nil {
@@ -233,15 +271,22 @@ func (s *Stream) writeNow() error {
 	s.writing.Store(true)
 	defer s.writing.Store(false)
 	err := s.werr
+	direct := false // QUIC was handed wbuf itself
 	if b := s.wbuf; err == nil && len(b)+len(s.pend) > 0 {
 		if len(s.pend) > 0 {
 			s.pend = append(s.pend, s.wbuf...)
 			b = s.pend
+		} else {
+			direct = true
 		}
 		_, err = s.s.Write(b)
 		s.wrote(err)
 	}
-	s.wbuf = s.wbuf[:0]
+	if direct && err != nil {
+		s.drop()
+	} else {
+		s.recycle()
+	}
 	if err != nil {
 		return fmt.Errorf("send frame: %w", err)
 	}
@@ -300,10 +345,7 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 // the peer reads io.EOF after the last frame. A peer that stopped reading with CloseRead had
 // all it wanted: closing after that is no error.
 func (s *Stream) CloseSend() error {
-	err := s.writeNow()
-	// Nothing more is sent: the buffer, which the request or the answer grew, goes now rather
-	// than with the stream, which may stay open long after (an answer being generated).
-	s.wbuf = nil
+	err := s.writeNow() // it gave the write buffer back
 	s.doneWith(usedSend)
 	if cerr := s.s.Close(); err == nil {
 		err = cerr
@@ -335,6 +377,7 @@ func (s *Stream) Cancel(code quic.ApplicationErrorCode) {
 // (an answer being generated); a later read fails. The stream's reader calls it, between reads.
 func (s *Stream) CloseRead() {
 	s.s.CancelRead(quic.StreamErrorCode(wire.CodeOK))
+	s.rd.spill.Release()
 	s.br, s.fr = nil, nil
 	s.doneWith(usedRecv)
 }
