@@ -50,10 +50,16 @@ var layoutRules = []layoutRule{
 	{
 		// Attestation, payments and the engine adapter deal in bytes, keys and money; the wire builds
 		// on them, never the reverse, so each can be tested and reviewed without a network.
+		// transport/burst, which reads bursts from any connection, is the one leaf they may use.
 		forbids: func(mod, dir, imp string) bool {
-			return (under(dir, "attest") || under(dir, "settle") || under(dir, "gpu")) && under(modRel(mod, imp), "transport")
+			rel := modRel(mod, imp)
+			return (under(dir, "attest") || under(dir, "settle") || under(dir, "gpu")) && under(rel, "transport") && rel != "transport/burst"
 		},
 		why: "attest, settle and gpu never import transport (the RA-TLS certificate format is attest/ratls)",
+	},
+	{
+		forbids: func(mod, dir, imp string) bool { return under(dir, "transport/burst") && modRel(mod, imp) != "" },
+		why:     "transport/burst imports nothing of the module: attest, settle and gpu may import it",
 	},
 	{
 		// The simulator builds on attest, like go-tdx-guest's testing package on verify: real
@@ -195,6 +201,10 @@ func TestLayoutRules(t *testing.T) {
 		"attestcmd imports transport":           {dir: "attest/attestcmd", imp: mod + "/transport", wantBad: true},
 		"settle imports transport":              {dir: "settle/ledger", imp: mod + "/transport/wire", wantBad: true},
 		"gpu imports transport":                 {dir: "gpu/builtin", imp: mod + "/transport", wantBad: true},
+		"gpu imports transport/burst":           {dir: "gpu", imp: mod + "/transport/burst"},
+		"gpu imports transport/burstx":          {dir: "gpu", imp: mod + "/transport/burstx", wantBad: true},
+		"transport/burst imports the module":    {dir: "transport/burst", imp: mod + "/transport/wire", wantBad: true},
+		"transport/burst imports sync":          {dir: "transport/burst", imp: "sync"},
 		"transport imports attest":              {dir: "transport", imp: mod + "/attest"},
 		"attest imports transporter":            {dir: "attest", imp: mod + "/transporter"},
 		"attest imports the simulator":          {dir: "attest", imp: mod + "/attest/sim", wantBad: true},

@@ -10,6 +10,8 @@
 // Only once a read filled what its caller asked for, though: data that comes a little at a time
 // (tokens as an engine spaces them) is read straight into the caller's buffer, which costs one
 // read as before, where the wait and the pooled read would cost two.
+//
+// It imports nothing of cocoon, so that gpu (the engine's connections) uses it as transport does.
 package burst
 
 import "sync"
