@@ -143,9 +143,10 @@ func summarize(parts []*report) []summaryRow {
 	}
 	if s := byName[partStreams]; s != nil && s.Streams != nil {
 		for _, name := range []string{"proxy", "client", "worker"} {
-			got := role(s, name).KiBPerStream
+			rs := role(s, name)
+			got := rs.KiBPerStream
 			add(summaryRow{Figure: fmt.Sprintf("memory per open idle stream (%d streams): %s", s.Streams.Opened, name),
-				Got: fmt.Sprintf("%.1f KiB", got), Before: "24–46 KiB", Goal: fmt.Sprintf("≤ %g KiB", targetStreamKiB)}, got <= targetStreamKiB)
+				Got: fmt.Sprintf("%.1f KiB (stacks %.1f, heap objects %.1f)", got, rs.StackKiBPerStream, rs.HeapKiBPerStream), Before: "24–46 KiB", Goal: fmt.Sprintf("≤ %g KiB", targetStreamKiB)}, got <= targetStreamKiB)
 		}
 	}
 	if h := byName[partHandshake]; h != nil && h.Handshakes != nil {

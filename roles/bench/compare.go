@@ -115,6 +115,8 @@ func figureRows(a, b *report) []compareRow {
 		add("CPU per chunk: "+name, "%.1f µs", func(r *report) float64 { return role(r).CPUUsPerChunk })
 		add("RSS under load: "+name, "%.1f MB", func(r *report) float64 { return role(r).LoadRSSMB })
 		add("memory per open stream: "+name, "%.1f KiB", func(r *report) float64 { return role(r).KiBPerStream })
+		add("stacks per open stream: "+name, "%.1f KiB", func(r *report) float64 { return role(r).StackKiBPerStream })
+		add("heap objects per open stream: "+name, "%.1f KiB", func(r *report) float64 { return role(r).HeapKiBPerStream })
 	}
 	handshakes := func(r *report, clients bool) handshakeStats {
 		h := r.Handshakes

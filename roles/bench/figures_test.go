@@ -75,7 +75,8 @@ func TestSummarize(t *testing.T) {
 		{Part: partPayments, Path: &targetStats{RPS: 500}, Ratio: 0.5, Roles: roles(0.3, 0, 0, 0)},
 		{Part: partPlaintext, PathOne: &targetStats{}, AddedTTFCP50MsOne: 0.5, Roles: roles(0.2, 3, 0, 0)},
 		{Part: partTokens, Concurrency: 300, Tokens: &tokensStats{DelayMs: 20, AddedGapP50Ms: 0.1, AddedGapP99Ms: 3}, Roles: roles(0, 7, 0, 0)},
-		{Part: partStreams, Streams: &streamsStats{Opened: 2000}, Roles: roles(0, 0, 0, 12)},
+		{Part: partStreams, Streams: &streamsStats{Opened: 2000}, Roles: map[string]*roleStats{
+			"client": {KiBPerStream: 30}, "proxy": {KiBPerStream: 12}, "worker": {KiBPerStream: 12, StackKiBPerStream: 8, HeapKiBPerStream: 3.5}}},
 		{Part: partHandshake, Handshakes: &handshakeStats{PerS: 400, Clients: &handshakeStats{PerS: 700, ProxyCPUMsPer: 1.25}}},
 	}
 	rows := summarize(parts)
@@ -99,6 +100,8 @@ func TestSummarize(t *testing.T) {
 	assert.True(met("CPU per relayed chunk, 300 streams at 20 ms per token: proxy"))
 	assert.False(met("added inter-chunk delay p99, tokens"))
 	assert.True(met("memory per open idle stream (2000 streams): worker"))
+	assert.False(met("memory per open idle stream (2000 streams): client"))
+	assert.Equal("12.0 KiB (stacks 8.0, heap objects 3.5)", byFigure["memory per open idle stream (2000 streams): worker"].Got)
 	assert.False(met("full attested handshakes per second, one proxy"))
 	assert.Equal("700/s (1.25 ms proxy CPU each)", byFigure["client handshakes per second, one proxy (no quote)"].Got)
 	assert.Equal("0.300 ms on, 0.200 off (+0.100)", byFigure["payments on vs off: CPU per request, proxy"].Got)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cocoon-network/cocoon/roles/internal/poll"
@@ -25,18 +26,23 @@ func TestGCOnSignal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "role.gc")
 	stop, err := GCOnSignal(path, "")
 	require.NoError(t, err)
-	count := func(want string) {
+	count := func(want int) {
 		t.Helper()
 		require.NoError(t, poll.Until(context.Background(), 10*time.Second, nil, func() error {
-			b, err := os.ReadFile(path)
-			if err == nil && string(b) != want {
-				err = fmt.Errorf("count %q, want %q", b, want)
+			r, err := readGCReport(path)
+			if err == nil && r.count != want {
+				err = fmt.Errorf("count %d, want %d", r.count, want)
 			}
 			return err
 		}))
+		// With the count come the memory classes the bench splits memory per stream by.
+		r, err := readGCReport(path)
+		require.NoError(t, err)
+		assert.NotZero(t, r.classes[classStacks])
+		assert.NotZero(t, r.classes[classObjects])
 	}
-	count("0")
-	for _, want := range []string{"1", "2"} {
+	count(0)
+	for _, want := range []int{1, 2} {
 		require.NoError(t, syscall.Kill(os.Getpid(), gcSignal))
 		count(want)
 	}
@@ -58,9 +64,9 @@ func TestGCOnSignalProfiles(t *testing.T) {
 	defer stop()
 	require.NoError(t, syscall.Kill(os.Getpid(), gcSignal))
 	require.NoError(t, poll.Until(context.Background(), 10*time.Second, nil, func() error {
-		b, err := os.ReadFile(path)
-		if err == nil && string(b) != "1" {
-			err = fmt.Errorf("count %q, want 1", b)
+		r, err := readGCReport(path)
+		if err == nil && r.count != 1 {
+			err = fmt.Errorf("count %d, want 1", r.count)
 		}
 		return err
 	}))
@@ -74,4 +80,12 @@ func TestGCOnSignalProfiles(t *testing.T) {
 		require.NoError(t, err, kind)
 		require.NotEmpty(t, b, kind)
 	}
+}
+
+func readGCReport(path string) (gcReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return gcReport{}, err
+	}
+	return parseGCReport(b)
 }

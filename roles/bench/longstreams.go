@@ -46,9 +46,10 @@ func runLongStreams(ctx context.Context, o *Options, n *network, rep *report) er
 	if err := n.collectGarbage(ctx); err != nil {
 		return err
 	}
+	idleMem := map[string]map[string]uint64{}
 	for _, p := range n.procs {
 		rss, _, _ := procMem(p.pid())
-		idle[p.name] = rss
+		idle[p.name], idleMem[p.name] = rss, p.mem
 		rep.Roles[p.name] = &roleStats{PID: p.pid(), IdleRSSMB: mib(rss)}
 	}
 	eng.Configure(func(c *scripted.Config) { c.Stall, c.StallAfter = true, 1 })
@@ -156,9 +157,10 @@ wait:
 	if err := n.collectGarbage(ctx); err != nil {
 		return err
 	}
-	kept := map[string]int64{}
+	kept, keptMem := map[string]int64{}, map[string]map[string]uint64{}
 	for _, p := range n.procs {
 		kept[p.name], _, _ = procMem(p.pid())
+		keptMem[p.name] = p.mem
 	}
 	st.HeldS = time.Since(held).Seconds()
 	stillOpen := int(opened.Load())
@@ -192,6 +194,10 @@ wait:
 		if stillOpen > 0 {
 			rs.KiBPerStream = float64(kept[name]-idle[name]) / 1024 / float64(stillOpen)
 			rs.KiBPerStreamRaw = float64(open[name]-idleRaw[name]) / 1024 / float64(stillOpen)
+			perStream := func(class string) float64 {
+				return (float64(keptMem[name][class]) - float64(idleMem[name][class])) / 1024 / float64(stillOpen)
+			}
+			rs.StackKiBPerStream, rs.HeapKiBPerStream = perStream(classStacks), perStream(classObjects)
 		}
 		total += rs.KiBPerStream
 		rep.check(name+" memory per open stream", fmt.Sprintf("≤ %g KiB", targetStreamKiB), rs.KiBPerStream, " KiB", rs.KiBPerStream <= targetStreamKiB)
@@ -205,7 +211,7 @@ wait:
 	if st.Wanted > 0 {
 		rep.Path.ErrorRate = float64(st.Errors) / float64(st.Wanted)
 	}
-	rep.Notes = append(rep.Notes, "memory per stream = (RSS with the streams open − RSS idle) ÷ streams, both taken after each role collected its garbage and returned the freed pages; before collection: (highest RSS while held − RSS idle) ÷ streams")
+	rep.Notes = append(rep.Notes, "memory per stream = (RSS with the streams open − RSS idle) ÷ streams, both taken after each role collected its garbage and returned the freed pages; before collection: (highest RSS while held − RSS idle) ÷ streams; of which stacks and heap objects: the same difference of the runtime's /memory/classes/heap/stacks and /memory/classes/heap/objects")
 	if err != nil {
 		return fmt.Errorf("bench: long-streams: after release: %w", err)
 	}

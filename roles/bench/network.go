@@ -64,6 +64,8 @@ type roleProc struct {
 	done   chan struct{}
 	gcFile string // where the role counts the collections it was asked for (GCOnSignal); "": none
 	gcs    int    // collections asked for so far
+	// mem is the role's memory classes after the last collection it was asked for.
+	mem map[string]uint64
 }
 
 func (p *roleProc) pid() int { return p.cmd.Process.Pid }
@@ -149,9 +151,12 @@ func (n *network) collectGarbage(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if got, _ := strconv.Atoi(string(b)); got < p.gcs {
-				return fmt.Errorf("%s collected garbage %d times of %d", p.name, got, p.gcs)
+			// A count below the one asked for is a file not yet written, or being written.
+			r, err := parseGCReport(b)
+			if err != nil || r.count < p.gcs {
+				return fmt.Errorf("%s collected garbage %d times of %d", p.name, r.count, p.gcs)
 			}
+			p.mem = r.classes
 			return nil
 		})
 		if err != nil {

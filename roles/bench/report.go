@@ -120,6 +120,10 @@ type roleStats struct {
 	KiBPerStream float64 `json:"kib_per_stream,omitempty"`
 	// KiBPerStreamRaw is KiBPerStream from samples that also count garbage not yet collected.
 	KiBPerStreamRaw float64 `json:"kib_per_stream_before_gc,omitempty"`
+	// StackKiBPerStream and HeapKiBPerStream split KiBPerStream by the runtime's memory classes:
+	// goroutine stacks, and live heap objects.
+	StackKiBPerStream float64 `json:"stack_kib_per_stream,omitempty"`
+	HeapKiBPerStream  float64 `json:"heap_kib_per_stream,omitempty"`
 }
 
 type streamsStats struct {
@@ -318,7 +322,7 @@ func (r *report) print(w io.Writer) {
 	if len(r.Roles) > 0 {
 		fmt.Fprintln(w)
 		if r.Streams != nil {
-			fmt.Fprintln(tw, "role\tpid\tidle RSS MB\tRSS with streams open MB\tKiB per open stream\tbefore GC\tpeak RSS MB\t")
+			fmt.Fprintln(tw, "role\tpid\tidle RSS MB\tRSS with streams open MB\tKiB per open stream\tbefore GC\tof which stacks\theap objects\tpeak RSS MB\t")
 		} else {
 			fmt.Fprintln(tw, "role\tpid\tCPU ms/req\tCPU µs/chunk\tCPU ms/req proxy_path\tCPU ms/req new conns\tcores\tstart RSS MB\tRSS under load MB\tof which anon MB\tpeak RSS MB\t")
 		}
@@ -327,7 +331,8 @@ func (r *report) print(w io.Writer) {
 			switch {
 			case rs == nil:
 			case r.Streams != nil:
-				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.IdleRSSMB, rs.OpenRSSMB, rs.KiBPerStream, rs.KiBPerStreamRaw, rs.PeakRSSMB)
+				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.IdleRSSMB, rs.OpenRSSMB, rs.KiBPerStream, rs.KiBPerStreamRaw,
+					rs.StackKiBPerStream, rs.HeapKiBPerStream, rs.PeakRSSMB)
 			default:
 				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.1f\t%.3f\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, rs.PID, rs.CPUSPerReq*1000, rs.CPUUsPerChunk,
 					rs.CPUSPerReqProxyPath*1000, rs.CPUSPerReqFresh*1000, rs.CPUCores, rs.StartRSSMB, rs.LoadRSSMB, rs.LoadAnonMB, rs.PeakRSSMB)
