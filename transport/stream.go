@@ -325,20 +325,36 @@ func (s *Stream) RecvFrame() (wire.Type, []byte, error) {
 	if s.first.CompareAndSwap(firstAwaited, firstDone) {
 		s.firstTimer.Stop()
 	} else if s.first.Load() == firstLate {
-		return 0, nil, fmt.Errorf("%w: not whole within %v", ErrFirstFrameTimeout, s.lim.firstFrame)
+		return 0, nil, s.lateFirstFrame()
 	}
 	if err != nil {
-		s.doneWith(usedRecv) // the end of the stream, or an error that ends it
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			s.lim.refused(s.lim.frameLimit).Int64("stream", s.ID()).Err(err).
-				Msg("reset a stream whose frame is over the size limit")
-			s.Cancel(wire.CodeFrameTooLarge)
-		} else if errors.Is(err, wire.ErrMalformedFrame) {
-			s.Cancel(wire.CodeProtocol)
-		}
-		return 0, nil, err
+		return 0, nil, s.recvFailed(err)
 	}
 	return t, payload, nil
+}
+
+// lateFirstFrame and recvFailed are calls of their own, kept out of RecvFrame, which stays on the
+// stack of every goroutine that waits for a frame: their temporaries would double its frame.
+//
+//go:noinline
+func (s *Stream) lateFirstFrame() error {
+	return fmt.Errorf("%w: not whole within %v", ErrFirstFrameTimeout, s.lim.firstFrame)
+}
+
+// recvFailed ends the stream's receiving side after the frame reader's error err, resetting the
+// stream when the peer broke the framing, and returns err.
+//
+//go:noinline
+func (s *Stream) recvFailed(err error) error {
+	s.doneWith(usedRecv) // the end of the stream, or an error that ends it
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		s.lim.refused(s.lim.frameLimit).Int64("stream", s.ID()).Err(err).
+			Msg("reset a stream whose frame is over the size limit")
+		s.Cancel(wire.CodeFrameTooLarge)
+	} else if errors.Is(err, wire.ErrMalformedFrame) {
+		s.Cancel(wire.CodeProtocol)
+	}
+	return err
 }
 
 // CloseSend ends our side of the stream cleanly, after any frames still waiting to be written;

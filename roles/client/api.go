@@ -43,15 +43,28 @@ func (c *Client) auth(h http.Handler) http.Handler {
 	}
 	want := []byte("Bearer " + c.cfg.APIToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			c.stats.outcome("unauthorized")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cocoon"`)
-			writeError(w, newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
-				"missing or invalid API token: send Authorization: Bearer <token>"))
-			return
+		if c.authorized(w, r, want) {
+			h.ServeHTTP(w, r)
 		}
-		h.ServeHTTP(w, r)
 	})
+}
+
+// authorized reports whether r carries the bearer token want, and refuses it if not.
+//
+// The checks of every middleware are calls of their own, never inlined into the closure that
+// calls the next handler: that closure stays on the stack while an answer streams, and a small
+// frame lets the collector halve the goroutine's stack (see attempt).
+//
+//go:noinline
+func (c *Client) authorized(w http.ResponseWriter, r *http.Request, want []byte) bool {
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1 {
+		return true
+	}
+	c.stats.outcome("unauthorized")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="cocoon"`)
+	writeError(w, newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+		"missing or invalid API token: send Authorization: Bearer <token>"))
+	return false
 }
 
 // request is what the client needs to know of an OpenAI request; the body itself goes on untouched.
@@ -134,71 +147,107 @@ func newRequestID() string { return "req_" + strings.ToLower(rand.Text()[:20]) }
 
 func (c *Client) completionHandler(k kind) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			c.stats.outcome("bad_request")
-			writeError(w, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
-				"use POST"))
-			return
+		if c.completionAllowed(w, r, k) {
+			c.serveCompletion(w, r, k)
 		}
-		if ct := r.Header.Get("Content-Type"); k == kindTranscription && !formBody(ct) {
-			c.stats.outcome("bad_request")
-			writeError(w, errFormContentType(ct))
-			return
-		} else if k != kindTranscription && !jsonBody(ct) {
-			c.stats.outcome("bad_request")
-			writeError(w, errContentType(ct))
-			return
-		}
-		c.serveCompletion(w, r, k)
 	})
+}
+
+// completionAllowed refuses a request of kind k with the wrong method or content type.
+//
+//go:noinline
+func (c *Client) completionAllowed(w http.ResponseWriter, r *http.Request, k kind) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		c.stats.outcome("bad_request")
+		writeError(w, newError(http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
+			"use POST"))
+		return false
+	}
+	if ct := r.Header.Get("Content-Type"); k == kindTranscription && !formBody(ct) {
+		c.stats.outcome("bad_request")
+		writeError(w, errFormContentType(ct))
+		return false
+	} else if k != kindTranscription && !jsonBody(ct) {
+		c.stats.outcome("bad_request")
+		writeError(w, errContentType(ct))
+		return false
+	}
+	return true
 }
 
 func (c *Client) serveCompletion(w http.ResponseWriter, r *http.Request, k kind) {
 	x := &call{c: c, w: w, id: requestID(w, r), kind: k, start: time.Now()}
 	c.stats.begin()
-	defer c.finish(x)
-
-	body, held, apiErr := c.readBody(w, r)
-	defer c.bodies.give(held)
-	x.reqBytes = len(body)
-	if apiErr != nil {
+	defer x.end()
+	var apiErr *apiError
+	if x.bodyHeld, apiErr = c.takeRequest(x, r); apiErr != nil {
 		x.fail(apiErr)
 		return
 	}
+	x.run(x.limit(r))
+}
+
+// limit gives the request its deadline, and returns the context that carries it. It is a call of
+// its own so that its temporaries are off the stack while the answer streams (see attempt).
+//
+//go:noinline
+func (x *call) limit(r *http.Request) context.Context {
+	ctx, cancel := context.WithTimeoutCause(r.Context(), x.c.cfg.RequestTimeout, errRequestTimeout)
+	x.cancel = cancel
+	x.deadline, _ = ctx.Deadline()
+	x.rc = http.NewResponseController(x.w)
+	// An app that stops reading must not hold the handler past the request's own deadline; the
+	// grace lets the timeout error itself still be written.
+	_ = x.rc.SetWriteDeadline(x.deadline.Add(5 * time.Second))
+	return ctx
+}
+
+// end releases what the request held once its answer is over, and counts it. It is the one
+// deferred call of serveCompletion, whose frame stays on the stack while the answer streams (see
+// attempt).
+func (x *call) end() {
+	if x.rc != nil {
+		// net/http does not reset deadlines between requests on a kept-alive connection.
+		_ = x.rc.SetWriteDeadline(time.Time{})
+	}
+	if x.cancel != nil {
+		x.cancel()
+	}
+	x.c.bodies.give(x.bodyHeld)
+	x.c.finish(x)
+}
+
+// takeRequest reads and checks the request, and decides its facts into x. held is what its body
+// takes of c.bodies, which the caller gives back once done with the request. It is a call of its
+// own so that its locals are off the stack while the answer streams (see attempt).
+func (c *Client) takeRequest(x *call, r *http.Request) (held int64, apiErr *apiError) {
+	body, held, apiErr := c.readBody(x.w, r)
+	x.reqBytes = len(body)
+	if apiErr != nil {
+		return held, apiErr
+	}
 	var req request
-	if k == kindTranscription {
+	if x.kind == kindTranscription {
 		// The form goes on written again, its boundary on its first line (gpu.Form.Encode).
 		req, body, apiErr = parseTranscription(body, r.Header.Get("Content-Type"))
 	} else {
-		req, apiErr = parseRequest(k, body)
+		req, apiErr = parseRequest(x.kind, body)
 	}
 	if apiErr != nil {
-		x.fail(apiErr)
-		return
+		return held, apiErr
 	}
-	lim, err := bounds.OfKind(k, body, "")
+	lim, err := bounds.OfKind(x.kind, body, "")
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), gpu.ErrBadRequest.Error()+": ")
 		e := errBadRequest("request body: " + msg)
 		if f, _, _ := strings.Cut(msg, " "); boundsParams[strings.TrimSuffix(f, ":")] {
 			e.param = strings.TrimSuffix(f, ":")
 		}
-		x.fail(e)
-		return
+		return held, e
 	}
 	x.body, x.model, x.stream, x.includeUsage, x.bounds = body, req.model, req.stream, req.includeUsage, lim
-
-	ctx, cancel := context.WithTimeoutCause(r.Context(), c.cfg.RequestTimeout, errRequestTimeout)
-	defer cancel()
-	x.deadline, _ = ctx.Deadline()
-	rc := http.NewResponseController(w)
-	// An app that stops reading must not hold the handler past the request's own deadline; the
-	// grace lets the timeout error itself still be written.
-	_ = rc.SetWriteDeadline(x.deadline.Add(5 * time.Second))
-	// net/http does not reset deadlines between requests on a kept-alive connection.
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-	x.run(ctx)
+	return held, nil
 }
 
 // readBody reads the request body within the body limit, the body budget and the body deadline.

@@ -54,6 +54,14 @@ func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 	return &FrameReader{r: r, max: maxSize}
 }
 
+// errTooLarge is a call of its own: Next stays on the stack of every goroutine that waits for a
+// frame, and the formatting's temporaries would make its frame twice as large.
+//
+//go:noinline
+func errTooLarge(n uint32, limit int) error {
+	return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
+}
+
 // Next reads one frame. The payload is valid until the next call. At a clean end of stream between
 // frames it returns io.EOF; inside a frame, io.ErrUnexpectedEOF.
 func (f *FrameReader) Next() (Type, []byte, error) {
@@ -65,9 +73,20 @@ func (f *FrameReader) Next() (Type, []byte, error) {
 		return 0, nil, ErrMalformedFrame
 	}
 	if uint64(n) > uint64(f.max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, f.max)
+		return 0, nil, errTooLarge(n, f.max)
 	}
-	size := int(n) - 1
+	if err := f.payload(int(n) - 1); err != nil {
+		return 0, nil, err
+	}
+	return Type(f.hdr[4]), f.buf, nil
+}
+
+// payload reads the size bytes after a frame's header into f.buf, growing it as FrameReader says.
+// It is a call of its own: Next waits for the header on the stack of every goroutine that reads
+// frames, and the loop's temporaries would double its frame.
+//
+//go:noinline
+func (f *FrameReader) payload(size int) error {
 	f.buf = f.buf[:0]
 	for len(f.buf) < size {
 		step := min(size-len(f.buf), max(firstChunk, min(len(f.buf), maxChunk)))
@@ -78,8 +97,8 @@ func (f *FrameReader) Next() (Type, []byte, error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, nil, err
+			return err
 		}
 	}
-	return Type(f.hdr[4]), f.buf, nil
+	return nil
 }
